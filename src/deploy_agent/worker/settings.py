@@ -1,0 +1,40 @@
+"""Worker settings, read from ``DEPLOY_AGENT_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a worker (and a publisher) needs to know. Defaults suit a local machine."""
+
+    model_config = SettingsConfigDict(env_prefix="DEPLOY_AGENT_", extra="ignore")
+
+    broker_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker (Redis) URL.")
+    result_backend: str = Field("redis://127.0.0.1:6379/1", description="Celery result backend URL.")
+    state_redis_url: str = Field(
+        "redis://127.0.0.1:6379/2", description="Redis for deployment state, events and locks."
+    )
+    queue: str = Field("deploy", description="The Celery queue the worker consumes.")
+    aws_region: str = Field("us-east-1", description="Default AWS region when a message names none.")
+    build_root: Path = Field(Path("."), description="Build contexts must lie under this directory.")
+    registry_override: str | None = Field(
+        None,
+        description="Push to this registry host instead of ECR's registry host (the sandbox registry, "
+        "e.g. 127.0.0.1:5000). Task definitions still name the ECR host.",
+    )
+    poll_interval_seconds: float = Field(5.0, gt=0, description="How often a waiting stage checks AWS.")
+    health_interval_default_seconds: float = Field(
+        5.0, gt=0, description="Default interval between health checks when the message gives none."
+    )
+    default_timeout_seconds: int = Field(1800, gt=0, description="Deployment deadline when none is given.")
+    visibility_timeout_seconds: int = Field(
+        7200, gt=0, description="Redis visibility timeout; kept above the longest task time limit."
+    )
+    task_time_limit_seconds: int = Field(3600, gt=0, description="Hard time limit of one stage run.")
+    keep_images: int = Field(3, ge=0, description="Local images of a repository kept after a build.")
+    event_history: int = Field(500, gt=0, description="Progress events kept per deployment.")
+    result_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long results and state are kept.")
