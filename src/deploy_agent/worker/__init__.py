@@ -1,0 +1,1 @@
+"""The worker: Celery app, settings, logging, signals and the metrics endpoint."""

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
         7200, gt=0, description="Redis visibility timeout; kept above the longest task time limit."
     )
     task_time_limit_seconds: int = Field(3600, gt=0, description="Hard time limit of one stage run.")
+    lock_ttl_seconds: int = Field(
+        600, gt=0, description="Per-service lock TTL; a live deployment extends it, a crashed one lets it expire."
+    )
+    lock_wait_seconds: float = Field(2.0, gt=0, description="How often a queued deployment checks the lock.")
+    rollback_timeout_seconds: int = Field(900, gt=0, description="How long a rollback may take to settle.")
     keep_images: int = Field(3, ge=0, description="Local images of a repository kept after a build.")
     event_history: int = Field(500, gt=0, description="Progress events kept per deployment.")
     result_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long results and state are kept.")

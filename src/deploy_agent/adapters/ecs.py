@@ -1,0 +1,164 @@
+"""ECS: one method per AWS call, each returning plain dicts (boto3's shapes, metadata removed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from deploy_agent.adapters.aws import AwsClients, call
+from deploy_agent.core.errors import AwsNotFound
+
+#: DescribeServices takes at most 10 names per call, DescribeTasks at most 100 ARNs.
+_SERVICES_PER_CALL = 10
+_TASKS_PER_CALL = 100
+
+
+def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+class EcsApi:
+    """The ECS calls of the pipeline. Task definitions are always named by full ARN when deploying."""
+
+    def __init__(self, clients: AwsClients) -> None:
+        self._clients = clients
+
+    def describe_service(self, cluster: str, service: str) -> dict[str, Any]:
+        """Return the service; raise ``AwsNotFound`` when it is missing or INACTIVE (deleted)."""
+        response = call(self._clients.ecs.describe_services, cluster=cluster, services=[service])
+        services = response.get("services", [])
+        if not services:
+            reasons = ", ".join(str(f.get("reason", "?")) for f in response.get("failures", [])) or "MISSING"
+            raise AwsNotFound(
+                f"ECS service {service} not found in cluster {cluster} ({reasons})",
+                service="ecs",
+                operation="DescribeServices",
+                code=reasons,
+            )
+        found: dict[str, Any] = dict(services[0])
+        if found.get("status") == "INACTIVE":
+            raise AwsNotFound(
+                f"ECS service {service} in cluster {cluster} is INACTIVE (deleted)",
+                service="ecs",
+                operation="DescribeServices",
+                code="INACTIVE",
+            )
+        return found
+
+    def describe_services(self, cluster: str, names: list[str]) -> dict[str, dict[str, Any]]:
+        """Return ``{serviceName: service}`` for the names that exist, in batches of 10 per call.
+
+        Missing names are absent from the result; INACTIVE services are present (check ``status``).
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for batch in _batches(names, _SERVICES_PER_CALL):
+            response = call(self._clients.ecs.describe_services, cluster=cluster, services=batch)
+            for service in response.get("services", []):
+                found[service["serviceName"]] = dict(service)
+        return found
+
+    def describe_task_definition(self, task_definition: str) -> dict[str, Any]:
+        """Return ``{"taskDefinition": {...}, "tags": [...]}`` for a family, ``family:revision`` or ARN."""
+        response = call(
+            self._clients.ecs.describe_task_definition, taskDefinition=task_definition, include=["TAGS"]
+        )
+        return {"taskDefinition": dict(response["taskDefinition"]), "tags": list(response.get("tags", []))}
+
+    def register_task_definition(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """Return the new revision's ``taskDefinition`` (its ``taskDefinitionArn`` names it)."""
+        response = call(self._clients.ecs.register_task_definition, **kwargs)
+        return dict(response["taskDefinition"])
+
+    def update_service(
+        self,
+        cluster: str,
+        service: str,
+        task_definition_arn: str,
+        desired_count: int | None = None,
+        maximum_percent: int | None = None,
+        minimum_healthy_percent: int | None = None,
+        circuit_breaker: bool = True,
+        circuit_breaker_rollback: bool = False,
+    ) -> dict[str, Any]:
+        """Return the service after pointing it at ``task_definition_arn`` with the given rollout settings.
+
+        ``desired_count=None`` keeps the service's count. A full ARN is required: moto stores the
+        string verbatim, and an ARN is the only name that cannot drift to another revision.
+        """
+        if not task_definition_arn.startswith("arn:"):
+            raise ValueError(f"update_service needs a task definition ARN, got {task_definition_arn!r}")
+        deployment_configuration: dict[str, Any] = {
+            "deploymentCircuitBreaker": {"enable": circuit_breaker, "rollback": circuit_breaker_rollback}
+        }
+        if maximum_percent is not None:
+            deployment_configuration["maximumPercent"] = maximum_percent
+        if minimum_healthy_percent is not None:
+            deployment_configuration["minimumHealthyPercent"] = minimum_healthy_percent
+        kwargs: dict[str, Any] = {
+            "cluster": cluster,
+            "service": service,
+            "taskDefinition": task_definition_arn,
+            "deploymentConfiguration": deployment_configuration,
+        }
+        if desired_count is not None:
+            kwargs["desiredCount"] = desired_count
+        response = call(self._clients.ecs.update_service, **kwargs)
+        return dict(response["service"])
+
+    def describe_tasks(self, cluster: str, arns: Sequence[str]) -> list[dict[str, Any]]:
+        """Return the tasks, in batches of 100 ARNs per call (none for no ARNs)."""
+        tasks: list[dict[str, Any]] = []
+        for batch in _batches(arns, _TASKS_PER_CALL):
+            response = call(self._clients.ecs.describe_tasks, cluster=cluster, tasks=batch)
+            tasks.extend(dict(task) for task in response.get("tasks", []))
+        return tasks
+
+    def list_stopped_tasks(
+        self, cluster: str, service: str, started_after: datetime | None = None, limit: int = 20
+    ) -> list[dict[str, Any]]:
+        """Return up to ``limit`` described STOPPED tasks of the service, most recently stopped first.
+
+        Tasks are matched on ``group == "service:<name>"`` as well as the ``serviceName`` filter,
+        because moto ignores that filter. With ``started_after``, tasks that started (or, lacking
+        ``startedAt``, were created) before it are left out; tasks with neither time are kept.
+        """
+        group = f"service:{service}"
+        ecs = self._clients.ecs
+        matched: list[dict[str, Any]] = []
+        token: str | None = None
+        while len(matched) < limit:
+            kwargs: dict[str, Any] = {"cluster": cluster, "serviceName": service, "desiredStatus": "STOPPED"}
+            if token:
+                kwargs["nextToken"] = token
+            page = call(ecs.list_tasks, **kwargs)
+            for task in self.describe_tasks(cluster, page.get("taskArns", [])):
+                if task.get("group") == group and _started_after(task, started_after):
+                    matched.append(task)
+            token = page.get("nextToken")
+            if not token:
+                break
+        matched.sort(key=_stopped_sort_key, reverse=True)
+        return matched[:limit]
+
+
+def _started_after(task: dict[str, Any], moment: datetime | None) -> bool:
+    if moment is None:
+        return True
+    started = task.get("startedAt") or task.get("createdAt")
+    if not isinstance(started, datetime):
+        return True
+    return _as_utc(started) >= _as_utc(moment)
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # boto3 gives aware times; a naive one from a caller is taken to be UTC
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _stopped_sort_key(task: dict[str, Any]) -> float:
+    stopped = (
+        task.get("stoppedAt") or task.get("stoppingAt") or task.get("startedAt") or task.get("createdAt")
+    )
+    return stopped.timestamp() if isinstance(stopped, datetime) else 0.0

@@ -1,0 +1,156 @@
+"""``deploy-agent``: run a worker, publish a deployment and follow it, read a status, print the schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _cmd_schema(_: argparse.Namespace) -> int:
+    from deploy_agent.models import request_json_schema
+
+    print(json.dumps(request_json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(args.metrics_dir)))
+    from deploy_agent.worker.signals import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(metrics_dir)
+    if args.metrics_port is not None:
+        os.environ["DEPLOY_AGENT_METRICS_PORT"] = str(args.metrics_port)
+    from deploy_agent.worker.app import app
+    from deploy_agent.worker.settings import Settings
+
+    argv = [
+        "worker",
+        "-Q",
+        Settings().queue,
+        "--concurrency",
+        str(args.concurrency),
+        "--loglevel",
+        args.loglevel,
+        "--hostname",
+        args.hostname,
+        "-E",
+    ]
+    app.worker_main(argv)
+    return 0
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from deploy_agent.worker.app import app
+
+    payload = json.loads(Path(args.file).read_text()) if args.file != "-" else json.load(sys.stdin)
+    result = app.send_task("deploy_agent.deploy", kwargs={"request": payload})
+    deployment_id = payload.get("deployment_id") or payload.get("deploymentId")
+    print(json.dumps({"task_id": result.id, "deployment_id": deployment_id}))
+    if not args.wait:
+        return 0
+    final = _follow(result, deployment_id, args.timeout)
+    print(json.dumps(final, indent=2))
+    return 0 if final.get("outcome") == "succeeded" else 1
+
+
+def _follow(async_result: Any, deployment_id: str | None, timeout: float) -> dict[str, Any]:
+    """Print each progress event as it happens until the final result arrives."""
+    from deploy_agent.tasks.runtime import get_runtime
+
+    store = get_runtime().store
+    seen = 0
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if deployment_id:
+            for event in store.events(deployment_id, seen):
+                seen += 1
+                print(_format_event(event), file=sys.stderr)
+        if async_result.ready():
+            final: dict[str, Any] = async_result.get(timeout=5)
+            if deployment_id:
+                for event in store.events(deployment_id, seen):
+                    print(_format_event(event), file=sys.stderr)
+            return final
+        time.sleep(0.2)
+    raise SystemExit(f"no result within {timeout:.0f} s")
+
+
+def _format_event(event: dict[str, Any]) -> str:
+    skip = {"at", "deployment_id", "event", "stage"}
+    details = " ".join(f"{k}={v}" for k, v in event.items() if k not in skip and v is not None)
+    stage = event.get("stage") or "-"
+    return f"{event.get('at', '')[11:23]} {stage:<12} {event.get('event')} {details}".rstrip()
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from deploy_agent.tasks.runtime import get_runtime
+
+    store = get_runtime().store
+    result = store.result(args.deployment_id)
+    state = store.load(args.deployment_id)
+    if state is None and result is None:
+        print(f"unknown deployment {args.deployment_id}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({"result": result, "events": store.events(args.deployment_id)}, indent=2))
+        return 0
+    for event in store.events(args.deployment_id):
+        print(_format_event(event))
+    if result is not None:
+        print(f"outcome: {result['outcome']}")
+    else:
+        print(f"phase: {(state or {}).get('phase')}")
+    return 0
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from deploy_agent.sandbox.__main__ import main as sandbox_main
+
+    return sandbox_main(args.rest)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="deploy-agent", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("worker", help="run a Celery worker consuming the deploy queue")
+    p.add_argument("--concurrency", "-c", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--loglevel", default="INFO")
+    p.add_argument("--hostname", default="deploy-agent@%h")
+    p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    p.add_argument("--metrics-dir", type=Path, default=Path("/tmp/deploy-agent-metrics"))
+    p.set_defaults(func=_cmd_worker)
+
+    p = sub.add_parser("submit", help="publish a DeployToECSTask message (JSON file, or - for stdin)")
+    p.add_argument("file")
+    p.add_argument("--wait", action="store_true", help="follow the deployment; exit 1 unless it succeeded")
+    p.add_argument("--timeout", type=float, default=3600)
+    p.set_defaults(func=_cmd_submit)
+
+    p = sub.add_parser("status", help="show a deployment's events and outcome")
+    p.add_argument("deployment_id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of DeployToECSTask")
+    p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("sandbox", help="run the local sandbox (moto, ECS scheduler, load balancer, registry)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_sandbox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

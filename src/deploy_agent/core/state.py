@@ -1,0 +1,103 @@
+"""The pipeline's durable state: one JSON document per deployment, kept in Redis.
+
+Every stage loads it, advances it and saves it back. Anything that must be undone after a crash
+(the phase, the previous task definition, the ECS deployment we started) is written here before
+the AWS call that creates it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from deploy_agent.core.outcome import Failure, Phase, Trigger
+
+
+class StageState(BaseModel):
+    name: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str = "running"  # running | succeeded | failed | skipped
+    detail: str | None = None
+
+
+class ProbeState(BaseModel):
+    ok: bool
+    status: int | None = None
+    latency_ms: float = 0.0
+    error: str | None = None
+
+
+class FailureState(BaseModel):
+    type: str
+    message: str
+    trigger: Trigger
+
+    def as_failure(self) -> Failure:
+        return Failure(self.type, self.message, self.trigger)
+
+
+class PipelineState(BaseModel):
+    """Where one deployment stands. Only the holder of the service lock writes it."""
+
+    deployment_id: str
+    request: dict[str, Any]
+    strategy: str
+    cluster: str
+    service: str
+    region: str
+    phase: Phase = Phase.ACCEPTED
+    started_at: datetime
+    deadline: datetime
+    stages: list[StageState] = Field(default_factory=list)
+    # build and push
+    local_image: str | None = None
+    image_uri: str | None = None
+    # register and deploy
+    task_definition_arn: str | None = None
+    previous_task_definition_arn: str | None = None
+    ecs_deployment_id: str | None = None
+    update_requested_at: datetime | None = None
+    last_progress: str | None = None
+    # health
+    probes: list[ProbeState] = Field(default_factory=list)
+    # failure and rollback
+    failure: FailureState | None = None
+    ecs_rolled_back: bool = False
+    rollback_requested: bool = False
+    rollback_done: bool = False
+    rollback_failed: bool = False
+    rollback_started_at: datetime | None = None
+    diagnostics: dict[str, Any] = Field(default_factory=dict)
+    outcome: str | None = None
+    finished_at: datetime | None = None
+
+    def fail(self, type_: str, message: str, trigger: Trigger) -> None:
+        """Record the first failure; later ones do not overwrite the cause."""
+        if self.failure is None:
+            self.failure = FailureState(type=type_, message=message, trigger=trigger)
+
+    def stage(self, name: str) -> StageState | None:
+        for stage in self.stages:
+            if stage.name == name:
+                return stage
+        return None
+
+    def begin_stage(self, name: str, now: datetime) -> tuple[StageState, bool]:
+        """Return the stage record, creating it; the flag says whether it was just created."""
+        existing = self.stage(name)
+        if existing is not None:
+            return existing, False
+        record = StageState(name=name, started_at=now)
+        self.stages.append(record)
+        return record, True
+
+    def past_deadline(self, now: datetime) -> bool:
+        return now >= self.deadline
+
+
+def utcnow() -> datetime:
+    """The wall clock, timezone-aware. Stages receive time through their runtime's clock."""
+    return datetime.now(UTC)

@@ -1,0 +1,116 @@
+"""ECS deployments and service events, in the shapes moto serializes (plain dicts on the Service).
+
+Every write replaces a list rather than growing it in place, so a describe_services answered by
+moto's server thread at the same moment never iterates a list that changes size.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from moto.core.utils import utcnow
+
+MAX_EVENTS = 100
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """The service's deploymentConfiguration, with ECS's defaults filled in."""
+
+    maximum_percent: int = 200
+    minimum_healthy_percent: int = 100
+    circuit_breaker: bool = False
+    rollback: bool = False
+
+
+def read_rollout_config(service: Any) -> RolloutConfig:
+    """Return the rollout settings that update_service stored (create_service drops them in moto)."""
+    config = getattr(service, "deployment_configuration", None) or {}
+    breaker = config.get("deploymentCircuitBreaker") or {}
+    return RolloutConfig(
+        maximum_percent=int(config.get("maximumPercent", 200)),
+        minimum_healthy_percent=int(config.get("minimumHealthyPercent", 100)),
+        circuit_breaker=bool(breaker.get("enable", False)),
+        rollback=bool(breaker.get("rollback", False)),
+    )
+
+
+def plan_task_bounds(desired: int, config: RolloutConfig) -> tuple[int, int]:
+    """Return (most tasks allowed at once, fewest healthy tasks to keep) during a rollout."""
+    most = desired * config.maximum_percent // 100
+    fewest = math.ceil(desired * config.minimum_healthy_percent / 100)
+    # ECS refuses settings that leave no room to move; give the rollout one task of room instead.
+    return max(most, fewest + 1 if desired else 0), fewest
+
+
+def circuit_breaker_threshold(desired: int, minimum: int = 3) -> int:
+    """Return how many failed tasks trip the circuit breaker (ECS: 0.5 x desired, within [minimum, 200])."""
+    return max(minimum, min(200, math.ceil(0.5 * desired)))
+
+
+def new_deployment_id() -> str:
+    """Return an id in ECS's shape: ``ecs-svc/`` and 19 digits."""
+    return f"ecs-svc/{random.randint(10**18, 10**19 - 1)}"  # noqa: S311 - an id, not a secret
+
+
+def new_deployment(service: Any, task_definition_arn: str, reason: str = "") -> dict[str, Any]:
+    """Return a PRIMARY, IN_PROGRESS deployment dict for the service, keyed as moto keys its own."""
+    deployment_id = new_deployment_id()
+    now = utcnow()
+    return {
+        "createdAt": now,
+        "desiredCount": service.desired_count,
+        "failedTasks": 0,
+        "id": deployment_id,
+        "launchType": service.launch_type,
+        "pendingCount": 0,
+        "rolloutState": "IN_PROGRESS",
+        "rolloutStateReason": reason or f"ECS deployment {deployment_id} in progress.",
+        "runningCount": 0,
+        "platformVersion": service.platform_version,
+        "networkConfiguration": service.network_configuration or None,
+        "platformFamily": "EC2" if service.launch_type == "EC2" else "FARGATE",
+        "status": "PRIMARY",
+        "taskDefinition": task_definition_arn,
+        "updatedAt": now,
+    }
+
+
+def push_deployment(service: Any, deployment: dict[str, Any]) -> None:
+    """Put a new PRIMARY deployment first; the previous ones become ACTIVE."""
+    for old in service.deployments:
+        old["status"] = "ACTIVE"
+    service.deployments = [deployment, *service.deployments]
+
+
+def set_rollout(deployment: dict[str, Any], state: str, reason: str) -> None:
+    """Set a deployment's rolloutState and its reason."""
+    deployment["rolloutState"] = state
+    deployment["rolloutStateReason"] = reason
+    deployment["updatedAt"] = utcnow()
+
+
+def set_counts(deployment: dict[str, Any], desired: int, running: int, pending: int) -> None:
+    """Write a deployment's counts, touching updatedAt only when one changed."""
+    counts = {"desiredCount": desired, "runningCount": running, "pendingCount": pending}
+    if any(deployment.get(key) != value for key, value in counts.items()):
+        deployment.update(counts)
+        deployment["updatedAt"] = utcnow()
+
+
+def add_events(service: Any, messages: list[str]) -> None:
+    """Prepend service events (newest first), keeping at most MAX_EVENTS."""
+    if not messages:
+        return
+    now = utcnow()
+    fresh = [{"id": str(uuid.uuid4()), "createdAt": now, "message": m} for m in reversed(messages)]
+    service.events = (fresh + list(service.events))[:MAX_EVENTS]
+
+
+def task_list(prefix: str, task_ids: list[str], noun: str = "tasks") -> str:
+    """Return ECS's event wording for a list of tasks: ``<prefix> N tasks: (task a) (task b).``"""
+    return f"{prefix} {len(task_ids)} {noun}: " + " ".join(f"(task {t})" for t in task_ids) + "."

@@ -1,0 +1,127 @@
+"""moto in server mode, in this process, so the scheduler can mutate the same backends it serves.
+
+Also counts the API calls it answers (from any process) by wrapping its WSGI app.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qs
+
+import requests
+from moto.moto_api import state_manager
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from werkzeug.serving import make_server
+
+# moto's "manual" progression advances a task once it has been described `times` times; a count no
+# client reaches keeps every task in the state the scheduler gives it.
+_NEVER = 2**62
+_CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def pin_task_transitions() -> None:
+    """Keep moto's ECS tasks in the state the scheduler sets (moto would otherwise walk them to STOPPED)."""
+    state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": _NEVER})
+
+
+def _service_of(environ: dict[str, Any]) -> str:
+    found = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return found.group(1) if found else "unknown"
+
+
+def _action_of(environ: dict[str, Any]) -> str:
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return str(target).rsplit(".", 1)[-1]
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if "Action" in query:
+        return query["Action"][0]
+    if "form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
+        return "unknown"
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    # The body was consumed: hand moto an identical one.
+    environ["wsgi.input"] = io.BytesIO(body)
+    form = parse_qs(body.decode("utf-8", "replace"))
+    return form["Action"][0] if "Action" in form else "unknown"
+
+
+class CountingMotoServer(ThreadedMotoServer):  # type: ignore[misc]
+    """ThreadedMotoServer that counts the AWS calls it answers by (service, action)."""
+
+    def __init__(self, ip_address: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(ip_address=ip_address, port=port, verbose=False)
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self._calls_lock = threading.Lock()
+
+    def _server_entry(self) -> None:
+        inner: WsgiApp = DomainDispatcherApplication(create_backend_app)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+                key = (_service_of(environ), _action_of(environ))
+                with self._calls_lock:
+                    self.calls[key] += 1
+            return inner(environ, start_response)
+
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
+
+    def snapshot_calls(self) -> dict[tuple[str, str], int]:
+        """Return a copy of the call counts so far."""
+        with self._calls_lock:
+            return dict(self.calls)
+
+    def reset_calls(self) -> None:
+        """Forget the call counts."""
+        with self._calls_lock:
+            self.calls.clear()
+
+
+class MotoServer:
+    """The sandbox's AWS endpoint: a counting moto server on a loopback port."""
+
+    def __init__(self, port: int = 0) -> None:
+        self._server = CountingMotoServer(ip_address="127.0.0.1", port=port)
+        self.endpoint_url = ""
+
+    def start(self) -> str:
+        """Start serving and return the endpoint URL (``http://127.0.0.1:PORT``)."""
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        pin_task_transitions()
+        return self.endpoint_url
+
+    def reset(self) -> None:
+        """Wipe every moto backend and re-pin the task transitions."""
+        response = requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30)
+        response.raise_for_status()
+        pin_task_transitions()
+
+    def api_calls(self) -> dict[tuple[str, str], int]:
+        """Return the API calls answered so far, by (service, action); e.g. ("ecs", "DescribeServices")."""
+        return self._server.snapshot_calls()
+
+    def reset_api_calls(self) -> None:
+        """Start counting API calls from zero."""
+        self._server.reset_calls()
+
+    def stop(self) -> None:
+        """Stop serving."""
+        self._server.stop()

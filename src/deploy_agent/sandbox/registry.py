@@ -1,0 +1,80 @@
+"""A local Docker registry (CNCF distribution) standing in for ECR's registry host."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+_CONFIG = """version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: {root}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+"""
+
+
+def _answers_v2(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class LocalRegistry:
+    """`docker-registry serve` on 127.0.0.1:port with filesystem storage under ``root``.
+
+    If something already answers ``/v2/`` on that port, it is reused and left running on stop().
+    """
+
+    def __init__(self, port: int = 5000, root: Path = Path(".sandbox/registry")) -> None:
+        self.port = port
+        self.root = root
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: Path | None = None
+
+    @property
+    def host(self) -> str:
+        """Return the registry's host:port, as used in image references."""
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout_seconds: float = 20.0) -> LocalRegistry:
+        """Start the registry (or adopt a running one) and return self once ``/v2/`` answers 200."""
+        if _answers_v2(self.port):
+            return self
+        self.root.mkdir(parents=True, exist_ok=True)
+        config = self.root / "config.yml"
+        config.write_text(_CONFIG.format(root=self.root.resolve() / "data", port=self.port))
+        self._log = self.root / "registry.log"
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(
+                ["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            if _answers_v2(self.port):
+                return self
+            if self._process.poll() is not None:
+                break
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"registry on {self.host} did not start; see {self._log}")
+
+    def stop(self) -> None:
+        """Stop the registry this object started (an adopted one keeps running)."""
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None

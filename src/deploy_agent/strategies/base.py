@@ -1,0 +1,104 @@
+"""What every strategy is: a named recipe for the deploy and rollback stages of the pipeline.
+
+A strategy is one module with one class, registered by name. The pipeline asks it for its
+stage list, then calls ``deploy`` and ``rollback`` again and again until they say they are done;
+between calls the Celery task returns and schedules its next check, so waiting on AWS never holds
+a worker process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
+
+from deploy_agent.core.state import PipelineState
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A step's answer: finished, or come back in ``wait_seconds``."""
+
+    done: bool
+    wait_seconds: float = 0.0
+
+    @classmethod
+    def finished(cls) -> Progress:
+        return cls(True)
+
+    @classmethod
+    def wait(cls, seconds: float) -> Progress:
+        return cls(False, seconds)
+
+
+class EcsPort(Protocol):
+    def describe_service(self, cluster: str, service: str) -> dict[str, Any]: ...
+
+    def update_service(
+        self,
+        cluster: str,
+        service: str,
+        task_definition_arn: str,
+        desired_count: int | None,
+        maximum_percent: int,
+        minimum_healthy_percent: int,
+        circuit_breaker: bool,
+        circuit_breaker_rollback: bool,
+    ) -> dict[str, Any]: ...
+
+
+@dataclass
+class Run:
+    """One deployment as a strategy sees it: its state, the AWS port, the clock and the event sink."""
+
+    state: PipelineState
+    ecs: EcsPort
+    now: Callable[[], datetime]
+    emit: Callable[..., None]
+    poll_seconds: float
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def request(self) -> dict[str, Any]:
+        return self.state.request
+
+
+class Strategy(Protocol):
+    """The extension point: one class per strategy module, constructed without arguments."""
+
+    name: ClassVar[str]
+
+    def stages(self) -> list[str]:
+        """Return the stage names of this strategy's chain, in order."""
+        ...
+
+    def deploy(self, run: Run) -> Progress:
+        """Advance the deployment one step."""
+        ...
+
+    def rollback(self, run: Run) -> Progress:
+        """Advance the undoing of a failed deployment one step."""
+        ...
+
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register_strategy(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: make a strategy available under its ``name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def strategy_for(name: str) -> Strategy:
+    """Return a new instance of the strategy registered as ``name``."""
+    try:
+        return _REGISTRY[name]()
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise KeyError(f"unknown strategy {name!r} (known: {known})") from None
+
+
+def strategy_names() -> list[str]:
+    return sorted(_REGISTRY)

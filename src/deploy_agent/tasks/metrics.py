@@ -1,0 +1,49 @@
+"""Prometheus metrics of the pipeline (``deploy_agent_*``).
+
+Under the prefork pool these live in multiprocess mode: the worker sets
+``PROMETHEUS_MULTIPROC_DIR`` before the pool forks and serves the aggregate once per host.
+Labels never carry deployment ids, digests or other unbounded values.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Deployments take seconds in the sandbox and up to an hour on a big service.
+DURATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 2700, 3600)
+SHORT_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+DEPLOYMENTS = Counter(
+    "deploy_agent_deployments", "Deployments finished, by strategy and outcome.", ["strategy", "outcome"]
+)
+ROLLBACKS = Counter("deploy_agent_rollbacks", "Rollbacks, by what triggered them.", ["strategy", "trigger"])
+DEPLOYMENT_SECONDS = Histogram(
+    "deploy_agent_deployment_duration_seconds",
+    "Time from accepting a deployment to its final outcome.",
+    ["strategy", "outcome"],
+    buckets=DURATION_BUCKETS,
+)
+STAGE_SECONDS = Histogram(
+    "deploy_agent_stage_duration_seconds",
+    "Time spent in each pipeline stage, waits included.",
+    ["stage", "strategy"],
+    buckets=DURATION_BUCKETS,
+)
+BUILD_SECONDS = Histogram("deploy_agent_build_duration_seconds", "Docker build time.", buckets=SHORT_BUCKETS)
+PUSH_SECONDS = Histogram("deploy_agent_push_duration_seconds", "Image push time.", buckets=SHORT_BUCKETS)
+HEALTH_SECONDS = Histogram(
+    "deploy_agent_health_check_response_seconds",
+    "Response time of the release's HTTP health checks.",
+    buckets=LATENCY_BUCKETS,
+)
+IN_PROGRESS = Gauge(
+    "deploy_agent_deployments_in_progress",
+    "Deployments accepted and not yet finished (as seen by this host).",
+    multiprocess_mode="livesum",
+)
+LOCK_WAITS = Counter("deploy_agent_lock_waits", "Times a deployment waited for another on its service.")
+AWS_THROTTLES = Counter("deploy_agent_aws_throttles", "AWS calls throttled.", ["service", "operation"])
+ZERO_DOWNTIME = Counter(
+    "deploy_agent_zero_downtime_checks", "Traffic shifts checked for dropped requests, by result.", ["result"]
+)

@@ -1,0 +1,100 @@
+"""The composition root of a worker process: settings, Redis, and the adapters, made on first use.
+
+Nothing here runs at import time: Celery imports task modules in publishers too, which must not
+open Docker or AWS connections.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import redis
+
+from deploy_agent.adapters.aws import AwsClients
+from deploy_agent.adapters.docker_builder import DockerBuilder
+from deploy_agent.adapters.ecr import EcrRegistry
+from deploy_agent.adapters.ecs import EcsApi
+from deploy_agent.adapters.health import HttpProber
+from deploy_agent.core.state import utcnow
+from deploy_agent.tasks.store import DeploymentStore, ServiceLock
+from deploy_agent.worker.settings import Settings
+
+#: a push may take minutes on a slow link; docker-py's default of 60 s is the source of many
+#: "Read timed out" reports
+DOCKER_TIMEOUT_SECONDS = 900
+
+
+@dataclass
+class Runtime:
+    """Everything a stage needs, per worker process."""
+
+    settings: Settings
+    redis: redis.Redis
+    now: Callable[[], datetime] = utcnow
+    _aws: dict[str, AwsClients] = field(default_factory=dict)
+    _docker: DockerBuilder | None = None
+    prober: HttpProber = field(default_factory=HttpProber)
+
+    @property
+    def store(self) -> DeploymentStore:
+        return DeploymentStore(self.redis, self.settings.result_ttl_seconds, self.settings.event_history)
+
+    def lock(self, cluster: str, service: str) -> ServiceLock:
+        return ServiceLock(self.redis, cluster, service, self.settings.lock_ttl_seconds)
+
+    def aws(self, region: str) -> AwsClients:
+        if region not in self._aws:
+            self._aws[region] = AwsClients(region)
+        return self._aws[region]
+
+    def ecs(self, region: str) -> EcsApi:
+        return EcsApi(self.aws(region))
+
+    def ecr(self, region: str) -> EcrRegistry:
+        return EcrRegistry(self.aws(region))
+
+    @property
+    def docker(self) -> DockerBuilder:
+        if self._docker is None:
+            import docker
+
+            self._docker = DockerBuilder(docker.APIClient(**_docker_kwargs()))
+        return self._docker
+
+
+def _docker_kwargs() -> dict[str, object]:
+    base_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    return {"base_url": base_url, "timeout": DOCKER_TIMEOUT_SECONDS, "version": "auto"}
+
+
+_runtime: Runtime | None = None
+_runtime_pid: int | None = None
+
+
+def get_runtime() -> Runtime:
+    """Return this process's runtime, building it on first use (and again after a fork)."""
+    global _runtime, _runtime_pid
+    if _runtime is None or _runtime_pid != os.getpid():
+        settings = Settings()
+        _runtime = Runtime(settings=settings, redis=_redis(settings.state_redis_url))
+        _runtime_pid = os.getpid()
+    return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install a runtime (tests and the in-process ``run`` command use this)."""
+    global _runtime, _runtime_pid
+    _runtime, _runtime_pid = runtime, os.getpid()
+
+
+@functools.cache
+def _redis_pool(url: str) -> redis.ConnectionPool:
+    return redis.ConnectionPool.from_url(url, health_check_interval=30)
+
+
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis(connection_pool=_redis_pool(url))

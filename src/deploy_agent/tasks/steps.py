@@ -1,0 +1,235 @@
+"""The strategy-independent stages: build, push, register, healthcheck, finalize.
+
+Each function advances a ``PipelineState`` and returns ``Progress``; they raise ``DeployError``
+for failures, which the Celery wrapper records on the state (it never escapes the chain).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from deploy_agent.adapters.ecr import registry_for_push
+from deploy_agent.core.errors import RequestRejected
+from deploy_agent.core.health import Probe, assess_health
+from deploy_agent.core.outcome import Failure, Phase, Trigger, decide_outcome
+from deploy_agent.core.state import PipelineState, ProbeState
+from deploy_agent.core.taskdef import default_log_configuration, plan_from_spec, plan_task_definition
+from deploy_agent.models import DeploymentResult, DeployToECSTask
+from deploy_agent.strategies.base import Progress, Run
+from deploy_agent.tasks import metrics
+from deploy_agent.tasks.runtime import Runtime
+
+log = logging.getLogger("deploy_agent.pipeline")
+
+PROBES_KEPT = 20
+
+
+def resolve_build_context(build_root: Path, context: str) -> Path:
+    """Return the build context as a directory under ``build_root``, or reject the message."""
+    root = build_root.resolve()
+    candidate = (root / context).resolve()
+    if candidate != root and root not in candidate.parents:
+        raise RequestRejected(
+            "invalid DeployToECSTask: build.context: must lie under the worker's build root",
+            [{"field": "build.context", "problem": "must be a directory under the worker's build root"}],
+        )
+    if not candidate.is_dir():
+        raise RequestRejected(
+            "invalid DeployToECSTask: build.context: not a directory",
+            [{"field": "build.context", "problem": "is not a directory under the worker's build root"}],
+        )
+    return candidate
+
+
+def build(rt: Runtime, run: Run) -> Progress:
+    state = run.state
+    request = DeployToECSTask.model_validate(state.request)
+    if request.build is None or request.image.repository is None:
+        return Progress.finished()
+    spec = request.build
+    context = resolve_build_context(rt.settings.build_root, spec.context)
+    tag = request.image.tag or state.deployment_id
+    local = f"{request.image.repository}:{tag}"
+
+    def on_log(line: str) -> None:
+        log.info("build: %s", line, extra={"deployment_id": state.deployment_id, "stage": "build"})
+        if line.startswith("Step "):
+            run.emit("build_step", line=line)
+
+    started = time.monotonic()
+    built = rt.docker.build(
+        context,
+        spec.dockerfile,
+        local,
+        build_args=dict(spec.build_args),
+        target=spec.target,
+        cache_from=list(spec.cache_from),
+        labels={**spec.labels, "deploy-agent.deployment-id": state.deployment_id},
+        platform=spec.platform,
+        on_log=on_log,
+    )
+    metrics.BUILD_SECONDS.observe(time.monotonic() - started)
+    state.local_image = built.image_id
+    state.phase = Phase.BUILT
+    try:
+        rt.docker.remove_old_images(request.image.repository, rt.settings.keep_images, {built.image_id})
+    except Exception:  # cleanup is best effort; a deployment never fails on it
+        log.warning("could not remove old images of %s", request.image.repository, exc_info=True)
+    return Progress.finished()
+
+
+def push(rt: Runtime, run: Run) -> Progress:
+    state = run.state
+    request = DeployToECSTask.model_validate(state.request)
+    if request.image.uri is not None:
+        state.image_uri = request.image.uri
+        return Progress.finished()
+    assert request.image.repository is not None and state.local_image is not None
+    ecr = rt.ecr(state.region)
+    repo = ecr.ensure_repository(
+        request.image.repository,
+        scan_on_push=request.ecr.scan_on_push,
+        tag_mutability=request.ecr.tag_mutability,
+        create=request.ecr.create_repository,
+    )
+    if repo.created:
+        run.emit("repository_created", repository=repo.uri)
+    if request.ecr.lifecycle_policy is not None:
+        ecr.put_lifecycle_policy(repo.name, request.ecr.lifecycle_policy_text())
+    auth = ecr.authorization(repo.registry_id)
+    target = registry_for_push(repo.uri, rt.settings.registry_override)
+    tag = request.image.tag or state.deployment_id
+    rt.docker.tag(state.local_image, target, tag)
+    started = time.monotonic()
+    digest = rt.docker.push(target, tag, auth, on_progress=lambda _line: None)
+    metrics.PUSH_SECONDS.observe(time.monotonic() - started)
+    state.image_uri = f"{repo.uri}@{digest}"
+    state.phase = Phase.PUSHED
+    run.emit("image_pushed", image_uri=state.image_uri)
+    return Progress.finished()
+
+
+def register(rt: Runtime, run: Run) -> Progress:
+    state = run.state
+    request = DeployToECSTask.model_validate(state.request)
+    ecs = rt.ecs(state.region)
+    service = ecs.describe_service(state.cluster, state.service)
+    state.previous_task_definition_arn = str(service["taskDefinition"])
+    assert state.image_uri is not None
+    if request.task_definition is not None:
+        kwargs = plan_from_spec(request.task_definition.to_register_kwargs(), state.image_uri, request.container_name)
+    else:
+        current = ecs.describe_task_definition(state.previous_task_definition_arn)
+        kwargs = plan_task_definition(current, state.image_uri, request.container_name)
+    kwargs = default_log_configuration(kwargs, state.region)
+    registered = ecs.register_task_definition(kwargs)
+    state.task_definition_arn = str(registered["taskDefinitionArn"])
+    state.phase = Phase.REGISTERED
+    run.emit(
+        "task_definition_registered",
+        task_definition_arn=state.task_definition_arn,
+        previous_task_definition_arn=state.previous_task_definition_arn,
+    )
+    return Progress.finished()
+
+
+def healthcheck(rt: Runtime, run: Run) -> Progress:
+    state = run.state
+    spec: dict[str, Any] | None = state.request.get("health_check")
+    if not spec or not spec.get("url"):
+        return Progress.finished()
+    if state.past_deadline(run.now()):
+        state.fail("deadline_exceeded", "the deployment did not pass its health check before its deadline", Trigger.DEADLINE)
+        return Progress.finished()
+    probe = rt.prober.probe(
+        spec["url"], int(spec.get("expected_status", 200)), float(spec.get("timeout_seconds", 5)), spec.get("max_latency_ms")
+    )
+    metrics.HEALTH_SECONDS.observe(probe.latency_ms / 1000.0)
+    state.probes = [*state.probes, ProbeState(ok=probe.ok, status=probe.status, latency_ms=probe.latency_ms, error=probe.error)][
+        -PROBES_KEPT:
+    ]
+    run.emit("health_probe", ok=probe.ok, status=probe.status, latency_ms=round(probe.latency_ms, 1), error=probe.error)
+    verdict = assess_health(
+        [Probe(ok=p.ok, status=p.status, latency_ms=p.latency_ms, error=p.error) for p in state.probes],
+        int(spec.get("healthy_threshold", 3)),
+        int(spec.get("unhealthy_threshold", 3)),
+    )
+    if verdict == "healthy":
+        return Progress.finished()
+    if verdict == "unhealthy":
+        last = state.probes[-1]
+        why = last.error or f"status {last.status}, expected {spec.get('expected_status', 200)}"
+        state.fail(
+            "health_check_failed",
+            f"health check of {spec['url']} failed {spec.get('unhealthy_threshold', 3)} times in a row: {why}",
+            Trigger.HEALTH_CHECK,
+        )
+        return Progress.finished()
+    interval = spec.get("interval_seconds") or rt.settings.health_interval_default_seconds
+    return Progress.wait(float(interval))
+
+
+def collect_diagnostics(rt: Runtime, state: PipelineState) -> None:
+    """Gather stopped tasks and service events since the deployment started (best effort)."""
+    ecs = rt.ecs(state.region)
+    stopped = ecs.list_stopped_tasks(state.cluster, state.service, started_after=state.started_at)
+    state.diagnostics["stopped_tasks"] = [
+        {
+            "task_arn": t.get("taskArn", ""),
+            "stopped_reason": t.get("stoppedReason", ""),
+            "stop_code": t.get("stopCode"),
+            "exit_codes": {c.get("name", ""): c.get("exitCode") for c in t.get("containers", [])},
+        }
+        for t in stopped
+    ]
+    service = ecs.describe_service(state.cluster, state.service)
+    events = []
+    for event in service.get("events") or []:
+        created = event.get("createdAt")
+        if created is not None and hasattr(created, "timestamp") and created < state.started_at:
+            continue
+        events.append(str(event.get("message", "")))
+    state.diagnostics["service_events"] = events[:50]
+
+
+def build_result(state: PipelineState) -> DeploymentResult:
+    """Return the final DeploymentResult for a state whose stages have all run."""
+    failure: Failure | None = state.failure.as_failure() if state.failure else None
+    touched = state.update_requested_at is not None
+    outcome = decide_outcome(failure, touched, state.rollback_done, state.rollback_failed)
+    finished = state.finished_at or state.started_at
+    rollback = None
+    if failure is not None and touched and (state.rollback_requested or state.ecs_rolled_back):
+        rollback = {
+            "trigger": str(failure.trigger),
+            "reason": failure.message,
+            "to_task_definition_arn": state.previous_task_definition_arn,
+        }
+    return DeploymentResult.model_validate(
+        {
+            "deployment_id": state.deployment_id,
+            "outcome": outcome,
+            "strategy": state.strategy,
+            "cluster_name": state.cluster,
+            "service_name": state.service,
+            "image_uri": state.image_uri,
+            "task_definition_arn": state.task_definition_arn,
+            "previous_task_definition_arn": state.previous_task_definition_arn,
+            "started_at": state.started_at,
+            "finished_at": finished,
+            "duration_seconds": round((finished - state.started_at).total_seconds(), 3),
+            "stages": [s.model_dump(mode="json") for s in state.stages],
+            "rollback": rollback,
+            "diagnostics": {
+                "stopped_tasks": state.diagnostics.get("stopped_tasks", []),
+                "service_events": state.diagnostics.get("service_events", []),
+                "target_health": state.diagnostics.get("target_health", []),
+            },
+            "error": None if failure is None else {"type": failure.type, "message": failure.message},
+            "requested_by": state.request.get("requested_by"),
+            "labels": state.request.get("labels") or {},
+        }
+    )

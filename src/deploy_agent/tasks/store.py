@@ -1,0 +1,114 @@
+"""Deployment state, progress events and per-service locks, kept in Redis.
+
+Keys (all under ``deploy-agent:``)::
+
+    deployment:<id>        JSON of the pipeline state (see ``tasks.state.PipelineState``)
+    events:<id>            list of JSON progress events, oldest first
+    result:<id>            JSON of the final DeploymentResult
+    lock:<cluster>/<svc>   the per-service lock; its value is the deployment id holding it
+    recent                 sorted set of deployment ids by start time
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any, cast
+
+import redis
+
+PREFIX = "deploy-agent:"
+
+# Compare-and-delete / compare-and-extend: only the holder may release or extend a lock.
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+_EXTEND = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+)
+
+
+class DeploymentStore:
+    """Reads and writes one deployment's state, events and result. Values are JSON only."""
+
+    def __init__(self, client: redis.Redis, ttl_seconds: int, event_history: int = 500) -> None:
+        self._r = client
+        self._ttl = ttl_seconds
+        self._history = event_history
+
+    # --- state ---------------------------------------------------------------------------------
+    def create(self, deployment_id: str, state: Mapping[str, Any]) -> bool:
+        """Record a new deployment; False when the id was seen before (idempotency)."""
+        created = self._r.set(self._key("deployment", deployment_id), json.dumps(state), nx=True, ex=self._ttl)
+        if created:
+            self._r.zadd(PREFIX + "recent", {deployment_id: time.time()})
+        return bool(created)
+
+    def load(self, deployment_id: str) -> dict[str, Any] | None:
+        """Return the stored state, or None when unknown."""
+        raw = self._r.get(self._key("deployment", deployment_id))
+        return None if raw is None else cast(dict[str, Any], json.loads(raw))
+
+    def save(self, deployment_id: str, state: Mapping[str, Any]) -> None:
+        """Overwrite the stored state (the pipeline has one writer at a time: the lock holder)."""
+        self._r.set(self._key("deployment", deployment_id), json.dumps(state), ex=self._ttl)
+
+    # --- events --------------------------------------------------------------------------------
+    def append_event(self, deployment_id: str, event: Mapping[str, Any]) -> None:
+        """Append a progress event and trim the history."""
+        key = self._key("events", deployment_id)
+        pipe = self._r.pipeline()
+        pipe.rpush(key, json.dumps(event))
+        pipe.ltrim(key, -self._history, -1)
+        pipe.expire(key, self._ttl)
+        pipe.execute()
+
+    def events(self, deployment_id: str, start: int = 0) -> list[dict[str, Any]]:
+        """Return events from index ``start`` on."""
+        raw = cast(list[bytes], self._r.lrange(self._key("events", deployment_id), start, -1))
+        return [json.loads(item) for item in raw]
+
+    # --- results -------------------------------------------------------------------------------
+    def save_result(self, deployment_id: str, result: Mapping[str, Any]) -> None:
+        self._r.set(self._key("result", deployment_id), json.dumps(result), ex=self._ttl)
+
+    def result(self, deployment_id: str) -> dict[str, Any] | None:
+        raw = self._r.get(self._key("result", deployment_id))
+        return None if raw is None else cast(dict[str, Any], json.loads(raw))
+
+    def recent(self, limit: int = 50) -> list[str]:
+        """Return the ids of the most recently started deployments, newest first."""
+        ids = cast(list[bytes], self._r.zrevrange(PREFIX + "recent", 0, limit - 1))
+        return [i.decode() for i in ids]
+
+    @staticmethod
+    def _key(kind: str, deployment_id: str) -> str:
+        return f"{PREFIX}{kind}:{deployment_id}"
+
+
+class ServiceLock:
+    """One deployment per ECS service: a Redis key whose value is the holder's deployment id.
+
+    The TTL bounds how long a crashed worker can block a service; a live deployment extends it.
+    """
+
+    def __init__(self, client: redis.Redis, cluster: str, service: str, ttl_seconds: int) -> None:
+        self._r = client
+        self.key = f"{PREFIX}lock:{cluster}/{service}"
+        self._ttl_ms = ttl_seconds * 1000
+
+    def acquire(self, token: str) -> bool:
+        """Take the lock for ``token``; True also when ``token`` already holds it (redelivery)."""
+        if self._r.set(self.key, token, nx=True, px=self._ttl_ms):
+            return True
+        return self.holder() == token and self.extend(token)
+
+    def extend(self, token: str) -> bool:
+        return bool(self._r.eval(_EXTEND, 1, self.key, token, self._ttl_ms))
+
+    def release(self, token: str) -> bool:
+        return bool(self._r.eval(_RELEASE, 1, self.key, token))
+
+    def holder(self) -> str | None:
+        raw = self._r.get(self.key)
+        return None if raw is None else raw.decode()

@@ -1,0 +1,65 @@
+"""The Celery application: JSON only, late acks, prefetch 1, requeue when a worker dies.
+
+Publishers in any language send ``deploy_agent.deploy`` with one keyword argument ``request`` to
+the ``deploy`` queue; see README "Publishing from another language".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from deploy_agent.worker.settings import Settings
+
+TASK_MODULES = ["deploy_agent.tasks.pipeline"]
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Return the Celery configuration every worker and publisher must share."""
+    visibility = {"visibility_timeout": settings.visibility_timeout_seconds}
+    if settings.visibility_timeout_seconds <= settings.task_time_limit_seconds:
+        raise ValueError("visibility_timeout_seconds must be above task_time_limit_seconds")
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        # JSON only: a pickled or yaml message is refused, never executed.
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        # A stage is acknowledged when it has run; a worker that dies mid-stage gets it redelivered.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Redis redelivers unacked messages after the visibility timeout: keep it above any task's run.
+        "broker_transport_options": visibility,
+        "result_backend_transport_options": visibility,
+        "visibility_timeout": settings.visibility_timeout_seconds,
+        "task_time_limit": settings.task_time_limit_seconds,
+        "task_soft_time_limit": max(1, settings.task_time_limit_seconds - 60),
+        "task_default_queue": settings.queue,
+        "task_routes": {"deploy_agent.*": {"queue": settings.queue}},
+        "task_track_started": True,
+        "result_expires": settings.result_ttl_seconds,
+        "result_extended": True,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+    }
+
+
+def create_app(settings: Settings | None = None) -> Celery:
+    """Return a configured Celery app. Creating it opens no connection."""
+    settings = settings or Settings()
+    app = Celery("deploy_agent", include=TASK_MODULES, set_as_current=True)
+    app.conf.update(celery_config(settings))
+    return app
+
+
+app = create_app()
+
+from deploy_agent.worker import signals as _signals  # noqa: E402, F401  (connects the handlers)

@@ -1,0 +1,150 @@
+"""Real parts for adapter tests: a moto server, a docker registry, the Docker engine.
+
+A missing engine or registry binary makes the tests fail, never skip: these are the parts the
+adapters exist to talk to.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from deploy_agent.adapters.aws import AwsClients
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+
+
+def free_port() -> int:
+    """Return a loopback port nothing listens on (closed again before it is returned)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_http(url: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """Start one moto server for the session and point boto3 at it through the environment."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+                patch.delenv(name)
+        patch.setenv("AWS_ENDPOINT_URL", url)
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_DEFAULT_REGION", REGION)
+        patch.setenv("AWS_MAX_ATTEMPTS", "1")
+        yield url
+    server.stop()
+
+
+@pytest.fixture
+def moto(moto_server: str) -> str:
+    """Give each test empty AWS backends; return the moto server URL."""
+    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
+    return moto_server
+
+
+@pytest.fixture
+def aws(moto: str) -> AwsClients:
+    """AwsClients reaching moto through AWS_ENDPOINT_URL, as a worker would."""
+    return AwsClients(region=REGION)
+
+
+@dataclass(frozen=True)
+class Registry:
+    host: str  # "127.0.0.1:PORT"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """Run the CNCF distribution registry on a free loopback port with temporary storage."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.fail("docker-registry is not installed (apt-get install -y docker-registry)")
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = (root / "registry.log").open("wb")
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/v2/")
+        yield Registry(host=f"127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def docker_api() -> Iterator[docker.APIClient]:
+    """A docker-py APIClient on DOCKER_HOST with a push-friendly timeout."""
+    base_url = os.environ.get("DOCKER_HOST")
+    if not base_url:
+        pytest.fail("DOCKER_HOST is not set: source .sandbox/env (a Docker engine is required)")
+    api = docker.APIClient(base_url=base_url, version="auto", timeout=300)
+    try:
+        api.ping()
+    except Exception as exc:
+        pytest.fail(f"the Docker engine at {base_url} does not answer: {exc}")
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_api: docker.APIClient) -> str:
+    """The local base image the test apps build FROM (no pulls are possible here)."""
+    name = os.environ.get("DEPLOY_AGENT_BASE_IMAGE", "deploy-agent/busybox:1")
+    try:
+        docker_api.inspect_image(name)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"base image {name} is missing from the engine (see ENVIRONMENT.md: docker import)")
+    return name
+
+
+@pytest.fixture(scope="session")
+def web_app_dir() -> Path:
+    return Path(__file__).resolve().parents[1] / "apps" / "web"
