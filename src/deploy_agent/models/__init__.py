@@ -1,0 +1,64 @@
+"""The public contracts: the ``DeployToECSTask`` message and the ``DeploymentResult`` (DESIGN 2 and 3).
+
+Other packages import from here, never from the modules inside; ``tests/models/test_schema.py``
+guards this list.
+"""
+
+from deploy_agent.models.container import ContainerDefinition, ContainerHealthCheck, PortMapping
+from deploy_agent.models.parsing import parse_request, request_json_schema
+from deploy_agent.models.request import (
+    BuildSpec,
+    DeployToECSTask,
+    EcrSpec,
+    HealthCheckSpec,
+    ImageSpec,
+    RollbackSpec,
+)
+from deploy_agent.models.result import (
+    DeploymentResult,
+    Diagnostics,
+    ErrorInfo,
+    Outcome,
+    RollbackInfo,
+    StageRecord,
+    StoppedTask,
+    ZeroDowntime,
+)
+from deploy_agent.models.strategy import (
+    BlueGreenStrategy,
+    CanaryStep,
+    CanaryStrategy,
+    LoadBalancerSpec,
+    RollingStrategy,
+    Strategy,
+)
+from deploy_agent.models.task_definition import TaskDefinitionSpec
+
+__all__ = [
+    "BlueGreenStrategy",
+    "BuildSpec",
+    "CanaryStep",
+    "CanaryStrategy",
+    "ContainerDefinition",
+    "ContainerHealthCheck",
+    "DeployToECSTask",
+    "DeploymentResult",
+    "Diagnostics",
+    "EcrSpec",
+    "ErrorInfo",
+    "HealthCheckSpec",
+    "ImageSpec",
+    "LoadBalancerSpec",
+    "Outcome",
+    "PortMapping",
+    "RollbackInfo",
+    "RollbackSpec",
+    "RollingStrategy",
+    "StageRecord",
+    "StoppedTask",
+    "Strategy",
+    "TaskDefinitionSpec",
+    "ZeroDowntime",
+    "parse_request",
+    "request_json_schema",
+]

@@ -26,7 +26,6 @@ class MessageModel(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=False,
         loc_by_alias=False,
-        str_max_length=65_536,
     )
 
 
@@ -64,6 +63,8 @@ Labels = Annotated[dict[LabelKey, LabelValue], Field(max_length=50)]
 
 
 def _check_http_url(value: str) -> str:
+    if any(ch.isspace() for ch in value):
+        raise ValueError("must not contain whitespace")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
         raise ValueError("must be an http:// or https:// URL")

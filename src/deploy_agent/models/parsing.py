@@ -51,11 +51,15 @@ def request_json_schema() -> dict[str, Any]:
 def _decode(payload: object) -> object:
     if isinstance(payload, (bytes, bytearray, str)):
         if len(payload) > MAX_PAYLOAD_BYTES:
-            raise _rejected([{"field": "", "problem": f"the message is larger than {MAX_PAYLOAD_BYTES} bytes"}])
+            raise _rejected(
+                [{"field": "", "problem": f"the message is larger than {MAX_PAYLOAD_BYTES} bytes"}]
+            )
         try:
             payload = json.loads(payload)
         except (ValueError, RecursionError) as exc:
-            where = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            where = (
+                f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+            )
             raise _rejected([{"field": "", "problem": f"the message is not valid JSON{where}"}]) from None
     if not isinstance(payload, dict):
         kind = "a JSON array" if isinstance(payload, list) else type(payload).__name__
@@ -83,7 +87,14 @@ def _path(loc: tuple[int | str, ...]) -> list[str]:
 
 def _rejected(problems: list[dict[str, str]]) -> RequestRejected:
     count = len(problems)
-    shown = "; ".join(f"{p['field'] or '(message)'}: {p['problem']}" for p in problems[:_MAX_PROBLEMS_IN_MESSAGE])
+    shown = "; ".join(
+        f"{p['field'] or '(message)'}: {p['problem']}" for p in problems[:_MAX_PROBLEMS_IN_MESSAGE]
+    )
     more = f"; and {count - _MAX_PROBLEMS_IN_MESSAGE} more" if count > _MAX_PROBLEMS_IN_MESSAGE else ""
     noun = "problem" if count == 1 else "problems"
     return RequestRejected(f"invalid DeployToECSTask: {count} {noun}: {shown}{more}", errors=problems)
+
+
+def render_json_schema() -> str:
+    """Return the schema as committed in ``schemas/deploy_to_ecs_task.v1.json``."""
+    return json.dumps(request_json_schema(), indent=2, sort_keys=True) + "\n"

@@ -51,30 +51,36 @@ class BuildSpec(MessageModel):
 
     context: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
     dockerfile: Annotated[str, StringConstraints(min_length=1, max_length=1024)] = "Dockerfile"
-    build_args: Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Text], Field(max_length=100)] = (
-        Field(default_factory=dict)
-    )
+    build_args: Annotated[
+        dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Text], Field(max_length=100)
+    ] = Field(default_factory=dict)
     target: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")] | None = None
     cache_from: list[Annotated[str, StringConstraints(min_length=1, max_length=1024)]] = Field(
         default_factory=list, max_length=20
     )
-    labels: Annotated[dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Text], Field(max_length=100)] = (
-        Field(default_factory=dict)
+    labels: Annotated[
+        dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Text], Field(max_length=100)
+    ] = Field(default_factory=dict)
+    platform: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")] | None = (
+        None
     )
-    platform: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")] | None = None
 
 
 class ImageSpec(MessageModel):
     """Either an ECR ``repository`` (+ ``tag``) to build and push to, or the ``uri`` of a pushed image."""
 
-    repository: Annotated[str, StringConstraints(min_length=2, max_length=256, pattern=ECR_REPOSITORY_PATTERN)] | None = None
+    repository: (
+        Annotated[str, StringConstraints(min_length=2, max_length=256, pattern=ECR_REPOSITORY_PATTERN)] | None
+    ) = None
     #: None means: tag the build with the deployment id
     tag: ImageTag | None = None
     uri: (
         Annotated[
             str,
             StringConstraints(max_length=1024),
-            has_pattern(IMAGE_URI_PATTERN, "must be a pushed image: registry-host/repository[:tag][@sha256:digest]"),
+            has_pattern(
+                IMAGE_URI_PATTERN, "must be a pushed image: registry-host/repository[:tag][@sha256:digest]"
+            ),
             Field(json_schema_extra={"pattern": IMAGE_URI_PATTERN}),
         ]
         | None
@@ -83,7 +89,9 @@ class ImageSpec(MessageModel):
     @model_validator(mode="after")
     def _one_source(self) -> ImageSpec:
         if (self.repository is None) == (self.uri is None):
-            raise FieldProblem("", "give exactly one of repository (to build and push) or uri (a pushed image)")
+            raise FieldProblem(
+                "", "give exactly one of repository (to build and push) or uri (a pushed image)"
+            )
         if self.uri is not None and self.tag is not None:
             raise FieldProblem("tag", "give the tag inside uri, not beside it")
         return self
@@ -115,7 +123,11 @@ class LifecyclePolicySpec(MessageModel):
         rule = {
             "rulePriority": 1,
             "description": f"keep the last {self.keep_last} images",
-            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": self.keep_last},
+            "selection": {
+                "tagStatus": "any",
+                "countType": "imageCountMoreThan",
+                "countNumber": self.keep_last,
+            },
             "action": {"type": "expire"},
         }
         return json.dumps({"rules": [rule]}, sort_keys=True)
@@ -182,7 +194,7 @@ class DeployToECSTask(MessageModel):
     def _accept_seed_names(cls, data: Any) -> Any:
         return translate_seed_names(data)
 
-    @field_validator("deployment_id", mode="before", json_schema_input_type=str | None)
+    @field_validator("deployment_id", mode="before", json_schema_input_type=DeploymentId | None)
     @classmethod
     def _generate_missing_id(cls, value: object) -> object:
         return new_deployment_id() if value is None else value
@@ -190,14 +202,19 @@ class DeployToECSTask(MessageModel):
     @model_validator(mode="after")
     def _parts_agree(self) -> DeployToECSTask:
         if self.build is not None and self.image.uri is not None:
-            raise FieldProblem("build", "cannot be combined with image.uri; give image.repository to build and push")
+            raise FieldProblem(
+                "build", "cannot be combined with image.uri; give image.repository to build and push"
+            )
         if self.image.repository is not None:
             if self.build is None:
                 raise FieldProblem(
-                    "build", "build is required when image.repository is given; give image.uri for a prebuilt image"
+                    "build",
+                    "build is required when image.repository is given; give image.uri for a prebuilt image",
                 )
             if self.image.tag is None and ":" in self.deployment_id:
-                raise FieldProblem("image.tag", "required when deployment_id holds ':', which image tags cannot")
+                raise FieldProblem(
+                    "image.tag", "required when deployment_id holds ':', which image tags cannot"
+                )
         if self.task_definition is not None:
             self._check_target_container(self.task_definition)
         return self

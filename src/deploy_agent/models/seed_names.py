@@ -55,7 +55,9 @@ def _move_health_check_endpoint(data: dict[str, Any]) -> None:
     if not isinstance(health, dict):
         raise FieldProblem("health_check", "must be an object")
     if "url" in health:
-        raise FieldProblem("healthCheckEndpoint", "give the URL once: in health_check.url or in healthCheckEndpoint")
+        raise FieldProblem(
+            "healthCheckEndpoint", "give the URL once: in health_check.url or in healthCheckEndpoint"
+        )
     data[key] = {**health, "url": endpoint}
 
 
@@ -71,7 +73,9 @@ def _move_deployment_configuration(data: dict[str, Any]) -> None:
             fields[_DEPLOYMENT_CONFIGURATION_FIELDS[key]] = value
         elif key in ("deploymentCircuitBreaker", "deployment_circuit_breaker"):
             if not (isinstance(value, dict) and set(value) <= set(_CIRCUIT_BREAKER_FIELDS)):
-                raise FieldProblem(f"deploymentConfiguration.{key}", "must be an object with enable and rollback")
+                raise FieldProblem(
+                    f"deploymentConfiguration.{key}", "must be an object with enable and rollback"
+                )
             fields.update({_CIRCUIT_BREAKER_FIELDS[k]: v for k, v in value.items()})
         else:
             allowed = "maximumPercent, minimumHealthyPercent, deploymentCircuitBreaker"
@@ -79,7 +83,8 @@ def _move_deployment_configuration(data: dict[str, Any]) -> None:
     strategy = data.get("strategy") or {"type": "rolling"}
     if not isinstance(strategy, dict) or strategy.get("type") != "rolling":
         raise FieldProblem(
-            "deploymentConfiguration", "applies only to the rolling strategy; give these settings in strategy instead"
+            "deploymentConfiguration",
+            "applies only to the rolling strategy; give these settings in strategy instead",
         )
     twice = sorted(set(fields) & {to_snake(str(k)) for k in strategy})
     if twice:
@@ -94,7 +99,9 @@ def _take_image_from_task_definition(data: dict[str, Any]) -> None:
     task_definition = data.get(_key_of(data, "task_definition", "taskDefinition"))
     if not isinstance(task_definition, dict):
         return
-    containers = task_definition.get(_key_of(task_definition, "container_definitions", "containerDefinitions"))
+    containers = task_definition.get(
+        _key_of(task_definition, "container_definitions", "containerDefinitions")
+    )
     if not isinstance(containers, list):
         return
     containers = [c for c in containers if isinstance(c, dict)]

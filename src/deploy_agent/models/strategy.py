@@ -10,7 +10,10 @@ from deploy_agent.models._base import FieldProblem, HttpUrlText, MessageModel
 
 _ELB_PREFIX = r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
 ListenerArn = Annotated[
-    str, StringConstraints(max_length=2048, pattern=_ELB_PREFIX + r"listener/(?:app|net)/[^/]+/[0-9A-Za-z]+/[0-9A-Za-z]+$")
+    str,
+    StringConstraints(
+        max_length=2048, pattern=_ELB_PREFIX + r"listener/(?:app|net)/[^/]+/[0-9A-Za-z]+/[0-9A-Za-z]+$"
+    ),
 ]
 TargetGroupArn = Annotated[
     str, StringConstraints(max_length=2048, pattern=_ELB_PREFIX + r"targetgroup/[^/]+/[0-9A-Za-z]+$")

@@ -59,6 +59,8 @@ class TaskRecord:
     drain_until: float = 0.0
     removal: Future[None] | None = None
     failed: bool = False
+    failure_counted: bool = False
+    exit_codes: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def task_arn(self) -> str:

@@ -22,10 +22,16 @@ class Progress:
 
     done: bool
     wait_seconds: float = 0.0
+    skipped: bool = False
 
     @classmethod
     def finished(cls) -> Progress:
         return cls(True)
+
+    @classmethod
+    def skip(cls) -> Progress:
+        """Finished without doing anything (nothing to build, no health URL, nothing to undo)."""
+        return cls(True, skipped=True)
 
     @classmethod
     def wait(cls, seconds: float) -> Progress:

@@ -142,6 +142,8 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtim
     if not progress.done:
         save()
         raise task.retry(countdown=progress.wait_seconds, max_retries=None)
+    if record.outcome == "running" and progress.skipped:
+        record.outcome = "skipped"
     if record.outcome == "running":
         failed_here = state.failure is not None and stage not in ("rollback", "finalize") and not _failed_before(state, stage)
         record.outcome = "failed" if failed_here else "succeeded"
@@ -164,12 +166,10 @@ def _strategy_step(method: str) -> Callable[[Runtime, Run], Progress]:
         if method == "rollback":
             state = run.state
             if state.failure is None:
-                return Progress.finished()
+                return Progress.skip()
             enabled = bool((state.request.get("rollback") or {}).get("enabled", True))
             if not (state.rollback_requested or state.ecs_rolled_back or needs_rollback(state.phase, enabled, False)):
-                return Progress.finished()
-            if state.ecs_rolled_back and not enabled:
-                return Progress.finished()
+                return Progress.skip()
         result: Progress = getattr(strategy, method)(run)
         return result
 

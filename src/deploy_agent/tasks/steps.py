@@ -48,7 +48,7 @@ def build(rt: Runtime, run: Run) -> Progress:
     state = run.state
     request = DeployToECSTask.model_validate(state.request)
     if request.build is None or request.image.repository is None:
-        return Progress.finished()
+        return Progress.skip()
     spec = request.build
     context = resolve_build_context(rt.settings.build_root, spec.context)
     tag = request.image.tag or state.deployment_id
@@ -86,7 +86,7 @@ def push(rt: Runtime, run: Run) -> Progress:
     request = DeployToECSTask.model_validate(state.request)
     if request.image.uri is not None:
         state.image_uri = request.image.uri
-        return Progress.finished()
+        return Progress.skip()
     assert request.image.repository is not None and state.local_image is not None
     ecr = rt.ecr(state.region)
     repo = ecr.ensure_repository(
@@ -140,7 +140,7 @@ def healthcheck(rt: Runtime, run: Run) -> Progress:
     state = run.state
     spec: dict[str, Any] | None = state.request.get("health_check")
     if not spec or not spec.get("url"):
-        return Progress.finished()
+        return Progress.skip()
     if state.past_deadline(run.now()):
         state.fail("deadline_exceeded", "the deployment did not pass its health check before its deadline", Trigger.DEADLINE)
         return Progress.finished()

@@ -1,0 +1,174 @@
+"""The ECS service scheduler that moto lacks, as a daemon thread over moto's in-memory backends."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import docker
+from moto.backends import get_backend
+from moto.ecs.models import EC2ContainerServiceBackend
+
+from .containers import ContainerRunner
+from .rollout import Rollout, ServiceMemory
+from .target_health import TargetHealthBook
+from .task_runner import TaskRunner, TaskTiming
+from .tasks import TaskRecord
+
+log = logging.getLogger(__name__)
+ServiceKey = tuple[str, str, str]  # (region, cluster, service name)
+
+_ORIGINAL_UPDATE_SERVICE = EC2ContainerServiceBackend.update_service
+_ORIGINAL_LIST_TASKS = EC2ContainerServiceBackend.list_tasks
+
+
+class EcsScheduler:
+    """Plays ECS for every ACTIVE service with the ECS deployment controller, once per tick.
+
+    Each task runs as real containers (host network, its own loopback ``PORT``), is registered in its
+    service's target groups and health-checked over HTTP; deployments, counts, rollout states, the
+    circuit breaker, stopped-task reasons and service events are written into moto's backends.
+    """
+
+    def __init__(
+        self,
+        docker_client: docker.DockerClient,
+        registry_host: str,
+        account: str = "123456789012",
+        regions: tuple[str, ...] = ("us-east-1",),
+        tick_seconds: float = 0.1,
+        task_start_delay_seconds: float = 0.0,
+        health_check_interval_seconds: float = 0.2,
+        healthy_threshold: int = 2,
+        unhealthy_threshold: int = 2,
+        health_check_grace_seconds: float = 1.0,
+        drain_seconds: float = 0.3,
+        circuit_breaker_minimum: int = 3,
+    ) -> None:
+        self.account = account
+        self.regions = regions
+        self.tick_seconds = tick_seconds
+        self.health = TargetHealthBook(
+            interval_seconds=health_check_interval_seconds,
+            healthy_threshold=healthy_threshold,
+            unhealthy_threshold=unhealthy_threshold,
+            grace_seconds=health_check_grace_seconds,
+        )
+        self.containers = ContainerRunner(docker_client, registry_host)
+        timing = TaskTiming(
+            start_delay_seconds=task_start_delay_seconds,
+            health_check_interval_seconds=health_check_interval_seconds,
+            unhealthy_threshold=unhealthy_threshold,
+            grace_seconds=health_check_grace_seconds,
+            drain_seconds=drain_seconds,
+        )
+        self.tasks = TaskRunner(self.containers, self.health, account, timing)
+        self.rollout = Rollout(self.tasks, circuit_breaker_minimum)
+        self._records: dict[str, TaskRecord] = {}
+        self._memory: dict[ServiceKey, ServiceMemory] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EcsScheduler:
+        """Patch moto's ECS backend, start health checks and the scheduler thread; return self."""
+        _patch_backend(self._on_service_updated)
+        self.health.start()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="sandbox-ecs", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread and remove every container the scheduler started."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.health.stop()
+        _unpatch_backend()
+        self.tasks.shutdown()
+        self.containers.remove_all()
+
+    def forget_all(self) -> None:
+        """Drop every task (removing its containers) and everything remembered; for a moto reset."""
+        with self._lock:
+            self._records.clear()
+            self._memory.clear()
+            self.health.clear()
+            self.containers.remove_all()
+
+    def tick(self) -> None:
+        """Advance every service one step (the thread calls this every tick_seconds)."""
+        states = self.containers.states()
+        with self._lock:
+            seen: set[ServiceKey] = set()
+            for region in self.regions:
+                backend = get_backend("ecs")[self.account][region]
+                for service in list(backend.services.values()):
+                    key = (region, service.cluster_name, service.name)
+                    if service.status != "ACTIVE" or service.deployment_controller.get("type", "ECS") != "ECS":
+                        continue
+                    seen.add(key)
+                    self._reconcile(backend, region, key, service, states)
+            for record in list(self._records.values()):
+                if record.service_key not in seen:  # deleted (INACTIVE) or gone after a reset
+                    self.tasks.stop(record, "Service was deleted", "ServiceSchedulerInitiated", states)
+                    self.tasks.advance(record, states, None, [])
+            self._records = {arn: r for arn, r in self._records.items() if r.task.last_status != "STOPPED"}
+
+    def _reconcile(self, backend: Any, region: str, key: ServiceKey, service: Any, states: Any) -> None:
+        records = [r for r in self._records.values() if r.service_key == key]
+        memory = self._memory.setdefault(key, ServiceMemory())
+        try:
+            started = self.rollout.reconcile(backend, region, service, records, memory, states)
+        except Exception:
+            log.exception("sandbox scheduler: service %s failed a tick", key)
+            return
+        for record in started:
+            self._records[record.task_arn] = record
+
+    def _on_service_updated(self, backend: Any, service: Any) -> None:
+        """Answer UpdateService as ECS does: the new PRIMARY deployment and true counts are in the reply."""
+        key = (backend.region_name, service.cluster_name, service.name)
+        with self._lock:
+            if service.deployment_controller.get("type", "ECS") != "ECS":
+                return
+            memory = self._memory.setdefault(key, ServiceMemory())
+            self.rollout.sync_deployments(backend, service, memory)
+            self.rollout.recount(service, [r for r in self._records.values() if r.service_key == key])
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.tick_seconds):
+            try:
+                self.tick()
+            except Exception:
+                log.exception("sandbox scheduler tick failed")
+
+
+def _patch_backend(on_update: Callable[[Any, Any], None]) -> None:
+    def update_service(self: EC2ContainerServiceBackend, service_properties: dict[str, Any]) -> Any:
+        service = _ORIGINAL_UPDATE_SERVICE(self, service_properties)
+        on_update(self, service)
+        return service
+
+    def list_tasks(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> list[Any]:
+        names = ["cluster_str", "container_instance", "family", "started_by", "service_name", "desiredStatus"]
+        params = {**dict(zip(names, args, strict=False)), **kwargs}
+        service_name = params.pop("service_name", None)
+        tasks: list[Any] = _ORIGINAL_LIST_TASKS(self, **params)
+        if not service_name:
+            return tasks
+        # moto ignores serviceName; ECS filters on it and lists RUNNING-desired tasks by default.
+        group = f"service:{str(service_name).split('/')[-1]}"
+        wanted = params.get("desiredStatus") or "RUNNING"
+        return [t for t in tasks if t.group == group and t.desired_status == wanted]
+
+    EC2ContainerServiceBackend.update_service = update_service
+    EC2ContainerServiceBackend.list_tasks = list_tasks
+
+
+def _unpatch_backend() -> None:
+    EC2ContainerServiceBackend.update_service = _ORIGINAL_UPDATE_SERVICE
+    EC2ContainerServiceBackend.list_tasks = _ORIGINAL_LIST_TASKS

@@ -1,0 +1,261 @@
+"""Starts, watches and stops one task at a time: its containers, its targets, its moto object."""
+
+from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from moto.backends import get_backend
+
+from .containers import ContainerRunner, ContainerState, ImagePullError, PortAllocator
+from .target_health import TargetHealthBook
+from .tasks import (
+    ContainerSpec,
+    LaunchResult,
+    TaskRecord,
+    create_task,
+    mark_health,
+    mark_pending,
+    mark_running,
+    mark_stopped,
+    mark_stopping,
+    resolve_secret,
+)
+
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+KILLED = 137  # SIGKILL: how a container the scheduler stops ends
+
+
+@dataclass(frozen=True)
+class TaskTiming:
+    """How fast tasks start, are checked and drain."""
+
+    start_delay_seconds: float = 0.0
+    health_check_interval_seconds: float = 0.2
+    unhealthy_threshold: int = 2
+    grace_seconds: float = 1.0
+    drain_seconds: float = 0.3
+
+
+def _essential(definition: dict[str, Any]) -> bool:
+    return bool(definition.get("essential", True))
+
+
+def _nanos(seconds: float) -> int:
+    return int(seconds * 1e9)
+
+
+class TaskRunner:
+    """Runs a service's tasks as containers and keeps their moto tasks and ELB targets true."""
+
+    def __init__(
+        self, runner: ContainerRunner, book: TargetHealthBook, account: str, timing: TaskTiming
+    ) -> None:
+        self.runner = runner
+        self.book = book
+        self.account = account
+        self.timing = timing
+        self.ports = PortAllocator()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-task")
+
+    def start(self, backend: Any, region: str, service: Any, task_definition: Any, deployment_id: str) -> TaskRecord:
+        """Create a PROVISIONING task of the deployment and start its containers in the background."""
+        task = create_task(backend, service, task_definition, deployment_id)
+        definitions = [d for d in task_definition.container_definitions if _essential(d)]
+        ports = {str(d["name"]): self.ports.take() for d in definitions}
+        by_lb = [lb.get("containerName") for lb in service.load_balancers if lb.get("containerName") in ports]
+        with_ports = [str(d["name"]) for d in definitions if d.get("portMappings")]
+        record = TaskRecord(
+            task=task,
+            region=region,
+            cluster=service.cluster_name,
+            service_name=service.name,
+            deployment_id=deployment_id,
+            ports=ports,
+            target_container=str((by_lb or with_ports or list(ports))[0]),
+        )
+        try:
+            specs = [self._spec(region, d, ports[str(d["name"])]) for d in definitions]
+        except Exception as error:  # any secret lookup failure fails the task, as in ECS
+            reason = f"ResourceInitializationError: unable to pull secrets or registry auth: {error}"
+            self.fail(record, reason, "TaskFailedToStart", {})
+            return record
+        labels = {
+            "deploy-agent.cluster": record.cluster,
+            "deploy-agent.service": record.service_name,
+            "deploy-agent.task": record.task_arn,
+        }
+        record.launch = self._pool.submit(self._launch, record, specs, labels)
+        return record
+
+    def _spec(self, region: str, definition: dict[str, Any], port: int) -> ContainerSpec:
+        env = {str(e["name"]): str(e["value"]) for e in definition.get("environment", [])}
+        for secret in definition.get("secrets", []):
+            env[str(secret["name"])] = resolve_secret(self.account, region, str(secret["valueFrom"]))
+        env["PORT"] = str(port)
+        check = definition.get("healthCheck")
+        healthcheck = None
+        if check:
+            # ECS's timing is in whole seconds and at least 5 s; the sandbox keeps its own pace.
+            healthcheck = {
+                "test": check["command"],
+                "interval": _nanos(self.timing.health_check_interval_seconds),
+                "timeout": _nanos(max(1.0, self.timing.health_check_interval_seconds)),
+                "retries": self.timing.unhealthy_threshold,
+                "start_period": _nanos(self.timing.grace_seconds),
+            }
+        return ContainerSpec(str(definition["name"]), str(definition["image"]), env, definition.get("command"), healthcheck)
+
+    def _launch(self, record: TaskRecord, specs: list[ContainerSpec], labels: dict[str, str]) -> LaunchResult:
+        time.sleep(self.timing.start_delay_seconds)
+        refs: dict[str, str] = {}
+        for spec in specs:
+            try:
+                refs[spec.name] = self.runner.ensure_image(spec.image)
+            except ImagePullError as error:
+                return LaunchResult({}, {}, f"CannotPullContainerError: {error}")
+        started: dict[str, str] = {}
+        for spec in specs:
+            name = _NAME_UNSAFE.sub("-", f"sbx-{record.service_name}-{record.task_id[:8]}-{spec.name}")
+            try:
+                started[spec.name] = self.runner.run(
+                    refs[spec.name], name, spec.environment, labels, spec.command, spec.healthcheck
+                )
+            except Exception as error:
+                for container_id in started.values():
+                    self.runner.remove(container_id)
+                return LaunchResult({}, {}, f"CannotStartContainerError: {error}")
+        digests = {name: ref.split("@", 1)[1] for name, ref in refs.items() if "@" in ref}
+        return LaunchResult(started, digests)
+
+    def advance(self, record: TaskRecord, states: dict[str, ContainerState], service: Any, events: list[str]) -> None:
+        """Move one task along: pending -> running -> healthy, or to stopped when it fails or drained."""
+        task = record.task
+        if record.stopping:
+            self._advance_stop(record)
+            return
+        if task.desired_status == "STOPPED":  # someone called StopTask
+            self.stop(record, task.stopped_reason or "Task stopped by user", "UserInitiated", states)
+            return
+        if record.launch is not None and task.last_status in ("PROVISIONING", "PENDING"):
+            if task.last_status == "PROVISIONING" and time.monotonic() - record.created >= self.timing.start_delay_seconds:
+                mark_pending(task)
+            if not record.launch.done():
+                return
+            result = record.launch.result()
+            record.container_ids = dict(result.container_ids)
+            if result.error:
+                self.fail(record, result.error, "TaskFailedToStart", states)
+                return
+            mark_running(task, result)
+            self._register_targets(record, service, events)
+        if task.last_status == "RUNNING":
+            self._assess_health(record, states, events)
+
+    def _assess_health(self, record: TaskRecord, states: dict[str, ContainerState], events: list[str]) -> None:
+        mine = {name: states.get(cid) for name, cid in record.container_ids.items()}
+        if any(state is None for state in mine.values()):
+            return  # started after this tick's look at Docker
+        if any(state is not None and not state.running for state in mine.values()):
+            self.fail(record, "Essential container in task exited", "EssentialContainerExited", states)
+            return
+        if record.targets:
+            verdicts = {tg: self.book.get(tg, tid) for tg, tid in record.targets}
+            for tg, target in verdicts.items():
+                if target is not None and target.state == "unhealthy":
+                    port = record.ports[record.target_container]
+                    events.append(
+                        f"(service {record.service_name}) (port {port}) is unhealthy in (target-group {tg}) "
+                        f"due to (reason {target.last_failure})."
+                    )
+                    self.fail(record, f"Task failed ELB health checks in (target-group {tg})",
+                              "ServiceSchedulerInitiated", states)
+                    return
+            healthy = all(t is not None and t.state == "healthy" for t in verdicts.values())
+        elif any(s is not None and s.health != "none" for s in mine.values()):
+            if any(s is not None and s.health == "unhealthy" for s in mine.values()):
+                events.append(f"(service {record.service_name}) (task {record.task_id}) failed container health checks.")
+                self.fail(record, "Task failed container health checks", "ServiceSchedulerInitiated", states)
+                return
+            healthy = all(s is not None and s.health in ("healthy", "none") for s in mine.values())
+        else:
+            record.healthy = True  # no check of any kind: ECS counts a RUNNING task as healthy
+            return
+        if healthy and not record.healthy:
+            mark_health(record.task, True)
+        record.healthy = healthy
+
+    def _register_targets(self, record: TaskRecord, service: Any, events: list[str]) -> None:
+        elbv2 = get_backend("elbv2")[self.account][record.region]
+        for lb in service.load_balancers:
+            tg_arn = lb.get("targetGroupArn")
+            group = elbv2.target_groups.get(tg_arn) if tg_arn else None
+            if group is None:
+                continue
+            port = record.ports.get(str(lb.get("containerName")), record.ports[record.target_container])
+            target_id = record.target_id
+            elbv2.register_targets(tg_arn, [{"Id": target_id, "Port": lb.get("containerPort", group.port)}])
+            matcher = str((getattr(group, "matcher", None) or {}).get("HttpCode", "200"))
+            self.book.register(tg_arn, target_id, port, group.health_check_path or "/", matcher)
+            record.targets.append((tg_arn, target_id))
+            events.append(f"(service {record.service_name}) registered 1 targets in (target-group {tg_arn})")
+
+    def fail(self, record: TaskRecord, reason: str, stop_code: str, states: dict[str, ContainerState]) -> None:
+        """Stop a task that failed, at once (no draining); its deployment counts it as failed."""
+        record.failed = True
+        if stop_code == "ServiceSchedulerInitiated":
+            mark_health(record.task, False)
+        self.stop(record, reason, stop_code, states, drain=False)
+
+    def stop(
+        self, record: TaskRecord, reason: str, stop_code: str, states: dict[str, ContainerState], drain: bool = True
+    ) -> None:
+        """Ask a task to stop: drain its targets first when it served traffic, then remove its containers."""
+        if record.stopping:
+            return
+        record.stopping = True
+        record.exit_codes = {
+            name: state.exit_code
+            for name, cid in record.container_ids.items()
+            if (state := states.get(cid)) is not None and not state.running
+        }
+        mark_stopping(record.task, reason, stop_code)
+        for tg, tid in record.targets:
+            self.book.drain(tg, tid)
+        draining = drain and record.healthy and bool(record.targets)
+        record.drain_until = time.monotonic() + (self.timing.drain_seconds if draining else 0.0)
+        self._advance_stop(record)
+
+    def _advance_stop(self, record: TaskRecord) -> None:
+        if record.launch is not None and not record.launch.done():
+            return  # the containers are still being started: stop them once they exist
+        if record.launch is not None and not record.container_ids:
+            record.container_ids = dict(record.launch.result().container_ids)
+        if record.removal is None and time.monotonic() >= record.drain_until:
+            self._deregister_targets(record)
+            record.removal = self._pool.submit(self._remove, list(record.container_ids.values()))
+        if record.removal is not None and record.removal.done() and record.task.last_status != "STOPPED":
+            codes: dict[str, int | None] = {n: record.exit_codes.get(n, KILLED) for n in record.container_ids}
+            mark_stopped(record.task, codes, record.task.stopped_reason if record.failed else "")
+            for port in record.ports.values():
+                self.ports.release(port)
+
+    def _remove(self, container_ids: list[str]) -> None:
+        for container_id in container_ids:
+            self.runner.remove(container_id)
+
+    def _deregister_targets(self, record: TaskRecord) -> None:
+        elbv2 = get_backend("elbv2")[self.account][record.region]
+        for tg, tid in record.targets:
+            self.book.remove(tg, tid)
+            group = elbv2.target_groups.get(tg)
+            if group is not None and tid in group.targets:
+                group.deregister([{"Id": tid}])
+        record.targets = []
+
+    def shutdown(self) -> None:
+        """Wait for background starts and removals to finish."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
