@@ -139,7 +139,7 @@ def base_image(docker_api: docker.APIClient) -> str:
     """The local base image the test apps build FROM (no pulls are possible here)."""
     name = os.environ.get("DEPLOY_AGENT_BASE_IMAGE", "deploy-agent/busybox:1")
     try:
-        docker_api.inspect_image(name)
+        docker_api.inspect_image(name)  # type: ignore[no-untyped-call]
     except docker.errors.ImageNotFound:
         pytest.fail(f"base image {name} is missing from the engine (see ENVIRONMENT.md: docker import)")
     return name

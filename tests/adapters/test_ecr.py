@@ -150,7 +150,9 @@ class TestLifecyclePolicy:
             "127.0.0.1:5000/web",
             id="a scheme and trailing slash on the override are dropped",
         ),
-        pytest.param("web", "127.0.0.1:5000", "127.0.0.1:5000/web", id="a bare name is put under the override"),
+        pytest.param(
+            "web", "127.0.0.1:5000", "127.0.0.1:5000/web", id="a bare name is put under the override"
+        ),
     ],
 )
 def test_registry_for_push(uri: str, override: str | None, expected: str) -> None:

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
+from moto.backends import get_backend
 
 from deploy_agent.adapters.aws import AwsClients, call
 from deploy_agent.adapters.ecs import EcsApi
 from deploy_agent.core.errors import AwsError, AwsNotFound, AwsThrottled
 
 from .conftest import ACCOUNT, REGION, free_port
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs.type_defs import NetworkConfigurationTypeDef
 
 pytestmark = pytest.mark.integration
 
@@ -50,11 +55,14 @@ def ecs(aws: AwsClients) -> EcsApi:
 
 
 @pytest.fixture
-def subnet(aws: AwsClients) -> str:
+def network(aws: AwsClients) -> NetworkConfigurationTypeDef:
+    """An awsvpc network configuration moto accepts (a subnet and a security group)."""
     ec2 = aws.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})  # moto.md B1
-    return str(ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"])
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="web", Description="web", VpcId=vpc)["GroupId"]
+    return {"awsvpcConfiguration": {"subnets": [subnet], "securityGroups": [group]}}
 
 
 @pytest.fixture
@@ -68,14 +76,16 @@ def td_arn(ecs: EcsApi) -> str:
     return str(ecs.register_task_definition(TASK_DEFINITION)["taskDefinitionArn"])
 
 
-def _create_service(aws: AwsClients, cluster: str, name: str, td_arn: str, subnet: str) -> None:
+def _create_service(
+    aws: AwsClients, cluster: str, name: str, td_arn: str, network: NetworkConfigurationTypeDef
+) -> None:
     aws.ecs.create_service(
         cluster=cluster,
         serviceName=name,
         taskDefinition=td_arn,
         desiredCount=1,
         launchType="FARGATE",
-        networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
+        networkConfiguration=network,
     )
 
 
@@ -106,10 +116,10 @@ class TestTaskDefinitions:
 
 class TestServices:
     def test_update_service_sets_the_arn_and_deployment_configuration(
-        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, subnet: str
+        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, network: NetworkConfigurationTypeDef
     ) -> None:
         """update_service stores the task definition ARN, count and rollout settings (read back)."""
-        _create_service(aws, cluster, "web", td_arn, subnet)
+        _create_service(aws, cluster, "web", td_arn, network)
         new_arn = ecs.register_task_definition(TASK_DEFINITION)["taskDefinitionArn"]
         returned = ecs.update_service(
             cluster,
@@ -132,10 +142,10 @@ class TestServices:
         }
 
     def test_desired_count_none_keeps_the_count(
-        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, subnet: str
+        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, network: NetworkConfigurationTypeDef
     ) -> None:
         """Without desired_count the service keeps its current count."""
-        _create_service(aws, cluster, "web", td_arn, subnet)
+        _create_service(aws, cluster, "web", td_arn, network)
         assert ecs.update_service(cluster, "web", td_arn)["desiredCount"] == 1
 
     def test_update_service_refuses_a_non_arn(self, ecs: EcsApi) -> None:
@@ -150,10 +160,10 @@ class TestServices:
         assert missing.value.code == "MISSING"
 
     def test_deleted_service_is_not_found(
-        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, subnet: str
+        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, network: NetworkConfigurationTypeDef
     ) -> None:
         """A deleted (INACTIVE) service is reported as not found."""
-        _create_service(aws, cluster, "web", td_arn, subnet)
+        _create_service(aws, cluster, "web", td_arn, network)
         aws.ecs.delete_service(cluster=cluster, service="web", force=True)
         with pytest.raises(AwsNotFound, match="INACTIVE"):
             ecs.describe_service(cluster, "web")
@@ -165,15 +175,16 @@ class TestServices:
         assert missing.value.code == "ClusterNotFoundException"
 
     def test_describe_services_batches_beyond_ten(
-        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, subnet: str
+        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, network: NetworkConfigurationTypeDef
     ) -> None:
         """Twelve names are answered (two calls of at most ten); missing names are left out."""
         names = [f"svc{i}" for i in range(11)]
         for name in names:
-            _create_service(aws, cluster, name, td_arn, subnet)
+            _create_service(aws, cluster, name, td_arn, network)
         calls: list[int] = []
         aws.ecs.meta.events.register(
-            "before-call.ecs.DescribeServices", lambda params, **_: calls.append(len(params["services"]))
+            "before-parameter-build.ecs.DescribeServices",
+            lambda params, **_: calls.append(len(params["services"])),
         )
         found = ecs.describe_services(cluster, [*names, "ghost"])
         assert sorted(found) == sorted(names)
@@ -190,24 +201,32 @@ class TestStoppedTasks:
         yield
         requests.post(f"{base}/unset-transition", data=json.dumps({"model_name": "ecs::task"}), timeout=10)
 
-    def _run(self, aws: AwsClients, cluster: str, td_arn: str, subnet: str, group: str, count: int) -> list[str]:
+    def _run(
+        self,
+        aws: AwsClients,
+        cluster: str,
+        td_arn: str,
+        network: NetworkConfigurationTypeDef,
+        group: str,
+        count: int,
+    ) -> list[str]:
         response = aws.ecs.run_task(
             cluster=cluster,
             taskDefinition=td_arn,
             count=count,
             group=group,
             launchType="FARGATE",
-            networkConfiguration={"awsvpcConfiguration": {"subnets": [subnet]}},
+            networkConfiguration=network,
         )
         return [task["taskArn"] for task in response["tasks"]]
 
     def test_only_the_services_stopped_tasks_are_returned(
-        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, subnet: str
+        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, network: NetworkConfigurationTypeDef
     ) -> None:
         """Stopped tasks of another service, and running tasks, are filtered out."""
-        ours = self._run(aws, cluster, td_arn, subnet, "service:web", 2)
-        theirs = self._run(aws, cluster, td_arn, subnet, "service:api", 2)
-        self._run(aws, cluster, td_arn, subnet, "service:web", 1)  # still running
+        ours = self._run(aws, cluster, td_arn, network, "service:web", 2)
+        theirs = self._run(aws, cluster, td_arn, network, "service:api", 2)
+        self._run(aws, cluster, td_arn, network, "service:web", 1)  # still running
         for arn in [*ours, *theirs]:
             aws.ecs.stop_task(cluster=cluster, task=arn, reason="Essential container in task exited")
         stopped = ecs.list_stopped_tasks(cluster, "web")
@@ -215,25 +234,34 @@ class TestStoppedTasks:
         assert {task["stoppedReason"] for task in stopped} == {"Essential container in task exited"}
 
     def test_limit_caps_the_result(
-        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, subnet: str
+        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, network: NetworkConfigurationTypeDef
     ) -> None:
         """No more than ``limit`` tasks come back."""
-        for arn in self._run(aws, cluster, td_arn, subnet, "service:web", 3):
+        for arn in self._run(aws, cluster, td_arn, network, "service:web", 3):
             aws.ecs.stop_task(cluster=cluster, task=arn, reason="scaled in")
         assert len(ecs.list_stopped_tasks(cluster, "web", limit=2)) == 2
 
-    def test_started_after_in_the_future_leaves_out_tasks_with_times(
-        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, subnet: str
+    def test_started_after_filters_and_the_latest_stopped_come_first(
+        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, network: NetworkConfigurationTypeDef
     ) -> None:
-        """Tasks started before ``started_after`` are left out when ECS gives their start time."""
-        for arn in self._run(aws, cluster, td_arn, subnet, "service:web", 1):
-            aws.ecs.stop_task(cluster=cluster, task=arn, reason="done")
-        tasks = ecs.list_stopped_tasks(cluster, "web")
-        later = ecs.list_stopped_tasks(cluster, "web", started_after=datetime.now(UTC) + timedelta(hours=1))
-        if any(task.get("startedAt") or task.get("createdAt") for task in tasks):
-            assert later == []
-        else:  # moto gives no times: nothing to compare, so nothing is dropped
-            assert later == tasks
+        """Tasks started before ``started_after`` are left out; the rest come newest-stopped first."""
+        arns = self._run(aws, cluster, td_arn, network, "service:web", 3)
+        now = datetime.now(UTC)
+        times = {  # arn -> (started, stopped); moto never sets these, so play ECS (moto.md section 2a)
+            arns[0]: (now - timedelta(hours=2), now - timedelta(hours=1)),
+            arns[1]: (now - timedelta(minutes=10), now - timedelta(minutes=5)),
+            arns[2]: (now - timedelta(minutes=20), now - timedelta(minutes=1)),
+        }
+        backend_tasks = get_backend("ecs")[ACCOUNT][REGION].tasks[cluster]
+        for arn, (started, stopped) in times.items():
+            aws.ecs.stop_task(cluster=cluster, task=arn, reason="Task failed ELB health checks")
+            task = next(t for t in backend_tasks.values() if t.task_arn == arn)
+            setattr(task, "started_at", started)  # noqa: B010  # attributes moto serializes once set
+            setattr(task, "stopped_at", stopped)  # noqa: B010
+        recent = ecs.list_stopped_tasks(cluster, "web", started_after=now - timedelta(minutes=30))
+        assert [task["taskArn"] for task in recent] == [arns[2], arns[1]]
+        everything = ecs.list_stopped_tasks(cluster, "web")
+        assert [task["taskArn"] for task in everything] == [arns[2], arns[1], arns[0]]
 
     def test_no_stopped_tasks_is_an_empty_list(self, ecs: EcsApi, cluster: str) -> None:
         """A service without stopped tasks gives [] (and describe_tasks of nothing makes no call)."""
@@ -313,6 +341,24 @@ class TestAwsErrorTranslation:
         assert throttles == [("ecs", "ListClusters")]
 
     def test_clients_are_made_once_per_process(self, aws: AwsClients) -> None:
-        """The same client object is returned on every access in one process."""
+        """The same client object is returned on every access in one process, one per service."""
         assert aws.ecs is aws.ecs
-        assert aws.ecr is not aws.ecs
+        assert aws.ecr is aws.ecr
+        assert aws.elbv2.meta.service_model.service_name == "elbv2"
+        assert aws.cloudwatch.meta.service_model.service_name == "cloudwatch"
+
+    def test_a_forked_child_makes_its_own_clients(self, aws: AwsClients) -> None:
+        """After fork (Celery prefork) the child does not reuse the parent's client."""
+        parent_client = id(aws.ecs)
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child answers through the pipe and leaves at once
+            try:
+                os.write(write_end, b"new" if id(aws.ecs) != parent_client else b"same")
+            finally:
+                os._exit(0)
+        os.close(write_end)
+        answer = os.read(read_end, 16)
+        os.close(read_end)
+        os.waitpid(pid, 0)
+        assert answer == b"new"

@@ -34,7 +34,9 @@ def _probes(pattern: str) -> list[Probe]:
         pytest.param("FFFS", 3, 3, "unhealthy", id="one success does not undo unhealthy"),
         pytest.param("FFFSSS", 3, 3, "healthy", id="enough successes after unhealthy make it healthy"),
         pytest.param("FFSSSSS", 5, 2, "healthy", id="recovering takes the healthy threshold"),
-        pytest.param("SSSSSF", 10, 1, "unhealthy", id="a strict unhealthy threshold fails on the first failure"),
+        pytest.param(
+            "SSSSSF", 10, 1, "unhealthy", id="a strict unhealthy threshold fails on the first failure"
+        ),
     ],
 )
 def test_assess_health(pattern: str, healthy: int, unhealthy: int, expected: HealthVerdict) -> None:
@@ -56,7 +58,9 @@ def test_thresholds_below_one_are_refused(healthy: int, unhealthy: int) -> None:
         pytest.param(204, 10.0, 204, None, None, id="a non-200 expected status passes"),
         pytest.param(200, 150.0, 200, 100, "latency 150 ms above 100 ms", id="too slow fails"),
         pytest.param(200, 100.0, 200, 100, None, id="exactly at the latency limit passes"),
-        pytest.param(500, 150.0, 200, 100, "status 500, expected 200", id="the status is reported before latency"),
+        pytest.param(
+            500, 150.0, 200, 100, "status 500, expected 200", id="the status is reported before latency"
+        ),
     ],
 )
 def test_assess_response(

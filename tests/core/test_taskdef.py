@@ -75,7 +75,11 @@ class TestPlanTaskDefinition:
     def test_named_container_gets_the_image_and_the_others_keep_theirs(self) -> None:
         """container_name picks the target; every other container keeps its own image."""
         kwargs = plan_task_definition(DESCRIBED, "repo/worker:2", "worker")
-        assert [c["image"] for c in kwargs["containerDefinitions"]] == ["envoy:1.29", "repo/web:1", "repo/worker:2"]
+        assert [c["image"] for c in kwargs["containerDefinitions"]] == [
+            "envoy:1.29",
+            "repo/web:1",
+            "repo/worker:2",
+        ]
 
     def test_secrets_stay_arns(self) -> None:
         """Secrets are carried as valueFrom ARNs, never resolved."""
@@ -113,7 +117,10 @@ class TestPlanFromSpec:
     def test_target_container_gets_the_image(self) -> None:
         """The default (first essential) container is filled; the sidecar keeps its image."""
         kwargs = plan_from_spec(self.SPEC, "repo/api@sha256:1")
-        assert [c.get("image") for c in kwargs["containerDefinitions"]] == ["repo/api@sha256:1", "fluent-bit:2"]
+        assert [c.get("image") for c in kwargs["containerDefinitions"]] == [
+            "repo/api@sha256:1",
+            "fluent-bit:2",
+        ]
         assert "image" not in self.SPEC["containerDefinitions"][0]
 
     def test_named_container_gets_the_image(self) -> None:
@@ -132,7 +139,10 @@ class TestPlanFromSpec:
                 id="no essential container and no name is rejected",
             ),
             pytest.param(
-                {**SPEC, "revision": 3}, None, "task_definition.revision", id="output-only fields are rejected"
+                {**SPEC, "revision": 3},
+                None,
+                "task_definition.revision",
+                id="output-only fields are rejected",
             ),
         ],
     )
@@ -162,7 +172,11 @@ class TestDefaultLogConfiguration:
         logs = [c["logConfiguration"] for c in kwargs["containerDefinitions"]]
         assert logs[0] == {
             "logDriver": "awslogs",
-            "options": {"awslogs-group": "/ecs/web", "awslogs-region": "us-east-1", "awslogs-stream-prefix": "envoy"},
+            "options": {
+                "awslogs-group": "/ecs/web",
+                "awslogs-region": "us-east-1",
+                "awslogs-stream-prefix": "envoy",
+            },
         }
         assert logs[1] == LOGS
         assert logs[2]["options"]["awslogs-stream-prefix"] == "worker"
@@ -171,7 +185,9 @@ class TestDefaultLogConfiguration:
         """log_group_prefix names the group; the given kwargs are not modified."""
         spec = {"family": "api", "containerDefinitions": [{"name": "api", "image": "i"}]}
         kwargs = default_log_configuration(spec, "eu-west-1", log_group_prefix="/apps/")
-        assert kwargs["containerDefinitions"][0]["logConfiguration"]["options"]["awslogs-group"] == "/apps/api"
+        assert (
+            kwargs["containerDefinitions"][0]["logConfiguration"]["options"]["awslogs-group"] == "/apps/api"
+        )
         assert "logConfiguration" not in spec["containerDefinitions"][0]
 
 
@@ -196,7 +212,9 @@ BASE = plan_task_definition(DESCRIBED, "repo/web:1")
             id="an image change names both images",
         ),
         pytest.param(
-            _with_container("web", environment=[{"name": "MODE", "value": "ok"}, {"name": "DEBUG", "value": "1"}]),
+            _with_container(
+                "web", environment=[{"name": "MODE", "value": "ok"}, {"name": "DEBUG", "value": "1"}]
+            ),
             ["container web: environment DEBUG added"],
             id="an added variable is named",
         ),
@@ -231,9 +249,7 @@ BASE = plan_task_definition(DESCRIBED, "repo/web:1")
             ["container envoy removed"],
             id="a removed container is named",
         ),
-        pytest.param(
-            {**BASE, "volumes": None}, [], id="an empty list and an absent field are the same"
-        ),
+        pytest.param({**BASE, "volumes": None}, [], id="an empty list and an absent field are the same"),
     ],
 )
 def test_diff_task_definitions(new: dict[str, Any], expected: list[str]) -> None:

@@ -17,7 +17,7 @@ import redis
 
 REDIS_URL = "redis://127.0.0.1:" + os.environ.get("DEPLOY_AGENT_REDIS_PORT", "6379")
 DBS = {"broker_db": 13, "result_db": 14, "state_db": 15}
-APPS = Path(__file__).resolve().parents[1] / "apps"
+APPS = Path(__file__).resolve().parents[2] / "examples"
 ACCOUNT = "123456789012"
 ECR_HOST = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
 

@@ -56,7 +56,9 @@ def _decode(payload: object) -> object:
             )
         try:
             payload = json.loads(payload)
-        except (ValueError, RecursionError) as exc:
+        except RecursionError:
+            raise _rejected([{"field": "", "problem": "the message is nested too deeply"}]) from None
+        except ValueError as exc:
             where = (
                 f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             )

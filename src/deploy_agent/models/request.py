@@ -39,6 +39,12 @@ IMAGE_URI_PATTERN = (
 DeploymentId = Annotated[str, StringConstraints(pattern=DEPLOYMENT_ID_PATTERN)]
 ImageTag = Annotated[str, StringConstraints(pattern=IMAGE_TAG_PATTERN)]
 Text = Annotated[str, StringConstraints(max_length=4096)]
+BuildMapping = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Text], Field(max_length=100)
+]
+ImageRef = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+BUILD_TARGET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+PLATFORM_PATTERN = r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$"
 
 
 def new_deployment_id() -> str:
@@ -51,19 +57,11 @@ class BuildSpec(MessageModel):
 
     context: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
     dockerfile: Annotated[str, StringConstraints(min_length=1, max_length=1024)] = "Dockerfile"
-    build_args: Annotated[
-        dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Text], Field(max_length=100)
-    ] = Field(default_factory=dict)
-    target: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")] | None = None
-    cache_from: list[Annotated[str, StringConstraints(min_length=1, max_length=1024)]] = Field(
-        default_factory=list, max_length=20
-    )
-    labels: Annotated[
-        dict[Annotated[str, StringConstraints(min_length=1, max_length=256)], Text], Field(max_length=100)
-    ] = Field(default_factory=dict)
-    platform: Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$")] | None = (
-        None
-    )
+    build_args: BuildMapping = Field(default_factory=dict)
+    target: Annotated[str, StringConstraints(pattern=BUILD_TARGET_PATTERN)] | None = None
+    cache_from: list[ImageRef] = Field(default_factory=list, max_length=20)
+    labels: BuildMapping = Field(default_factory=dict)
+    platform: Annotated[str, StringConstraints(pattern=PLATFORM_PATTERN)] | None = None
 
 
 class ImageSpec(MessageModel):

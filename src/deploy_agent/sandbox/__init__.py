@@ -1,0 +1,48 @@
+"""The local sandbox: an emulated AWS that tests and the demo share (DESIGN.md section 6).
+
+One process runs:
+
+- moto in server mode (``moto_server``): every AWS API the worker calls, over real HTTP;
+- an ECS service scheduler (``scheduler``, ``rollout``, ``task_runner``) that mutates moto's backends:
+  deployments (PRIMARY/ACTIVE, rolloutState, counts, failedTasks), rolling replacement within
+  maximumPercent/minimumHealthyPercent, desired-count changes, the deployment circuit breaker with
+  rollback, stopped-task reasons/stop codes/exit codes, service events, StopTask, deleted services;
+- each task as real containers (``containers``): the image's ECR host is mapped to the local
+  registry and pulled; host network; ``PORT`` = a free loopback port; environment and Secrets
+  Manager / SSM secrets injected; every *essential* container runs, non-essential ones are recorded
+  in the task but not run;
+- target health (``target_health``): HTTP checks of ``HealthCheckPath`` against each task's port,
+  shown by ``describe_target_health`` (initial/healthy/unhealthy/draining); without a load balancer,
+  a container ``healthCheck`` becomes a Docker healthcheck, and no check at all means RUNNING = healthy;
+- a load balancer (``load_balancer``): one loopback HTTP proxy per ELBv2 listener, honouring the
+  default forward action's target-group weights, sending only to healthy targets;
+- a registry (``registry``): ``docker-registry`` standing in for ECR's registry host.
+
+Emulated loosely: the sandbox's own health timing (interval, thresholds, grace) replaces the
+target group's and container's seconds; draining is a fixed short delay; ELBv2 listener rules,
+deployment alarms, task placement, CPU/memory limits, logs, capacity providers, task sets, CodeDeploy
+and non-ECS deployment controllers are not emulated. moto fixes applied in-process: UpdateService
+answers with the new PRIMARY deployment and an ARN task definition; ListTasks honours serviceName
+(and then lists RUNNING-desired tasks by default); awsvpc tasks start without EnableDnsHostnames.
+
+The worker never imports this package: it reaches the sandbox through AWS_ENDPOINT_URL and the
+registry host only.
+"""
+
+from .environment import Sandbox
+from .load_balancer import LocalLoadBalancer
+from .moto_server import MotoServer
+from .provision import ProvisionedService, provision_service, wait_for_rollout
+from .registry import LocalRegistry
+from .scheduler import EcsScheduler
+
+__all__ = [
+    "EcsScheduler",
+    "LocalLoadBalancer",
+    "LocalRegistry",
+    "MotoServer",
+    "ProvisionedService",
+    "Sandbox",
+    "provision_service",
+    "wait_for_rollout",
+]

@@ -21,7 +21,15 @@ from moto.backends import get_backend
 from .target_health import TargetHealthBook
 
 log = logging.getLogger(__name__)
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-connection"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-connection",
+}
 
 
 def choose_target_group(action: dict[str, Any], rng: random.Random) -> str | None:
@@ -29,7 +37,7 @@ def choose_target_group(action: dict[str, Any], rng: random.Random) -> str | Non
     groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
     weighted = [(g["TargetGroupArn"], int(g.get("Weight", 1))) for g in groups if int(g.get("Weight", 1)) > 0]
     if weighted:
-        return rng.choices([arn for arn, _ in weighted], weights=[w for _, w in weighted])[0]
+        return str(rng.choices([arn for arn, _ in weighted], weights=[w for _, w in weighted])[0])
     if groups:
         return None  # every weight is 0: nothing receives traffic
     arn = action.get("TargetGroupArn")
@@ -153,7 +161,7 @@ class LocalLoadBalancer:
         class Proxy(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
             def _proxy(self) -> None:

@@ -34,7 +34,9 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def pin_task_transitions() -> None:
     """Keep moto's ECS tasks in the state the scheduler sets (moto would otherwise walk them to STOPPED)."""
-    state_manager.set_transition(model_name="ecs::task", transition={"progression": "manual", "times": _NEVER})
+    state_manager.set_transition(
+        model_name="ecs::task", transition={"progression": "manual", "times": _NEVER}
+    )
 
 
 def _service_of(environ: dict[str, Any]) -> str:
@@ -48,7 +50,7 @@ def _action_of(environ: dict[str, Any]) -> str:
         return str(target).rsplit(".", 1)[-1]
     query = parse_qs(environ.get("QUERY_STRING", ""))
     if "Action" in query:
-        return query["Action"][0]
+        return str(query["Action"][0])
     if "form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
         return "unknown"
     length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -56,10 +58,10 @@ def _action_of(environ: dict[str, Any]) -> str:
     # The body was consumed: hand moto an identical one.
     environ["wsgi.input"] = io.BytesIO(body)
     form = parse_qs(body.decode("utf-8", "replace"))
-    return form["Action"][0] if "Action" in form else "unknown"
+    return str(form["Action"][0]) if "Action" in form else "unknown"
 
 
-class CountingMotoServer(ThreadedMotoServer):  # type: ignore[misc]
+class CountingMotoServer(ThreadedMotoServer):
     """ThreadedMotoServer that counts the AWS calls it answers by (service, action)."""
 
     def __init__(self, ip_address: str = "127.0.0.1", port: int = 0) -> None:
@@ -77,7 +79,9 @@ class CountingMotoServer(ThreadedMotoServer):  # type: ignore[misc]
                     self.calls[key] += 1
             return inner(environ, start_response)
 
-        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server = make_server(
+            self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+        )
         self._server_ready_event.set()
         self._server.serve_forever()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -21,6 +22,12 @@ http:
 """
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _answers_v2(port: int) -> bool:
     try:
         return requests.get(f"http://127.0.0.1:{port}/v2/", timeout=1).status_code == 200
@@ -32,10 +39,11 @@ class LocalRegistry:
     """`docker-registry serve` on 127.0.0.1:port with filesystem storage under ``root``.
 
     If something already answers ``/v2/`` on that port, it is reused and left running on stop().
+    Port 0 means a free port.
     """
 
     def __init__(self, port: int = 5000, root: Path = Path(".sandbox/registry")) -> None:
-        self.port = port
+        self.port = port or _free_port()
         self.root = root
         self._process: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None

@@ -118,7 +118,9 @@ class Rollout:
         if int(primary.get("failedTasks") or 0) < threshold:
             return
         set_rollout(primary, "FAILED", "ECS deployment circuit breaker: tasks failed to start.")
-        events.append(f"(service {service.name}) (deployment {primary['id']}) deployment failed: tasks failed to start.")
+        events.append(
+            f"(service {service.name}) (deployment {primary['id']}) deployment failed: tasks failed to start."
+        )
         last = memory.last_completed
         if not config.rollback or last is None or last[1] == primary["taskDefinition"]:
             return
@@ -128,7 +130,9 @@ class Rollout:
         memory.primary_id = service.deployments[0]["id"]
         events.append(f"(service {service.name}) rolling back to deployment {last[0]}.")
 
-    def _stop_surplus(self, service: Any, records: list[TaskRecord], states: dict[str, ContainerState]) -> None:
+    def _stop_surplus(
+        self, service: Any, records: list[TaskRecord], states: dict[str, ContainerState]
+    ) -> None:
         primary_id = service.deployments[0]["id"]
         desired = service.desired_count
         _, fewest = plan_task_bounds(desired, read_rollout_config(service))
@@ -145,7 +149,9 @@ class Rollout:
                 healthy -= 1
             self.tasks.stop(record, reason, "ServiceSchedulerInitiated", states)
 
-    def _start_missing(self, backend: Any, region: str, service: Any, records: list[TaskRecord]) -> list[TaskRecord]:
+    def _start_missing(
+        self, backend: Any, region: str, service: Any, records: list[TaskRecord]
+    ) -> list[TaskRecord]:
         primary = service.deployments[0]
         if primary["rolloutState"] == "FAILED":
             return []  # the circuit breaker stopped this deployment from launching more tasks
@@ -169,7 +175,9 @@ class Rollout:
                 continue
             running = sum(r.task.last_status == "RUNNING" for r in mine)
             pending = sum(r.task.last_status in ("PROVISIONING", "PENDING") for r in mine)
-            desired = service.desired_count if deployment["id"] == primary_id else sum(not r.stopping for r in mine)
+            desired = (
+                service.desired_count if deployment["id"] == primary_id else sum(not r.stopping for r in mine)
+            )
             set_counts(deployment, desired, running, pending)
             kept.append(deployment)
         if len(kept) != len(service.deployments):
@@ -177,7 +185,9 @@ class Rollout:
         service.running_count = sum(r.task.last_status == "RUNNING" for r in present)
         service.pending_count = sum(r.task.last_status in ("PROVISIONING", "PENDING") for r in present)
 
-    def _settle(self, service: Any, records: list[TaskRecord], memory: ServiceMemory, events: list[str]) -> None:
+    def _settle(
+        self, service: Any, records: list[TaskRecord], memory: ServiceMemory, events: list[str]
+    ) -> None:
         primary = service.deployments[0]
         present = [r for r in records if not _is_gone(r)]
         serving = [r for r in present if r.deployment_id == primary["id"] and r.healthy and not r.stopping]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
@@ -91,9 +93,18 @@ class EcsScheduler:
         self.tasks.shutdown()
         self.containers.remove_all()
 
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Hold the scheduler still (e.g. while moto is reset)."""
+        with self._lock:
+            yield
+
     def forget_all(self) -> None:
         """Drop every task (removing its containers) and everything remembered; for a moto reset."""
         with self._lock:
+            for record in self._records.values():
+                if record.launch is not None:
+                    concurrent.futures.wait([record.launch], timeout=60)
             self._records.clear()
             self._memory.clear()
             self.health.clear()
@@ -108,7 +119,10 @@ class EcsScheduler:
                 backend = get_backend("ecs")[self.account][region]
                 for service in list(backend.services.values()):
                     key = (region, service.cluster_name, service.name)
-                    if service.status != "ACTIVE" or service.deployment_controller.get("type", "ECS") != "ECS":
+                    if (
+                        service.status != "ACTIVE"
+                        or service.deployment_controller.get("type", "ECS") != "ECS"
+                    ):
                         continue
                     seen.add(key)
                     self._reconcile(backend, region, key, service, states)
@@ -165,10 +179,10 @@ def _patch_backend(on_update: Callable[[Any, Any], None]) -> None:
         wanted = params.get("desiredStatus") or "RUNNING"
         return [t for t in tasks if t.group == group and t.desired_status == wanted]
 
-    EC2ContainerServiceBackend.update_service = update_service
-    EC2ContainerServiceBackend.list_tasks = list_tasks
+    EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.list_tasks = list_tasks  # type: ignore[method-assign]
 
 
 def _unpatch_backend() -> None:
-    EC2ContainerServiceBackend.update_service = _ORIGINAL_UPDATE_SERVICE
-    EC2ContainerServiceBackend.list_tasks = _ORIGINAL_LIST_TASKS
+    EC2ContainerServiceBackend.update_service = _ORIGINAL_UPDATE_SERVICE  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.list_tasks = _ORIGINAL_LIST_TASKS  # type: ignore[method-assign]

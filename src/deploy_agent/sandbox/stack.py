@@ -62,8 +62,18 @@ class WorkerProcess:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         self._log = self.log_path.open("ab")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "deploy_agent.cli", "worker", "-c", str(self.concurrency),
-             "--hostname", self.hostname, "--metrics-dir", str(metrics_dir)],
+            [
+                sys.executable,
+                "-m",
+                "deploy_agent.cli",
+                "worker",
+                "-c",
+                str(self.concurrency),
+                "--hostname",
+                self.hostname,
+                "--metrics-dir",
+                str(metrics_dir),
+            ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

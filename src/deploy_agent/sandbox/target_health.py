@@ -86,7 +86,9 @@ class TargetHealthBook:
     def register(self, target_group_arn: str, target_id: str, port: int, path: str, matcher: str) -> None:
         """Start checking a target (state "initial")."""
         with self._lock:
-            self._targets[(target_group_arn, target_id)] = Target(target_group_arn, target_id, port, path, matcher)
+            self._targets[(target_group_arn, target_id)] = Target(
+                target_group_arn, target_id, port, path, matcher
+            )
 
     def drain(self, target_group_arn: str, target_id: str) -> None:
         """Mark a target draining: no new traffic, no more checks."""
@@ -114,7 +116,9 @@ class TargetHealthBook:
         """Return the loopback ports of the group's healthy targets, in registration order."""
         with self._lock:
             return [
-                t.port for (arn, _), t in self._targets.items() if arn == target_group_arn and t.state == "healthy"
+                t.port
+                for (arn, _), t in self._targets.items()
+                if arn == target_group_arn and t.state == "healthy"
             ]
 
     def check_once(self) -> None:
@@ -163,10 +167,14 @@ class TargetHealthBook:
         known = self.get(group.arn, target["Id"])
         if known is None or target["Id"] not in group.targets:
             return
+        reason: str | None
+        description: str | None
         if known.state == "unhealthy":
             reason, description = "Target.ResponseCodeMismatch", known.last_failure
             if not known.last_failure.startswith("Health checks failed"):
-                reason = "Target.Timeout" if "timed out" in known.last_failure else "Target.FailedHealthChecks"
+                reason = (
+                    "Target.Timeout" if "timed out" in known.last_failure else "Target.FailedHealthChecks"
+                )
         else:
             reason, description = _REASONS[known.state]
         status.status, status.reason, status.description = known.state, reason, description
@@ -185,11 +193,11 @@ def _health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any)
 
 def _install(book: TargetHealthBook) -> None:
     _installed.append(book)
-    FakeTargetGroup.health_for = _health_for
+    FakeTargetGroup.health_for = _health_for  # type: ignore[method-assign]
 
 
 def _uninstall(book: TargetHealthBook) -> None:
     if book in _installed:
         _installed.remove(book)
     if not _installed:
-        FakeTargetGroup.health_for = _ORIGINAL_HEALTH_FOR
+        FakeTargetGroup.health_for = _ORIGINAL_HEALTH_FOR  # type: ignore[method-assign]

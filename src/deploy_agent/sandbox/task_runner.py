@@ -61,7 +61,9 @@ class TaskRunner:
         self.ports = PortAllocator()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-task")
 
-    def start(self, backend: Any, region: str, service: Any, task_definition: Any, deployment_id: str) -> TaskRecord:
+    def start(
+        self, backend: Any, region: str, service: Any, task_definition: Any, deployment_id: str
+    ) -> TaskRecord:
         """Create a PROVISIONING task of the deployment and start its containers in the background."""
         task = create_task(backend, service, task_definition, deployment_id)
         definitions = [d for d in task_definition.container_definitions if _essential(d)]
@@ -107,7 +109,9 @@ class TaskRunner:
                 "retries": self.timing.unhealthy_threshold,
                 "start_period": _nanos(self.timing.grace_seconds),
             }
-        return ContainerSpec(str(definition["name"]), str(definition["image"]), env, definition.get("command"), healthcheck)
+        return ContainerSpec(
+            str(definition["name"]), str(definition["image"]), env, definition.get("command"), healthcheck
+        )
 
     def _launch(self, record: TaskRecord, specs: list[ContainerSpec], labels: dict[str, str]) -> LaunchResult:
         time.sleep(self.timing.start_delay_seconds)
@@ -131,7 +135,9 @@ class TaskRunner:
         digests = {name: ref.split("@", 1)[1] for name, ref in refs.items() if "@" in ref}
         return LaunchResult(started, digests)
 
-    def advance(self, record: TaskRecord, states: dict[str, ContainerState], service: Any, events: list[str]) -> None:
+    def advance(
+        self, record: TaskRecord, states: dict[str, ContainerState], service: Any, events: list[str]
+    ) -> None:
         """Move one task along: pending -> running -> healthy, or to stopped when it fails or drained."""
         task = record.task
         if record.stopping:
@@ -141,7 +147,10 @@ class TaskRunner:
             self.stop(record, task.stopped_reason or "Task stopped by user", "UserInitiated", states)
             return
         if record.launch is not None and task.last_status in ("PROVISIONING", "PENDING"):
-            if task.last_status == "PROVISIONING" and time.monotonic() - record.created >= self.timing.start_delay_seconds:
+            if (
+                task.last_status == "PROVISIONING"
+                and time.monotonic() - record.created >= self.timing.start_delay_seconds
+            ):
                 mark_pending(task)
             if not record.launch.done():
                 return
@@ -155,7 +164,9 @@ class TaskRunner:
         if task.last_status == "RUNNING":
             self._assess_health(record, states, events)
 
-    def _assess_health(self, record: TaskRecord, states: dict[str, ContainerState], events: list[str]) -> None:
+    def _assess_health(
+        self, record: TaskRecord, states: dict[str, ContainerState], events: list[str]
+    ) -> None:
         mine = {name: states.get(cid) for name, cid in record.container_ids.items()}
         if any(state is None for state in mine.values()):
             return  # started after this tick's look at Docker
@@ -171,13 +182,19 @@ class TaskRunner:
                         f"(service {record.service_name}) (port {port}) is unhealthy in (target-group {tg}) "
                         f"due to (reason {target.last_failure})."
                     )
-                    self.fail(record, f"Task failed ELB health checks in (target-group {tg})",
-                              "ServiceSchedulerInitiated", states)
+                    self.fail(
+                        record,
+                        f"Task failed ELB health checks in (target-group {tg})",
+                        "ServiceSchedulerInitiated",
+                        states,
+                    )
                     return
             healthy = all(t is not None and t.state == "healthy" for t in verdicts.values())
         elif any(s is not None and s.health != "none" for s in mine.values()):
             if any(s is not None and s.health == "unhealthy" for s in mine.values()):
-                events.append(f"(service {record.service_name}) (task {record.task_id}) failed container health checks.")
+                events.append(
+                    f"(service {record.service_name}) (task {record.task_id}) failed container health checks."
+                )
                 self.fail(record, "Task failed container health checks", "ServiceSchedulerInitiated", states)
                 return
             healthy = all(s is not None and s.health in ("healthy", "none") for s in mine.values())
@@ -203,7 +220,9 @@ class TaskRunner:
             record.targets.append((tg_arn, target_id))
             events.append(f"(service {record.service_name}) registered 1 targets in (target-group {tg_arn})")
 
-    def fail(self, record: TaskRecord, reason: str, stop_code: str, states: dict[str, ContainerState]) -> None:
+    def fail(
+        self, record: TaskRecord, reason: str, stop_code: str, states: dict[str, ContainerState]
+    ) -> None:
         """Stop a task that failed, at once (no draining); its deployment counts it as failed."""
         record.failed = True
         if stop_code == "ServiceSchedulerInitiated":
@@ -211,7 +230,12 @@ class TaskRunner:
         self.stop(record, reason, stop_code, states, drain=False)
 
     def stop(
-        self, record: TaskRecord, reason: str, stop_code: str, states: dict[str, ContainerState], drain: bool = True
+        self,
+        record: TaskRecord,
+        reason: str,
+        stop_code: str,
+        states: dict[str, ContainerState],
+        drain: bool = True,
     ) -> None:
         """Ask a task to stop: drain its targets first when it served traffic, then remove its containers."""
         if record.stopping:

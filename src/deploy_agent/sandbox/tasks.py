@@ -10,13 +10,19 @@ from typing import Any
 
 from moto.backends import get_backend
 from moto.core.utils import utcnow
-from moto.ec2.models.elastic_network_interfaces import NetworkInterface
-from moto.ecs.models import Container, Task
+from moto.ec2.models import elastic_network_interfaces
+from moto.ecs import models as ecs_models
+
+# moto's models gain the attributes ECS has and moto never sets (stopCode, stoppedAt, ...): its
+# serializer picks up any attribute named after a botocore shape member. Typed loosely on purpose.
+Task: Any = ecs_models.Task
+Container: Any = ecs_models.Container
+_NetworkInterface: Any = elastic_network_interfaces.NetworkInterface
 
 # moto bug B1: an awsvpc task reads eni.private_dns_name, which exists only when the VPC has DNS
 # hostnames enabled. A class-level default lets tasks start in any VPC; instances still set their own.
-if not hasattr(NetworkInterface, "private_dns_name"):
-    NetworkInterface.private_dns_name = None
+if not hasattr(_NetworkInterface, "private_dns_name"):
+    _NetworkInterface.private_dns_name = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class LaunchResult:
 class TaskRecord:
     """The scheduler's view of one task: its moto object, its containers, where it listens."""
 
-    task: Task
+    task: Any
     region: str
     cluster: str
     service_name: str
@@ -88,7 +94,7 @@ class TaskRecord:
         return f"10.{digits >> 16 & 255}.{digits >> 8 & 255}.{digits & 255 or 1}"
 
 
-def create_task(backend: Any, service: Any, task_definition: Any, deployment_id: str) -> Task:
+def create_task(backend: Any, service: Any, task_definition: Any, deployment_id: str) -> Any:
     """Return a new PROVISIONING moto task of the service, stored in the backend."""
     task = Task(
         cluster=backend.clusters[service.cluster_name],
@@ -114,7 +120,7 @@ def create_task(backend: Any, service: Any, task_definition: Any, deployment_id:
     return task
 
 
-def _container(task_definition: Any, definition: dict[str, Any]) -> Container:
+def _container(task_definition: Any, definition: dict[str, Any]) -> Any:
     container = Container(task_definition)
     container.name = definition.get("name")
     container.image = definition.get("image")
@@ -127,13 +133,13 @@ def _container(task_definition: Any, definition: dict[str, Any]) -> Container:
     return container
 
 
-def mark_pending(task: Task) -> None:
+def mark_pending(task: Any) -> None:
     """The task's image is being pulled."""
     task.last_status = "PENDING"
     task.pull_started_at = utcnow()
 
 
-def mark_running(task: Task, result: LaunchResult) -> None:
+def mark_running(task: Any, result: LaunchResult) -> None:
     """Every container of the task is up."""
     now = utcnow()
     task.pull_stopped_at = now
@@ -145,7 +151,7 @@ def mark_running(task: Task, result: LaunchResult) -> None:
         container.image_digest = result.digests.get(container.name)
 
 
-def mark_health(task: Task, healthy: bool) -> None:
+def mark_health(task: Any, healthy: bool) -> None:
     """Record the task's health as ECS shows it."""
     status = "HEALTHY" if healthy else "UNHEALTHY"
     task.health_status = status
@@ -153,7 +159,7 @@ def mark_health(task: Task, healthy: bool) -> None:
         container.health_status = status
 
 
-def mark_stopping(task: Task, reason: str, stop_code: str) -> None:
+def mark_stopping(task: Any, reason: str, stop_code: str) -> None:
     """ECS asked the task to stop (it may still be draining)."""
     task.desired_status = "STOPPED"
     task.last_status = "DEACTIVATING"
@@ -162,7 +168,7 @@ def mark_stopping(task: Task, reason: str, stop_code: str) -> None:
     task.stopping_at = utcnow()
 
 
-def mark_stopped(task: Task, exit_codes: dict[str, int | None], container_reason: str = "") -> None:
+def mark_stopped(task: Any, exit_codes: dict[str, int | None], container_reason: str = "") -> None:
     """The task is gone; record each container's exit code."""
     now = utcnow()
     task.desired_status = "STOPPED"
@@ -185,9 +191,12 @@ def resolve_secret(account: str, region: str, value_from: str) -> str:
         secret_id, extra = ":".join(parts[:7]), [*parts[7:], "", "", ""]
         json_key, stage, version = extra[0], extra[1], extra[2]
         backend = get_backend("secretsmanager")[account][region]
-        value = backend.get_secret_value(secret_id, version or None, stage or None)
+        value = backend.get_secret_value(secret_id, version or None, stage or None)  # type: ignore[arg-type]
         text = str(value.get("SecretString", ""))
         return str(json.loads(text)[json_key]) if json_key else text
     name = value_from.split(":parameter", 1)[1] if ":parameter" in value_from else value_from
-    parameter = get_backend("ssm")[account][region].get_parameter(name)
+    ssm = get_backend("ssm")[account][region]
+    parameter = ssm.get_parameter(name) or ssm.get_parameter(name.lstrip("/"))
+    if parameter is None:
+        raise KeyError(f"SSM parameter {value_from} not found")
     return str(parameter.value)

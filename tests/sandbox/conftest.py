@@ -1,0 +1,69 @@
+"""One sandbox per test session (real Docker engine, registry, moto server), reset between tests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from deploy_agent.sandbox import Sandbox
+
+APP = Path(__file__).resolve().parents[1] / "apps" / "web"
+ECR_REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    client = docker.from_env()
+    client.ping()  # no engine: the suite fails here, it does not skip
+    return client
+
+
+@pytest.fixture(scope="session")
+def session_sandbox(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
+) -> Iterator[Sandbox]:
+    box = Sandbox.start(
+        tmp_path_factory.mktemp("sandbox"),
+        registry_port=0,
+        docker_client=docker_client,
+        tick_seconds=0.05,
+        health_check_interval_seconds=0.1,
+        health_check_grace_seconds=0.5,
+        drain_seconds=0.2,
+    )
+    yield box
+    box.stop()
+
+
+@pytest.fixture
+def sandbox(session_sandbox: Sandbox) -> Iterator[Sandbox]:
+    yield session_sandbox
+    session_sandbox.reset()
+
+
+@pytest.fixture(scope="session")
+def web_image(session_sandbox: Sandbox, docker_client: docker.DockerClient) -> Callable[[str, str], str]:
+    """Build tests/apps/web with VERSION and MODE, push it, and return its ECR-style URI."""
+    built: dict[tuple[str, str], str] = {}
+
+    def build(version: str, mode: str = "ok") -> str:
+        if (version, mode) not in built:
+            tag = f"{version}-{mode}"
+            local = f"{session_sandbox.registry_host}/web"
+            for event in docker_client.api.build(
+                path=str(APP),
+                tag=f"{local}:{tag}",
+                buildargs={"VERSION": version, "MODE": mode},
+                network_mode="host",
+                decode=True,
+            ):
+                assert "error" not in event, event
+            for event in docker_client.api.push(local, tag=tag, stream=True, decode=True):
+                assert "error" not in event, event
+            built[(version, mode)] = f"{ECR_REPO}:{tag}"
+        return built[(version, mode)]
+
+    return build
