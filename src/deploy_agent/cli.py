@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loglevel", default="INFO")
     p.add_argument("--hostname", default="deploy-agent@%h")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
-    p.add_argument("--metrics-dir", type=Path, default=Path("/tmp/deploy-agent-metrics"))
+    p.add_argument("--metrics-dir", type=Path, default=Path(tempfile.gettempdir()) / "deploy-agent-metrics")
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("submit", help="publish a DeployToECSTask message (JSON file, or - for stdin)")

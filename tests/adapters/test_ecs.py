@@ -92,13 +92,12 @@ def _create_service(
 class TestTaskDefinitions:
     def test_register_and_describe_round_trip_with_secrets_and_tags(self, ecs: EcsApi, td_arn: str) -> None:
         """A registered definition reads back with its containers, secret ARNs and tags."""
-        described = ecs.describe_task_definition(td_arn)
-        td = described["taskDefinition"]
+        td = ecs.describe_task_definition(td_arn)
         assert td["taskDefinitionArn"] == td_arn
         assert td["revision"] == 1
         assert td["containerDefinitions"][0]["secrets"] == [{"name": "DB_PASSWORD", "valueFrom": SECRET_ARN}]
         assert [c["image"] for c in td["containerDefinitions"]] == ["repo/web:1", "repo/envoy:1"]
-        assert described["tags"] == [{"key": "team", "value": "payments"}]
+        assert td["tags"] == [{"key": "team", "value": "payments"}]
 
     def test_a_second_registration_is_the_next_revision(self, ecs: EcsApi, td_arn: str) -> None:
         """Registering the family again gives revision 2 with a new ARN."""

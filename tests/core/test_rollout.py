@@ -26,33 +26,101 @@ def dep(id_: str, td: str, status: str, rollout: str, reason: str = "", **counts
 
 
 CASES: list[tuple[str, list[dict[str, Any]], str | None, RolloutState, bool]] = [
-    ("our deployment not visible yet is pending", [dep("d1", OLD, "PRIMARY", "COMPLETED")], None,
-     RolloutState.PENDING, False),
-    ("found by task definition before its id is known", [dep("d2", OURS, "PRIMARY", "IN_PROGRESS"),
-     dep("d1", OLD, "ACTIVE", "COMPLETED")], None, RolloutState.IN_PROGRESS, False),
-    ("completed primary is completed", [dep("d2", OURS, "PRIMARY", "COMPLETED", running=2)], "d2",
-     RolloutState.COMPLETED, False),
-    ("failed without ECS rollback is failed", [dep("d2", OURS, "PRIMARY", "FAILED", "circuit breaker")], "d2",
-     RolloutState.FAILED, False),
-    ("failed while ECS rolls back is failed and says so", [
-        dep("d3", OLD, "PRIMARY", "IN_PROGRESS", "ECS deployment circuit breaker: rolling back to deploymentId d1"),
-        dep("d2", OURS, "ACTIVE", "FAILED", "tasks failed to start")], "d2", RolloutState.FAILED, True),
-    ("ours gone and an ECS rollback primary means ECS rolled back", [
-        dep("d3", OLD, "PRIMARY", "COMPLETED", "ECS deployment circuit breaker: rolling back to deploymentId d1")],
-     "d2", RolloutState.FAILED, True),
-    ("ours gone under a plain new primary means replaced", [dep("d9", OLD, "PRIMARY", "IN_PROGRESS")], "d2",
-     RolloutState.REPLACED, False),
-    ("ours demoted to active while in progress means replaced", [dep("d9", OLD, "PRIMARY", "IN_PROGRESS"),
-     dep("d2", OURS, "ACTIVE", "IN_PROGRESS")], "d2", RolloutState.REPLACED, False),
-    ("a completed deployment that is not primary is not ours to claim", [dep("d2", OURS, "ACTIVE", "COMPLETED"),
-     dep("d9", OLD, "PRIMARY", "IN_PROGRESS")], "d2", RolloutState.REPLACED, False),
-    ("in progress with failures stays in progress", [dep("d2", OURS, "PRIMARY", "IN_PROGRESS", failed=2)], "d2",
-     RolloutState.IN_PROGRESS, False),
+    (
+        "our deployment not visible yet is pending",
+        [dep("d1", OLD, "PRIMARY", "COMPLETED")],
+        None,
+        RolloutState.PENDING,
+        False,
+    ),
+    (
+        "found by task definition before its id is known",
+        [dep("d2", OURS, "PRIMARY", "IN_PROGRESS"), dep("d1", OLD, "ACTIVE", "COMPLETED")],
+        None,
+        RolloutState.IN_PROGRESS,
+        False,
+    ),
+    (
+        "completed primary is completed",
+        [dep("d2", OURS, "PRIMARY", "COMPLETED", running=2)],
+        "d2",
+        RolloutState.COMPLETED,
+        False,
+    ),
+    (
+        "failed without ECS rollback is failed",
+        [dep("d2", OURS, "PRIMARY", "FAILED", "circuit breaker")],
+        "d2",
+        RolloutState.FAILED,
+        False,
+    ),
+    (
+        "failed while ECS rolls back is failed and says so",
+        [
+            dep(
+                "d3",
+                OLD,
+                "PRIMARY",
+                "IN_PROGRESS",
+                "ECS deployment circuit breaker: rolling back to deploymentId d1",
+            ),
+            dep("d2", OURS, "ACTIVE", "FAILED", "tasks failed to start"),
+        ],
+        "d2",
+        RolloutState.FAILED,
+        True,
+    ),
+    (
+        "ours gone and an ECS rollback primary means ECS rolled back",
+        [
+            dep(
+                "d3",
+                OLD,
+                "PRIMARY",
+                "COMPLETED",
+                "ECS deployment circuit breaker: rolling back to deploymentId d1",
+            )
+        ],
+        "d2",
+        RolloutState.FAILED,
+        True,
+    ),
+    (
+        "ours gone under a plain new primary means replaced",
+        [dep("d9", OLD, "PRIMARY", "IN_PROGRESS")],
+        "d2",
+        RolloutState.REPLACED,
+        False,
+    ),
+    (
+        "ours demoted to active while in progress means replaced",
+        [dep("d9", OLD, "PRIMARY", "IN_PROGRESS"), dep("d2", OURS, "ACTIVE", "IN_PROGRESS")],
+        "d2",
+        RolloutState.REPLACED,
+        False,
+    ),
+    (
+        "a completed deployment that is not primary is not ours to claim",
+        [dep("d2", OURS, "ACTIVE", "COMPLETED"), dep("d9", OLD, "PRIMARY", "IN_PROGRESS")],
+        "d2",
+        RolloutState.REPLACED,
+        False,
+    ),
+    (
+        "in progress with failures stays in progress",
+        [dep("d2", OURS, "PRIMARY", "IN_PROGRESS", failed=2)],
+        "d2",
+        RolloutState.IN_PROGRESS,
+        False,
+    ),
 ]
 
 
-@pytest.mark.parametrize(("deployments", "known_id", "expected", "ecs_rolled_back"),
-                         [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("deployments", "known_id", "expected", "ecs_rolled_back"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
 def test_assess_rollout(
     deployments: list[dict[str, Any]], known_id: str | None, expected: RolloutState, ecs_rolled_back: bool
 ) -> None:
@@ -63,8 +131,9 @@ def test_assess_rollout(
 
 def test_counts_are_read_from_our_deployment() -> None:
     """The verdict reports our deployment's running, desired and failed counts."""
-    verdict = assess_rollout({"deployments": [dep("d2", OURS, "PRIMARY", "IN_PROGRESS", running=1, failed=3)]},
-                             "d2", OURS)
+    verdict = assess_rollout(
+        {"deployments": [dep("d2", OURS, "PRIMARY", "IN_PROGRESS", running=1, failed=3)]}, "d2", OURS
+    )
     assert (verdict.running, verdict.desired, verdict.failed_tasks) == (1, 2, 3)
 
 
@@ -76,8 +145,12 @@ def test_counts_are_read_from_our_deployment() -> None:
         ([dep("d1", OLD, "PRIMARY", "COMPLETED"), dep("d2", OURS, "ACTIVE", "FAILED")], False),
         ([dep("d2", OURS, "PRIMARY", "COMPLETED")], False),
     ],
-    ids=["completed alone is settled", "in progress is not settled", "old tasks still draining is not settled",
-         "another revision is not settled"],
+    ids=[
+        "completed alone is settled",
+        "in progress is not settled",
+        "old tasks still draining is not settled",
+        "another revision is not settled",
+    ],
 )
 def test_is_settled_on(deployments: list[dict[str, Any]], settled: bool) -> None:
     assert is_settled_on({"deployments": deployments}, OLD) is settled

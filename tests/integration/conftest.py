@@ -68,7 +68,9 @@ def worker(stack_config: StackConfig, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture(scope="session")
 def docker_api() -> docker.APIClient:
-    return docker.APIClient(base_url=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"), version="auto")
+    return docker.APIClient(
+        base_url=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"), version="auto"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +81,12 @@ def push_app(sandbox: Sandbox, docker_api: docker.APIClient) -> Any:
         tag = f"{version}-{mode}"
         local = f"{sandbox.registry_host}/{repository}"
         for chunk in docker_api.build(
-            path=str(APPS / "web"), tag=f"{local}:{tag}", buildargs={"VERSION": version, "MODE": mode},
-            network_mode="host", decode=True, rm=True,
+            path=str(APPS / "web"),
+            tag=f"{local}:{tag}",
+            buildargs={"VERSION": version, "MODE": mode},
+            network_mode="host",
+            decode=True,
+            rm=True,
         ):
             assert "error" not in chunk, chunk
         for chunk in docker_api.push(local, tag=tag, stream=True, decode=True):

@@ -21,19 +21,28 @@ DIGEST_URI = re.compile(rf"^{re.escape(ECR_HOST)}/web@sha256:[0-9a-f]{{64}}$")
 def publish(request: dict[str, Any], timeout: float = 240) -> dict[str, Any]:
     from deploy_agent.worker.app import app
 
-    result: dict[str, Any] = app.send_task("deploy_agent.deploy", kwargs={"request": request}).get(timeout=timeout)
+    result: dict[str, Any] = app.send_task("deploy_agent.deploy", kwargs={"request": request}).get(
+        timeout=timeout
+    )
     return result
 
 
-def build_request(svc: Any, cluster: str, service: str, version: str, mode: str = "ok", **extra: Any) -> dict[str, Any]:
+def build_request(
+    svc: Any, cluster: str, service: str, version: str, mode: str = "ok", **extra: Any
+) -> dict[str, Any]:
     return {
         "deployment_id": unique("dep"),
         "cluster_name": cluster,
         "service_name": service,
         "build": {"context": "web", "build_args": {"VERSION": version, "MODE": mode}, "target": "app"},
         "image": {"repository": "web", "tag": f"{version}-{mode}"},
-        "health_check": {"url": f"{svc.url}/health", "interval_seconds": 0.1, "healthy_threshold": 2,
-                         "unhealthy_threshold": 2, "timeout_seconds": 2},
+        "health_check": {
+            "url": f"{svc.url}/health",
+            "interval_seconds": 0.1,
+            "healthy_threshold": 2,
+            "unhealthy_threshold": 2,
+            "timeout_seconds": 2,
+        },
         "timeout_seconds": 180,
         **extra,
     }
@@ -49,7 +58,9 @@ def service_td(cluster: str, service: str) -> str:
 
 
 class TestRollingSuccess:
-    def test_message_to_verified_release(self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any) -> None:
+    def test_message_to_verified_release(
+        self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
+    ) -> None:
         """A published message is built (multi-stage, build arg), pushed, deployed to 2 tasks and verified."""
         cluster, service = "itest", unique("web")
         svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=2)
@@ -60,7 +71,14 @@ class TestRollingSuccess:
         assert result["outcome"] == "succeeded", result
         assert DIGEST_URI.match(result["image_uri"]), result["image_uri"]
         assert [s["name"] for s in result["stages"]] == [
-            "build", "push", "register", "deploy", "healthcheck", "rollback", "finalize"]
+            "build",
+            "push",
+            "register",
+            "deploy",
+            "healthcheck",
+            "rollback",
+            "finalize",
+        ]
         assert {s["name"]: s["outcome"] for s in result["stages"]}["rollback"] == "skipped"
         assert result["previous_task_definition_arn"] == svc.task_definition_arn
         assert service_td(cluster, service) == result["task_definition_arn"]
@@ -68,7 +86,8 @@ class TestRollingSuccess:
         assert td["taskDefinition"]["containerDefinitions"][0]["image"] == result["image_uri"]
         # The running tasks serve what was built: the version passed as a build arg.
         assert {served_version(svc) for _ in range(6)} == {"v2"}
-        assert result["rollback"] is None and result["error"] is None
+        assert result["rollback"] is None
+        assert result["error"] is None
 
     def test_prebuilt_image_uri_skips_build_and_push(
         self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any, docker_api: Any
@@ -80,7 +99,9 @@ class TestRollingSuccess:
         deployment_id = unique("pre")
         request = {
             "deployment_id": deployment_id,
-            "cluster_name": cluster, "service_name": service, "image": {"uri": uri},
+            "cluster_name": cluster,
+            "service_name": service,
+            "image": {"uri": uri},
             "health_check": {"url": f"{svc.url}/version", "interval_seconds": 0.1, "healthy_threshold": 1},
         }
         result = publish(request)
@@ -98,7 +119,7 @@ class TestRollingRollback:
     def test_crashing_container_is_rolled_back_by_ecs(
         self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
     ) -> None:
-        """A release whose container exits trips the circuit breaker; the outcome is rolled_back, never succeeded."""
+        """A release whose container exits trips the circuit breaker: rolled_back, never succeeded."""
         cluster, service = "itest", unique("crash")
         svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=2)
         result = publish(build_request(svc, cluster, service, "v3", mode="crash"))
@@ -117,8 +138,14 @@ class TestRollingRollback:
         """When ECS only marks the deployment FAILED, the worker puts the previous task definition back."""
         cluster, service = "itest", unique("cbnr")
         svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=1)
-        request = build_request(svc, cluster, service, "v3", mode="crash",
-                                strategy={"type": "rolling", "circuit_breaker_rollback": False})
+        request = build_request(
+            svc,
+            cluster,
+            service,
+            "v3",
+            mode="crash",
+            strategy={"type": "rolling", "circuit_breaker_rollback": False},
+        )
         result = publish(request)
         assert result["outcome"] == "rolled_back", result
         assert result["rollback"]["trigger"] == "circuit_breaker"
@@ -131,8 +158,9 @@ class TestRollingRollback:
         """ECS completes the rollout but our HTTP health check fails: the previous revision comes back."""
         cluster, service = "itest", unique("unh")
         # The load balancer checks /version (which the unhealthy build still serves), we check /health.
-        svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=2,
-                                health_path="/version")
+        svc = provision_service(
+            sandbox, cluster, service, image=push_app("v1"), desired_count=2, health_path="/version"
+        )
         result = publish(build_request(svc, cluster, service, "v4", mode="unhealthy"))
         assert result["outcome"] == "rolled_back", result
         assert result["rollback"]["trigger"] == "health_check"
@@ -143,12 +171,15 @@ class TestRollingRollback:
     def test_deadline_times_out_and_rolls_back(
         self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
     ) -> None:
-        """A deployment stuck past its deadline (no circuit breaker) ends timed_out, on the previous revision."""
+        """A deployment stuck past its deadline (no circuit breaker) ends timed_out, on the old revision."""
         cluster, service = "itest", unique("late")
         svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=1)
         request = {
-            "cluster_name": cluster, "service_name": service, "image": {"uri": push_app("v6", "crash")},
-            "strategy": {"type": "rolling", "circuit_breaker": False}, "timeout_seconds": 30,
+            "cluster_name": cluster,
+            "service_name": service,
+            "image": {"uri": push_app("v6", "crash")},
+            "strategy": {"type": "rolling", "circuit_breaker": False},
+            "timeout_seconds": 30,
         }
         result = publish(request)
         assert result["outcome"] == "timed_out", result
@@ -161,12 +192,24 @@ class TestRejected:
     @pytest.mark.parametrize(
         ("request_", "field"),
         [
-            ({"cluster_name": "c", "service_name": "s", "image": {"uri": "r/x:1"}, "desired_count": "two"},
-             "desired_count"),
-            ({"cluster_name": "c", "service_name": "s", "image": {"uri": "r/x:1"}, "colour": "blue"}, "colour"),
+            (
+                {"cluster_name": "c", "service_name": "s", "image": {"uri": "r/x:1"}, "desired_count": "two"},
+                "desired_count",
+            ),
+            (
+                {"cluster_name": "c", "service_name": "s", "image": {"uri": "r/x:1"}, "colour": "blue"},
+                "colour",
+            ),
             ({"cluster_name": "c", "image": {"uri": "r/x:1"}}, "service_name"),
-            ({"cluster_name": "c", "service_name": "s", "image": {"repository": "web"},
-              "build": {"context": "../../etc"}}, "build.context"),
+            (
+                {
+                    "cluster_name": "c",
+                    "service_name": "s",
+                    "image": {"repository": "web"},
+                    "build": {"context": "../../etc"},
+                },
+                "build.context",
+            ),
         ],
         ids=["wrong type", "unknown field", "missing service", "build context outside the build root"],
     )

@@ -10,7 +10,10 @@ import pytest
 
 from deploy_agent.sandbox import Sandbox
 
-APP = Path(__file__).resolve().parents[1] / "apps" / "web"
+_ROOT = Path(__file__).resolve().parents[2]
+APP = next(
+    p for p in (_ROOT / "tests" / "apps" / "web", _ROOT / "examples" / "web") if (p / "Dockerfile").exists()
+)
 ECR_REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web"
 
 

@@ -67,7 +67,8 @@ def _deploy(sandbox: Sandbox, image: str, breaker: dict[str, bool] | None = None
         cluster=CLUSTER, service=SERVICE, taskDefinition=arn, deploymentConfiguration=config
     )["service"]
     primary = reply["deployments"][0]
-    assert primary["taskDefinition"] == arn and primary["status"] == "PRIMARY"
+    assert primary["taskDefinition"] == arn
+    assert primary["status"] == "PRIMARY"
     return arn, str(primary["id"])
 
 
@@ -79,7 +80,7 @@ class TestFirstDeployment:
     def test_provisioned_service_runs_two_tasks_behind_the_listener(
         self, sandbox: Sandbox, web_image: Callable[..., str], docker_client: docker.DockerClient
     ) -> None:
-        """provision_service ends with one COMPLETED deployment, 2 running containers and /version served by the LB."""
+        """provision_service ends with one COMPLETED deployment, 2 running containers, /version via the LB."""
         provisioned = _provision(sandbox, web_image("v1"))
         service = _service(sandbox)
         assert [d["rolloutState"] for d in service["deployments"]] == ["COMPLETED"]
@@ -98,7 +99,7 @@ class TestRollingUpdate:
     def test_new_task_definition_rolls_out_and_replaces_old_tasks(
         self, sandbox: Sandbox, web_image: Callable[..., str], docker_client: docker.DockerClient
     ) -> None:
-        """update_service to a new revision adds a PRIMARY that completes, stops the old tasks and serves v2."""
+        """update_service to a new revision adds a PRIMARY that completes, stops old tasks, serves v2."""
         provisioned = _provision(sandbox, web_image("v1"))
         old_id = _service(sandbox)["deployments"][0]["id"]
         statuses: Counter[int] = Counter()
@@ -131,7 +132,7 @@ class TestFailures:
     def test_crashing_release_trips_the_circuit_breaker_and_rolls_back(
         self, sandbox: Sandbox, web_image: Callable[..., str]
     ) -> None:
-        """Crashing tasks count up to the threshold, the deployment FAILS and ECS rolls back to the COMPLETED one."""
+        """Crashing tasks count up to the threshold, the deployment FAILS and ECS rolls back."""
         provisioned = _provision(sandbox, web_image("v1"))
         good = _service(sandbox)["taskDefinition"]
         _, bad_id = _deploy(sandbox, web_image("v2", "crash"), {"enable": True, "rollback": True})
@@ -152,14 +153,15 @@ class TestFailures:
         assert service["taskDefinition"] == good
         assert service["deployments"][0]["id"] != bad_id
         crashed = _stopped_tasks(sandbox, bad_id)
-        assert crashed and {t["stoppedReason"] for t in crashed} == {"Essential container in task exited"}
+        assert crashed
+        assert {t["stoppedReason"] for t in crashed} == {"Essential container in task exited"}
         assert {t["containers"][0]["exitCode"] for t in crashed} == {3}
         assert requests.get(f"{provisioned.url}/version", timeout=5).text.strip() == "v1"
 
     def test_unhealthy_release_fails_elb_health_checks(
         self, sandbox: Sandbox, web_image: Callable[..., str]
     ) -> None:
-        """Tasks failing the target group's checks show unhealthy and stop with the ELB health-check reason."""
+        """Tasks failing the target group's checks show unhealthy and stop with the ELB reason."""
         provisioned = _provision(sandbox, web_image("v1"))
         elbv2 = sandbox.client("elbv2")
         _, bad_id = _deploy(sandbox, web_image("v2", "unhealthy"), {"enable": True, "rollback": True})
@@ -177,7 +179,7 @@ class TestFailures:
     def test_without_circuit_breaker_a_crashing_release_is_stuck(
         self, sandbox: Sandbox, web_image: Callable[..., str]
     ) -> None:
-        """With the circuit breaker off, failed tasks keep being replaced and the deployment stays IN_PROGRESS."""
+        """Without the circuit breaker, failed tasks keep being replaced; the deployment stays IN_PROGRESS."""
         provisioned = _provision(sandbox, web_image("v1"))
         _, bad_id = _deploy(sandbox, web_image("v2", "crash"), {"enable": False, "rollback": False})
         stuck = _wait(
@@ -187,6 +189,7 @@ class TestFailures:
             ),
             what="failed tasks to pile up",
         )
-        assert stuck["rolloutState"] == "IN_PROGRESS" and stuck["status"] == "PRIMARY"
+        assert stuck["rolloutState"] == "IN_PROGRESS"
+        assert stuck["status"] == "PRIMARY"
         assert [d["runningCount"] for d in _service(sandbox)["deployments"]][1] == 2
         assert requests.get(f"{provisioned.url}/version", timeout=5).text.strip() == "v1"

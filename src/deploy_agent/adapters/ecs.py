@@ -60,11 +60,16 @@ class EcsApi:
         return found
 
     def describe_task_definition(self, task_definition: str) -> dict[str, Any]:
-        """Return ``{"taskDefinition": {...}, "tags": [...]}`` for a family, ``family:revision`` or ARN."""
+        """Return the ``taskDefinition`` for a family, ``family:revision`` or ARN, with its ``tags`` added.
+
+        ``tags`` is a register field, so ``plan_task_definition`` carries them into the next revision.
+        """
         response = call(
             self._clients.ecs.describe_task_definition, taskDefinition=task_definition, include=["TAGS"]
         )
-        return {"taskDefinition": dict(response["taskDefinition"]), "tags": list(response.get("tags", []))}
+        described: dict[str, Any] = dict(response["taskDefinition"])
+        described["tags"] = list(response.get("tags", []))
+        return described
 
     def register_task_definition(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         """Return the new revision's ``taskDefinition`` (its ``taskDefinitionArn`` names it)."""

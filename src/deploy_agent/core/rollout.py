@@ -87,21 +87,21 @@ def assess_rollout(
             )
         return RolloutVerdict(RolloutState.REPLACED, deployment_id, "another deployment replaced ours")
     dep_id = str(ours.get("id"))
-    counts = {
-        "running": int(ours.get("runningCount") or 0),
-        "desired": int(ours.get("desiredCount") or 0),
-        "failed_tasks": int(ours.get("failedTasks") or 0),
-    }
+    running = int(ours.get("runningCount") or 0)
+    desired = int(ours.get("desiredCount") or 0)
+    failed = int(ours.get("failedTasks") or 0)
     reason = str(ours.get("rolloutStateReason") or "")
     rollout = ours.get("rolloutState")
     if rollout == "FAILED":
         rolled_back = primary is not None and primary.get("id") != dep_id and is_ecs_rollback(primary)
-        return RolloutVerdict(RolloutState.FAILED, dep_id, reason, ecs_rolled_back=rolled_back, **counts)
+        return RolloutVerdict(RolloutState.FAILED, dep_id, reason, rolled_back, running, desired, failed)
     if ours.get("status") != "PRIMARY":
-        return RolloutVerdict(RolloutState.REPLACED, dep_id, "another deployment replaced ours", **counts)
+        return RolloutVerdict(
+            RolloutState.REPLACED, dep_id, "another deployment replaced ours", False, running, desired, failed
+        )
     if rollout == "COMPLETED":
-        return RolloutVerdict(RolloutState.COMPLETED, dep_id, reason, **counts)
-    return RolloutVerdict(RolloutState.IN_PROGRESS, dep_id, reason, **counts)
+        return RolloutVerdict(RolloutState.COMPLETED, dep_id, reason, False, running, desired, failed)
+    return RolloutVerdict(RolloutState.IN_PROGRESS, dep_id, reason, False, running, desired, failed)
 
 
 def is_settled_on(service: Mapping[str, Any], task_definition_arn: str) -> bool:

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(
         AWS_ENDPOINT_URL=box.aws_endpoint_url,
         AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106  (moto accepts any credentials)
         AWS_DEFAULT_REGION="us-east-1",
     )
     worker: WorkerProcess | None = None

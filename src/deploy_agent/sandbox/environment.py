@@ -102,3 +102,9 @@ def _one_attempt() -> Any:
     from botocore.config import Config
 
     return Config(retries={"max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "1")), "mode": "standard"})
+
+
+# Callers know provision_service as part of the environment.
+from .provision import ProvisionedService, provision_service, wait_for_rollout  # noqa: E402
+
+__all__ = ["ProvisionedService", "Sandbox", "provision_service", "wait_for_rollout"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .environment import Sandbox
+if TYPE_CHECKING:  # environment re-exports this module's names, so no runtime import back
+    from .environment import Sandbox
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ def provision_service(
     deployment_configuration: dict[str, Any] | None = None,
     timeout_seconds: float = 60.0,
 ) -> ProvisionedService:
-    """Return a new service (VPC, ALB, target group, listener, task definition, service) once it is COMPLETED."""
+    """Return a new service (VPC, ALB, target group, listener, TD, service) once it is COMPLETED."""
     ec2, ecs, elbv2 = sandbox.client("ec2"), sandbox.client("ecs"), sandbox.client("elbv2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})

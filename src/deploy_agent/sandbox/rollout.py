@@ -59,12 +59,15 @@ class Rollout:
             primary = deployments[0]
             if backend.describe_task_definition(primary["taskDefinition"]).arn != target:
                 push_deployment(service, new_deployment(service, target))
-            elif memory.primary_id and primary["id"] != memory.primary_id:
+            elif (
+                memory.primary_id
+                and primary["id"] != memory.primary_id
+                and all(d["id"] != memory.primary_id for d in deployments)
+            ):
                 # moto's forceNewDeployment renamed the PRIMARY in place: give the old one back as ACTIVE.
-                if all(d["id"] != memory.primary_id for d in deployments):
-                    old = {**primary, "id": memory.primary_id, "status": "ACTIVE"}
-                    set_rollout(primary, "IN_PROGRESS", f"ECS deployment {primary['id']} in progress.")
-                    service.deployments = [primary, old, *deployments[1:]]
+                old = {**primary, "id": memory.primary_id, "status": "ACTIVE"}
+                set_rollout(primary, "IN_PROGRESS", f"ECS deployment {primary['id']} in progress.")
+                service.deployments = [primary, old, *deployments[1:]]
         memory.primary_id = service.deployments[0]["id"]
 
     def reconcile(

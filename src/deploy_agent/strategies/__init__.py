@@ -1,6 +1,13 @@
 """Deployment strategies, one module each, registered by name (``strategy_for("rolling")``)."""
 
 from deploy_agent.strategies import rolling as _rolling  # noqa: F401  (registers itself)
-from deploy_agent.strategies.base import Progress, Run, Strategy, register_strategy, strategy_for, strategy_names
+from deploy_agent.strategies.base import (
+    Progress,
+    Run,
+    Strategy,
+    register_strategy,
+    strategy_for,
+    strategy_names,
+)
 
 __all__ = ["Progress", "Run", "Strategy", "register_strategy", "strategy_for", "strategy_names"]

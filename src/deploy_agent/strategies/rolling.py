@@ -43,7 +43,9 @@ class RollingStrategy:
         if verdict.deployment_id and state.ecs_deployment_id is None:
             state.ecs_deployment_id = verdict.deployment_id
             run.emit("ecs_deployment_started", ecs_deployment_id=verdict.deployment_id)
-        progress = f"{verdict.state}: {verdict.running}/{verdict.desired} running, {verdict.failed_tasks} failed"
+        progress = (
+            f"{verdict.state}: {verdict.running}/{verdict.desired} running, {verdict.failed_tasks} failed"
+        )
         if progress != state.last_progress:
             state.last_progress = progress
             run.emit(

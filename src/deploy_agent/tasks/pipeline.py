@@ -20,7 +20,7 @@ from celery import Task, chain, shared_task
 from deploy_agent.core.errors import DeployError, RequestRejected
 from deploy_agent.core.outcome import Phase, Trigger, needs_rollback
 from deploy_agent.core.state import PipelineState
-from deploy_agent.models import DeploymentResult, DeployToECSTask, parse_request
+from deploy_agent.models import DeploymentResult, parse_request
 from deploy_agent.strategies import Progress, Run, strategy_for
 from deploy_agent.tasks import metrics, steps
 from deploy_agent.tasks.runtime import Runtime, get_runtime
@@ -107,8 +107,12 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtim
     def emit(kind: str, **fields: Any) -> None:
         event = _event(rt, deployment_id, kind, stage=stage, **fields)
         store.append_event(deployment_id, event)
-        log.info("%s %s", kind, {k: v for k, v in fields.items() if v is not None},
-                 extra={"deployment_id": deployment_id, "stage": stage})
+        log.info(
+            "%s %s",
+            kind,
+            {k: v for k, v in fields.items() if v is not None},
+            extra={"deployment_id": deployment_id, "stage": stage},
+        )
 
     run = Run(
         state=state,
@@ -145,12 +149,18 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtim
     if record.outcome == "running" and progress.skipped:
         record.outcome = "skipped"
     if record.outcome == "running":
-        failed_here = state.failure is not None and stage not in ("rollback", "finalize") and not _failed_before(state, stage)
+        failed_here = (
+            state.failure is not None
+            and stage not in ("rollback", "finalize")
+            and not _failed_before(state, stage)
+        )
         record.outcome = "failed" if failed_here else "succeeded"
     record.finished_at = rt.now()
     if state.failure is not None and record.outcome == "failed" and record.detail is None:
         record.detail = state.failure.message
-    metrics.STAGE_SECONDS.labels(stage, state.strategy).observe((record.finished_at - record.started_at).total_seconds())
+    metrics.STAGE_SECONDS.labels(stage, state.strategy).observe(
+        (record.finished_at - record.started_at).total_seconds()
+    )
     emit("stage_finished", outcome=record.outcome)
     save()
     return deployment_id
@@ -168,7 +178,11 @@ def _strategy_step(method: str) -> Callable[[Runtime, Run], Progress]:
             if state.failure is None:
                 return Progress.skip()
             enabled = bool((state.request.get("rollback") or {}).get("enabled", True))
-            if not (state.rollback_requested or state.ecs_rolled_back or needs_rollback(state.phase, enabled, False)):
+            if not (
+                state.rollback_requested
+                or state.ecs_rolled_back
+                or needs_rollback(state.phase, enabled, False)
+            ):
                 return Progress.skip()
         result: Progress = getattr(strategy, method)(run)
         return result
@@ -237,7 +251,8 @@ def finalize_stage(self: Task, deployment_id: str) -> dict[str, Any] | None:
     store.save(deployment_id, state.model_dump(mode="json") | extras)
     rt.lock(state.cluster, state.service).release(deployment_id)
     store.append_event(
-        deployment_id, _event(rt, deployment_id, "finished", outcome=payload["outcome"], error=payload["error"])
+        deployment_id,
+        _event(rt, deployment_id, "finished", outcome=payload["outcome"], error=payload["error"]),
     )
     metrics.DEPLOYMENTS.labels(state.strategy, payload["outcome"]).inc()
     metrics.DEPLOYMENT_SECONDS.labels(state.strategy, payload["outcome"]).observe(result.duration_seconds)

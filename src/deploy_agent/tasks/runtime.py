@@ -62,13 +62,10 @@ class Runtime:
         if self._docker is None:
             import docker
 
-            self._docker = DockerBuilder(docker.APIClient(**_docker_kwargs()))
+            base_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+            api = docker.APIClient(base_url=base_url, timeout=DOCKER_TIMEOUT_SECONDS, version="auto")
+            self._docker = DockerBuilder(api)
         return self._docker
-
-
-def _docker_kwargs() -> dict[str, object]:
-    base_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-    return {"base_url": base_url, "timeout": DOCKER_TIMEOUT_SECONDS, "version": "auto"}
 
 
 _runtime: Runtime | None = None

@@ -87,7 +87,8 @@ def push(rt: Runtime, run: Run) -> Progress:
     if request.image.uri is not None:
         state.image_uri = request.image.uri
         return Progress.skip()
-    assert request.image.repository is not None and state.local_image is not None
+    assert request.image.repository is not None
+    assert state.local_image is not None
     ecr = rt.ecr(state.region)
     repo = ecr.ensure_repository(
         request.image.repository,
@@ -98,7 +99,9 @@ def push(rt: Runtime, run: Run) -> Progress:
     if repo.created:
         run.emit("repository_created", repository=repo.uri)
     if request.ecr.lifecycle_policy is not None:
-        ecr.put_lifecycle_policy(repo.name, request.ecr.lifecycle_policy_text())
+        policy = request.ecr.lifecycle_policy_text()
+        if policy is not None:
+            ecr.put_lifecycle_policy(repo.name, policy)
     auth = ecr.authorization(repo.registry_id)
     target = registry_for_push(repo.uri, rt.settings.registry_override)
     tag = request.image.tag or state.deployment_id
@@ -120,7 +123,9 @@ def register(rt: Runtime, run: Run) -> Progress:
     state.previous_task_definition_arn = str(service["taskDefinition"])
     assert state.image_uri is not None
     if request.task_definition is not None:
-        kwargs = plan_from_spec(request.task_definition.to_register_kwargs(), state.image_uri, request.container_name)
+        kwargs = plan_from_spec(
+            request.task_definition.to_register_kwargs(), state.image_uri, request.container_name
+        )
     else:
         current = ecs.describe_task_definition(state.previous_task_definition_arn)
         kwargs = plan_task_definition(current, state.image_uri, request.container_name)
@@ -142,18 +147,35 @@ def healthcheck(rt: Runtime, run: Run) -> Progress:
     if not spec or not spec.get("url"):
         return Progress.skip()
     if state.past_deadline(run.now()):
-        state.fail("deadline_exceeded", "the deployment did not pass its health check before its deadline", Trigger.DEADLINE)
+        state.fail(
+            "deadline_exceeded",
+            "the deployment did not pass its health check before its deadline",
+            Trigger.DEADLINE,
+        )
         return Progress.finished()
     probe = rt.prober.probe(
-        spec["url"], int(spec.get("expected_status", 200)), float(spec.get("timeout_seconds", 5)), spec.get("max_latency_ms")
+        spec["url"],
+        int(spec.get("expected_status", 200)),
+        float(spec.get("timeout_seconds", 5)),
+        spec.get("max_latency_ms"),
     )
     metrics.HEALTH_SECONDS.observe(probe.latency_ms / 1000.0)
-    state.probes = [*state.probes, ProbeState(ok=probe.ok, status=probe.status, latency_ms=probe.latency_ms, error=probe.error)][
-        -PROBES_KEPT:
-    ]
-    run.emit("health_probe", ok=probe.ok, status=probe.status, latency_ms=round(probe.latency_ms, 1), error=probe.error)
+    state.probes = [
+        *state.probes,
+        ProbeState(ok=probe.ok, status=probe.status, latency_ms=probe.latency_ms, error=probe.error),
+    ][-PROBES_KEPT:]
+    run.emit(
+        "health_probe",
+        ok=probe.ok,
+        status=probe.status,
+        latency_ms=round(probe.latency_ms, 1),
+        error=probe.error,
+    )
     verdict = assess_health(
-        [Probe(ok=p.ok, status=p.status, latency_ms=p.latency_ms, error=p.error) for p in state.probes],
+        [
+            Probe(ok=p.ok, status=p.status, latency_ms=p.latency_ms, error=p.error, at=0.0)
+            for p in state.probes
+        ],
         int(spec.get("healthy_threshold", 3)),
         int(spec.get("unhealthy_threshold", 3)),
     )
@@ -164,7 +186,8 @@ def healthcheck(rt: Runtime, run: Run) -> Progress:
         why = last.error or f"status {last.status}, expected {spec.get('expected_status', 200)}"
         state.fail(
             "health_check_failed",
-            f"health check of {spec['url']} failed {spec.get('unhealthy_threshold', 3)} times in a row: {why}",
+            f"health check of {spec['url']} failed "
+            f"{spec.get('unhealthy_threshold', 3)} times in a row: {why}",
             Trigger.HEALTH_CHECK,
         )
         return Progress.finished()

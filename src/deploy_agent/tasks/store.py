@@ -39,7 +39,9 @@ class DeploymentStore:
     # --- state ---------------------------------------------------------------------------------
     def create(self, deployment_id: str, state: Mapping[str, Any]) -> bool:
         """Record a new deployment; False when the id was seen before (idempotency)."""
-        created = self._r.set(self._key("deployment", deployment_id), json.dumps(state), nx=True, ex=self._ttl)
+        created = self._r.set(
+            self._key("deployment", deployment_id), json.dumps(state), nx=True, ex=self._ttl
+        )
         if created:
             self._r.zadd(PREFIX + "recent", {deployment_id: time.time()})
         return bool(created)
@@ -111,4 +113,6 @@ class ServiceLock:
 
     def holder(self) -> str | None:
         raw = self._r.get(self.key)
-        return None if raw is None else raw.decode()
+        if raw is None:
+            return None
+        return raw.decode() if isinstance(raw, bytes) else str(raw)

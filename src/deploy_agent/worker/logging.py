@@ -46,7 +46,8 @@ class TextFormatter(logging.Formatter):
         deployment = getattr(record, "deployment_id", None)
         stage = getattr(record, "stage", None)
         where = f" [{deployment}{'/' + stage if stage else ''}]" if deployment else ""
-        line = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7}{where} {redact(record.getMessage())}"
+        stamp = self.formatTime(record, "%H:%M:%S")
+        line = f"{stamp} {record.levelname:<7}{where} {redact(record.getMessage())}"
         if record.exc_info:
             line += "\n" + redact(self.formatException(record.exc_info))
         return line

@@ -36,7 +36,9 @@ class Settings(BaseSettings):
     )
     task_time_limit_seconds: int = Field(3600, gt=0, description="Hard time limit of one stage run.")
     lock_ttl_seconds: int = Field(
-        600, gt=0, description="Per-service lock TTL; a live deployment extends it, a crashed one lets it expire."
+        600,
+        gt=0,
+        description="Per-service lock TTL; a live deployment extends it, a crashed one lets it expire.",
     )
     lock_wait_seconds: float = Field(2.0, gt=0, description="How often a queued deployment checks the lock.")
     rollback_timeout_seconds: int = Field(900, gt=0, description="How long a rollback may take to settle.")

@@ -16,7 +16,9 @@ log = logging.getLogger("deploy_agent.worker")
 
 @setup_logging.connect
 def _setup_logging(**_: Any) -> None:
-    configure_logging(os.environ.get("DEPLOY_AGENT_LOG_FORMAT", "auto"), os.environ.get("DEPLOY_AGENT_LOG_LEVEL", "INFO"))
+    configure_logging(
+        os.environ.get("DEPLOY_AGENT_LOG_FORMAT", "auto"), os.environ.get("DEPLOY_AGENT_LOG_LEVEL", "INFO")
+    )
 
 
 @worker_ready.connect
