@@ -17,6 +17,7 @@ from moto.backends import get_backend
 from deploy_agent.adapters.aws import AwsClients, call
 from deploy_agent.adapters.ecs import EcsApi
 from deploy_agent.core.errors import AwsError, AwsNotFound, AwsThrottled
+from deploy_agent.core.taskdef import diff_task_definitions, plan_task_definition
 
 from .conftest import ACCOUNT, REGION, free_port
 
@@ -98,6 +99,23 @@ class TestTaskDefinitions:
         assert td["containerDefinitions"][0]["secrets"] == [{"name": "DB_PASSWORD", "valueFrom": SECRET_ARN}]
         assert [c["image"] for c in td["containerDefinitions"]] == ["repo/web:1", "repo/envoy:1"]
         assert td["tags"] == [{"key": "team", "value": "payments"}]
+
+    def test_a_planned_revision_registers_and_keeps_everything_but_the_image(
+        self, ecs: EcsApi, td_arn: str
+    ) -> None:
+        """describe -> plan_task_definition -> register gives revision 2 differing only in the image."""
+        current = ecs.describe_task_definition(td_arn)
+        registered = ecs.register_task_definition(plan_task_definition(current, "repo/web@sha256:feed"))
+        again = ecs.describe_task_definition(registered["taskDefinitionArn"])
+        assert again["revision"] == 2
+        assert diff_task_definitions(current, again) == [
+            "container web: image repo/web:1 -> repo/web@sha256:feed"
+        ]
+        assert again["containerDefinitions"][1]["image"] == "repo/envoy:1"
+        assert again["containerDefinitions"][0]["secrets"] == [
+            {"name": "DB_PASSWORD", "valueFrom": SECRET_ARN}
+        ]
+        assert again["tags"] == [{"key": "team", "value": "payments"}]
 
     def test_a_second_registration_is_the_next_revision(self, ecs: EcsApi, td_arn: str) -> None:
         """Registering the family again gives revision 2 with a new ARN."""

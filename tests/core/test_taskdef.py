@@ -92,10 +92,25 @@ class TestPlanTaskDefinition:
         plan_task_definition(DESCRIBED, "repo/web:2", tags=[{"key": "a", "value": "b"}])
         assert before == DESCRIBED
 
-    def test_tags_are_carried_when_given(self) -> None:
-        """describe's tags go into the registration."""
-        kwargs = plan_task_definition(DESCRIBED, "repo/web:2", tags=[{"key": "team", "value": "payments"}])
-        assert kwargs["tags"] == [{"key": "team", "value": "payments"}]
+    @pytest.mark.parametrize(
+        ("described_tags", "given", "expected"),
+        [
+            pytest.param(
+                [{"key": "a", "value": "1"}], None, [{"key": "a", "value": "1"}], id="described tags are kept"
+            ),
+            pytest.param(
+                [{"key": "a", "value": "1"}],
+                [{"key": "b", "value": "2"}],
+                [{"key": "b", "value": "2"}],
+                id="given tags replace them",
+            ),
+            pytest.param([], None, None, id="empty tags are left out"),
+            pytest.param(None, None, None, id="no tags stay absent"),
+        ],
+    )
+    def test_tags(self, described_tags: Any, given: Any, expected: Any) -> None:
+        kwargs = plan_task_definition({**DESCRIBED, "tags": described_tags}, "repo/web:2", tags=given)
+        assert kwargs.get("tags") == expected
 
     def test_unknown_container_is_rejected(self) -> None:
         """A container_name the definition lacks is RequestRejected naming the known ones."""

@@ -217,8 +217,8 @@ class TestRejected:
         self, sandbox: Sandbox, worker: WorkerProcess, request_: dict[str, Any], field: str
     ) -> None:
         """An invalid message ends rejected, names the field, and makes no AWS call."""
-        before = sandbox.api_calls()
+        before = sandbox.moto.api_calls()
         result = publish(request_, timeout=60)
         assert result["outcome"] == "rejected", result
         assert any(e["field"] == field for e in result["errors"]), result["errors"]
-        assert sandbox.api_calls() == before
+        assert sandbox.moto.api_calls() == before

@@ -30,7 +30,7 @@ from deploy_agent.core.errors import BuildFailed, DeployError, PushFailed
 
 _SUCCESSFULLY_BUILT = re.compile(r"Successfully built ([0-9a-f]{12,64})")
 #: Connection-level failures docker-py lets through from requests/urllib3.
-_TRANSPORT_ERRORS = (requests.exceptions.RequestException, ConnectionError, OSError)
+_TRANSPORT_ERRORS = (requests.exceptions.RequestException, OSError)
 
 LogCallback = Callable[[str], None]
 

@@ -87,13 +87,16 @@ def plan_task_definition(
 ) -> dict[str, Any]:
     """Return ``register_task_definition`` kwargs: ``current`` with only the target image replaced.
 
-    ``current`` is ``describe_task_definition``'s ``taskDefinition``; ``tags`` (its ``tags``) are
-    carried over when given.
+    ``current`` is what ``EcsApi.describe_task_definition`` returns (the ``taskDefinition``, with
+    its ``tags`` added); ``tags``, when given, replace the ones in ``current``. Empty values
+    (``None``, ``[]`` tags) are left out.
     """
     kwargs = {key: copy.deepcopy(value) for key, value in current.items() if key in REGISTER_FIELDS}
-    kwargs = {key: value for key, value in kwargs.items() if value is not None}
-    if tags:
+    if tags is not None:
         kwargs["tags"] = copy.deepcopy(tags)
+    kwargs = {
+        key: value for key, value in kwargs.items() if value is not None and not (key == "tags" and not value)
+    }
     _target_container(kwargs, container_name)["image"] = image
     return kwargs
 
@@ -195,7 +198,7 @@ def diff_task_definitions(old: dict[str, Any], new: dict[str, Any]) -> list[str]
     """
     changes: list[str] = []
     for field in REGISTER_FIELDS:
-        # tags are not part of a described taskDefinition, so comparing them would only mislead
+        # tags are metadata of the registration, not of what runs
         if field not in ("containerDefinitions", "tags"):
             changes += _diff_field("", field, old.get(field), new.get(field))
     before, after = _named(old.get("containerDefinitions")), _named(new.get("containerDefinitions"))

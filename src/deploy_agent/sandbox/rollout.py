@@ -93,7 +93,7 @@ class Rollout:
         name = f"(service {service.name})"
         if stopped:
             events.append(task_list(f"{name} has stopped", [r.task_id for r in stopped], "running tasks"))
-        draining = [r for r in stopped if r.drain_until > 0 and r.removal is None]
+        draining = [r for r in stopped if r.targets and not r.failed]
         if draining:
             events.append(f"{name} has begun draining connections on {len(draining)} tasks.")
         if started:

@@ -223,11 +223,11 @@ class TaskRunner:
     def fail(
         self, record: TaskRecord, reason: str, stop_code: str, states: dict[str, ContainerState]
     ) -> None:
-        """Stop a task that failed, at once (no draining); its deployment counts it as failed."""
+        """Stop a task that failed; its deployment counts it as failed."""
         record.failed = True
         if stop_code == "ServiceSchedulerInitiated":
             mark_health(record.task, False)
-        self.stop(record, reason, stop_code, states, drain=False)
+        self.stop(record, reason, stop_code, states)
 
     def stop(
         self,
@@ -235,7 +235,6 @@ class TaskRunner:
         reason: str,
         stop_code: str,
         states: dict[str, ContainerState],
-        drain: bool = True,
     ) -> None:
         """Ask a task to stop: drain its targets first when it served traffic, then remove its containers."""
         if record.stopping:
@@ -248,9 +247,12 @@ class TaskRunner:
         }
         mark_stopping(record.task, reason, stop_code)
         for tg, tid in record.targets:
-            self.book.drain(tg, tid)
-        draining = drain and record.healthy and bool(record.targets)
-        record.drain_until = time.monotonic() + (self.timing.drain_seconds if draining else 0.0)
+            target = self.book.get(tg, tid)
+            if target is not None and target.state != "unhealthy":
+                self.book.drain(tg, tid)  # an unhealthy target stays shown unhealthy until deregistered
+        # Registered targets take the deregistration delay (in-flight requests finish; describe_target_health
+        # shows draining or unhealthy meanwhile); a task no load balancer knows stops at once.
+        record.drain_until = time.monotonic() + (self.timing.drain_seconds if record.targets else 0.0)
         self._advance_stop(record)
 
     def _advance_stop(self, record: TaskRecord) -> None:
