@@ -110,9 +110,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from deploy_agent.sandbox.__main__ import main as sandbox_main
+    from deploy_agent.sandbox.__main__ import run_sandbox
 
-    return sandbox_main(args.rest)
+    return run_sandbox(args.rest)
 
 
 def build_parser() -> argparse.ArgumentParser:

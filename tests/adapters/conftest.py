@@ -6,7 +6,6 @@ adapters exist to talk to.
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import socket
@@ -19,9 +18,9 @@ from pathlib import Path
 import docker
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from deploy_agent.adapters.aws import AwsClients
+from deploy_agent.sandbox import Sandbox
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -47,31 +46,16 @@ def wait_for_http(url: str, timeout: float = 10.0) -> None:
 
 
 @pytest.fixture(scope="session")
-def moto_server() -> Iterator[str]:
-    """Start one moto server for the session and point boto3 at it through the environment."""
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    with pytest.MonkeyPatch.context() as patch:
-        for name in list(os.environ):
-            if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-                patch.delenv(name)
-        patch.setenv("AWS_ENDPOINT_URL", url)
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_DEFAULT_REGION", REGION)
-        patch.setenv("AWS_MAX_ATTEMPTS", "1")
-        yield url
-    server.stop()
+def moto_server(session_sandbox: Sandbox) -> str:
+    """The session's moto server (the sandbox's: moto's backends are process-wide, so there is one)."""
+    return session_sandbox.aws_endpoint_url
 
 
 @pytest.fixture
-def moto(moto_server: str) -> str:
+def moto(session_sandbox: Sandbox) -> str:
     """Give each test empty AWS backends; return the moto server URL."""
-    requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
-    return moto_server
+    session_sandbox.reset()
+    return session_sandbox.aws_endpoint_url
 
 
 @pytest.fixture
@@ -147,4 +131,4 @@ def base_image(docker_api: docker.APIClient) -> str:
 
 @pytest.fixture(scope="session")
 def web_app_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / "apps" / "web"
+    return Path(__file__).resolve().parents[2] / "examples" / "web"

@@ -33,16 +33,11 @@ from deploy_agent.sandbox.stack import StackConfig, WorkerProcess  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+def sandbox(session_sandbox: Sandbox) -> Sandbox:
+    """The session's sandbox, not reset: each integration test provisions its own service."""
     for db in DBS.values():
         redis.Redis.from_url(f"{REDIS_URL}/{db}").flushdb()
-    box = Sandbox.start(tmp_path_factory.mktemp("sandbox"), registry_port=0)
-    os.environ["AWS_ENDPOINT_URL"] = box.aws_endpoint_url
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    yield box
-    box.stop()
+    return session_sandbox
 
 
 @pytest.fixture(scope="session")

@@ -11,34 +11,8 @@ import pytest
 from deploy_agent.sandbox import Sandbox
 
 _ROOT = Path(__file__).resolve().parents[2]
-APP = next(
-    p for p in (_ROOT / "tests" / "apps" / "web", _ROOT / "examples" / "web") if (p / "Dockerfile").exists()
-)
+APP = _ROOT / "examples" / "web"
 ECR_REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web"
-
-
-@pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
-    client = docker.from_env()
-    client.ping()  # no engine: the suite fails here, it does not skip
-    return client
-
-
-@pytest.fixture(scope="session")
-def session_sandbox(
-    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
-) -> Iterator[Sandbox]:
-    box = Sandbox.start(
-        tmp_path_factory.mktemp("sandbox"),
-        registry_port=0,
-        docker_client=docker_client,
-        tick_seconds=0.05,
-        health_check_interval_seconds=0.1,
-        health_check_grace_seconds=0.5,
-        drain_seconds=0.2,
-    )
-    yield box
-    box.stop()
 
 
 @pytest.fixture
@@ -49,7 +23,7 @@ def sandbox(session_sandbox: Sandbox) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def web_image(session_sandbox: Sandbox, docker_client: docker.DockerClient) -> Callable[[str, str], str]:
-    """Build tests/apps/web with VERSION and MODE, push it, and return its ECR-style URI."""
+    """Build examples/web with VERSION and MODE, push it, and return its ECR-style URI."""
     built: dict[tuple[str, str], str] = {}
 
     def build(version: str, mode: str = "ok") -> str:

@@ -96,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    dbs = {"broker_db": 7, "result_db": 8, "state_db": 9}
+    broker_db, result_db, state_db = 7, 8, 9  # kept apart from a default worker's 0-2
     os.environ.update(
-        DEPLOY_AGENT_BROKER_URL=f"{args.redis_url}/{dbs['broker_db']}",
-        DEPLOY_AGENT_RESULT_BACKEND=f"{args.redis_url}/{dbs['result_db']}",
-        DEPLOY_AGENT_STATE_REDIS_URL=f"{args.redis_url}/{dbs['state_db']}",
+        DEPLOY_AGENT_BROKER_URL=f"{args.redis_url}/{broker_db}",
+        DEPLOY_AGENT_RESULT_BACKEND=f"{args.redis_url}/{result_db}",
+        DEPLOY_AGENT_STATE_REDIS_URL=f"{args.redis_url}/{state_db}",
     )
     _say("starting the sandbox: moto (AWS APIs), the ECS scheduler, a load balancer, a registry")
     box = Sandbox.start(args.state_dir, registry_port=0)
@@ -124,7 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             build_root=EXAMPLES,
             redis_url=args.redis_url,
             poll_interval_seconds=0.5,
-            **dbs,
+            broker_db=broker_db,
+            result_db=result_db,
+            state_db=state_db,
         )
         _say("starting a worker: deploy-agent worker (log: %s)" % (args.state_dir / "worker.log"))
         worker = WorkerProcess(config, args.state_dir / "worker.log", concurrency=2).start()

@@ -129,6 +129,7 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtim
         return deployment_id
     if state.failure is not None and stage not in ("rollback", "finalize"):
         record.outcome, record.finished_at = "skipped", rt.now()
+        emit("stage_finished", outcome="skipped")
         save()
         return deployment_id
     rt.lock(state.cluster, state.service).extend(deployment_id)

@@ -1,0 +1,51 @@
+"""Session-wide real parts: the Docker engine and ONE sandbox (moto server, scheduler, balancer, registry).
+
+There is one sandbox per test session because moto's backends are process-wide: two moto servers
+in one process would share (and reset) the same state under each other's scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from deploy_agent.sandbox import Sandbox
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> docker.DockerClient:
+    client = docker.from_env()
+    client.ping()  # no engine: the suite fails here, it does not skip
+    return client
+
+
+@pytest.fixture(scope="session")
+def session_sandbox(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
+) -> Iterator[Sandbox]:
+    """Start the sandbox once and point boto3 (this process and its children) at it."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    box = Sandbox.start(
+        tmp_path_factory.mktemp("sandbox"),
+        registry_port=0,
+        docker_client=docker_client,
+        tick_seconds=0.05,
+        health_check_interval_seconds=0.1,
+        health_check_grace_seconds=0.5,
+        drain_seconds=0.2,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("AWS_ENDPOINT_URL_") or name in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
+                patch.delenv(name)
+        patch.setenv("AWS_ENDPOINT_URL", box.aws_endpoint_url)
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        patch.setenv("AWS_MAX_ATTEMPTS", "1")
+        yield box
+    box.stop()
