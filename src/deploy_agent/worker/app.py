@@ -52,10 +52,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings | None = None) -> Celery:
+def create_app(settings: Settings | None = None, set_as_current: bool = True) -> Celery:
     """Return a configured Celery app. Creating it opens no connection."""
     settings = settings or Settings()
-    app = Celery("deploy_agent", include=TASK_MODULES, set_as_current=True)
+    app = Celery("deploy_agent", include=TASK_MODULES, set_as_current=set_as_current)
     app.conf.update(celery_config(settings))
     return app
 
