@@ -88,6 +88,9 @@ class TestRollingSuccess:
         assert {served_version(svc) for _ in range(6)} == {"v2"}
         assert result["rollback"] is None
         assert result["error"] is None
+        # The previous revision stays registered: it is what a rollback would need.
+        previous = boto3.client("ecs").describe_task_definition(taskDefinition=svc.task_definition_arn)
+        assert previous["taskDefinition"]["status"] == "ACTIVE"
 
     def test_prebuilt_image_uri_skips_build_and_push(
         self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any, docker_api: Any
@@ -164,6 +167,7 @@ class TestRollingRollback:
         result = publish(build_request(svc, cluster, service, "v4", mode="unhealthy"))
         assert result["outcome"] == "rolled_back", result
         assert result["rollback"]["trigger"] == "health_check"
+        assert result["diagnostics"]["stopped_tasks"], "the replaced tasks are named in the result"
         assert "404" in result["error"]["message"] or "status" in result["error"]["message"]
         assert service_td(cluster, service) == svc.task_definition_arn
         assert served_version(svc) == "v1"
@@ -186,6 +190,28 @@ class TestRollingRollback:
         assert result["rollback"]["trigger"] == "deadline"
         assert service_td(cluster, service) == svc.task_definition_arn
         assert served_version(svc) == "v1"
+
+
+class TestFailedBuild:
+    def test_failed_build_ends_failed_with_the_builders_line(
+        self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
+    ) -> None:
+        """A build that fails ends the deployment failed, quoting the builder, with the service untouched."""
+        cluster, service = "itest", unique("nobuild")
+        svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=1)
+        request = build_request(svc, cluster, service, "v10")
+        request["build"]["build_args"]["FAIL_BUILD"] = "yes"
+        calls_before = sandbox.moto.api_calls()
+        result = publish(request)
+        assert result["outcome"] == "failed", result
+        assert result["error"]["type"] == "build_failed"
+        assert "returned a non-zero code: 3" in result["error"]["message"]
+        outcomes = {s["name"]: s["outcome"] for s in result["stages"]}
+        assert outcomes["build"] == "failed"
+        assert outcomes["push"] == outcomes["register"] == outcomes["deploy"] == "skipped"
+        assert result["rollback"] is None
+        assert sandbox.moto.api_calls() == calls_before
+        assert service_td(cluster, service) == svc.task_definition_arn
 
 
 class TestRejected:

@@ -80,7 +80,11 @@ def test_seed_multi_container_message(sandbox: Sandbox, worker: WorkerProcess, p
     events = state.lrange(f"deploy-agent:events:{deployment_id}", 0, -1)
     assert SECRET_VALUE not in json.dumps(result)
     assert all(SECRET_VALUE.encode() not in e for e in events)
-    assert SECRET_VALUE not in worker.log_path.read_text()
+    log = worker.log_path.read_text()
+    assert SECRET_VALUE not in log
+    # ECR's authorization token (moto's is base64 of "AWS:123456789012-auth-token") is never logged.
+    assert "auth-token" not in log
+    assert "QVdTOjEyMzQ1Njc4OTAxMi1hdXRoLXRva2Vu" not in log
 
 
 def _max_overlap(results: list[dict[str, Any]]) -> int:
