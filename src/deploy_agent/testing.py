@@ -31,6 +31,8 @@ class FakeEcs:
     task_definition: str
     deployments: list[dict[str, Any]] = field(default_factory=list)
     updates: list[UpdateCall] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
     describes: int = 0
 
     def describe_service(self, cluster: str, service: str) -> dict[str, Any]:
@@ -72,6 +74,21 @@ class FakeEcs:
             0, deployment(f"ecs-svc/{len(self.updates)}", task_definition_arn, "IN_PROGRESS")
         )
         return self.describe_service(cluster, service)
+
+    def create_service(
+        self,
+        cluster: str,
+        template: dict[str, Any],
+        name: str,
+        task_definition_arn: str,
+        target_group_arn: str,
+        desired_count: int,
+    ) -> dict[str, Any]:
+        self.created.append(name)
+        return {"serviceName": name, "taskDefinition": task_definition_arn}
+
+    def delete_service(self, cluster: str, service: str) -> None:
+        self.deleted.append(service)
 
     def set_rollout(self, state: str, reason: str = "", index: int = 0) -> None:
         """Set the rolloutState of a deployment (0 = newest)."""

@@ -112,6 +112,46 @@ class EcsApi:
         response = call(self._clients.ecs.update_service, **kwargs)
         return dict(response["service"])
 
+    def create_service(
+        self,
+        cluster: str,
+        template: dict[str, Any],
+        name: str,
+        task_definition_arn: str,
+        target_group_arn: str,
+        desired_count: int,
+    ) -> dict[str, Any]:
+        """Return a new service shaped like ``template`` (a described service) on another target group.
+
+        Used for the temporary green/canary service: same network, launch type and container port,
+        the new task definition, and the ``loadBalancers`` entries pointed at ``target_group_arn``.
+        """
+        balancers = [
+            {k: v for k, v in lb.items() if k in ("containerName", "containerPort")}
+            | {"targetGroupArn": target_group_arn}
+            for lb in template.get("loadBalancers") or []
+        ][:1]
+        kwargs: dict[str, Any] = {
+            "cluster": cluster,
+            "serviceName": name,
+            "taskDefinition": task_definition_arn,
+            "desiredCount": desired_count,
+            "loadBalancers": balancers,
+            "tags": [{"key": "deploy-agent:temporary", "value": "true"}],
+        }
+        for key in ("launchType", "networkConfiguration", "platformVersion", "healthCheckGracePeriodSeconds"):
+            if template.get(key):
+                kwargs[key] = template[key]
+        response = call(self._clients.ecs.create_service, **kwargs)
+        return dict(response["service"])
+
+    def delete_service(self, cluster: str, service: str) -> None:
+        """Delete a service and stop its tasks (ECS drains its targets first); a missing one is fine."""
+        try:
+            call(self._clients.ecs.delete_service, cluster=cluster, service=service, force=True)
+        except AwsNotFound:
+            return
+
     def describe_tasks(self, cluster: str, arns: Sequence[str]) -> list[dict[str, Any]]:
         """Return the tasks, in batches of 100 ARNs per call (none for no ARNs)."""
         tasks: list[dict[str, Any]] = []

@@ -65,6 +65,8 @@ def decide_outcome(
     """Return the terminal outcome name (a ``deploy_agent.models.Outcome`` value)."""
     if failure is None:
         return "succeeded"
+    if failure.type == "preflight_failed":
+        return "rejected"  # refused before anything was touched
     if failure.trigger is Trigger.DEADLINE:
         return "timed_out"
     if rollback_failed or not touched_service:

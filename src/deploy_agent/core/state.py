@@ -71,6 +71,11 @@ class PipelineState(BaseModel):
     rollback_failed: bool = False
     rollback_started_at: datetime | None = None
     diagnostics: dict[str, Any] = Field(default_factory=dict)
+    #: strategy-owned durable facts (temporary service, recorded listener actions, step index ...)
+    strategy_state: dict[str, Any] = Field(default_factory=dict)
+    #: per-field problems when a pre-flight check refused the deployment
+    rejections: list[dict[str, str]] = Field(default_factory=list)
+    zero_downtime: dict[str, Any] | None = None
     outcome: str | None = None
     finished_at: datetime | None = None
 

@@ -43,7 +43,14 @@ class LoadBalancerSpec(MessageModel):
     blue_target_group_arn: TargetGroupArn
     green_target_group_arn: TargetGroupArn
     test_listener_arn: ListenerArn | None = None
-    production_url: HttpUrlText | None = None
+    production_url: HttpUrlText | None = Field(
+        default=None,
+        description="URL served by listener_arn; probed for dropped requests while traffic moves",
+    )
+    test_url: HttpUrlText | None = Field(
+        default=None,
+        description="URL served by test_listener_arn; the new release is health-checked there first",
+    )
 
     @model_validator(mode="after")
     def _distinct(self) -> LoadBalancerSpec:

@@ -1,4 +1,10 @@
-"""The ECS service scheduler that moto lacks, as a daemon thread over moto's in-memory backends."""
+"""The ECS service scheduler that moto lacks, as a daemon thread over moto's in-memory backends.
+
+Services move as in ECS: ACTIVE services are reconciled every tick (``rollout``); DeleteService on a
+service that still has tasks leaves it DRAINING (desiredCount 0) while each task is deregistered from
+its target groups, drains and stops, and only then INACTIVE. Tasks whose service object is gone (a
+moto reset, a service re-created under the same name) are stopped the same way.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from moto.backends import get_backend
 from moto.ecs.models import EC2ContainerServiceBackend
 
 from .containers import ContainerRunner
+from .deployments import add_events, task_list
 from .rollout import Rollout, ServiceMemory
 from .target_health import TargetHealthBook
 from .task_runner import TaskRunner, TaskTiming
@@ -24,6 +31,7 @@ ServiceKey = tuple[str, str, str]  # (region, cluster, service name)
 
 _ORIGINAL_UPDATE_SERVICE = EC2ContainerServiceBackend.update_service
 _ORIGINAL_LIST_TASKS = EC2ContainerServiceBackend.list_tasks
+_ORIGINAL_DELETE_SERVICE = EC2ContainerServiceBackend.delete_service
 
 
 class EcsScheduler:
@@ -47,8 +55,12 @@ class EcsScheduler:
         unhealthy_threshold: int = 2,
         health_check_grace_seconds: float = 1.0,
         drain_seconds: float = 0.3,
+        max_drain_seconds: float = 5.0,
         circuit_breaker_minimum: int = 3,
     ) -> None:
+        """Knobs: seconds of the sandbox's own pace; ``drain_seconds`` is the deregistration delay of a
+        target group whose ``deregistration_delay.timeout_seconds`` was left at AWS's 300, and
+        ``max_drain_seconds`` caps every delay."""
         self.account = account
         self.regions = regions
         self.tick_seconds = tick_seconds
@@ -57,6 +69,8 @@ class EcsScheduler:
             healthy_threshold=healthy_threshold,
             unhealthy_threshold=unhealthy_threshold,
             grace_seconds=health_check_grace_seconds,
+            default_drain_seconds=drain_seconds,
+            max_drain_seconds=max_drain_seconds,
         )
         self.containers = ContainerRunner(docker_client, registry_host)
         timing = TaskTiming(
@@ -64,19 +78,18 @@ class EcsScheduler:
             health_check_interval_seconds=health_check_interval_seconds,
             unhealthy_threshold=unhealthy_threshold,
             grace_seconds=health_check_grace_seconds,
-            drain_seconds=drain_seconds,
         )
         self.tasks = TaskRunner(self.containers, self.health, account, timing)
         self.rollout = Rollout(self.tasks, circuit_breaker_minimum)
         self._records: dict[str, TaskRecord] = {}
-        self._memory: dict[ServiceKey, ServiceMemory] = {}
+        self._memory: dict[ServiceKey, tuple[Any, ServiceMemory]] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> EcsScheduler:
         """Patch moto's ECS backend, start health checks and the scheduler thread; return self."""
-        _patch_backend(self._on_service_updated)
+        _patch_backend(self._on_service_updated, self._on_service_deleted)
         self.health.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="sandbox-ecs", daemon=True)
@@ -114,27 +127,37 @@ class EcsScheduler:
         """Advance every service one step (the thread calls this every tick_seconds)."""
         states = self.containers.states()
         with self._lock:
-            seen: set[ServiceKey] = set()
+            live: set[int] = set()
             for region in self.regions:
                 backend = get_backend("ecs")[self.account][region]
                 for service in list(backend.services.values()):
-                    key = (region, service.cluster_name, service.name)
-                    if (
-                        service.status != "ACTIVE"
-                        or service.deployment_controller.get("type", "ECS") != "ECS"
-                    ):
+                    if service.deployment_controller.get("type", "ECS") != "ECS":
                         continue
-                    seen.add(key)
-                    self._reconcile(backend, region, key, service, states)
+                    key = (region, service.cluster_name, service.name)
+                    if service.status == "ACTIVE":
+                        live.add(id(service))
+                        self._reconcile(backend, region, key, service, states)
+                    elif service.status == "DRAINING":
+                        live.add(id(service))
+                        self._drain(key, service, states)
             for record in list(self._records.values()):
-                if record.service_key not in seen:  # deleted (INACTIVE) or gone after a reset
+                if id(record.service_ref) not in live:  # gone after a reset, or re-created under its name
                     self.tasks.stop(record, "Service was deleted", "ServiceSchedulerInitiated", states)
                     self.tasks.advance(record, states, None, [])
             self._records = {arn: r for arn, r in self._records.items() if r.task.last_status != "STOPPED"}
 
+    def _records_of(self, service: Any) -> list[TaskRecord]:
+        return [r for r in self._records.values() if r.service_ref is service]
+
+    def _memory_of(self, key: ServiceKey, service: Any) -> ServiceMemory:
+        known = self._memory.get(key)
+        if known is None or known[0] is not service:
+            known = self._memory[key] = (service, ServiceMemory())
+        return known[1]
+
     def _reconcile(self, backend: Any, region: str, key: ServiceKey, service: Any, states: Any) -> None:
-        records = [r for r in self._records.values() if r.service_key == key]
-        memory = self._memory.setdefault(key, ServiceMemory())
+        records = self._records_of(service)
+        memory = self._memory_of(key, service)
         try:
             started = self.rollout.reconcile(backend, region, service, records, memory, states)
         except Exception:
@@ -143,15 +166,39 @@ class EcsScheduler:
         for record in started:
             self._records[record.task_arn] = record
 
+    def _drain(self, key: ServiceKey, service: Any, states: Any) -> None:
+        """Stop a deleted service's tasks (each drains first); make the service INACTIVE once none is left."""
+        records = self._records_of(service)
+        newly = [r for r in records if not r.stopping]
+        for record in records:
+            self.tasks.stop(record, "Service was deleted", "ServiceSchedulerInitiated", states)
+            self.tasks.advance(record, states, service, [])
+        if newly:
+            stopped = task_list(f"(service {service.name}) has stopped", [r.task_id for r in newly], "running tasks")
+            add_events(service, [stopped])
+        present = [r for r in records if r.task.last_status != "STOPPED"]
+        service.running_count = len(present)
+        service.pending_count = 0
+        if not present:
+            service.status = "INACTIVE"
+            self._memory.pop(key, None)
+
     def _on_service_updated(self, backend: Any, service: Any) -> None:
         """Answer UpdateService as ECS does: the new PRIMARY deployment and true counts are in the reply."""
         key = (backend.region_name, service.cluster_name, service.name)
         with self._lock:
-            if service.deployment_controller.get("type", "ECS") != "ECS":
+            if service.deployment_controller.get("type", "ECS") != "ECS" or service.status != "ACTIVE":
                 return
-            memory = self._memory.setdefault(key, ServiceMemory())
+            memory = self._memory_of(key, service)
             self.rollout.sync_deployments(backend, service, memory)
-            self.rollout.recount(service, [r for r in self._records.values() if r.service_key == key])
+            self.rollout.recount(service, self._records_of(service))
+
+    def _on_service_deleted(self, backend: Any, service: Any) -> None:
+        """Answer DeleteService as ECS does: a service with tasks left is DRAINING, not yet INACTIVE."""
+        with self._lock:
+            if any(r.task.last_status != "STOPPED" for r in self._records_of(service)):
+                service.status = "DRAINING"
+                service.desired_count = 0
 
     def _run(self) -> None:
         while not self._stop.wait(self.tick_seconds):
@@ -161,7 +208,7 @@ class EcsScheduler:
                 log.exception("sandbox scheduler tick failed")
 
 
-def _patch_backend(on_update: Callable[[Any, Any], None]) -> None:
+def _patch_backend(on_update: Callable[[Any, Any], None], on_delete: Callable[[Any, Any], None]) -> None:
     def update_service(self: EC2ContainerServiceBackend, service_properties: dict[str, Any]) -> Any:
         service = _ORIGINAL_UPDATE_SERVICE(self, service_properties)
         on_update(self, service)
@@ -179,10 +226,17 @@ def _patch_backend(on_update: Callable[[Any, Any], None]) -> None:
         wanted = params.get("desiredStatus") or "RUNNING"
         return [t for t in tasks if t.group == group and t.desired_status == wanted]
 
+    def delete_service(self: EC2ContainerServiceBackend, cluster_name: str, service_name: str, force: bool) -> Any:
+        service = _ORIGINAL_DELETE_SERVICE(self, cluster_name, service_name, force)
+        on_delete(self, service)
+        return service
+
     EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign]
     EC2ContainerServiceBackend.list_tasks = list_tasks  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.delete_service = delete_service  # type: ignore[method-assign]
 
 
 def _unpatch_backend() -> None:
     EC2ContainerServiceBackend.update_service = _ORIGINAL_UPDATE_SERVICE  # type: ignore[method-assign]
     EC2ContainerServiceBackend.list_tasks = _ORIGINAL_LIST_TASKS  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.delete_service = _ORIGINAL_DELETE_SERVICE  # type: ignore[method-assign]

@@ -37,7 +37,6 @@ class TaskTiming:
     health_check_interval_seconds: float = 0.2
     unhealthy_threshold: int = 2
     grace_seconds: float = 1.0
-    drain_seconds: float = 0.3
 
 
 def _essential(definition: dict[str, Any]) -> bool:
@@ -78,6 +77,7 @@ class TaskRunner:
             deployment_id=deployment_id,
             ports=ports,
             target_container=str((by_lb or with_ports or list(ports))[0]),
+            service_ref=service,
         )
         try:
             specs = [self._spec(region, d, ports[str(d["name"])]) for d in definitions]
@@ -246,13 +246,9 @@ class TaskRunner:
             if (state := states.get(cid)) is not None and not state.running
         }
         mark_stopping(record.task, reason, stop_code)
-        for tg, tid in record.targets:
-            target = self.book.get(tg, tid)
-            if target is not None and target.state != "unhealthy":
-                self.book.drain(tg, tid)  # an unhealthy target stays shown unhealthy until deregistered
-        # Registered targets take the deregistration delay (in-flight requests finish; describe_target_health
-        # shows draining or unhealthy meanwhile); a task no load balancer knows stops at once.
-        record.drain_until = time.monotonic() + (self.timing.drain_seconds if record.targets else 0.0)
+        # As ECS: deregister from every target group first; the containers stop once the targets have
+        # drained (no new requests meanwhile, requests in flight finish). No target: stop at once.
+        self._deregister_targets(record)
         self._advance_stop(record)
 
     def _advance_stop(self, record: TaskRecord) -> None:
@@ -260,8 +256,10 @@ class TaskRunner:
             return  # the containers are still being started: stop them once they exist
         if record.launch is not None and not record.container_ids:
             record.container_ids = dict(record.launch.result().container_ids)
-        if record.removal is None and time.monotonic() >= record.drain_until:
-            self._deregister_targets(record)
+        if record.removal is None and not any(self.book.is_draining(tg, tid) for tg, tid in record.targets):
+            for tg, tid in record.targets:
+                self.book.remove(tg, tid)
+            record.targets = []
             record.removal = self._pool.submit(self._remove, list(record.container_ids.values()))
         if record.removal is not None and record.removal.done() and record.task.last_status != "STOPPED":
             codes: dict[str, int | None] = {n: record.exit_codes.get(n, KILLED) for n in record.container_ids}
@@ -276,11 +274,11 @@ class TaskRunner:
     def _deregister_targets(self, record: TaskRecord) -> None:
         elbv2 = get_backend("elbv2")[self.account][record.region]
         for tg, tid in record.targets:
-            self.book.remove(tg, tid)
             group = elbv2.target_groups.get(tg)
-            if group is not None and tid in group.targets:
-                group.deregister([{"Id": tid}])
-        record.targets = []
+            if group is None:
+                self.book.remove(tg, tid)  # the target group is gone, and its targets with it
+            elif tid in group.targets:
+                group.deregister([{"Id": tid}])  # the book starts the target's deregistration delay
 
     def shutdown(self) -> None:
         """Wait for background starts and removals to finish."""

@@ -56,13 +56,13 @@ class TaskRecord:
     deployment_id: str
     ports: dict[str, int]
     target_container: str
+    service_ref: Any = None  # the moto Service object: a re-created service with the same name is another one
     created: float = field(default_factory=time.monotonic)
     container_ids: dict[str, str] = field(default_factory=dict)
     launch: Future[LaunchResult] | None = None
     targets: list[tuple[str, str]] = field(default_factory=list)
     healthy: bool = False
     stopping: bool = False
-    drain_until: float = 0.0
     removal: Future[None] | None = None
     failed: bool = False
     failure_counted: bool = False

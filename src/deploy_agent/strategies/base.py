@@ -53,10 +53,27 @@ class EcsPort(Protocol):
         circuit_breaker_rollback: bool,
     ) -> dict[str, Any]: ...
 
+    def create_service(
+        self,
+        cluster: str,
+        template: dict[str, Any],
+        name: str,
+        task_definition_arn: str,
+        target_group_arn: str,
+        desired_count: int,
+    ) -> dict[str, Any]: ...
+
+    def delete_service(self, cluster: str, service: str) -> None: ...
+
 
 @dataclass
 class Run:
-    """One deployment as a strategy sees it: its state, the AWS port, the clock and the event sink."""
+    """One deployment as a strategy sees it: its state, the AWS ports, the clock and the event sink.
+
+    ``ecs`` is all rolling needs; the traffic strategies also use ``elb`` (listeners, target groups),
+    ``alarms`` (CloudWatch), ``prober`` (HTTP health) and ``traffic_probe`` (a factory of zero-downtime
+    probes). ``extras`` carries ``save`` (persist the state now) and the tunables.
+    """
 
     state: PipelineState
     ecs: EcsPort
@@ -64,6 +81,16 @@ class Run:
     emit: Callable[..., None]
     poll_seconds: float
     extras: dict[str, Any] = field(default_factory=dict)
+    elb: Any = None
+    alarms: Any = None
+    prober: Any = None
+    traffic_probe: Callable[[str], Any] | None = None
+
+    def save(self) -> None:
+        """Persist the state before an AWS call that would need undoing."""
+        saver = self.extras.get("save")
+        if saver is not None:
+            saver()
 
     @property
     def request(self) -> dict[str, Any]:

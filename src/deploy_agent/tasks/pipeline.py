@@ -11,6 +11,7 @@ chain goes on to ``rollback`` and ``finalize``; nothing escapes the chain.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -18,10 +19,10 @@ from typing import Any
 from celery import Task, chain, shared_task
 
 from deploy_agent.core.errors import DeployError, RequestRejected
-from deploy_agent.core.outcome import Phase, Trigger, needs_rollback
+from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.state import PipelineState
 from deploy_agent.models import DeploymentResult, parse_request
-from deploy_agent.strategies import Progress, Run, strategy_for
+from deploy_agent.strategies import Progress, Run, strategy_for, traffic
 from deploy_agent.tasks import metrics, steps
 from deploy_agent.tasks.runtime import Runtime, get_runtime
 
@@ -120,7 +121,18 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtim
         now=rt.now,
         emit=emit,
         poll_seconds=rt.settings.poll_interval_seconds,
-        extras={"save": save, "rollback_timeout": rt.settings.rollback_timeout_seconds},
+        extras={
+            "save": save,
+            "rollback_timeout": rt.settings.rollback_timeout_seconds,
+            "settle": lambda: time.sleep(rt.settings.zero_downtime_settle_seconds),
+            "on_zero_downtime": lambda report: metrics.ZERO_DOWNTIME.labels(
+                "failed" if report.failures else "ok"
+            ).inc(),
+        },
+        elb=rt.elb(state.region),
+        alarms=rt.alarms(state.region),
+        prober=rt.prober,
+        traffic_probe=rt.traffic_probe,
     )
     record, created = state.begin_stage(stage, rt.now())
     if created:
@@ -174,17 +186,8 @@ def _failed_before(state: PipelineState, stage: str) -> bool:
 def _strategy_step(method: str) -> Callable[[Runtime, Run], Progress]:
     def step(rt: Runtime, run: Run) -> Progress:
         strategy = strategy_for(run.state.strategy)
-        if method == "rollback":
-            state = run.state
-            if state.failure is None:
-                return Progress.skip()
-            enabled = bool((state.request.get("rollback") or {}).get("enabled", True))
-            if not (
-                state.rollback_requested
-                or state.ecs_rolled_back
-                or needs_rollback(state.phase, enabled, False)
-            ):
-                return Progress.skip()
+        if method == "rollback" and run.state.failure is None:
+            return Progress.skip()
         result: Progress = getattr(strategy, method)(run)
         return result
 
@@ -199,6 +202,11 @@ def _finalize(rt: Runtime, run: Run) -> Progress:
         except DeployError:
             log.warning("could not collect diagnostics", extra={"deployment_id": state.deployment_id})
     return Progress.finished()
+
+
+@shared_task(bind=True, name="deploy_agent.stage.preflight", max_retries=None, acks_late=True)
+def preflight_stage(self: Task, deployment_id: str) -> str:
+    return run_stage(self, deployment_id, "preflight", lambda _rt, run: traffic.preflight(run))
 
 
 @shared_task(bind=True, name="deploy_agent.stage.build", max_retries=None, acks_late=True)

@@ -15,10 +15,13 @@ from datetime import datetime
 import redis
 
 from deploy_agent.adapters.aws import AwsClients
+from deploy_agent.adapters.cloudwatch import CloudWatchApi
 from deploy_agent.adapters.docker_builder import DockerBuilder
 from deploy_agent.adapters.ecr import EcrRegistry
 from deploy_agent.adapters.ecs import EcsApi
+from deploy_agent.adapters.elb import ElbApi
 from deploy_agent.adapters.health import HttpProber
+from deploy_agent.adapters.traffic_probe import TrafficProbe
 from deploy_agent.core.state import utcnow
 from deploy_agent.tasks.store import DeploymentStore, ServiceLock
 from deploy_agent.worker.settings import Settings
@@ -56,6 +59,15 @@ class Runtime:
 
     def ecr(self, region: str) -> EcrRegistry:
         return EcrRegistry(self.aws(region))
+
+    def elb(self, region: str) -> ElbApi:
+        return ElbApi(self.aws(region))
+
+    def alarms(self, region: str) -> CloudWatchApi:
+        return CloudWatchApi(self.aws(region))
+
+    def traffic_probe(self, url: str) -> TrafficProbe:
+        return TrafficProbe(url, rate_per_second=self.settings.zero_downtime_rate_per_second)
 
     @property
     def docker(self) -> DockerBuilder:

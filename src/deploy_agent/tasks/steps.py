@@ -252,6 +252,8 @@ def build_result(state: PipelineState) -> DeploymentResult:
                 "target_health": state.diagnostics.get("target_health", []),
             },
             "error": None if failure is None else {"type": failure.type, "message": failure.message},
+            "errors": state.rejections,
+            "zero_downtime": state.zero_downtime,
             "requested_by": state.request.get("requested_by"),
             "labels": state.request.get("labels") or {},
         }

@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     )
     lock_wait_seconds: float = Field(2.0, gt=0, description="How often a queued deployment checks the lock.")
     rollback_timeout_seconds: int = Field(900, gt=0, description="How long a rollback may take to settle.")
+    zero_downtime_rate_per_second: float = Field(
+        20.0, gt=0, description="Requests per second sent to the production URL while traffic moves."
+    )
+    zero_downtime_settle_seconds: float = Field(
+        2.0, ge=0, description="How long the production URL is probed after each listener change."
+    )
     keep_images: int = Field(3, ge=0, description="Local images of a repository kept after a build.")
     event_history: int = Field(500, gt=0, description="Progress events kept per deployment.")
     result_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long results and state are kept.")

@@ -1,0 +1,371 @@
+"""Steps shared by blue_green and canary: a temporary service, listener weights, and their undoing.
+
+Durable facts live in ``state.strategy_state`` and are written before the AWS call they describe:
+
+    temp_service        name of the green/canary service (set before CreateService)
+    temp_created        CreateService was sent
+    temp_deleted        DeleteService was sent
+    original_actions    the listener's DefaultActions before we touched it (restored exactly)
+    listener_changed    we modified the listener at least once
+    listener_restored   the recorded actions were put back
+    step                index of the recipe step in progress
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from deploy_agent.core.errors import AwsNotFound
+from deploy_agent.core.health import Probe, assess_health
+from deploy_agent.core.outcome import Trigger
+from deploy_agent.core.preflight import check_load_balancer_setup
+from deploy_agent.core.rollout import RolloutState, assess_rollout
+from deploy_agent.core.traffic import gate_verdict
+from deploy_agent.strategies.base import Progress, Run
+from deploy_agent.strategies.rolling import deadline_message, revert_service, update_and_follow
+
+Step = tuple[str, Callable[[Run], Progress]]
+
+#: a temporary service whose tasks failed this many times (and at least its desired count) has failed
+TEMP_FAILURE_THRESHOLD = 3
+
+
+def run_recipe(run: Run, steps: Sequence[Step]) -> Progress:
+    """Advance the recipe from its saved step; stop at the first step that waits or fails."""
+    ss = run.state.strategy_state
+    index = int(ss.get("step", 0))
+    while index < len(steps):
+        name, step = steps[index]
+        if run.state.past_deadline(run.now()):
+            run.state.fail("deadline_exceeded", deadline_message(run), Trigger.DEADLINE)
+            return Progress.finished()
+        progress = step(run)
+        if run.state.failure is not None:
+            ss["failed_step"] = name
+            return Progress.finished()
+        if not progress.done:
+            return progress
+        index += 1
+        ss["step"] = index
+        run.emit("step_finished", step=name)
+    return Progress.finished()
+
+
+def load_balancer(run: Run) -> dict[str, Any]:
+    spec: dict[str, Any] = (run.request.get("strategy") or {}).get("load_balancer") or {}
+    return spec
+
+
+def temp_service_name(run: Run, kind: str) -> str:
+    """Return the temporary service's name: ``<service>-<kind>-<deployment id>``, ECS-safe."""
+    suffix = re.sub(r"[^A-Za-z0-9_-]", "-", run.state.deployment_id)[:32]
+    return f"{run.state.service}-{kind}-{suffix}"[:255]
+
+
+# --- pre-flight ---------------------------------------------------------------------------------
+def preflight(run: Run) -> Progress:
+    """Refuse the deployment (nothing touched) when the load-balancer setup it names is unusable."""
+    lb = load_balancer(run)
+    state = run.state
+    listener = _maybe(lambda: run.elb.describe_listener(lb["listener_arn"]))
+    blue = _maybe(lambda: run.elb.describe_target_group(lb["blue_target_group_arn"]))
+    green = _maybe(lambda: run.elb.describe_target_group(lb["green_target_group_arn"]))
+    test = (
+        _maybe(lambda: run.elb.describe_listener(lb["test_listener_arn"]))
+        if lb.get("test_listener_arn")
+        else None
+    )
+    service = run.ecs.describe_service(state.cluster, state.service)
+    balancers = list(service.get("loadBalancers") or [])
+    problems = check_load_balancer_setup(
+        listener=listener,
+        blue_tg=blue,
+        green_tg=green,
+        test_listener=test,
+        container_port=next((int(b["containerPort"]) for b in balancers if b.get("containerPort")), None),
+        service_load_balancers=balancers,
+        blue_arn=lb["blue_target_group_arn"],
+        green_arn=lb["green_target_group_arn"],
+        test_listener_arn=lb.get("test_listener_arn"),
+    )
+    missing = run.alarms.missing_alarms(_alarm_names(run)) if _alarm_names(run) else []
+    rejections = [p.as_dict() for p in problems] + [
+        {"field": "rollback.alarm_names", "problem": f"alarm {name!r} does not exist"} for name in missing
+    ]
+    if rejections:
+        state.rejections = rejections
+        summary = "; ".join(f"{r['field']}: {r['problem']}" for r in rejections)
+        state.fail("preflight_failed", f"the load-balancer setup cannot be used: {summary}", Trigger.ERROR)
+        return Progress.finished()
+    assert listener is not None
+    state.strategy_state["original_actions"] = listener.get("DefaultActions") or []
+    state.strategy_state["desired"] = int(
+        run.request.get("desired_count") or service.get("desiredCount") or 1
+    )
+    return Progress.finished()
+
+
+def _maybe(fetch: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
+    try:
+        return fetch()
+    except AwsNotFound:
+        return None
+
+
+def _alarm_names(run: Run) -> list[str]:
+    return list((run.request.get("rollback") or {}).get("alarm_names") or [])
+
+
+# --- the temporary service ---------------------------------------------------------------------
+def create_temp_service(kind: str) -> Callable[[Run], Progress]:
+    def step(run: Run) -> Progress:
+        ss, state = run.state.strategy_state, run.state
+        if ss.get("temp_created"):
+            return Progress.finished()
+        ss["temp_service"] = temp_service_name(run, kind)
+        ss["temp_created"] = True
+        state.update_requested_at = state.update_requested_at or run.now()
+        run.save()  # recorded before CreateService: a crash leaves a name we can delete
+        template = run.ecs.describe_service(state.cluster, state.service)
+        assert state.task_definition_arn is not None
+        run.ecs.create_service(
+            state.cluster,
+            template,
+            ss["temp_service"],
+            state.task_definition_arn,
+            load_balancer(run)["green_target_group_arn"],
+            int(ss["desired"]),
+        )
+        run.emit(f"{kind}_service_created", service=ss["temp_service"], desired=ss["desired"])
+        return Progress.finished()
+
+    return step
+
+
+def wait_temp_service(run: Run) -> Progress:
+    """Wait until the temporary service's deployment completed; fail when its tasks keep failing."""
+    ss, state = run.state.strategy_state, run.state
+    assert state.task_definition_arn is not None
+    service = run.ecs.describe_service(state.cluster, ss["temp_service"])
+    verdict = assess_rollout(service, None, state.task_definition_arn)
+    if verdict.state is RolloutState.COMPLETED:
+        return Progress.finished()
+    threshold = max(TEMP_FAILURE_THRESHOLD, int(ss["desired"]))
+    if verdict.state is RolloutState.FAILED or verdict.failed_tasks >= threshold:
+        state.fail(
+            "rollout_failed",
+            f"the new release's tasks in {ss['temp_service']} failed {verdict.failed_tasks} times "
+            f"before becoming healthy {verdict.reason}".rstrip(),
+            Trigger.HEALTH_CHECK,
+        )
+        return Progress.finished()
+    return Progress.wait(run.poll_seconds)
+
+
+def verify_temp_service(run: Run) -> Progress:
+    """Check the new release before production traffic: target health, then the test URL if given."""
+    ss, lb = run.state.strategy_state, load_balancer(run)
+    health = run.elb.describe_target_health(lb["green_target_group_arn"])
+    states = [str(t.get("TargetHealth", {}).get("State")) for t in health]
+    if states.count("healthy") < int(ss["desired"]):
+        if states.count("unhealthy") >= int(ss["desired"]):
+            run.state.fail(
+                "health_check_failed", "the new release's targets are unhealthy", Trigger.HEALTH_CHECK
+            )
+            return Progress.finished()
+        return Progress.wait(run.poll_seconds)
+    if not lb.get("test_url"):
+        return Progress.finished()
+    return _probe_until_verdict(run, "test_probes", _with_path(lb["test_url"], run), "test listener")
+
+
+def delete_temp_service(run: Run) -> Progress:
+    ss, state = run.state.strategy_state, run.state
+    if ss.get("temp_created") and not ss.get("temp_deleted"):
+        ss["temp_deleted"] = True
+        run.save()
+        run.ecs.delete_service(state.cluster, ss["temp_service"])
+        run.emit("temporary_service_deleted", service=ss["temp_service"])
+    return Progress.finished()
+
+
+# --- traffic ------------------------------------------------------------------------------------
+def shift_traffic(run: Run, weights: dict[str, int], label: str) -> None:
+    """Set the listener's forward weights, recording the original actions first; probe while it moves."""
+    ss, lb = run.state.strategy_state, load_balancer(run)
+    if "original_actions" not in ss:
+        ss["original_actions"] = run.elb.describe_listener(lb["listener_arn"]).get("DefaultActions") or []
+    ss["listener_changed"] = True
+    ss["weights"] = weights
+    run.save()  # the exact actions to restore are durable before the listener changes
+    with _zero_downtime(run, label):
+        run.elb.set_forward_weights(lb["listener_arn"], weights)
+    run.emit("traffic_shifted", weights={_short(k): v for k, v in weights.items()}, label=label)
+
+
+def restore_listener(run: Run) -> Progress:
+    """Put the listener's recorded DefaultActions back exactly (idempotent)."""
+    ss, lb = run.state.strategy_state, load_balancer(run)
+    if ss.get("listener_changed") and not ss.get("listener_restored"):
+        with _zero_downtime(run, "restore"):
+            run.elb.restore_default_actions(lb["listener_arn"], ss["original_actions"])
+        ss["listener_restored"] = True
+        run.emit("traffic_restored", listener=_short(lb["listener_arn"]))
+    return Progress.finished()
+
+
+class _zero_downtime:
+    """Probe the production URL while a listener change takes effect; add the result to the state."""
+
+    def __init__(self, run: Run, label: str) -> None:
+        self.run, self.label = run, label
+        url = load_balancer(run).get("production_url") or (run.request.get("health_check") or {}).get("url")
+        self.probe = run.traffic_probe(url) if (url and run.traffic_probe is not None) else None
+
+    def __enter__(self) -> None:
+        if self.probe is not None:
+            self.probe.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.probe is None:
+            return
+        self.run.extras.get("settle", lambda: None)()  # keep probing while the change propagates
+        report = self.probe.stop()
+        total = self.run.state.zero_downtime or {"requests": 0, "failures": 0, "longest_gap_ms": 0.0}
+        total = {
+            "requests": total["requests"] + report.requests,
+            "failures": total["failures"] + report.failures,
+            "longest_gap_ms": max(float(total["longest_gap_ms"]), float(report.longest_gap_ms)),
+        }
+        self.run.state.zero_downtime = total
+        self.run.emit(
+            "zero_downtime_checked", label=self.label, requests=report.requests, failures=report.failures
+        )
+        hook = self.run.extras.get("on_zero_downtime")
+        if hook is not None:
+            hook(report)
+
+
+def _short(arn: str) -> str:
+    return arn.rsplit("/", 2)[-2] if arn.count("/") >= 2 else arn
+
+
+# --- gates --------------------------------------------------------------------------------------
+def gate_pause(run: Run, seconds: float, label: str) -> Progress:
+    """Hold for ``seconds`` while the gates (health, alarms, latency) pass; fail at the first failing one."""
+    ss = run.state.strategy_state
+    key = f"pause_started:{label}"
+    if key not in ss:
+        ss[key] = run.now().isoformat()
+        ss["gate_probes"] = []
+    started = datetime.fromisoformat(ss[key])
+    verdict = check_gates(run)
+    if verdict is not None:
+        gate, reason = verdict
+        trigger = Trigger.ALARM if gate == "alarm" else Trigger.HEALTH_CHECK
+        run.state.fail(f"{gate}_gate_failed", f"{label}: {reason}", trigger)
+        return Progress.finished()
+    remaining = seconds - (run.now() - started).total_seconds()
+    if remaining <= 0:
+        return Progress.finished()
+    return Progress.wait(min(run.poll_seconds, remaining))
+
+
+def check_gates(run: Run) -> tuple[str, str] | None:
+    """Return (gate, reason) of the first failing gate, or None when all pass for now."""
+    spec = run.request.get("health_check") or {}
+    ss = run.state.strategy_state
+    health_ok: bool | None = None
+    latency: float | None = None
+    if spec.get("url") and run.prober is not None:
+        probe = run.prober.probe(
+            spec["url"], int(spec.get("expected_status", 200)), float(spec.get("timeout_seconds", 5)), None
+        )
+        latency = probe.latency_ms
+        ss["gate_probes"] = [
+            *ss.get("gate_probes", []),
+            {"ok": probe.ok, "error": probe.error, "status": probe.status},
+        ][-20:]
+        probes = [
+            Probe(ok=p["ok"], status=p["status"], latency_ms=0.0, error=p["error"], at=0.0)
+            for p in ss["gate_probes"]
+        ]
+        health_ok = assess_health(probes, 10_000, int(spec.get("unhealthy_threshold", 3))) != "unhealthy"
+    alarms = [a["name"] for a in run.alarms.alarms_in_alarm(_alarm_names(run))] if _alarm_names(run) else []
+    verdict = gate_verdict(health_ok, alarms, latency, spec.get("max_latency_ms"))
+    if verdict.passed:
+        return None
+    return str(verdict.gate), verdict.reason
+
+
+def _probe_until_verdict(run: Run, key: str, url: str, where: str) -> Progress:
+    spec = run.request.get("health_check") or {}
+    ss = run.state.strategy_state
+    probe = run.prober.probe(
+        url,
+        int(spec.get("expected_status", 200)),
+        float(spec.get("timeout_seconds", 5)),
+        spec.get("max_latency_ms"),
+    )
+    ss[key] = [*ss.get(key, []), {"ok": probe.ok, "error": probe.error, "status": probe.status}][-20:]
+    verdict = assess_health(
+        [Probe(ok=p["ok"], status=p["status"], latency_ms=0.0, error=p["error"], at=0.0) for p in ss[key]],
+        int(spec.get("healthy_threshold", 3)),
+        int(spec.get("unhealthy_threshold", 3)),
+    )
+    if verdict == "healthy":
+        return Progress.finished()
+    if verdict == "unhealthy":
+        why = probe.error or f"status {probe.status}"
+        run.state.fail(
+            "health_check_failed",
+            f"the new release failed its check through the {where} ({url}): {why}",
+            Trigger.HEALTH_CHECK,
+        )
+        return Progress.finished()
+    return Progress.wait(float(spec.get("interval_seconds") or run.poll_seconds))
+
+
+def _with_path(base: str, run: Run) -> str:
+    """The test listener's URL with the health check's path (``/health`` on the test port)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    health = (run.request.get("health_check") or {}).get("url")
+    if not health:
+        return base
+    target, path = urlsplit(base), urlsplit(health)
+    if target.path not in ("", "/"):
+        return base
+    return str(urlunsplit((target.scheme, target.netloc, path.path, path.query, "")))
+
+
+# --- promotion and undo -------------------------------------------------------------------------
+def update_original_service(run: Run) -> Progress:
+    """Roll the original service onto the new task definition and follow it (the rolling recipe)."""
+    run.state.strategy_state["original_updated"] = True
+    return update_and_follow(run)
+
+
+def undo(run: Run) -> Progress:
+    """Return everything to the state before the deployment: listener, original service, temp service."""
+    ss, state = run.state.strategy_state, run.state
+    if not (ss.get("temp_created") or ss.get("listener_changed") or ss.get("original_updated")):
+        return Progress.skip()
+    if not ss.get("undo_started"):
+        ss["undo_started"] = True
+        run.emit("rollback_started", trigger=str(state.failure.trigger) if state.failure else None)
+    restore_listener(run)
+    enabled = bool((state.request.get("rollback") or {}).get("enabled", True))
+    if ss.get("original_updated") and enabled:
+        progress = revert_service(run)
+        if not progress.done:
+            return progress
+    delete_temp_service(run)
+    if not state.rollback_failed:
+        state.rollback_requested = True
+        state.rollback_done = True
+    run.emit("rollback_finished")
+    return Progress.finished()
