@@ -44,7 +44,7 @@ class _App(BaseHTTPRequestHandler):
 @pytest.fixture
 def app() -> Iterator[_Switchable]:
     server = _Switchable(("127.0.0.1", 0), _App)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield server
     server.shutdown()

@@ -77,7 +77,7 @@ def test_forward_weights_for(percent: int, expected: dict[str, int]) -> None:
 )
 def test_forward_weights_for_refuses(stable: str, canary: str, percent: int) -> None:
     """Weights that do not describe a split between two groups raise ValueError."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"outside 0-100|must differ"):
         forward_weights_for(stable, canary, percent)
 
 
@@ -89,7 +89,14 @@ LISTENER_CASES: list[tuple[str, dict[str, Any], dict[str, int]]] = [
     ("a plain forward is weight one for its group", forward(TargetGroupArn=BLUE), {BLUE: 1}),
     (
         "a weighted forward gives each group its weight",
-        forward(ForwardConfig={"TargetGroups": [{"TargetGroupArn": BLUE, "Weight": 90}, {"TargetGroupArn": GREEN, "Weight": 10}]}),
+        forward(
+            ForwardConfig={
+                "TargetGroups": [
+                    {"TargetGroupArn": BLUE, "Weight": 90},
+                    {"TargetGroupArn": GREEN, "Weight": 10},
+                ]
+            }
+        ),
         {BLUE: 90, GREEN: 10},
     ),
     (

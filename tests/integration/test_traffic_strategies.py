@@ -96,7 +96,7 @@ class TestBlueGreen:
     def test_switch_under_load_drops_nothing(
         self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
     ) -> None:
-        """Blue-green under a steady load: 0 failed requests, the new version serves, no green service left."""
+        """Blue-green under a steady load: 0 failed requests, the new version serves, no green left."""
         cluster, service = "bg", unique("web")
         setup = provision_blue_green(sandbox, cluster, service, image=push_app("v1"), desired_count=2)
         before = snapshot(setup, cluster, service)
@@ -207,7 +207,7 @@ class TestCanary:
     def test_steps_send_the_share_they_say(
         self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
     ) -> None:
-        """Canary 10 -> 50 -> 100: at each step the share of requests reaching the canary is near the weight."""
+        """Canary 10 -> 50 -> 100: at each step the share reaching the canary is near the weight."""
         cluster, service = "canary", unique("web")
         setup = provision_blue_green(sandbox, cluster, service, image=push_app("v1"), desired_count=2)
         steps = [

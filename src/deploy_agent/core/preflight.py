@@ -84,7 +84,7 @@ def _check_listener(listener: Mapping[str, Any] | None, blue_arn: str, green_arn
     if listener_forward_action(listener) is None:
         return [Problem(LISTENER, "listener's default action does not forward to a target group")]
     weights = listener_forward_weights(listener)
-    if weights.get(green_arn, 0) > 0:
+    if green_arn != blue_arn and weights.get(green_arn, 0) > 0:
         return [Problem(LISTENER, "listener already sends traffic to the green target group")]
     if weights.get(blue_arn, 0) <= 0:
         return [Problem(LISTENER, "listener does not forward to the blue target group")]

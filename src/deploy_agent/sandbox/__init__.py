@@ -12,23 +12,31 @@ One process runs:
   Manager / SSM secrets injected; every *essential* container runs, non-essential ones are recorded
   in the task but not run;
 - target health (``target_health``): HTTP checks of ``HealthCheckPath`` against each task's port,
-  shown by ``describe_target_health`` (initial/healthy/unhealthy/draining); without a load balancer,
-  a container ``healthCheck`` becomes a Docker healthcheck, and no check at all means RUNNING = healthy;
-- a load balancer (``load_balancer``): one loopback HTTP proxy per ELBv2 listener, honouring the
-  default forward action's target-group weights, sending only to healthy targets;
-- a registry (``registry``): ``docker-registry`` standing in for ECR's registry host.
+  shown by ``describe_target_health`` (initial/healthy/unhealthy/draining, ELB reason codes); a
+  deregistered target drains for the target group's deregistration delay (capped by the
+  ``max_drain_seconds`` knob) before its task's containers stop; without a load balancer, a
+  container ``healthCheck`` becomes a Docker healthcheck, and no check at all means RUNNING = healthy;
+- a load balancer (``load_balancer``, ``listener_rules``): one loopback HTTP proxy per ELBv2 listener
+  (any listener, any time), honouring listener rules in priority order and weighted forward actions,
+  sending only to healthy, non-draining targets; ``X-Sandbox-Target`` names the target that answered;
+- DeleteService as ECS does it: DRAINING while the tasks deregister, drain and stop, then INACTIVE;
+- a registry (``registry``): ``docker-registry`` standing in for ECR's registry host;
+- set-ups (``provision``, ``blue_green``): a running service behind an ALB, optionally with a green
+  target group and a test listener for blue-green and canary deployments.
 
 Emulated loosely: the sandbox's own health timing (interval, thresholds, grace) replaces the
-target group's and container's seconds; draining is a fixed short delay; ELBv2 listener rules,
-deployment alarms, task placement, CPU/memory limits, logs, capacity providers, task sets, CodeDeploy
-and non-ECS deployment controllers are not emulated. moto fixes applied in-process: UpdateService
-answers with the new PRIMARY deployment and an ARN task definition; ListTasks honours serviceName
-(and then lists RUNNING-desired tasks by default); awsvpc tasks start without EnableDnsHostnames.
+target group's and container's seconds; an ALB's fail-open (no healthy target -> try them all) is a
+503 here; deployment alarms, task placement, CPU/memory limits, logs, capacity providers, task sets,
+CodeDeploy and non-ECS deployment controllers are not emulated. moto fixes applied in-process:
+UpdateService answers with the new PRIMARY deployment and an ARN task definition; ListTasks honours
+serviceName (and then lists RUNNING-desired tasks by default); awsvpc tasks start without
+EnableDnsHostnames; DescribeTargetHealth lists draining targets.
 
 The worker never imports this package: it reaches the sandbox through AWS_ENDPOINT_URL and the
 registry host only.
 """
 
+from .blue_green import BlueGreenSetup, provision_blue_green, provision_green_service
 from .environment import Sandbox
 from .load_balancer import LocalLoadBalancer
 from .moto_server import MotoServer
@@ -37,12 +45,15 @@ from .registry import LocalRegistry
 from .scheduler import EcsScheduler
 
 __all__ = [
+    "BlueGreenSetup",
     "EcsScheduler",
     "LocalLoadBalancer",
     "LocalRegistry",
     "MotoServer",
     "ProvisionedService",
     "Sandbox",
+    "provision_blue_green",
+    "provision_green_service",
     "provision_service",
     "wait_for_rollout",
 ]

@@ -207,8 +207,8 @@ class LocalLoadBalancer:
                     message = str(config.get("MessageBody", "")).encode()
                     self._reply(int(config.get("StatusCode", 200)), message, content_type)
                 elif kind == "redirect":
-                    port = self.server.server_address[1]
-                    status, location = plan_redirect(action.get("RedirectConfig") or {}, facts, int(port))
+                    port = int(self.connection.getsockname()[1])
+                    status, location = plan_redirect(action.get("RedirectConfig") or {}, facts, port)
                     self._reply(status, b"", [("Location", location)])
                 else:
                     self._forward(action, body)
@@ -226,7 +226,7 @@ class LocalLoadBalancer:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
                     headers["X-Forwarded-For"] = self.client_address[0]
                     headers["X-Forwarded-Proto"] = "http"
-                    headers["X-Forwarded-Port"] = str(self.server.server_address[1])
+                    headers["X-Forwarded-Port"] = str(self.connection.getsockname()[1])
                     upstream.request(self.command, self.path, body=body, headers=headers)
                     response = upstream.getresponse()
                     payload = response.read()

@@ -174,7 +174,9 @@ class EcsScheduler:
             self.tasks.stop(record, "Service was deleted", "ServiceSchedulerInitiated", states)
             self.tasks.advance(record, states, service, [])
         if newly:
-            stopped = task_list(f"(service {service.name}) has stopped", [r.task_id for r in newly], "running tasks")
+            stopped = task_list(
+                f"(service {service.name}) has stopped", [r.task_id for r in newly], "running tasks"
+            )
             add_events(service, [stopped])
         present = [r for r in records if r.task.last_status != "STOPPED"]
         service.running_count = len(present)
@@ -226,7 +228,9 @@ def _patch_backend(on_update: Callable[[Any, Any], None], on_delete: Callable[[A
         wanted = params.get("desiredStatus") or "RUNNING"
         return [t for t in tasks if t.group == group and t.desired_status == wanted]
 
-    def delete_service(self: EC2ContainerServiceBackend, cluster_name: str, service_name: str, force: bool) -> Any:
+    def delete_service(
+        self: EC2ContainerServiceBackend, cluster_name: str, service_name: str, force: bool
+    ) -> Any:
         service = _ORIGINAL_DELETE_SERVICE(self, cluster_name, service_name, force)
         on_delete(self, service)
         return service
