@@ -27,7 +27,8 @@ STAGES = ["preflight", "build", "push", "register", "deploy", "healthcheck", "ro
 
 
 def _to_green(run: Run) -> Progress:
-    if not run.state.strategy_state.get("listener_changed"):
+    # Keyed on the flag written after the call: a crash before it repeats the (idempotent) shift.
+    if not run.state.strategy_state.get("shifted:to green"):
         lb = traffic.load_balancer(run)
         traffic.shift_traffic(
             run, {lb["blue_target_group_arn"]: 0, lb["green_target_group_arn"]: 100}, "to green"

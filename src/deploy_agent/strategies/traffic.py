@@ -23,7 +23,7 @@ from deploy_agent.core.health import Probe, assess_health
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.preflight import check_load_balancer_setup
 from deploy_agent.core.rollout import RolloutState, assess_rollout
-from deploy_agent.core.traffic import gate_verdict
+from deploy_agent.core.traffic import gate_verdict, listener_forward_weights
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.strategies.rolling import deadline_message, revert_service, update_and_follow
 
@@ -123,9 +123,9 @@ def _alarm_names(run: Run) -> list[str]:
 def create_temp_service(kind: str) -> Callable[[Run], Progress]:
     def step(run: Run) -> Progress:
         ss, state = run.state.strategy_state, run.state
-        if ss.get("temp_created"):
+        if ss.get("temp_created") and _temp_exists(run):
             return Progress.finished()
-        ss["temp_service"] = temp_service_name(run, kind)
+        ss["temp_service"] = ss.get("temp_service") or temp_service_name(run, kind)
         ss["temp_created"] = True
         state.update_requested_at = state.update_requested_at or run.now()
         run.save()  # recorded before CreateService: a crash leaves a name we can delete
@@ -143,6 +143,16 @@ def create_temp_service(kind: str) -> Callable[[Run], Progress]:
         return Progress.finished()
 
     return step
+
+
+def _temp_exists(run: Run) -> bool:
+    """Did our CreateService reach ECS? (False after a crash between recording it and sending it.)"""
+    ss = run.state.strategy_state
+    try:
+        run.ecs.describe_service(run.state.cluster, ss["temp_service"])
+    except AwsNotFound:
+        return False
+    return True
 
 
 def wait_temp_service(run: Run) -> Progress:
@@ -183,11 +193,13 @@ def verify_temp_service(run: Run) -> Progress:
 
 
 def delete_temp_service(run: Run) -> Progress:
+    """Delete the temporary service; sent again after a crash (deleting a deleted service is a no-op)."""
     ss, state = run.state.strategy_state, run.state
-    if ss.get("temp_created") and not ss.get("temp_deleted"):
+    if ss.get("temp_created") and not ss.get("temp_delete_sent"):
         ss["temp_deleted"] = True
         run.save()
         run.ecs.delete_service(state.cluster, ss["temp_service"])
+        ss["temp_delete_sent"] = True
         run.emit("temporary_service_deleted", service=ss["temp_service"])
     return Progress.finished()
 
@@ -196,13 +208,20 @@ def delete_temp_service(run: Run) -> Progress:
 def shift_traffic(run: Run, weights: dict[str, int], label: str) -> None:
     """Set the listener's forward weights, recording the original actions first; probe while it moves."""
     ss, lb = run.state.strategy_state, load_balancer(run)
+    listener = run.elb.describe_listener(lb["listener_arn"])
     if "original_actions" not in ss:
-        ss["original_actions"] = run.elb.describe_listener(lb["listener_arn"]).get("DefaultActions") or []
+        ss["original_actions"] = listener.get("DefaultActions") or []
+    already = _positive(listener_forward_weights(listener)) == _positive(weights)
+    if ss.get("shifting") == label and already:
+        ss[f"shifted:{label}"] = True  # a redelivered step whose change already took effect
+        return
     ss["listener_changed"] = True
+    ss["shifting"] = label
     ss["weights"] = weights
     run.save()  # the exact actions to restore are durable before the listener changes
     with _zero_downtime(run, label):
         run.elb.set_forward_weights(lb["listener_arn"], weights)
+    ss[f"shifted:{label}"] = True
     run.emit("traffic_shifted", weights={_short(k): v for k, v in weights.items()}, label=label)
 
 
@@ -247,6 +266,10 @@ class _zero_downtime:
         hook = self.run.extras.get("on_zero_downtime")
         if hook is not None:
             hook(report)
+
+
+def _positive(weights: dict[str, int]) -> dict[str, int]:
+    return {arn: weight for arn, weight in weights.items() if weight > 0}
 
 
 def _short(arn: str) -> str:
@@ -364,8 +387,9 @@ def undo(run: Run) -> Progress:
         if not progress.done:
             return progress
     delete_temp_service(run)
-    if not state.rollback_failed:
+    reverted = not ss.get("original_updated") or (enabled and state.rollback_done)
+    if reverted and not state.rollback_failed:
         state.rollback_requested = True
         state.rollback_done = True
-    run.emit("rollback_finished")
+    run.emit("rollback_finished", reverted=reverted)
     return Progress.finished()

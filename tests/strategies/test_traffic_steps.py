@@ -1,0 +1,206 @@
+"""The steps blue-green and canary share: preflight, listener shifts and restores, the temporary service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from deploy_agent.core.outcome import Trigger
+from deploy_agent.core.traffic import ZeroDowntimeReport
+from deploy_agent.strategies import Run, strategy_for
+from deploy_agent.strategies import traffic as steps
+from deploy_agent.testing import (
+    BLUE_TG_ARN as BLUE,
+)
+from deploy_agent.testing import (
+    GREEN_TG_ARN as GREEN,
+)
+from deploy_agent.testing import (
+    LISTENER_ARN as LISTENER,
+)
+from deploy_agent.testing import (
+    FakeAws,
+    forward_action,
+    traffic_aws,
+    traffic_state,
+)
+
+ORIGINAL = [forward_action(BLUE)]
+
+
+def make(alarms: list[str] | None = None, production_url: str | None = None) -> tuple[FakeAws, Run]:
+    """Return fakes and a blue-green run before preflight; the alarm web-5xx exists (OK)."""
+    aws = traffic_aws()
+    aws.alarms.set_state("web-5xx", "OK")
+    strategy: dict[str, object] = {"type": "blue_green", "bake_seconds": 600}
+    state = traffic_state(
+        strategy, aws.clock, rollback={"enabled": True, "alarm_names": alarms or []}, timeout_seconds=300
+    )
+    if production_url:
+        state.request["strategy"]["load_balancer"]["production_url"] = production_url
+    return aws, aws.run(state)
+
+
+def _drop_listener(aws: FakeAws, run: Run) -> None:
+    del aws.elb.listeners[LISTENER]
+
+
+def _drop_green(aws: FakeAws, run: Run) -> None:
+    del aws.elb.target_groups[GREEN]
+
+
+def _name_missing_alarm(aws: FakeAws, run: Run) -> None:
+    run.request["rollback"]["alarm_names"] = ["web-5xx", "web-latency"]
+
+
+def _listener_on_green(aws: FakeAws, run: Run) -> None:
+    aws.elb.listeners[LISTENER]["DefaultActions"] = [forward_action(GREEN)]
+
+
+class TestPreflight:
+    @pytest.mark.parametrize(
+        ("breakage", "field", "problem"),
+        [
+            (_drop_listener, "strategy.load_balancer.listener_arn", "listener does not exist"),
+            (_drop_green, "strategy.load_balancer.green_target_group_arn", "target group does not exist"),
+            (_name_missing_alarm, "rollback.alarm_names", "alarm 'web-latency' does not exist"),
+            (
+                _listener_on_green,
+                "strategy.load_balancer.listener_arn",
+                "listener already sends traffic to the green target group",
+            ),
+        ],
+        ids=["missing_listener", "missing_green_group", "missing_alarm", "leftover_green_traffic"],
+    )
+    def test_an_unusable_setup_is_rejected_with_the_field_and_nothing_touched(
+        self, breakage: Callable[[FakeAws, Run], None], field: str, problem: str
+    ) -> None:
+        """Each problem becomes one rejection naming its message field; no AWS resource is changed."""
+        aws, run = make(alarms=["web-5xx"])
+        breakage(aws, run)
+        assert steps.preflight(run).done
+        assert run.state.rejections == [{"field": field, "problem": problem}]
+        assert run.state.failure is not None
+        assert (run.state.failure.type, run.state.failure.trigger) == ("preflight_failed", Trigger.ERROR)
+        assert aws.journal == []
+        assert "original_actions" not in run.state.strategy_state
+
+    def test_a_usable_setup_records_the_listener_actions_and_desired_count(self) -> None:
+        """Preflight of a good setup records the original DefaultActions and the desired count."""
+        aws, run = make(alarms=["web-5xx"])
+        assert steps.preflight(run).done
+        assert run.state.failure is None
+        assert run.state.rejections == []
+        assert run.state.strategy_state["original_actions"] == ORIGINAL
+        assert run.state.strategy_state["desired"] == 2
+        assert aws.journal == []
+
+    def test_a_failed_preflight_needs_no_undo(self) -> None:
+        """After a rejection the rollback has nothing to do and calls nothing."""
+        aws, run = make()
+        _drop_listener(aws, run)
+        steps.preflight(run)
+        assert strategy_for("blue_green").rollback(run).skipped
+        assert aws.journal == []
+
+
+class TestListener:
+    def test_the_recorded_actions_stay_the_pre_deployment_ones_when_shifting_twice(self) -> None:
+        """shift_traffic records the listener's actions once; a repeated step does not modify it again."""
+        aws, run = make()
+        steps.shift_traffic(run, {BLUE: 90, GREEN: 10}, "step 1")
+        steps.shift_traffic(run, {BLUE: 90, GREEN: 10}, "step 1")
+        steps.shift_traffic(run, {BLUE: 50, GREEN: 50}, "step 2")
+        assert run.state.strategy_state["original_actions"] == ORIGINAL
+        assert [c.weights for c in aws.elb.changes] == [{BLUE: 90, GREEN: 10}, {BLUE: 50, GREEN: 50}]
+
+    def test_restore_puts_the_exact_actions_back_once(self) -> None:
+        """restore_listener writes the recorded actions back, and a second call does nothing."""
+        aws, run = make()
+        steps.preflight(run)
+        steps.shift_traffic(run, {BLUE: 0, GREEN: 100}, "to green")
+        steps.restore_listener(run)
+        steps.restore_listener(run)
+        assert [c.call for c in aws.elb.changes] == ["set_forward_weights", "restore_default_actions"]
+        assert aws.elb.listeners[LISTENER]["DefaultActions"] == ORIGINAL
+
+    def test_restore_without_a_change_calls_nothing(self) -> None:
+        """A listener we never changed is not written."""
+        aws, run = make()
+        steps.preflight(run)
+        assert steps.restore_listener(run).done
+        assert aws.elb.changes == []
+
+    def test_every_listener_change_is_probed_and_summed(self) -> None:
+        """With a production URL, each change runs one traffic probe and the reports add up."""
+        aws, run = make(production_url="http://web.example/")
+        aws.traffic_probes.reports = [ZeroDowntimeReport(40, 0, 12.0), ZeroDowntimeReport(30, 2, 80.0)]
+        steps.preflight(run)
+        steps.shift_traffic(run, {BLUE: 0, GREEN: 100}, "to green")
+        steps.restore_listener(run)
+        assert [(p.url, p.started, p.stopped) for p in aws.traffic_probes.probes] == [
+            ("http://web.example/", 1, 1),
+            ("http://web.example/", 1, 1),
+        ]
+        assert run.state.zero_downtime == {"requests": 70, "failures": 2, "longest_gap_ms": 80.0}
+
+
+class TestTemporaryService:
+    @pytest.mark.parametrize(
+        ("failed_tasks", "circuit_breaker", "fails"),
+        [(2, False, False), (3, False, True), (0, True, True)],
+        ids=["below_threshold_waits", "three_failures_fail", "ecs_failed_it"],
+    )
+    def test_a_temporary_service_fails_at_the_threshold(
+        self, failed_tasks: int, circuit_breaker: bool, fails: bool
+    ) -> None:
+        """The temporary service fails after max(3, desired) failed tasks or a FAILED rollout."""
+        aws, run = make()
+        steps.preflight(run)
+        steps.create_temp_service("green")(run)
+        aws.ecs.fail_service("web-green-d-1", failed_tasks, circuit_breaker=circuit_breaker)
+        progress = steps.wait_temp_service(run)
+        assert (run.state.failure is not None) is fails
+        assert progress.done is fails
+
+    @pytest.mark.parametrize(
+        ("states", "outcome"),
+        [
+            (["healthy", "healthy"], "done"),
+            (["healthy", "initial"], "wait"),
+            (["unhealthy", "unhealthy"], "failed"),
+            ([], "wait"),
+        ],
+    )
+    def test_green_targets_must_be_healthy_before_traffic(self, states: list[str], outcome: str) -> None:
+        """verify_temp_service waits for desired healthy targets and fails when they are all unhealthy."""
+        aws, run = make()
+        steps.preflight(run)
+        aws.elb.set_target_health(GREEN, *states)
+        progress = steps.verify_temp_service(run)
+        seen = "failed" if run.state.failure else ("done" if progress.done else "wait")
+        assert seen == outcome
+
+    def test_create_is_recorded_before_the_call(self) -> None:
+        """The temporary service's name is persisted before CreateService is sent."""
+        aws, run = make()
+        steps.preflight(run)
+        steps.create_temp_service("green")(run)
+        assert '"temp_service":"web-green-d-1"' in aws.saved[0]
+        assert aws.ecs.created == ["web-green-d-1"]
+
+
+def test_the_deadline_during_the_bake_fails_with_the_deadline_trigger() -> None:
+    """Past the deadline while blue-green bakes, the recipe stops with a deadline failure."""
+    aws, run = make()
+    bg = strategy_for("blue_green")
+    steps.preflight(run)
+    aws.step(bg.deploy, run)
+    aws.let_aws_progress()
+    assert not aws.step(bg.deploy, run).done  # shifted to green, baking
+    aws.clock.advance(301)
+    assert aws.step(bg.deploy, run).done
+    assert run.state.failure is not None
+    assert (run.state.failure.type, run.state.failure.trigger) == ("deadline_exceeded", Trigger.DEADLINE)
+    assert aws.elb.forward_weights(LISTENER) == {BLUE: 0, GREEN: 100}
