@@ -12,6 +12,7 @@ import docker
 import requests
 
 from deploy_agent.sandbox import ProvisionedService, Sandbox, provision_service, wait_for_rollout
+from deploy_agent.sandbox.containers import LABEL
 
 CLUSTER, SERVICE = "app", "web"
 
@@ -72,8 +73,10 @@ def _deploy(sandbox: Sandbox, image: str, breaker: dict[str, bool] | None = None
     return arn, str(primary["id"])
 
 
-def _running_containers(client: docker.DockerClient) -> list[Any]:
-    return client.containers.list(filters={"label": f"deploy-agent.service={SERVICE}", "status": "running"})
+def _running_containers(client: docker.DockerClient, sandbox: Sandbox) -> list[Any]:
+    """Return this sandbox's running containers of the service (other sandboxes share the engine)."""
+    labels = [f"deploy-agent.service={SERVICE}", f"{LABEL}={sandbox.scheduler.containers.instance}"]
+    return client.containers.list(filters={"label": labels, "status": "running"})
 
 
 class TestFirstDeployment:
@@ -85,7 +88,7 @@ class TestFirstDeployment:
         service = _service(sandbox)
         assert [d["rolloutState"] for d in service["deployments"]] == ["COMPLETED"]
         assert (service["runningCount"], service["pendingCount"]) == (2, 0)
-        assert len(_running_containers(docker_client)) == 2
+        assert len(_running_containers(docker_client, sandbox)) == 2
         assert requests.get(f"{provisioned.url}/version", timeout=5).text.strip() == "v1"
         health = sandbox.client("elbv2").describe_target_health(TargetGroupArn=provisioned.target_group_arn)
         assert [t["TargetHealth"]["State"] for t in health["TargetHealthDescriptions"]] == [
@@ -124,7 +127,7 @@ class TestRollingUpdate:
         assert service["taskDefinition"] == arn
         stopped = _wait(lambda: len(_stopped_tasks(sandbox, old_id)) == 2 and _stopped_tasks(sandbox, old_id))
         assert {t["stopCode"] for t in stopped} == {"ServiceSchedulerInitiated"}
-        assert len(_running_containers(docker_client)) == 2
+        assert len(_running_containers(docker_client, sandbox)) == 2
         assert requests.get(f"{provisioned.url}/version", timeout=5).text.strip() == "v2"
 
 

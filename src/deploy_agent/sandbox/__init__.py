@@ -21,7 +21,7 @@ One process runs:
   sending only to healthy, non-draining targets; ``X-Sandbox-Target`` names the target that answered;
 - DeleteService as ECS does it: DRAINING while the tasks deregister, drain and stop, then INACTIVE;
 - a registry (``registry``): ``docker-registry`` standing in for ECR's registry host;
-- set-ups (``provision``, ``blue_green``): a running service behind an ALB, optionally with a green
+- set-ups (``provision``): a running service behind an ALB, optionally with a green
   target group and a test listener for blue-green and canary deployments.
 
 Emulated loosely: the sandbox's own health timing (interval, thresholds, grace) replaces the
@@ -36,11 +36,17 @@ The worker never imports this package: it reaches the sandbox through AWS_ENDPOI
 registry host only.
 """
 
-from .blue_green import BlueGreenSetup, provision_blue_green, provision_green_service
 from .environment import Sandbox
 from .load_balancer import LocalLoadBalancer
 from .moto_server import MotoServer
-from .provision import ProvisionedService, provision_service, wait_for_rollout
+from .provision import (
+    BlueGreenSetup,
+    ProvisionedService,
+    provision_blue_green,
+    provision_green_service,
+    provision_service,
+    wait_for_rollout,
+)
 from .registry import LocalRegistry
 from .scheduler import EcsScheduler
 

@@ -242,10 +242,13 @@ class LocalLoadBalancer:
 
             def _reply(self, status: int, payload: bytes, headers: list[tuple[str, str]]) -> None:
                 self.send_response(status)
+                length = str(len(payload))
                 for key, value in headers:
                     if key.lower() != "content-length":
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
+                    elif self.command == "HEAD":
+                        length = value  # a HEAD answer announces the length of the body it leaves out
+                self.send_header("Content-Length", length)
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(payload)
