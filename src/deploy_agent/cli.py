@@ -88,6 +88,27 @@ def _format_event(event: dict[str, Any]) -> str:
     return f"{event.get('at', '')[11:23]} {stage:<12} {event.get('event')} {details}".rstrip()
 
 
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from deploy_agent.worker.app import app
+
+    request: dict[str, Any] = {
+        "cluster_name": args.cluster,
+        "service_name": args.service,
+        "requested_by": args.requested_by or os.environ.get("USER") or "cli",
+    }
+    if args.to:
+        request["to"] = args.to
+    if args.region:
+        request["region"] = args.region
+    result = app.send_task("deploy_agent.rollback", kwargs={"request": request})
+    print(json.dumps({"task_id": result.id}))
+    if not args.wait:
+        return 0
+    final: dict[str, Any] = result.get(timeout=args.timeout)
+    print(json.dumps(final, indent=2))
+    return 0 if final.get("outcome") == "succeeded" else 1
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from deploy_agent.tasks.runtime import get_runtime
 
@@ -132,6 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="follow the deployment; exit 1 unless it succeeded")
     p.add_argument("--timeout", type=float, default=3600)
     p.set_defaults(func=_cmd_submit)
+
+    p = sub.add_parser(
+        "rollback",
+        help="put a service back on an earlier good release",
+        description="Put a service back on its previous good release, or on the one --to names "
+        "(a deployment id from the release ledger, a revision number, family:revision or an ARN).",
+    )
+    p.add_argument("cluster")
+    p.add_argument("service")
+    p.add_argument("--to", help="deployment id, revision number, family:revision or task-definition ARN")
+    p.add_argument("--region")
+    p.add_argument("--requested-by")
+    p.add_argument("--wait", action="store_true", help="wait for the outcome; exit 1 unless it succeeded")
+    p.add_argument("--timeout", type=float, default=3600)
+    p.set_defaults(func=_cmd_rollback)
 
     p = sub.add_parser("status", help="show a deployment's events and outcome")
     p.add_argument("deployment_id")

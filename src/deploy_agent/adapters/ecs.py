@@ -112,6 +112,10 @@ class EcsApi:
         response = call(self._clients.ecs.update_service, **kwargs)
         return dict(response["service"])
 
+    def deregister_task_definition(self, task_definition_arn: str) -> None:
+        """Mark a revision INACTIVE (it stays describable; running tasks keep running)."""
+        call(self._clients.ecs.deregister_task_definition, taskDefinition=task_definition_arn)
+
     def create_service(
         self,
         cluster: str,

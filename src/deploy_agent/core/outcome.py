@@ -67,6 +67,8 @@ def decide_outcome(
         return "succeeded"
     if failure.type == "preflight_failed":
         return "rejected"  # refused before anything was touched
+    if failure.type == "superseded":
+        return "superseded"  # a newer deployment of the service was requested while this one waited
     if failure.trigger is Trigger.DEADLINE:
         return "timed_out"
     if rollback_failed or not touched_service:

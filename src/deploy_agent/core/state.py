@@ -76,6 +76,11 @@ class PipelineState(BaseModel):
     #: per-field problems when a pre-flight check refused the deployment
     rejections: list[dict[str, str]] = Field(default_factory=list)
     zero_downtime: dict[str, Any] | None = None
+    #: a rollback an operator asked for (``deploy_agent.rollback``), not a deployment of new code
+    manual_rollback: bool = False
+    #: the entry task that replaced itself with this deployment's chain (redeliveries of it are ignored)
+    entry_task_id: str | None = None
+    chain_started: bool = False
     outcome: str | None = None
     finished_at: datetime | None = None
 

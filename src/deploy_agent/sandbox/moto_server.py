@@ -1,6 +1,7 @@
 """moto in server mode, in this process, so the scheduler can mutate the same backends it serves.
 
-Also counts the API calls it answers (from any process) by wrapping its WSGI app.
+Also counts the API calls it answers (from any process) by wrapping its WSGI app, and fails the
+calls its ``faults`` rules pick (throttles, server errors; see ``faults``) before moto sees them.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import io
 import logging
 import re
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,6 +25,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import make_server
+
+from .faults import CallShape, FaultInjector, FaultKind, render_fault
 
 # moto's "manual" progression advances a task once it has been described `times` times; a count no
 # client reaches keeps every task in the state the scheduler gives it.
@@ -44,28 +48,60 @@ def _service_of(environ: dict[str, Any]) -> str:
     return found.group(1) if found else "unknown"
 
 
-def _action_of(environ: dict[str, Any]) -> str:
-    target = environ.get("HTTP_X_AMZ_TARGET", "")
-    if target:
-        return str(target).rsplit(".", 1)[-1]
+def _form_of(environ: dict[str, Any]) -> dict[str, list[str]]:
+    """Return the query-protocol parameters, from the query string or a form body (left readable)."""
     query = parse_qs(environ.get("QUERY_STRING", ""))
-    if "Action" in query:
-        return str(query["Action"][0])
-    if "form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
-        return "unknown"
+    if "Action" in query or "form-urlencoded" not in environ.get("CONTENT_TYPE", ""):
+        return query
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
     # The body was consumed: hand moto an identical one.
     environ["wsgi.input"] = io.BytesIO(body)
-    form = parse_qs(body.decode("utf-8", "replace"))
-    return str(form["Action"][0]) if "Action" in form else "unknown"
+    return parse_qs(body.decode("utf-8", "replace"))
+
+
+def _call_of(environ: dict[str, Any]) -> tuple[str, str, CallShape]:
+    """Return (signing name, action, protocol shape) of an AWS call."""
+    service = _service_of(environ)
+    target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+    if target:
+        shape = CallShape(
+            "json",
+            content_type=str(environ.get("CONTENT_TYPE", "")),
+            query_compatible=bool(environ.get("HTTP_X_AMZN_QUERY_MODE")),
+        )
+        return service, target.rsplit(".", 1)[-1], shape
+    form = _form_of(environ)
+    if "Action" in form:
+        version = form["Version"][0] if "Version" in form else None
+        return service, form["Action"][0], CallShape("query", api_version=version, service=service)
+    return service, "unknown", CallShape("rest")
+
+
+def _answer_fault(
+    environ: dict[str, Any], start_response: Callable[..., Any], kind: FaultKind, call: CallShape
+) -> Iterable[bytes]:
+    # Read the unread request body so a kept-alive connection stays in step.
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        environ["wsgi.input"].read(length)
+    response = render_fault(kind, call, str(uuid.uuid4()))
+    start_response(response.status, [*response.headers, ("Content-Length", str(len(response.body)))])
+    return [response.body]
 
 
 class CountingMotoServer(ThreadedMotoServer):
-    """ThreadedMotoServer that counts the AWS calls it answers by (service, action)."""
+    """ThreadedMotoServer that counts the AWS calls moto answers by (service, action).
 
-    def __init__(self, ip_address: str = "127.0.0.1", port: int = 0) -> None:
+    Calls the fault injector fails are answered here, never reach moto and are not counted in
+    ``calls``: the injector counts them.
+    """
+
+    def __init__(
+        self, ip_address: str = "127.0.0.1", port: int = 0, faults: FaultInjector | None = None
+    ) -> None:
         super().__init__(ip_address=ip_address, port=port, verbose=False)
+        self.faults = faults or FaultInjector()
         self.calls: Counter[tuple[str, str]] = Counter()
         self._calls_lock = threading.Lock()
 
@@ -74,7 +110,11 @@ class CountingMotoServer(ThreadedMotoServer):
 
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             if not environ.get("PATH_INFO", "").startswith("/moto-api"):
-                key = (_service_of(environ), _action_of(environ))
+                service, action, call = _call_of(environ)
+                fault = self.faults.decide(service, action)
+                if fault is not None:
+                    return _answer_fault(environ, start_response, fault, call)
+                key = (service, action)
                 with self._calls_lock:
                     self.calls[key] += 1
             return inner(environ, start_response)
@@ -100,7 +140,8 @@ class MotoServer:
     """The sandbox's AWS endpoint: a counting moto server on a loopback port."""
 
     def __init__(self, port: int = 0) -> None:
-        self._server = CountingMotoServer(ip_address="127.0.0.1", port=port)
+        self.faults = FaultInjector()
+        self._server = CountingMotoServer(ip_address="127.0.0.1", port=port, faults=self.faults)
         self.endpoint_url = ""
 
     def start(self) -> str:
@@ -113,13 +154,17 @@ class MotoServer:
         return self.endpoint_url
 
     def reset(self) -> None:
-        """Wipe every moto backend and re-pin the task transitions."""
+        """Wipe every moto backend, drop the fault rules and re-pin the task transitions."""
+        self.faults.clear()
         response = requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30)
         response.raise_for_status()
         pin_task_transitions()
 
     def api_calls(self) -> dict[tuple[str, str], int]:
-        """Return the API calls answered so far, by (service, action); e.g. ("ecs", "DescribeServices")."""
+        """Return the API calls moto answered so far, by (service, action); e.g. ("ecs", "DescribeServices").
+
+        Calls failed by ``faults`` are not among them: ``faults.injected()`` counts those.
+        """
         return self._server.snapshot_calls()
 
     def reset_api_calls(self) -> None:

@@ -11,8 +11,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from deploy_agent.adapters.aws import AwsClients
 from deploy_agent.adapters.cloudwatch import CloudWatchApi
@@ -23,6 +26,7 @@ from deploy_agent.adapters.elb import ElbApi
 from deploy_agent.adapters.health import HttpProber
 from deploy_agent.adapters.traffic_probe import TrafficProbe
 from deploy_agent.core.state import utcnow
+from deploy_agent.tasks import metrics
 from deploy_agent.tasks.store import DeploymentStore, ServiceLock
 from deploy_agent.worker.settings import Settings
 
@@ -51,7 +55,12 @@ class Runtime:
 
     def aws(self, region: str) -> AwsClients:
         if region not in self._aws:
-            self._aws[region] = AwsClients(region)
+            self._aws[region] = AwsClients(
+                region,
+                max_attempts=self.settings.aws_max_attempts,
+                retry_mode=self.settings.aws_retry_mode,
+                on_throttle=lambda service, operation: metrics.AWS_THROTTLES.labels(service, operation).inc(),
+            )
         return self._aws[region]
 
     def ecs(self, region: str) -> EcsApi:
@@ -89,7 +98,9 @@ def get_runtime() -> Runtime:
     global _runtime, _runtime_pid
     if _runtime is None or _runtime_pid != os.getpid():
         settings = Settings()
-        _runtime = Runtime(settings=settings, redis=_redis(settings.state_redis_url))
+        _runtime = Runtime(
+            settings=settings, redis=redis_client(settings.state_redis_url, settings.redis_ssl_ca_certs)
+        )
         _runtime_pid = os.getpid()
     return _runtime
 
@@ -101,9 +112,20 @@ def set_runtime(runtime: Runtime | None) -> None:
 
 
 @functools.cache
-def _redis_pool(url: str) -> redis.ConnectionPool:
-    return redis.ConnectionPool.from_url(url, health_check_interval=30)
+def _redis_pool(url: str, ssl_ca_certs: str | None) -> redis.ConnectionPool:
+    options: dict[str, Any] = {
+        "health_check_interval": 30,
+        "socket_connect_timeout": 5,
+        "socket_timeout": 30,
+        # A Redis restart must not end a deployment: retry for about a minute with backoff.
+        "retry": Retry(ExponentialBackoff(cap=5.0, base=0.1), retries=30),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+    }
+    if url.startswith("rediss://") and ssl_ca_certs:
+        options["ssl_ca_certs"] = ssl_ca_certs
+    return redis.ConnectionPool.from_url(url, **options)
 
 
-def _redis(url: str) -> redis.Redis:
-    return redis.Redis(connection_pool=_redis_pool(url))
+def redis_client(url: str, ssl_ca_certs: str | None = None) -> redis.Redis:
+    """Return a client for the state Redis that rides out restarts (password and TLS via the URL)."""
+    return redis.Redis(connection_pool=_redis_pool(url, ssl_ca_certs))

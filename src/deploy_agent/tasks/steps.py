@@ -21,16 +21,24 @@ from deploy_agent.models import DeploymentResult, DeployToECSTask
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.tasks import metrics
 from deploy_agent.tasks.runtime import Runtime
+from deploy_agent.tasks.store import ReleaseLedger
 
 log = logging.getLogger("deploy_agent.pipeline")
 
 PROBES_KEPT = 20
+#: every revision we register carries the deployment that made it
+DEPLOYMENT_TAG = "deploy-agent:deployment-id"
 
 
 def resolve_build_context(build_root: Path, context: str) -> Path:
     """Return the build context as a directory under ``build_root``, or reject the message."""
     root = build_root.resolve()
-    candidate = (root / context).resolve()
+    if Path(context).is_absolute():
+        raise RequestRejected(
+            "invalid DeployToECSTask: build.context: must be relative to the worker's build root",
+            [{"field": "build.context", "problem": "must be a path relative to the worker's build root"}],
+        )
+    candidate = (root / context).resolve()  # resolves symlinks: one pointing outside is refused
     if candidate != root and root not in candidate.parents:
         raise RequestRejected(
             "invalid DeployToECSTask: build.context: must lie under the worker's build root",
@@ -117,6 +125,8 @@ def push(rt: Runtime, run: Run) -> Progress:
 
 def register(rt: Runtime, run: Run) -> Progress:
     state = run.state
+    if state.task_definition_arn is not None:
+        return Progress.finished()  # a redelivered stage: the revision is registered already
     request = DeployToECSTask.model_validate(state.request)
     ecs = rt.ecs(state.region)
     service = ecs.describe_service(state.cluster, state.service)
@@ -130,8 +140,13 @@ def register(rt: Runtime, run: Run) -> Progress:
         current = ecs.describe_task_definition(state.previous_task_definition_arn)
         kwargs = plan_task_definition(current, state.image_uri, request.container_name)
     kwargs = default_log_configuration(kwargs, state.region)
+    tags = [t for t in kwargs.get("tags") or [] if t.get("key") != DEPLOYMENT_TAG]
+    kwargs["tags"] = [*tags, {"key": DEPLOYMENT_TAG, "value": state.deployment_id}]
     registered = ecs.register_task_definition(kwargs)
     state.task_definition_arn = str(registered["taskDefinitionArn"])
+    ReleaseLedger(rt.redis, rt.settings.keep_releases).remember_registered(
+        str(registered["family"]), state.task_definition_arn
+    )
     state.phase = Phase.REGISTERED
     run.emit(
         "task_definition_registered",
@@ -225,7 +240,13 @@ def build_result(state: PipelineState) -> DeploymentResult:
     outcome = decide_outcome(failure, touched, state.rollback_done, state.rollback_failed)
     finished = state.finished_at or state.started_at
     rollback = None
-    if failure is not None and touched and (state.rollback_requested or state.ecs_rolled_back):
+    if state.manual_rollback:
+        rollback = {
+            "trigger": "manual",
+            "reason": f"rollback requested by {state.request.get('requested_by') or 'an operator'}",
+            "to_task_definition_arn": state.task_definition_arn,
+        }
+    elif failure is not None and touched and (state.rollback_requested or state.ecs_rolled_back):
         rollback = {
             "trigger": str(failure.trigger),
             "reason": failure.message,

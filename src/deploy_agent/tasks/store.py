@@ -116,3 +116,63 @@ class ServiceLock:
         if raw is None:
             return None
         return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+class WaitingLine:
+    """Deployments waiting for a service's lock, by the time they were accepted.
+
+    Only the newest waiter may take the lock when it frees: older ones are ``superseded``, since
+    deploying a release that a newer request replaces only delays the newer one.
+    """
+
+    def __init__(self, client: redis.Redis, cluster: str, service: str) -> None:
+        self._r = client
+        self.key = f"{PREFIX}waiting:{cluster}/{service}"
+
+    def join(self, deployment_id: str, accepted_at: float) -> None:
+        self._r.zadd(self.key, {deployment_id: accepted_at}, nx=True)
+        self._r.expire(self.key, 7 * 24 * 3600)
+
+    def leave(self, deployment_id: str) -> None:
+        self._r.zrem(self.key, deployment_id)
+
+    def newest(self) -> str | None:
+        newest = cast(list[bytes], self._r.zrevrange(self.key, 0, 0))
+        return newest[0].decode() if newest else None
+
+
+class ReleaseLedger:
+    """The last N good releases of each service, newest first: what a manual rollback can go back to.
+
+    Task-definition revisions named here are never deregistered by the cleanup.
+    """
+
+    def __init__(self, client: redis.Redis, keep: int) -> None:
+        self._r = client
+        self._keep = keep
+
+    def record(self, cluster: str, service: str, release: Mapping[str, Any]) -> None:
+        key = self._key(cluster, service)
+        pipe = self._r.pipeline()
+        pipe.lpush(key, json.dumps(release))
+        pipe.ltrim(key, 0, self._keep - 1)
+        pipe.execute()
+
+    def releases(self, cluster: str, service: str) -> list[dict[str, Any]]:
+        raw = cast(list[bytes], self._r.lrange(self._key(cluster, service), 0, -1))
+        return [json.loads(item) for item in raw]
+
+    def remember_registered(self, family: str, task_definition_arn: str) -> None:
+        """Note a revision we registered: only ours are ever candidates for cleanup."""
+        self._r.rpush(f"{PREFIX}registered:{family}", task_definition_arn)
+
+    def registered(self, family: str) -> list[str]:
+        raw = cast(list[bytes], self._r.lrange(f"{PREFIX}registered:{family}", 0, -1))
+        return [item.decode() for item in raw]
+
+    def forget_registered(self, family: str, task_definition_arn: str) -> None:
+        self._r.lrem(f"{PREFIX}registered:{family}", 0, task_definition_arn)
+
+    @staticmethod
+    def _key(cluster: str, service: str) -> str:
+        return f"{PREFIX}ledger:{cluster}/{service}"

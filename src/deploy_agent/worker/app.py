@@ -12,7 +12,7 @@ from celery import Celery
 
 from deploy_agent.worker.settings import Settings
 
-TASK_MODULES = ["deploy_agent.tasks.pipeline"]
+TASK_MODULES = ["deploy_agent.tasks.entry", "deploy_agent.tasks.stages"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -49,7 +49,24 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
+        "redis_backend_health_check_interval": 30,
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": 30,
+        **_tls(settings),
     }
+
+
+def _tls(settings: Settings) -> dict[str, Any]:
+    """TLS options for rediss:// URLs: verify the server against the configured CA."""
+    import ssl
+
+    options: dict[str, Any] = {}
+    ca = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": settings.redis_ssl_ca_certs}
+    if settings.broker_url.startswith("rediss://"):
+        options["broker_use_ssl"] = ca
+    if settings.result_backend.startswith("rediss://"):
+        options["redis_backend_use_ssl"] = ca
+    return options
 
 
 def create_app(settings: Settings | None = None, set_as_current: bool = True) -> Celery:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,6 +49,18 @@ class Settings(BaseSettings):
     zero_downtime_settle_seconds: float = Field(
         2.0, ge=0, description="How long the production URL is probed after each listener change."
     )
+    keep_releases: int = Field(
+        10, ge=1, description="Good releases remembered per service; their revisions are never deregistered."
+    )
+    redis_ssl_ca_certs: str | None = Field(
+        None, description="CA bundle for rediss:// URLs (broker, results and state)."
+    )
+    aws_max_attempts: int | None = Field(
+        None,
+        ge=1,
+        description="Attempts per AWS call, retries included (default: AWS_MAX_ATTEMPTS or botocore's).",
+    )
+    aws_retry_mode: Literal["standard", "adaptive"] = Field("adaptive", description="botocore retry mode.")
     keep_images: int = Field(3, ge=0, description="Local images of a repository kept after a build.")
     event_history: int = Field(500, gt=0, description="Progress events kept per deployment.")
     result_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long results and state are kept.")

@@ -1,0 +1,175 @@
+"""The entry tasks: ``deploy_agent.deploy`` (a new release) and ``deploy_agent.rollback`` (by hand).
+
+Each validates, records the deployment, then takes the per-service lock and replaces itself with
+the chain of stages, so ``AsyncResult(entry_id).get()`` returns the chain's last value: the final
+``DeploymentResult``. While another deployment holds the service, the entry task waits by retrying
+(no process held); when several wait, only the newest runs and the older ones end ``superseded``.
+The same ``deployment_id`` is never deployed twice: a duplicate message answers with (or waits
+for) the first one's result.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from celery import Task, chain, current_app, shared_task
+from celery.exceptions import Ignore
+
+from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected
+from deploy_agent.core.outcome import Phase, Trigger
+from deploy_agent.core.releases import NoRollbackTarget, choose_rollback_target
+from deploy_agent.core.state import PipelineState
+from deploy_agent.models import DeploymentResult, parse_request
+from deploy_agent.strategies import strategy_for
+from deploy_agent.tasks import finish, metrics, steps
+from deploy_agent.tasks.runtime import Runtime, get_runtime
+from deploy_agent.tasks.stages import event
+from deploy_agent.tasks.store import ReleaseLedger, WaitingLine
+
+log = logging.getLogger("deploy_agent.pipeline")
+
+ROLLBACK_STAGES = ["deploy", "rollback", "finalize"]
+
+
+@shared_task(bind=True, name="deploy_agent.deploy", max_retries=None, acks_late=True)
+def deploy(self: Task, request: Any = None) -> dict[str, Any] | None:
+    """Validate the message and hand the deployment to its strategy's chain."""
+    rt = get_runtime()
+    now = rt.now()
+    try:
+        message = parse_request(request)
+        if message.build is not None:
+            steps.resolve_build_context(rt.settings.build_root, message.build.context)
+    except RequestRejected as exc:
+        log.warning("rejected: %s", exc.message)
+        return DeploymentResult.rejected(request, exc, now).model_dump(mode="json")
+    strategy = strategy_for(message.strategy.type)
+    timeout = message.timeout_seconds or rt.settings.default_timeout_seconds
+    state = PipelineState(
+        deployment_id=str(message.deployment_id),
+        request=message.model_dump(mode="json"),
+        strategy=strategy.name,
+        cluster=message.cluster_name,
+        service=message.service_name,
+        region=message.region or rt.settings.aws_region,
+        started_at=now,
+        deadline=now + timedelta(seconds=timeout),
+    )
+    return _accept_and_run(self, rt, state, strategy.stages())
+
+
+@shared_task(bind=True, name="deploy_agent.rollback", max_retries=None, acks_late=True)
+def rollback(self: Task, request: Any = None) -> dict[str, Any] | None:
+    """Put a service back on an earlier good release: the previous one, or the one named by ``to``.
+
+    ``request``: ``{"cluster_name", "service_name", "to"?, "region"?, "deployment_id"?, "requested_by"?,
+    "timeout_seconds"?}``; ``to`` is a deployment id from the release ledger, a revision number, a
+    ``family:revision`` or a task-definition ARN.
+    """
+    rt = get_runtime()
+    now = rt.now()
+    if not isinstance(request, dict) or not request.get("cluster_name") or not request.get("service_name"):
+        exc = RequestRejected(
+            "invalid rollback request: cluster_name and service_name are required",
+            [{"field": "service_name", "problem": "cluster_name and service_name are required"}],
+        )
+        return DeploymentResult.rejected(request, exc, now).model_dump(mode="json")
+    cluster, service = str(request["cluster_name"]), str(request["service_name"])
+    region = str(request.get("region") or rt.settings.aws_region)
+    deployment_id = str(request.get("deployment_id") or f"rollback-{self.request.id}")
+    ecs = rt.ecs(region)
+    try:
+        current = str(ecs.describe_service(cluster, service)["taskDefinition"])
+        releases = ReleaseLedger(rt.redis, rt.settings.keep_releases).releases(cluster, service)
+        target = choose_rollback_target(releases, current, request.get("to"))
+        described = ecs.describe_task_definition(target)
+    except (NoRollbackTarget, AwsNotFound) as exc:
+        problem = str(exc) if isinstance(exc, NoRollbackTarget) else exc.message
+        rejected = RequestRejected(f"cannot roll back: {problem}", [{"field": "to", "problem": problem}])
+        return DeploymentResult.rejected(request, rejected, now).model_dump(mode="json")
+    timeout = int(request.get("timeout_seconds") or rt.settings.default_timeout_seconds)
+    state = PipelineState(
+        deployment_id=deployment_id,
+        request={
+            "cluster_name": cluster,
+            "service_name": service,
+            "strategy": {"type": "rolling"},
+            "rollback": {"enabled": True},
+            "requested_by": request.get("requested_by"),
+            "labels": {"deploy-agent/kind": "manual-rollback"},
+        },
+        strategy="rolling",
+        cluster=cluster,
+        service=service,
+        region=region,
+        phase=Phase.REGISTERED,
+        started_at=now,
+        deadline=now + timedelta(seconds=timeout),
+        task_definition_arn=str(described["taskDefinitionArn"]),
+        previous_task_definition_arn=current,
+        image_uri=_image_of(described, releases),
+        manual_rollback=True,
+    )
+    return _accept_and_run(self, rt, state, ROLLBACK_STAGES)
+
+
+def _image_of(task_definition: dict[str, Any], releases: list[dict[str, Any]]) -> str | None:
+    for release in releases:
+        if release["task_definition_arn"] == task_definition["taskDefinitionArn"]:
+            return release.get("image_uri")
+    containers = task_definition.get("containerDefinitions") or []
+    return str(containers[0]["image"]) if containers else None
+
+
+def _accept_and_run(
+    self: Task, rt: Runtime, state: PipelineState, stages: list[str]
+) -> dict[str, Any] | None:
+    """Record (once), wait for the service's lock (or be superseded), then replace self with the chain."""
+    store = rt.store
+    deployment_id = state.deployment_id
+    existing = store.load(deployment_id)
+    if existing is None:
+        state.entry_task_id = self.request.id
+        if store.create(deployment_id, state.model_dump(mode="json")):
+            store.append_event(deployment_id, event(rt, deployment_id, "accepted", strategy=state.strategy))
+            metrics.IN_PROGRESS.inc()
+        existing = store.load(deployment_id)
+    assert existing is not None
+    recorded = PipelineState.model_validate(existing)
+    if recorded.entry_task_id != self.request.id:
+        # A duplicate message for a deployment id we know: never deploy it twice.
+        if recorded.phase is Phase.DONE:
+            return store.result(deployment_id)
+        raise self.retry(countdown=rt.settings.lock_wait_seconds)
+    if recorded.chain_started:
+        raise Ignore()  # this entry task was redelivered after it had already handed over
+    lock = rt.lock(recorded.cluster, recorded.service)
+    line = WaitingLine(rt.redis, recorded.cluster, recorded.service)
+    line.join(deployment_id, recorded.started_at.timestamp())
+    newest = line.newest()
+    if newest is not None and newest != deployment_id:
+        return _supersede(rt, recorded, newest)
+    if not lock.acquire(deployment_id):
+        metrics.LOCK_WAITS.inc()
+        store.append_event(deployment_id, event(rt, deployment_id, "waiting_for_lock", holder=lock.holder()))
+        raise self.retry(countdown=rt.settings.lock_wait_seconds)
+    line.leave(deployment_id)
+    recorded.chain_started = True
+    store.save(deployment_id, recorded.model_dump(mode="json"))
+    signatures = [
+        current_app.signature(f"deploy_agent.stage.{name}", args=(deployment_id,), immutable=True)
+        for name in stages
+    ]
+    raise self.replace(chain(*signatures))
+
+
+def _supersede(rt: Runtime, state: PipelineState, newer: str) -> dict[str, Any] | None:
+    """End a waiting deployment that a newer request for the same service replaces."""
+    state.fail("superseded", f"a newer deployment of this service ({newer}) was requested", Trigger.ERROR)
+    rt.store.save(state.deployment_id, state.model_dump(mode="json"))
+    return finish.finish(rt, state.deployment_id)
+
+
+__all__ = ["DeployError", "deploy", "rollback"]

@@ -1,0 +1,81 @@
+"""The end of every deployment: the result decided and stored, the lock released, the release noted."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from deploy_agent.core.errors import DeployError
+from deploy_agent.core.outcome import Phase
+from deploy_agent.core.releases import family_of, plan_revision_cleanup
+from deploy_agent.core.state import PipelineState
+from deploy_agent.tasks import metrics, steps
+from deploy_agent.tasks.runtime import Runtime
+from deploy_agent.tasks.store import ReleaseLedger, WaitingLine
+
+log = logging.getLogger("deploy_agent.pipeline")
+
+
+def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
+    """Return the final result, deciding and storing it the first time (idempotent)."""
+    store = rt.store
+    raw = store.load(deployment_id)
+    if raw is None:
+        return None
+    state = PipelineState.model_validate(raw)
+    if state.phase is Phase.DONE:
+        return store.result(deployment_id)
+    state.finished_at = rt.now()
+    result = steps.build_result(state)
+    payload = result.model_dump(mode="json")
+    state.outcome = payload["outcome"]
+    state.phase = Phase.DONE
+    store.save_result(deployment_id, payload)
+    store.save(deployment_id, state.model_dump(mode="json"))
+    rt.lock(state.cluster, state.service).release(deployment_id)
+    WaitingLine(rt.redis, state.cluster, state.service).leave(deployment_id)
+    store.append_event(
+        deployment_id,
+        {
+            "at": rt.now().isoformat(),
+            "deployment_id": deployment_id,
+            "event": "finished",
+            "outcome": payload["outcome"],
+            "error": payload["error"],
+        },
+    )
+    metrics.DEPLOYMENTS.labels(state.strategy, payload["outcome"]).inc()
+    metrics.DEPLOYMENT_SECONDS.labels(state.strategy, payload["outcome"]).observe(result.duration_seconds)
+    if result.rollback is not None:
+        metrics.ROLLBACKS.labels(state.strategy, result.rollback.trigger).inc()
+    metrics.IN_PROGRESS.dec()
+    if payload["outcome"] == "succeeded" and state.task_definition_arn:
+        _note_release(rt, state)
+    log.info("finished: %s", payload["outcome"], extra={"deployment_id": deployment_id, "stage": "finalize"})
+    return payload
+
+
+def _note_release(rt: Runtime, state: PipelineState) -> None:
+    """Record the good release and deregister our old revisions that nothing needs any more."""
+    assert state.task_definition_arn is not None
+    ledger = ReleaseLedger(rt.redis, rt.settings.keep_releases)
+    ledger.record(
+        state.cluster,
+        state.service,
+        {
+            "deployment_id": state.deployment_id,
+            "task_definition_arn": state.task_definition_arn,
+            "image_uri": state.image_uri,
+            "finished_at": (state.finished_at or rt.now()).isoformat(),
+        },
+    )
+    family = family_of(state.task_definition_arn)
+    needed = {r["task_definition_arn"] for r in ledger.releases(state.cluster, state.service)}
+    needed |= {state.task_definition_arn, state.previous_task_definition_arn or ""}
+    ecs = rt.ecs(state.region)
+    for arn in plan_revision_cleanup(ledger.registered(family), needed, rt.settings.keep_releases):
+        try:
+            ecs.deregister_task_definition(arn)
+            ledger.forget_registered(family, arn)
+        except DeployError:
+            log.warning("could not deregister %s", arn, extra={"deployment_id": state.deployment_id})

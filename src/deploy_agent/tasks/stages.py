@@ -1,0 +1,161 @@
+"""One Celery task per pipeline stage, and the loop that runs a stage one step at a time.
+
+Stages pass only the deployment id; the state lives in Redis. A step that waits on AWS returns and
+the task is retried after a countdown, so it never holds a worker process while it waits. A
+failure is recorded on the state and the chain goes on to ``rollback`` and ``finalize``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task, shared_task
+
+from deploy_agent.core.errors import DeployError
+from deploy_agent.core.outcome import Trigger
+from deploy_agent.core.state import PipelineState
+from deploy_agent.strategies import Progress, Run, strategy_for, traffic
+from deploy_agent.tasks import finish, metrics, steps
+from deploy_agent.tasks.runtime import Runtime, get_runtime
+
+log = logging.getLogger("deploy_agent.pipeline")
+
+#: stages that still run after a failure: they undo and report
+ALWAYS_RUN = ("rollback", "finalize")
+
+
+def event(rt: Runtime, deployment_id: str, kind: str, **fields: Any) -> dict[str, Any]:
+    return {"at": rt.now().isoformat(), "deployment_id": deployment_id, "event": kind, **fields}
+
+
+def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
+    """Return the strategy's view of this deployment, wired to this process's adapters."""
+    store = rt.store
+
+    def save() -> None:
+        store.save(state.deployment_id, state.model_dump(mode="json"))
+
+    def emit(kind: str, **fields: Any) -> None:
+        store.append_event(state.deployment_id, event(rt, state.deployment_id, kind, stage=stage, **fields))
+        shown = {k: v for k, v in fields.items() if v is not None}
+        log.info("%s %s", kind, shown, extra={"deployment_id": state.deployment_id, "stage": stage})
+
+    return Run(
+        state=state,
+        ecs=rt.ecs(state.region),
+        now=rt.now,
+        emit=emit,
+        poll_seconds=rt.settings.poll_interval_seconds,
+        extras={
+            "save": save,
+            "rollback_timeout": rt.settings.rollback_timeout_seconds,
+            "settle": lambda: time.sleep(rt.settings.zero_downtime_settle_seconds),
+            "on_zero_downtime": lambda report: metrics.ZERO_DOWNTIME.labels(
+                "failed" if report.failures else "ok"
+            ).inc(),
+        },
+        elb=rt.elb(state.region),
+        alarms=rt.alarms(state.region),
+        prober=rt.prober,
+        traffic_probe=rt.traffic_probe,
+    )
+
+
+def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtime, Run], Progress]) -> str:
+    """Load the state, advance ``stage`` one step, save; retry later while the step waits."""
+    rt = get_runtime()
+    raw = rt.store.load(deployment_id)
+    if raw is None:
+        raise DeployError(f"deployment {deployment_id} has no recorded state")
+    state = PipelineState.model_validate(raw)
+    run = make_run(rt, state, stage)
+    record, created = state.begin_stage(stage, rt.now())
+    if created:
+        run.emit("stage_started")
+    if record.outcome != "running":  # a redelivered message for a finished stage
+        return deployment_id
+    if state.failure is not None and stage not in ALWAYS_RUN:
+        record.outcome, record.finished_at = "skipped", rt.now()
+        run.emit("stage_finished", outcome="skipped")
+        run.save()
+        return deployment_id
+    rt.lock(state.cluster, state.service).extend(deployment_id)
+    try:
+        progress = step(rt, run)
+    except DeployError as exc:
+        state.fail(exc.kind, exc.message, Trigger.ERROR)
+        progress, record.outcome = Progress.finished(), "failed"
+    except Exception as exc:  # an unexpected error still ends the deployment cleanly
+        log.exception("stage %s crashed", stage, extra={"deployment_id": deployment_id, "stage": stage})
+        state.fail("internal_error", f"{type(exc).__name__}: {exc}", Trigger.ERROR)
+        progress, record.outcome = Progress.finished(), "failed"
+    if not progress.done:
+        run.save()
+        raise task.retry(countdown=progress.wait_seconds, max_retries=None)
+    if record.outcome == "running":
+        if progress.skipped:
+            record.outcome = "skipped"
+        elif state.failure is not None and stage not in ALWAYS_RUN and not _failed_before(state, stage):
+            record.outcome = "failed"
+        else:
+            record.outcome = "succeeded"
+    record.finished_at = rt.now()
+    if state.failure is not None and record.outcome == "failed" and record.detail is None:
+        record.detail = state.failure.message
+    metrics.STAGE_SECONDS.labels(stage, state.strategy).observe(
+        (record.finished_at - record.started_at).total_seconds()
+    )
+    run.emit("stage_finished", outcome=record.outcome)
+    run.save()
+    return deployment_id
+
+
+def _failed_before(state: PipelineState, stage: str) -> bool:
+    return any(s.outcome == "failed" for s in state.stages if s.name != stage)
+
+
+def _strategy_step(method: str) -> Callable[[Runtime, Run], Progress]:
+    def step(rt: Runtime, run: Run) -> Progress:
+        if method == "rollback" and run.state.failure is None:
+            return Progress.skip()
+        result: Progress = getattr(strategy_for(run.state.strategy), method)(run)
+        return result
+
+    return step
+
+
+def _collect(rt: Runtime, run: Run) -> Progress:
+    if run.state.update_requested_at is not None:
+        try:
+            steps.collect_diagnostics(rt, run.state)
+        except DeployError:
+            log.warning("could not collect diagnostics", extra={"deployment_id": run.state.deployment_id})
+    return Progress.finished()
+
+
+def _stage_task(stage: str, step: Callable[[Runtime, Run], Progress]) -> Any:
+    @shared_task(bind=True, name=f"deploy_agent.stage.{stage}", max_retries=None, acks_late=True)
+    def stage_task(self: Task, deployment_id: str) -> str:
+        return run_stage(self, deployment_id, stage, step)
+
+    stage_task.__doc__ = f"The pipeline's {stage} stage."
+    return stage_task
+
+
+preflight_stage = _stage_task("preflight", lambda _rt, run: traffic.preflight(run))
+build_stage = _stage_task("build", steps.build)
+push_stage = _stage_task("push", steps.push)
+register_stage = _stage_task("register", steps.register)
+deploy_stage = _stage_task("deploy", _strategy_step("deploy"))
+healthcheck_stage = _stage_task("healthcheck", steps.healthcheck)
+rollback_stage = _stage_task("rollback", _strategy_step("rollback"))
+
+
+@shared_task(bind=True, name="deploy_agent.stage.finalize", max_retries=None, acks_late=True)
+def finalize_stage(self: Task, deployment_id: str) -> dict[str, Any] | None:
+    """Collect diagnostics, decide the outcome, store the result, release the lock; return the result."""
+    run_stage(self, deployment_id, "finalize", _collect)
+    return finish.finish(get_runtime(), deployment_id)
