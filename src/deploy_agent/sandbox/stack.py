@@ -14,7 +14,11 @@ from typing import IO, Any
 
 @dataclass
 class StackConfig:
-    """Where a worker finds Redis, the emulated AWS and the registry, and how fast it polls."""
+    """Where a worker finds Redis, the emulated AWS and the registry, and how fast it polls.
+
+    ``redis_url`` is a full URL without a database (``rediss://:PASSWORD@127.0.0.1:PORT`` works:
+    ``LocalRedis.url``); the database numbers are appended to it.
+    """
 
     aws_endpoint_url: str
     registry_host: str
@@ -26,9 +30,12 @@ class StackConfig:
     poll_interval_seconds: float = 1.0
     region: str = "us-east-1"
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: CA certificate to verify a ``rediss://`` ``redis_url`` with (e.g. ``LocalRedis.ca_file``).
+    redis_ssl_ca: str | None = None
 
     def env(self) -> dict[str, str]:
         """Return the environment a worker (or a publisher) needs for this stack."""
+        tls = {"DEPLOY_AGENT_REDIS_SSL_CA_CERTS": self.redis_ssl_ca} if self.redis_ssl_ca else {}
         return {
             "DEPLOY_AGENT_BROKER_URL": f"{self.redis_url}/{self.broker_db}",
             "DEPLOY_AGENT_RESULT_BACKEND": f"{self.redis_url}/{self.result_db}",
@@ -41,6 +48,7 @@ class StackConfig:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",  # moto accepts any credentials
             "AWS_DEFAULT_REGION": self.region,
+            **tls,
             **self.extra_env,
         }
 
