@@ -102,7 +102,7 @@ class TestThrottling:
             elbv2.describe_load_balancers()
         elbv2.describe_load_balancers()  # the rule is spent
 
-        error = raised.value.response["Error"]
+        error: dict[str, Any] = dict(raised.value.response["Error"])
         assert (error["Code"], error["Type"], error["Message"]) == ("Throttling", "Sender", "Rate exceeded")
         assert faults.injected() == {("elasticloadbalancing", "DescribeLoadBalancers", "throttle"): 1}
 
@@ -117,7 +117,9 @@ class TestThrottling:
         assert response["ResponseMetadata"]["RetryAttempts"] == 2
         assert seen == [(400, "Throttling")] * 2
 
-    def test_cloudwatch_throttle_reads_as_the_query_code(self, sandbox: Sandbox, faults: FaultInjector) -> None:
+    def test_cloudwatch_throttle_reads_as_the_query_code(
+        self, sandbox: Sandbox, faults: FaultInjector
+    ) -> None:
         """CloudWatch (JSON in query-compatible mode) throttles as Throttling, as its query API did."""
         cloudwatch = _client(sandbox, "cloudwatch", attempts=1)
         faults.add(FaultRule("cloudwatch", "DescribeAlarms", "throttle"))
@@ -182,8 +184,12 @@ class TestRules:
     @pytest.mark.parametrize(
         ("rule", "expected"),
         [
-            pytest.param(FaultRule("ecs", None, "throttle"), [True] * 6, id="no every, no probability: always"),
-            pytest.param(FaultRule("ecs", None, "throttle", every=3), [False, False, True] * 2, id="every 3rd"),
+            pytest.param(
+                FaultRule("ecs", None, "throttle"), [True] * 6, id="no every, no probability: always"
+            ),
+            pytest.param(
+                FaultRule("ecs", None, "throttle", every=3), [False, False, True] * 2, id="every 3rd"
+            ),
             pytest.param(FaultRule("ecs", None, "throttle", times=2), [True, True] + [False] * 4, id="twice"),
             pytest.param(
                 FaultRule("ecs", None, "throttle", every=2, times=2),
@@ -215,4 +221,4 @@ class TestRules:
         """A rule with a negative period, a probability above 1 or times=0 is a ValueError."""
         for bad in ({"every": -1}, {"probability": 1.5}, {"times": 0}):
             with pytest.raises(ValueError, match="must be"):
-                FaultRule("ecs", None, "throttle", **bad)  # type: ignore[arg-type]
+                FaultRule("ecs", None, "throttle", **bad)

@@ -7,11 +7,15 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from deploy_agent.sandbox.redis_server import LocalRedis
 from deploy_agent.sandbox.stack import StackConfig
 
 PASSWORD = "s3cret/with:odd@chars"
+#: redis-py retries even a refused password by default; a refusal should fail at once.
+ONCE = Retry(NoBackoff(), 0)
 
 
 class TestAccess:
@@ -29,7 +33,9 @@ class TestAccess:
     def test_plain_tcp_to_the_tls_port_fails(self, tmp_path: Path) -> None:
         """A client speaking plain RESP to the TLS port gets no answer it can read."""
         with LocalRedis(root=tmp_path, password=PASSWORD, tls=True) as server:
-            plain = redis.Redis(host="127.0.0.1", port=server.port, password=PASSWORD, socket_timeout=2)
+            plain = redis.Redis(
+                host="127.0.0.1", port=server.port, password=PASSWORD, socket_timeout=2, retry=ONCE
+            )
 
             with pytest.raises(redis.ConnectionError):
                 plain.ping()
@@ -38,7 +44,7 @@ class TestAccess:
     def test_a_client_that_does_not_trust_the_ca_is_refused(self, tmp_path: Path) -> None:
         """TLS without the sandbox CA fails certificate verification."""
         with LocalRedis(root=tmp_path, tls=True) as server:
-            untrusting = redis.Redis.from_url(server.url, socket_timeout=2)
+            untrusting = redis.Redis.from_url(server.url, socket_timeout=2, retry=ONCE)
 
             with pytest.raises(redis.ConnectionError, match="certificate verify failed"):
                 untrusting.ping()
@@ -48,7 +54,9 @@ class TestAccess:
         """A password-protected server refuses a client with the wrong password."""
         with LocalRedis(root=tmp_path, password=PASSWORD) as server:
             assert server.url.startswith("redis://:")
-            wrong = redis.Redis(host="127.0.0.1", port=server.port, password="nope", socket_timeout=2)
+            wrong = redis.Redis(
+                host="127.0.0.1", port=server.port, password="nope", socket_timeout=2, retry=ONCE
+            )
 
             with pytest.raises(redis.AuthenticationError):
                 wrong.ping()

@@ -14,9 +14,12 @@ import subprocess
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import quote
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 _SERVER_EXTENSIONS = """basicConstraints = critical, CA:FALSE
 keyUsage = critical, digitalSignature, keyEncipherment
@@ -98,11 +101,14 @@ class LocalRedis:
         """Return the CA certificate clients verify the server with (None without TLS)."""
         return self._tls_files[0] if self._tls_files else None
 
-    def client(self, db: int = 0) -> redis.Redis:
+    def client(self, db: int = 0, retry: Retry | None = None) -> redis.Redis:
         """Return a redis-py client for database ``db`` (TLS verified against ``ca_file``)."""
-        ca = str(self.ca_file) if self.ca_file else None
-        extra = {"ssl_ca_certs": ca} if ca else {}
-        return redis.Redis.from_url(f"{self.url}/{db}", socket_timeout=2, **extra)
+        options: dict[str, Any] = {"socket_timeout": 2}
+        if self.ca_file:
+            options["ssl_ca_certs"] = str(self.ca_file)
+        if retry is not None:
+            options["retry"] = retry
+        return redis.Redis.from_url(f"{self.url}/{db}", **options)
 
     def _command(self) -> list[str]:
         command = [
@@ -141,15 +147,13 @@ class LocalRedis:
         self.root.mkdir(parents=True, exist_ok=True)
         if self.tls:
             self._tls_files = make_tls_files(self.root / "tls")
-        self._process = subprocess.Popen(
-            self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-        )
+        self._process = subprocess.Popen(self._command(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         self._wait_ready(timeout_seconds)
         return self
 
     def _wait_ready(self, timeout_seconds: float) -> None:
         deadline = time.monotonic() + timeout_seconds
-        probe = self.client()
+        probe = self.client(retry=Retry(NoBackoff(), 0))  # this loop is the retry
         try:
             while time.monotonic() < deadline:
                 if self._process is None or self._process.poll() is not None:
@@ -174,7 +178,7 @@ class LocalRedis:
         self._end(signal.SIGKILL, 10.0)
 
     def restart(self, crash: bool = False) -> LocalRedis:
-        """Stop (SIGKILL with ``crash``, else SIGTERM), start again on the same port, return once it answers."""
+        """Stop (SIGKILL with ``crash``, else SIGTERM), start on the same port; return once it answers."""
         if crash:
             self.kill()
         else:
