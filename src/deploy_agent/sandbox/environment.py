@@ -101,7 +101,9 @@ class Sandbox:
 def _one_attempt() -> Any:
     from botocore.config import Config
 
-    return Config(retries={"total_max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "1")), "mode": "standard"})
+    return Config(
+        retries={"total_max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "1")), "mode": "standard"}
+    )
 
 
 # Callers know provision_service as part of the environment.
