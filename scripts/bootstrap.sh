@@ -14,6 +14,7 @@ need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 [ -x /bin/busybox ] || command -v busybox >/dev/null || need_apt+=(busybox-static)
+command -v chromium >/dev/null || need_apt+=(chromium)  # renders the status page in tests/worker
 command -v promtool >/dev/null || true
 engine_ok() { docker info >/dev/null 2>&1; }
 

@@ -109,6 +109,15 @@ def _cmd_rollback(args: argparse.Namespace) -> int:
     return 0 if final.get("outcome") == "succeeded" else 1
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from deploy_agent.tasks.local import run_locally
+
+    payload = json.loads(Path(args.file).read_text()) if args.file != "-" else json.load(sys.stdin)
+    result = run_locally(payload, on_event=lambda e: print(_format_event(e), file=sys.stderr, flush=True))
+    print(json.dumps(result, indent=2))
+    return 0 if result.get("outcome") == "succeeded" else 1
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from deploy_agent.tasks.runtime import get_runtime
 
@@ -173,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("deployment_id")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser(
+        "run",
+        help="run one deployment in this process (no broker, no worker)",
+        description="Run the whole pipeline for one DeployToECSTask message in this process, printing each "
+        "event as it happens; exits 1 unless the outcome is succeeded. State and events still go to Redis.",
+    )
+    p.add_argument("file", help="the message as a JSON file, or - for stdin")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("schema", help="print the JSON Schema of DeployToECSTask")
     p.set_defaults(func=_cmd_schema)

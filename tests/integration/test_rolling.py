@@ -68,7 +68,7 @@ class TestRollingSuccess:
 
         result = publish(build_request(svc, cluster, service, "v2"))
 
-        assert result["outcome"] == "succeeded", result
+        assert result["outcome"] == "succeeded", (result["error"], result["rollback"], result["stages"])
         assert DIGEST_URI.match(result["image_uri"]), result["image_uri"]
         assert [s["name"] for s in result["stages"]] == [
             "build",
@@ -108,7 +108,7 @@ class TestRollingSuccess:
             "health_check": {"url": f"{svc.url}/version", "interval_seconds": 0.1, "healthy_threshold": 1},
         }
         result = publish(request)
-        assert result["outcome"] == "succeeded", result
+        assert result["outcome"] == "succeeded", (result["error"], result["rollback"], result["stages"])
         outcomes = {s["name"]: s["outcome"] for s in result["stages"]}
         assert outcomes["build"] == outcomes["push"] == "skipped"
         assert result["image_uri"] == uri

@@ -103,6 +103,8 @@ class TestBlueGreen:
         with Load(f"{setup.url}/version", rate=60) as load:
             result = publish(bg_request(setup, cluster, service, push_app("v2")))
             time.sleep(0.5)
+        print(f"\nblue-green under load: {len(load.answers)} requests, {len(load.failures)} failed, "
+              f"worker probe {result['zero_downtime']}")
         assert result["outcome"] == "succeeded", result
         assert load.failures == [], load.failures[:5]
         assert len(load.answers) > 100
@@ -151,6 +153,7 @@ class TestBlueGreen:
                 DefaultActions=[{"Type": "forward", "TargetGroupArn": setup.target_group_arn}],
             )
             time.sleep(0.5)
+        print(f"\nseed order under load: {len(load.answers)} requests, {len(load.failures)} failed")
         assert len(load.failures) > 0, "the seed's order should lose requests"
 
     def test_green_never_healthy_leaves_everything_as_before(
@@ -225,6 +228,7 @@ class TestCanary:
         for shift, step in zip(shifts, steps, strict=True):
             start = datetime.fromisoformat(shift["at"]).timestamp() + 0.3
             share, n = load.share("v2", start, start + step["pause_seconds"] - 0.5)
+            print(f"\ncanary weight {step['weight']}%: observed {share * 100:.1f}% of {n} requests")
             assert n > 50, n
             assert abs(share * 100 - step["weight"]) <= 8, (step, share, n)
         assert served_version(setup) == "v2"

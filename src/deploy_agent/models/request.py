@@ -162,6 +162,12 @@ class RollbackSpec(MessageModel):
     )
 
 
+class NotifySpec(MessageModel):
+    """Where to tell about this deployment, besides the worker's own webhooks."""
+
+    webhooks: list[HttpUrlText] = Field(default_factory=list, max_length=5)
+
+
 class DeployToECSTask(MessageModel):
     """Deploy a container service to AWS ECS: build, push, register, roll out, check, roll back.
 
@@ -186,6 +192,7 @@ class DeployToECSTask(MessageModel):
     timeout_seconds: int | None = Field(default=None, ge=30, le=86_400)
     requested_by: Annotated[str, StringConstraints(max_length=256)] | None = None
     labels: Labels = Field(default_factory=dict)
+    notify: NotifySpec = NotifySpec()
 
     @model_validator(mode="before")
     @classmethod

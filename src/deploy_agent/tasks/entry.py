@@ -24,8 +24,8 @@ from deploy_agent.core.state import PipelineState
 from deploy_agent.models import DeploymentResult, parse_request
 from deploy_agent.strategies import strategy_for
 from deploy_agent.tasks import finish, metrics, steps
+from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.runtime import Runtime, get_runtime
-from deploy_agent.tasks.stages import event
 from deploy_agent.tasks.store import ReleaseLedger, WaitingLine
 
 log = logging.getLogger("deploy_agent.pipeline")
@@ -37,17 +37,23 @@ ROLLBACK_STAGES = ["deploy", "rollback", "finalize"]
 def deploy(self: Task, request: Any = None) -> dict[str, Any] | None:
     """Validate the message and hand the deployment to its strategy's chain."""
     rt = get_runtime()
-    now = rt.now()
     try:
-        message = parse_request(request)
-        if message.build is not None:
-            steps.resolve_build_context(rt.settings.build_root, message.build.context)
+        state = plan_deployment(rt, request)
     except RequestRejected as exc:
         log.warning("rejected: %s", exc.message)
-        return DeploymentResult.rejected(request, exc, now).model_dump(mode="json")
+        return DeploymentResult.rejected(request, exc, rt.now()).model_dump(mode="json")
+    return _accept_and_run(self, rt, state, strategy_for(state.strategy).stages())
+
+
+def plan_deployment(rt: Runtime, request: Any) -> PipelineState:
+    """Return the initial state of a deployment, or raise ``RequestRejected`` (nothing touched)."""
+    now = rt.now()
+    message = parse_request(request)
+    if message.build is not None:
+        steps.resolve_build_context(rt.settings.build_root, message.build.context)
     strategy = strategy_for(message.strategy.type)
     timeout = message.timeout_seconds or rt.settings.default_timeout_seconds
-    state = PipelineState(
+    return PipelineState(
         deployment_id=str(message.deployment_id),
         request=message.model_dump(mode="json"),
         strategy=strategy.name,
@@ -57,7 +63,6 @@ def deploy(self: Task, request: Any = None) -> dict[str, Any] | None:
         started_at=now,
         deadline=now + timedelta(seconds=timeout),
     )
-    return _accept_and_run(self, rt, state, strategy.stages())
 
 
 @shared_task(bind=True, name="deploy_agent.rollback", max_retries=None, acks_late=True)
@@ -133,7 +138,7 @@ def _accept_and_run(
     if existing is None:
         state.entry_task_id = self.request.id
         if store.create(deployment_id, state.model_dump(mode="json")):
-            store.append_event(deployment_id, event(rt, deployment_id, "accepted", strategy=state.strategy))
+            record_event(rt, state, "accepted", strategy=state.strategy)
             metrics.IN_PROGRESS.inc()
         existing = store.load(deployment_id)
     assert existing is not None
@@ -153,11 +158,12 @@ def _accept_and_run(
         return _supersede(rt, recorded, newest)
     if not lock.acquire(deployment_id):
         metrics.LOCK_WAITS.inc()
-        store.append_event(deployment_id, event(rt, deployment_id, "waiting_for_lock", holder=lock.holder()))
+        record_event(rt, recorded, "waiting_for_lock", holder=lock.holder())
         raise self.retry(countdown=rt.settings.lock_wait_seconds)
     line.leave(deployment_id)
     recorded.chain_started = True
     store.save(deployment_id, recorded.model_dump(mode="json"))
+    record_event(rt, recorded, "started", strategy=recorded.strategy, stages=stages)
     signatures = [
         current_app.signature(f"deploy_agent.stage.{name}", args=(deployment_id,), immutable=True)
         for name in stages

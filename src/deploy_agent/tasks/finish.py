@@ -10,6 +10,7 @@ from deploy_agent.core.outcome import Phase
 from deploy_agent.core.releases import family_of, plan_revision_cleanup
 from deploy_agent.core.state import PipelineState
 from deploy_agent.tasks import metrics, steps
+from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.runtime import Runtime
 from deploy_agent.tasks.store import ReleaseLedger, WaitingLine
 
@@ -34,15 +35,13 @@ def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
     store.save(deployment_id, state.model_dump(mode="json"))
     rt.lock(state.cluster, state.service).release(deployment_id)
     WaitingLine(rt.redis, state.cluster, state.service).leave(deployment_id)
-    store.append_event(
-        deployment_id,
-        {
-            "at": rt.now().isoformat(),
-            "deployment_id": deployment_id,
-            "event": "finished",
-            "outcome": payload["outcome"],
-            "error": payload["error"],
-        },
+    record_event(
+        rt,
+        state,
+        "finished",
+        notify_extra={"result": payload},
+        outcome=payload["outcome"],
+        error=payload["error"],
     )
     metrics.DEPLOYMENTS.labels(state.strategy, payload["outcome"]).inc()
     metrics.DEPLOYMENT_SECONDS.labels(state.strategy, payload["outcome"]).observe(result.duration_seconds)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +25,7 @@ from deploy_agent.adapters.ecs import EcsApi
 from deploy_agent.adapters.elb import ElbApi
 from deploy_agent.adapters.health import HttpProber
 from deploy_agent.adapters.traffic_probe import TrafficProbe
+from deploy_agent.adapters.webhook import WebhookSender
 from deploy_agent.core.state import utcnow
 from deploy_agent.tasks import metrics
 from deploy_agent.tasks.store import DeploymentStore, ServiceLock
@@ -45,6 +46,9 @@ class Runtime:
     _aws: dict[str, AwsClients] = field(default_factory=dict)
     _docker: DockerBuilder | None = None
     prober: HttpProber = field(default_factory=HttpProber)
+    webhooks: WebhookSender = field(default_factory=WebhookSender)
+    #: how events reach webhooks: None means through the ``deploy_agent.notify`` task
+    notifier: Callable[[Iterable[str], Mapping[str, Any]], None] | None = None
 
     @property
     def store(self) -> DeploymentStore:

@@ -19,16 +19,13 @@ from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.state import PipelineState
 from deploy_agent.strategies import Progress, Run, strategy_for, traffic
 from deploy_agent.tasks import finish, metrics, steps
+from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.runtime import Runtime, get_runtime
 
 log = logging.getLogger("deploy_agent.pipeline")
 
 #: stages that still run after a failure: they undo and report
 ALWAYS_RUN = ("rollback", "finalize")
-
-
-def event(rt: Runtime, deployment_id: str, kind: str, **fields: Any) -> dict[str, Any]:
-    return {"at": rt.now().isoformat(), "deployment_id": deployment_id, "event": kind, **fields}
 
 
 def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
@@ -39,7 +36,7 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
         store.save(state.deployment_id, state.model_dump(mode="json"))
 
     def emit(kind: str, **fields: Any) -> None:
-        store.append_event(state.deployment_id, event(rt, state.deployment_id, kind, stage=stage, **fields))
+        record_event(rt, state, kind, stage=stage, **fields)
         shown = {k: v for k, v in fields.items() if v is not None}
         log.info("%s %s", kind, shown, extra={"deployment_id": state.deployment_id, "stage": stage})
 
@@ -65,8 +62,17 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
 
 
 def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtime, Run], Progress]) -> str:
-    """Load the state, advance ``stage`` one step, save; retry later while the step waits."""
-    rt = get_runtime()
+    """Advance ``stage`` one step; while it waits, retry the Celery task after the wait (no process held)."""
+    progress = advance_stage(get_runtime(), deployment_id, stage, step)
+    if not progress.done:
+        raise task.retry(countdown=progress.wait_seconds, max_retries=None)
+    return deployment_id
+
+
+def advance_stage(
+    rt: Runtime, deployment_id: str, stage: str, step: Callable[[Runtime, Run], Progress]
+) -> Progress:
+    """Load the state, advance ``stage`` one step and save it; return whether the stage is done."""
     raw = rt.store.load(deployment_id)
     if raw is None:
         raise DeployError(f"deployment {deployment_id} has no recorded state")
@@ -76,12 +82,12 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtim
     if created:
         run.emit("stage_started")
     if record.outcome != "running":  # a redelivered message for a finished stage
-        return deployment_id
+        return Progress.finished()
     if state.failure is not None and stage not in ALWAYS_RUN:
         record.outcome, record.finished_at = "skipped", rt.now()
         run.emit("stage_finished", outcome="skipped")
         run.save()
-        return deployment_id
+        return Progress.finished()
     rt.lock(state.cluster, state.service).extend(deployment_id)
     try:
         progress = step(rt, run)
@@ -94,7 +100,7 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtim
         progress, record.outcome = Progress.finished(), "failed"
     if not progress.done:
         run.save()
-        raise task.retry(countdown=progress.wait_seconds, max_retries=None)
+        return progress
     if record.outcome == "running":
         if progress.skipped:
             record.outcome = "skipped"
@@ -110,7 +116,7 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtim
     )
     run.emit("stage_finished", outcome=record.outcome)
     run.save()
-    return deployment_id
+    return Progress.finished()
 
 
 def _failed_before(state: PipelineState, stage: str) -> bool:
@@ -136,6 +142,19 @@ def _collect(rt: Runtime, run: Run) -> Progress:
     return Progress.finished()
 
 
+#: each stage's step function, by stage name (the in-process runner uses these directly)
+STEPS: dict[str, Callable[[Runtime, Run], Progress]] = {
+    "preflight": lambda _rt, run: traffic.preflight(run),
+    "build": steps.build,
+    "push": steps.push,
+    "register": steps.register,
+    "deploy": _strategy_step("deploy"),
+    "healthcheck": steps.healthcheck,
+    "rollback": _strategy_step("rollback"),
+    "finalize": _collect,
+}
+
+
 def _stage_task(stage: str, step: Callable[[Runtime, Run], Progress]) -> Any:
     @shared_task(bind=True, name=f"deploy_agent.stage.{stage}", max_retries=None, acks_late=True)
     def stage_task(self: Task, deployment_id: str) -> str:
@@ -145,17 +164,17 @@ def _stage_task(stage: str, step: Callable[[Runtime, Run], Progress]) -> Any:
     return stage_task
 
 
-preflight_stage = _stage_task("preflight", lambda _rt, run: traffic.preflight(run))
-build_stage = _stage_task("build", steps.build)
-push_stage = _stage_task("push", steps.push)
-register_stage = _stage_task("register", steps.register)
-deploy_stage = _stage_task("deploy", _strategy_step("deploy"))
-healthcheck_stage = _stage_task("healthcheck", steps.healthcheck)
-rollback_stage = _stage_task("rollback", _strategy_step("rollback"))
+preflight_stage = _stage_task("preflight", STEPS["preflight"])
+build_stage = _stage_task("build", STEPS["build"])
+push_stage = _stage_task("push", STEPS["push"])
+register_stage = _stage_task("register", STEPS["register"])
+deploy_stage = _stage_task("deploy", STEPS["deploy"])
+healthcheck_stage = _stage_task("healthcheck", STEPS["healthcheck"])
+rollback_stage = _stage_task("rollback", STEPS["rollback"])
 
 
 @shared_task(bind=True, name="deploy_agent.stage.finalize", max_retries=None, acks_late=True)
 def finalize_stage(self: Task, deployment_id: str) -> dict[str, Any] | None:
     """Collect diagnostics, decide the outcome, store the result, release the lock; return the result."""
-    run_stage(self, deployment_id, "finalize", _collect)
+    run_stage(self, deployment_id, "finalize", STEPS["finalize"])
     return finish.finish(get_runtime(), deployment_id)

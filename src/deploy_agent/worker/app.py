@@ -12,7 +12,7 @@ from celery import Celery
 
 from deploy_agent.worker.settings import Settings
 
-TASK_MODULES = ["deploy_agent.tasks.entry", "deploy_agent.tasks.stages"]
+TASK_MODULES = ["deploy_agent.tasks.entry", "deploy_agent.tasks.stages", "deploy_agent.tasks.events"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         description="Attempts per AWS call, retries included (default: AWS_MAX_ATTEMPTS or botocore's).",
     )
     aws_retry_mode: Literal["standard", "adaptive"] = Field("adaptive", description="botocore retry mode.")
+    webhook_urls: list[str] = Field(
+        default_factory=list,
+        description='Webhooks told about every deployment (JSON list, e.g. ["https://hooks.example/x"]).',
+    )
     keep_images: int = Field(3, ge=0, description="Local images of a repository kept after a build.")
     event_history: int = Field(500, gt=0, description="Progress events kept per deployment.")
     result_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long results and state are kept.")

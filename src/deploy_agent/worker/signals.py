@@ -1,17 +1,23 @@
-"""Celery signal handlers: our logging, the metrics endpoint, multiprocess metric files."""
+"""Celery signal handlers: our logging, the host's HTTP server, multiprocess metric files."""
 
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celery.signals import setup_logging, worker_process_shutdown, worker_ready
+from celery.signals import setup_logging, worker_process_shutdown, worker_ready, worker_shutdown
 
 from deploy_agent.worker.logging import configure_logging
 
+if TYPE_CHECKING:
+    from deploy_agent.worker.http import StatusServer
+
 log = logging.getLogger("deploy_agent.worker")
+
+#: the host's HTTP server, once the worker is ready (main process only)
+_http: StatusServer | None = None
 
 
 @setup_logging.connect
@@ -22,24 +28,26 @@ def _setup_logging(**_: Any) -> None:
 
 
 @worker_ready.connect
-def _serve_metrics(**_: Any) -> None:
+def _serve_http(**_: Any) -> None:
+    """Start the host's HTTP server (metrics, status page, JSON API) in this, the main, process."""
     port = int(os.environ.get("DEPLOY_AGENT_METRICS_PORT", "0") or 0)
     if port <= 0:
         return
-    from prometheus_client import CollectorRegistry, start_http_server
+    from deploy_agent.tasks.runtime import get_runtime
+    from deploy_agent.worker.http import StatusServer
 
-    registry: CollectorRegistry | None = None
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    global _http
     host = os.environ.get("DEPLOY_AGENT_METRICS_HOST", "127.0.0.1")
-    if registry is None:
-        start_http_server(port, addr=host)
-    else:
-        start_http_server(port, addr=host, registry=registry)
-    log.info("metrics on http://%s:%d/metrics", host, port)
+    _http = StatusServer(host, port, store=lambda: get_runtime().store).start()
+    log.info("metrics on %s/metrics, status page on %s/status", _http.url, _http.url)
+
+
+@worker_shutdown.connect
+def _stop_http(**_: Any) -> None:
+    global _http
+    if _http is not None:
+        _http.stop()
+        _http = None
 
 
 @worker_process_shutdown.connect
