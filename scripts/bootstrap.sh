@@ -15,7 +15,9 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 [ -x /bin/busybox ] || command -v busybox >/dev/null || need_apt+=(busybox-static)
 command -v chromium >/dev/null || need_apt+=(chromium)  # renders the status page in tests/worker
-command -v promtool >/dev/null || true
+{ command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)  # promtool + server (tests/ops)
+# Compose validates docker-compose.yml (tests/ops): the v2 plugin when the engine has one, else Debian's v1.
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 engine_ok() { docker info >/dev/null 2>&1; }
 
 # --- Docker engine: use the user's own when one answers, else our own ---------------------------

@@ -48,7 +48,9 @@ def closed_port() -> int:
 def publisher_settings(config: StackConfig) -> Settings:
     """Return the Settings a worker on ``config`` reads from its environment."""
     env = config.env()
-    values = {k.removeprefix("DEPLOY_AGENT_").lower(): v for k, v in env.items() if k.startswith("DEPLOY_AGENT_")}
+    values = {
+        k.removeprefix("DEPLOY_AGENT_").lower(): v for k, v in env.items() if k.startswith("DEPLOY_AGENT_")
+    }
     return Settings(**values)
 
 

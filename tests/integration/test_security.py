@@ -348,6 +348,7 @@ class TestSecretsNeverInOutput:
         assert results["ok"]["outcome"] == "succeeded", results["ok"]
         assert results["crash"]["outcome"] == "rolled_back", results["crash"]
         assert events, "progress events were recorded in the TLS Redis"
+        assert secret_arn in outputs["state db"], "the search reads the stored request (which names the ARN)"
         assert "deploy_agent_deployments" in scrape
         td = boto3.client("ecs").describe_task_definition(taskDefinition=results["ok"]["task_definition_arn"])
         assert td["taskDefinition"]["containerDefinitions"][0]["secrets"] == [

@@ -103,8 +103,10 @@ class TestBlueGreen:
         with Load(f"{setup.url}/version", rate=60) as load:
             result = publish(bg_request(setup, cluster, service, push_app("v2")))
             time.sleep(0.5)
-        print(f"\nblue-green under load: {len(load.answers)} requests, {len(load.failures)} failed, "
-              f"worker probe {result['zero_downtime']}")
+        print(
+            f"\nblue-green under load: {len(load.answers)} requests, {len(load.failures)} failed, "
+            f"worker probe {result['zero_downtime']}"
+        )
         assert result["outcome"] == "succeeded", result
         assert load.failures == [], load.failures[:5]
         assert len(load.answers) > 100

@@ -39,7 +39,7 @@ def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
         rt,
         state,
         "finished",
-        notify_extra={"result": payload},
+        {"result": payload},
         outcome=payload["outcome"],
         error=payload["error"],
     )
