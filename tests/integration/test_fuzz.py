@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:v1"
 BASE: dict[str, Any] = {"cluster_name": "fuzz", "service_name": "svc", "image": {"uri": IMAGE_URI}}
 HUGE = 100_000
+EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 DEEP = 1000
 #: characters that no name, id, region or image pattern allows, and that break naive code
 ODD = ["\x00", "\u202e", "\u200f", "\u200b", "\ufeff", "\U0001f600", "\ud800", "\udfff", "\uffff", "\n", " "]
@@ -395,3 +396,23 @@ class TestThroughTheWorker:
         assert valid["outcome"] == "succeeded", valid
         assert served_version(svc) == "v2"
         assert alive
+
+
+class TestKnownGaps:
+    def test_deep_message_through_the_worker_is_rejected(self, sandbox: Sandbox, tmp_path: Path) -> None:
+        """A message nested 1000 deep, sent as JSON text to a real worker, ends rejected (not lost or failed)."""
+        from tests.integration.test_security import publish_raw
+
+        deep = "[" * DEEP + "]" * DEEP
+        body = f'[[], {{"request": {{"cluster_name": "fuzz", "labels": {deep}}}}}, {json.dumps(EMBED)}]'
+        with isolated_stack(sandbox, tmp_path, "deep") as stack:
+            task_id = publish_raw(stack.app, body.encode(), "application/json", "utf-8")
+            outcome: Any
+            try:
+                outcome = stack.app.AsyncResult(task_id).get(timeout=30)
+            except Exception as exc:
+                outcome = exc
+            alive = is_alive(stack.worker.pid)
+            print(f"\nresult={_short(outcome)} worker alive={alive}")
+        assert alive
+        assert _check_rejected(outcome) == []

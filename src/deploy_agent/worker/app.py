@@ -46,6 +46,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_send_task_events": True,
         "task_send_sent_event": True,
         "worker_hijack_root_logger": False,
+        # SIGTERM: stop taking messages, give running stages this long to finish, then requeue them.
+        "worker_soft_shutdown_timeout": settings.soft_shutdown_seconds,
+        "worker_enable_soft_shutdown_on_idle": True,
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
         default_factory=list,
         description='Webhooks told about every deployment (JSON list, e.g. ["https://hooks.example/x"]).',
     )
+    soft_shutdown_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long running stages may finish before they are requeued."
+    )
     keep_images: int = Field(3, ge=0, description="Local images of a repository kept after a build.")
     event_history: int = Field(500, gt=0, description="Progress events kept per deployment.")
     result_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long results and state are kept.")
