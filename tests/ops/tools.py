@@ -41,15 +41,29 @@ def exposed_metric_names() -> set[str]:
     return names
 
 
+def recording_rules() -> dict[str, str]:
+    """Return each recording rule's name with its expression."""
+    groups = yaml.safe_load(RULES_FILE.read_text())["groups"]
+    return {rule["record"]: rule["expr"] for group in groups for rule in group["rules"] if "record" in rule}
+
+
 def recorded_names() -> set[str]:
     """Return the names the recording rules in prometheus/rules/deploy-agent.yml produce."""
-    groups = yaml.safe_load(RULES_FILE.read_text())["groups"]
-    return {rule["record"] for group in groups for rule in group["rules"] if "record" in rule}
+    return set(recording_rules())
 
 
 def our_names_in(expr: str) -> set[str]:
     """Return the ``deploy_agent_*`` metric and ``deploy_agent:*`` rule names an expression reads."""
     return set(_OUR_NAME.findall(expr))
+
+
+def metrics_read_by(expr: str) -> set[str]:
+    """Return the ``deploy_agent_*`` metrics an expression reads, through the recording rules it uses."""
+    rules = recording_rules()
+    names: set[str] = set()
+    for name in our_names_in(expr):
+        names |= metrics_read_by(rules[name]) if name in rules else {name}
+    return names
 
 
 def dashboard() -> dict[str, Any]:

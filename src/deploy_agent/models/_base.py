@@ -26,6 +26,8 @@ class MessageModel(BaseModel):
         validate_by_alias=True,
         serialize_by_alias=False,
         loc_by_alias=False,
+        # JSON types as the schema says them: "5" is not a count, 0 is not false.
+        strict=True,
     )
 
 

@@ -69,14 +69,22 @@ def _decode(payload: object) -> object:
     return payload
 
 
+#: a field name (or a tag value pydantic quotes) comes from the sender: keep problems short
+_MAX_TEXT = 200
+
+
 def _problem(error: ErrorDetails) -> dict[str, str]:
     path = _path(error["loc"])
     cause = error.get("ctx", {}).get("error")
     if isinstance(cause, FieldProblem):
         path = [*path, *(part for part in cause.field.split(".") if part)]
-        return {"field": ".".join(path), "problem": cause.problem}
+        return {"field": _clip(".".join(path)), "problem": _clip(cause.problem)}
     problem = error["msg"].removeprefix("Value error, ")
-    return {"field": ".".join(path), "problem": problem}
+    return {"field": _clip(".".join(path)), "problem": _clip(problem)}
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 
 def _path(loc: tuple[int | str, ...]) -> list[str]:

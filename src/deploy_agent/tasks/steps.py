@@ -32,24 +32,30 @@ DEPLOYMENT_TAG = "deploy-agent:deployment-id"
 
 def resolve_build_context(build_root: Path, context: str) -> Path:
     """Return the build context as a directory under ``build_root``, or reject the message."""
+    try:
+        return _resolve_build_context(build_root, context)
+    except (ValueError, OSError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
+        if isinstance(exc, RequestRejected):
+            raise
+        raise _context_rejected(f"is not a usable path ({type(exc).__name__})") from None
+
+
+def _resolve_build_context(build_root: Path, context: str) -> Path:
     root = build_root.resolve()
     if Path(context).is_absolute():
-        raise RequestRejected(
-            "invalid DeployToECSTask: build.context: must be relative to the worker's build root",
-            [{"field": "build.context", "problem": "must be a path relative to the worker's build root"}],
-        )
+        raise _context_rejected("must be a path relative to the worker's build root")
     candidate = (root / context).resolve()  # resolves symlinks: one pointing outside is refused
     if candidate != root and root not in candidate.parents:
-        raise RequestRejected(
-            "invalid DeployToECSTask: build.context: must lie under the worker's build root",
-            [{"field": "build.context", "problem": "must be a directory under the worker's build root"}],
-        )
+        raise _context_rejected("must be a directory under the worker's build root")
     if not candidate.is_dir():
-        raise RequestRejected(
-            "invalid DeployToECSTask: build.context: not a directory",
-            [{"field": "build.context", "problem": "is not a directory under the worker's build root"}],
-        )
+        raise _context_rejected("is not a directory under the worker's build root")
     return candidate
+
+
+def _context_rejected(problem: str) -> RequestRejected:
+    return RequestRejected(
+        f"invalid DeployToECSTask: build.context: {problem}", [{"field": "build.context", "problem": problem}]
+    )
 
 
 def build(rt: Runtime, run: Run) -> Progress:
