@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from typing import Any
 
@@ -17,17 +18,20 @@ _SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
 def compose_command() -> list[str]:
-    """Return the Compose CLI: the v2 plugin when the docker CLI has it, else docker-compose (v1 or v2)."""
-    docker = require_tool("docker")
-    probe = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
-    return [docker, "compose"] if probe.returncode == 0 else [require_tool("docker-compose")]
+    """Return the Compose CLI: the docker CLI's v2 plugin when it has one, else docker-compose (v1 or v2)."""
+    docker = shutil.which("docker")
+    if (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30).returncode == 0
+    ):
+        return [docker, "compose"]
+    return [require_tool("docker-compose")]
 
 
 def seconds(duration: str) -> float:
     """Return a Compose/Go duration (``60s``, ``1m0s``, ``1m30s``) in seconds."""
-    parts = _DURATION.findall(duration) or [("", "")]
-    assert "".join(n + u for n, u in parts) == duration, f"not a duration: {duration!r}"
-    return sum(float(n) * _SECONDS[u] for n, u in parts)
+    assert re.fullmatch(rf"(?:{_DURATION.pattern})+", duration), f"not a duration: {duration!r}"
+    return sum(float(n) * _SECONDS[unit] for n, unit in _DURATION.findall(duration))
 
 
 @pytest.fixture(scope="module")

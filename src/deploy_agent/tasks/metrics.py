@@ -47,3 +47,21 @@ AWS_THROTTLES = Counter("deploy_agent_aws_throttles", "AWS calls throttled.", ["
 ZERO_DOWNTIME = Counter(
     "deploy_agent_zero_downtime_checks", "Traffic shifts checked for dropped requests, by result.", ["result"]
 )
+
+OUTCOMES = ("succeeded", "rolled_back", "failed", "timed_out", "rejected", "superseded")
+TRIGGERS = ("circuit_breaker", "ecs_rollback", "health_check", "deadline", "alarm", "error", "manual")
+STAGES = ("preflight", "build", "push", "register", "deploy", "healthcheck", "rollback", "finalize")
+
+
+def initialize_labels(strategies: tuple[str, ...]) -> None:
+    """Create every label combination at 0, so rates and quantiles exist before the first event."""
+    for strategy in strategies:
+        for outcome in OUTCOMES:
+            DEPLOYMENTS.labels(strategy, outcome)
+            DEPLOYMENT_SECONDS.labels(strategy, outcome)
+        for trigger in TRIGGERS:
+            ROLLBACKS.labels(strategy, trigger)
+        for stage in STAGES:
+            STAGE_SECONDS.labels(stage, strategy)
+    for result in ("ok", "failed"):
+        ZERO_DOWNTIME.labels(result)

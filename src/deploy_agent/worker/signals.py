@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from celery.signals import setup_logging, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_ready, worker_shutdown
 
 from deploy_agent.worker.logging import configure_logging
 
@@ -25,6 +25,15 @@ def _setup_logging(**_: Any) -> None:
     configure_logging(
         os.environ.get("DEPLOY_AGENT_LOG_FORMAT", "auto"), os.environ.get("DEPLOY_AGENT_LOG_LEVEL", "INFO")
     )
+
+
+@worker_init.connect
+def _zero_metrics(**_: Any) -> None:
+    """Before the pool forks: every label combination exists at 0 from the first scrape."""
+    from deploy_agent.strategies import strategy_names
+    from deploy_agent.tasks import metrics
+
+    metrics.initialize_labels(tuple(strategy_names()))
 
 
 @worker_ready.connect
