@@ -34,6 +34,21 @@ TERMINAL = {"succeeded", "rolled_back", "failed", "timed_out"}
 UNACKED_INDEX = "unacked_index"
 
 
+class WorkerDied(AssertionError):
+    """A worker process of the stack exited while a deployment still needed it."""
+
+
+def is_alive(worker: WorkerProcess) -> bool:
+    """Return whether the worker's main process runs (a zombie counts as dead)."""
+    if worker.pid is None:
+        return False
+    try:
+        stat = Path(f"/proc/{worker.pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -99,6 +114,23 @@ class ChaosStack:
     def publish(self, request: dict[str, Any]) -> AsyncResult:
         return self.app.send_task("deploy_agent.deploy", kwargs={"request": request})
 
+    def check_workers(self) -> None:
+        """Raise ``WorkerDied`` when a started (and not deliberately stopped) worker has exited."""
+        for worker in self.workers:
+            if worker.pid is not None and not is_alive(worker):
+                raise WorkerDied(f"worker {worker.hostname} exited; see {worker.log_path}")
+
+    def result(self, pending: AsyncResult, timeout: float = 150) -> dict[str, Any]:
+        """Return the deployment's final result, failing fast if the workers die meanwhile."""
+        deadline = time.monotonic() + timeout
+        while not pending.ready():
+            self.check_workers()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no result for {pending.id} within {timeout:.0f} s")
+            time.sleep(0.2)
+        result: dict[str, Any] = pending.get(timeout=10)
+        return result
+
     def events(self, deployment_id: str) -> list[dict[str, Any]]:
         raw = self.state.lrange(f"deploy-agent:events:{deployment_id}", 0, -1)
         return [json.loads(item) for item in raw]
@@ -109,6 +141,7 @@ class ChaosStack:
         """Return the first progress event ``match`` accepts, polling every 0.1 s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self.check_workers()
             for event in self.events(deployment_id):
                 if match(event):
                     return event

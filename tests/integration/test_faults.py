@@ -32,7 +32,7 @@ from tests.integration.test_traffic_strategies import bg_request
 pytestmark = pytest.mark.integration
 
 
-def _release(svc: Any, cluster: str, service: str, image: str) -> dict[str, Any]:
+def _release(svc: Any, cluster: str, service: str, image: str, healthy_threshold: int = 3) -> dict[str, Any]:
     return {
         "deployment_id": unique("flt"),
         "cluster_name": cluster,
@@ -40,8 +40,8 @@ def _release(svc: Any, cluster: str, service: str, image: str) -> dict[str, Any]
         "image": {"uri": image},
         "health_check": {
             "url": f"{svc.url}/health",
-            "interval_seconds": 0.2,
-            "healthy_threshold": 3,
+            "interval_seconds": 0.25,
+            "healthy_threshold": healthy_threshold,
             "unhealthy_threshold": 3,
             "timeout_seconds": 2,
         },
@@ -60,44 +60,37 @@ class TestBrokerLoss:
     def test_deployments_finish_across_redis_restarts(
         self, sandbox: Sandbox, stack_config: StackConfig, push_app: Any, tmp_path: Path
     ) -> None:
-        """Three deployments in their deploy/wait stages outlive a Redis restart and a Redis crash."""
+        """Three deployments outlive a Redis restart in their deploy stage and a Redis crash in a wait."""
         cluster = "broker"
         services = [unique("brk") for _ in range(3)]
         provisioned = {
             s: provision_service(sandbox, cluster, s, image=push_app("v1"), desired_count=1) for s in services
         }
         image = push_app("v2")
+        restarts = 0
         with chaos_stack(stack_config, tmp_path, persistent=True) as stack:
             stack.start_worker("w", concurrency=3)
-            requests_ = {s: _release(provisioned[s], cluster, s, image) for s in services}
-            pending = {s: stack.publish(r) for s, r in requests_.items()}
-            ids = [r["deployment_id"] for r in requests_.values()]
+            messages = {s: _release(provisioned[s], cluster, s, image, healthy_threshold=8) for s in services}
+            pending = {s: stack.publish(m) for s, m in messages.items()}
+            ids = [m["deployment_id"] for m in messages.values()]
             for deployment_id in ids:
                 stack.wait_for_event(deployment_id, lambda e: e["event"] == "service_updated")
-            seen = {d: len(stack.events(d)) for d in ids}
             stack.redis_server.restart()
-            restarts = 1
-            # Once every deployment has moved on after the first restart, crash Redis too.
+            restarts += 1
+            # The health checks take 8 x 0.25 s: crash Redis while all three wait between probes.
             for deployment_id in ids:
-                count = seen[deployment_id]
-                stack.wait_for_event(deployment_id, lambda e, c=count: _index_after(stack, deployment_id, c))
+                stack.wait_for_event(deployment_id, lambda e: e["event"] == "health_probe")
             stack.redis_server.restart(crash=True)
             restarts += 1
-            results = {s: p.get(timeout=150) for s, p in pending.items()}
+            results = {s: stack.result(p) for s, p in pending.items()}
 
         finished = sum(r["outcome"] in TERMINAL for r in results.values())
         print(f"\n[broker] Redis restarts {restarts}; deployments finished {finished}/{len(results)}")
-        for r in results.values():
-            print(f"[broker] {r['service_name']}: {r['outcome']} {r['error']} in {r['duration_seconds']} s")
         assert finished == len(results)
         for service, result in results.items():
             assert result["outcome"] == "succeeded", (service, result["error"])
             assert service_task_definition(cluster, service) == result["task_definition_arn"]
             assert served_version(provisioned[service]) == "v2"
-
-
-def _index_after(stack: Any, deployment_id: str, count: int) -> bool:
-    return len(stack.events(deployment_id)) > count
 
 
 class TestAwsFaults:
@@ -132,7 +125,7 @@ class TestAwsFaults:
                 stack.publish(_release(svc, cluster, rolling_service, image)),
                 stack.publish(bg_request(setup, cluster, bg_service, image)),
             ]
-            results = [p.get(timeout=150) for p in pending]
+            results = [stack.result(p) for p in pending]
             injected = sandbox.moto.faults.injected()
             sandbox.moto.faults.clear()
             metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
@@ -184,7 +177,7 @@ class TestDockerFaults:
         started = time.monotonic()
         with chaos_stack(dead, tmp_path) as stack:
             stack.start_worker("w")
-            result = stack.publish(request).get(timeout=120)
+            result = stack.result(stack.publish(request))
         print(
             f"\n[docker-faults] outcome={result['outcome']} error={result['error']} "
             f"after {time.monotonic() - started:.1f} s"

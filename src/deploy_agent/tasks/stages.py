@@ -92,7 +92,16 @@ def advance_stage(
     try:
         progress = step(rt, run)
     except DeployError as exc:
+        if stage == "rollback" and not _undo_out_of_time(rt, state):
+            # Undoing must not give up on a transient AWS error: try again at the next poll.
+            log.warning(
+                "rollback step failed, retrying: %s", exc.message, extra={"deployment_id": deployment_id}
+            )
+            run.save()
+            return Progress.wait(rt.settings.poll_interval_seconds)
         state.fail(exc.kind, exc.message, Trigger.ERROR)
+        if stage == "rollback":
+            state.rollback_failed = True
         progress, record.outcome = Progress.finished(), "failed"
     except Exception as exc:  # an unexpected error still ends the deployment cleanly
         log.exception("stage %s crashed", stage, extra={"deployment_id": deployment_id, "stage": stage})
@@ -117,6 +126,11 @@ def advance_stage(
     run.emit("stage_finished", outcome=record.outcome)
     run.save()
     return Progress.finished()
+
+
+def _undo_out_of_time(rt: Runtime, state: PipelineState) -> bool:
+    started = state.rollback_started_at or (state.stage("rollback") or state.stages[-1]).started_at
+    return (rt.now() - started).total_seconds() > rt.settings.rollback_timeout_seconds
 
 
 def _failed_before(state: PipelineState, stage: str) -> bool:

@@ -49,7 +49,7 @@ class DeploymentStore:
     def load(self, deployment_id: str) -> dict[str, Any] | None:
         """Return the stored state, or None when unknown."""
         raw = self._r.get(self._key("deployment", deployment_id))
-        return None if raw is None else cast(dict[str, Any], json.loads(raw))
+        return None if raw is None else cast(dict[str, Any], json.loads(cast(bytes, raw)))
 
     def save(self, deployment_id: str, state: Mapping[str, Any]) -> None:
         """Overwrite the stored state (the pipeline has one writer at a time: the lock holder)."""
@@ -76,7 +76,7 @@ class DeploymentStore:
 
     def result(self, deployment_id: str) -> dict[str, Any] | None:
         raw = self._r.get(self._key("result", deployment_id))
-        return None if raw is None else cast(dict[str, Any], json.loads(raw))
+        return None if raw is None else cast(dict[str, Any], json.loads(cast(bytes, raw)))
 
     def recent(self, limit: int = 50) -> list[str]:
         """Return the ids of the most recently started deployments, newest first."""
@@ -106,7 +106,7 @@ class ServiceLock:
         return self.holder() == token and self.extend(token)
 
     def extend(self, token: str) -> bool:
-        return bool(self._r.eval(_EXTEND, 1, self.key, token, self._ttl_ms))
+        return bool(self._r.eval(_EXTEND, 1, self.key, token, str(self._ttl_ms)))
 
     def release(self, token: str) -> bool:
         return bool(self._r.eval(_RELEASE, 1, self.key, token))

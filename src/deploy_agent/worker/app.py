@@ -37,7 +37,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_backend_transport_options": visibility,
         "visibility_timeout": settings.visibility_timeout_seconds,
         "task_time_limit": settings.task_time_limit_seconds,
-        "task_soft_time_limit": max(1, settings.task_time_limit_seconds - 60),
+        # The soft limit leaves a stage time to clean up: 10% of the hard limit, at most 60 s.
+        "task_soft_time_limit": settings.task_time_limit_seconds
+        - min(60.0, settings.task_time_limit_seconds * 0.1),
         "task_default_queue": settings.queue,
         "task_routes": {"deploy_agent.*": {"queue": settings.queue}},
         "task_track_started": True,
