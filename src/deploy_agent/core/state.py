@@ -61,6 +61,12 @@ class PipelineState(BaseModel):
     ecs_deployment_id: str | None = None
     update_requested_at: datetime | None = None
     last_progress: str | None = None
+    # adaptive polling (see core.polling)
+    polls: int = 0
+    quiet_polls: int = 0
+    last_change_at: datetime | None = None
+    expected_rollout_seconds: float | None = None
+    rollout_completed_at: datetime | None = None
     # health
     probes: list[ProbeState] = Field(default_factory=list)
     # failure and rollback

@@ -2,15 +2,21 @@
 
 Every write replaces a list rather than growing it in place, so a describe_services answered by
 moto's server thread at the same moment never iterates a list that changes size.
+
+``RolloutLog`` remembers when each deployment took each rolloutState (IN_PROGRESS when it was
+created, then COMPLETED or FAILED), by the wall clock, so a benchmark can tell how long ECS itself
+took from how long a deployer took to notice.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import threading
+import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from moto.core.utils import utcnow
 
@@ -114,3 +120,40 @@ def add_events(service: Any, messages: list[str]) -> None:
 def task_list(prefix: str, task_ids: list[str], noun: str = "tasks") -> str:
     """Return ECS's event wording for a list of tasks: ``<prefix> N tasks: (task a) (task b).``"""
     return f"{prefix} {len(task_ids)} {noun}: " + " ".join(f"(task {t})" for t in task_ids) + "."
+
+
+class RolloutTransition(NamedTuple):
+    """One rolloutState a deployment took, and when (``time.time()``)."""
+
+    at: float
+    cluster: str
+    service: str
+    deployment_id: str
+    state: str  # IN_PROGRESS (the deployment was created), COMPLETED or FAILED
+
+
+class RolloutLog:
+    """Thread-safe, append-only record of rolloutState transitions, oldest first."""
+
+    def __init__(self) -> None:
+        self._entries: list[RolloutTransition] = []
+        self._lock = threading.Lock()
+
+    def record(self, service: Any, deployment: dict[str, Any]) -> None:
+        """Append the deployment's current rolloutState, stamped now."""
+        entry = RolloutTransition(
+            time.time(), str(service.cluster_name), str(service.name), str(deployment["id"]),
+            str(deployment["rolloutState"]),
+        )  # fmt: skip
+        with self._lock:
+            self._entries.append(entry)
+
+    def entries(self) -> list[RolloutTransition]:
+        """Return a copy of every transition so far."""
+        with self._lock:
+            return list(self._entries)
+
+    def clear(self) -> None:
+        """Forget every transition."""
+        with self._lock:
+            self._entries.clear()

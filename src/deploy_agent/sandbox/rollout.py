@@ -7,6 +7,7 @@ from typing import Any
 
 from .containers import ContainerState
 from .deployments import (
+    RolloutLog,
     add_events,
     circuit_breaker_threshold,
     new_deployment,
@@ -42,9 +43,18 @@ def _is_gone(record: TaskRecord) -> bool:
 class Rollout:
     """Plays the ECS service scheduler for one service at a time."""
 
-    def __init__(self, tasks: TaskRunner, breaker_minimum: int = 3) -> None:
+    def __init__(self, tasks: TaskRunner, breaker_minimum: int = 3, log: RolloutLog | None = None) -> None:
         self.tasks = tasks
         self.breaker_minimum = breaker_minimum
+        self.log = log or RolloutLog()
+
+    def _push(self, service: Any, deployment: dict[str, Any]) -> None:
+        push_deployment(service, deployment)
+        self.log.record(service, deployment)
+
+    def _set_rollout(self, service: Any, deployment: dict[str, Any], state: str, reason: str) -> None:
+        set_rollout(deployment, state, reason)
+        self.log.record(service, deployment)
 
     def sync_deployments(self, backend: Any, service: Any, memory: ServiceMemory) -> None:
         """Add a PRIMARY deployment when the service's task definition changed (or a new one was forced)."""
@@ -54,11 +64,11 @@ class Rollout:
         service.task_definition = target  # ECS answers with the ARN, moto with what it was given
         deployments = service.deployments
         if not deployments:
-            push_deployment(service, new_deployment(service, target))
+            self._push(service, new_deployment(service, target))
         else:
             primary = deployments[0]
             if backend.describe_task_definition(primary["taskDefinition"]).arn != target:
-                push_deployment(service, new_deployment(service, target))
+                self._push(service, new_deployment(service, target))
             elif (
                 memory.primary_id
                 and primary["id"] != memory.primary_id
@@ -66,7 +76,9 @@ class Rollout:
             ):
                 # moto's forceNewDeployment renamed the PRIMARY in place: give the old one back as ACTIVE.
                 old = {**primary, "id": memory.primary_id, "status": "ACTIVE"}
-                set_rollout(primary, "IN_PROGRESS", f"ECS deployment {primary['id']} in progress.")
+                self._set_rollout(
+                    service, primary, "IN_PROGRESS", f"ECS deployment {primary['id']} in progress."
+                )
                 service.deployments = [primary, old, *deployments[1:]]
         memory.primary_id = service.deployments[0]["id"]
 
@@ -120,7 +132,8 @@ class Rollout:
             return
         if int(primary.get("failedTasks") or 0) < threshold:
             return
-        set_rollout(primary, "FAILED", "ECS deployment circuit breaker: tasks failed to start.")
+        reason = "ECS deployment circuit breaker: tasks failed to start."
+        self._set_rollout(service, primary, "FAILED", reason)
         events.append(
             f"(service {service.name}) (deployment {primary['id']}) deployment failed: tasks failed to start."
         )
@@ -129,7 +142,7 @@ class Rollout:
             return
         service.task_definition = last[1]
         reason = f"ECS deployment circuit breaker: rolling back to deploymentId {last[0]}."
-        push_deployment(service, new_deployment(service, last[1], reason))
+        self._push(service, new_deployment(service, last[1], reason))
         memory.primary_id = service.deployments[0]["id"]
         events.append(f"(service {service.name}) rolling back to deployment {last[0]}.")
 
@@ -197,7 +210,7 @@ class Rollout:
         alone = len(service.deployments) == 1 and len(present) == len(serving)
         ready = alone and len(serving) == service.desired_count
         if ready and primary["rolloutState"] == "IN_PROGRESS":
-            set_rollout(primary, "COMPLETED", f"ECS deployment {primary['id']} completed.")
+            self._set_rollout(service, primary, "COMPLETED", f"ECS deployment {primary['id']} completed.")
         if ready and primary["rolloutState"] == "COMPLETED":
             memory.last_completed = (primary["id"], primary["taskDefinition"])
         steady = ready and primary["rolloutState"] == "COMPLETED"

@@ -20,7 +20,7 @@ from moto.backends import get_backend
 from moto.ecs.models import EC2ContainerServiceBackend
 
 from .containers import ContainerRunner
-from .deployments import add_events, task_list
+from .deployments import RolloutLog, RolloutTransition, add_events, task_list
 from .rollout import Rollout, ServiceMemory
 from .target_health import TargetHealthBook
 from .task_runner import TaskRunner, TaskTiming
@@ -57,10 +57,13 @@ class EcsScheduler:
         drain_seconds: float = 0.3,
         max_drain_seconds: float = 5.0,
         circuit_breaker_minimum: int = 3,
+        virtual_tasks: bool = False,
     ) -> None:
         """Knobs: seconds of the sandbox's own pace; ``drain_seconds`` is the deregistration delay of a
         target group whose ``deregistration_delay.timeout_seconds`` was left at AWS's 300, and
-        ``max_drain_seconds`` caps every delay."""
+        ``max_drain_seconds`` caps every delay. ``task_start_delay_seconds``: how long a new task
+        takes to be RUNNING (at least). ``virtual_tasks``: tasks run no container (see ``task_runner``).
+        """
         self.account = account
         self.regions = regions
         self.tick_seconds = tick_seconds
@@ -79,8 +82,9 @@ class EcsScheduler:
             unhealthy_threshold=unhealthy_threshold,
             grace_seconds=health_check_grace_seconds,
         )
-        self.tasks = TaskRunner(self.containers, self.health, account, timing)
-        self.rollout = Rollout(self.tasks, circuit_breaker_minimum)
+        self.tasks = TaskRunner(self.containers, self.health, account, timing, virtual=virtual_tasks)
+        self._rollout_log = RolloutLog()
+        self.rollout = Rollout(self.tasks, circuit_breaker_minimum, self._rollout_log)
         self._records: dict[str, TaskRecord] = {}
         self._memory: dict[ServiceKey, tuple[Any, ServiceMemory]] = {}
         self._lock = threading.RLock()
@@ -112,6 +116,12 @@ class EcsScheduler:
         with self._lock:
             yield
 
+    def rollout_log(self) -> list[RolloutTransition]:
+        """Return every rolloutState transition so far: ``(time.time(), cluster, service, deployment id,
+        state)``, oldest first; IN_PROGRESS marks a deployment's creation (UpdateService, CreateService,
+        a circuit-breaker rollback), COMPLETED and FAILED its end."""
+        return self._rollout_log.entries()
+
     def forget_all(self) -> None:
         """Drop every task (removing its containers) and everything remembered; for a moto reset."""
         with self._lock:
@@ -120,6 +130,7 @@ class EcsScheduler:
                     concurrent.futures.wait([record.launch], timeout=60)
             self._records.clear()
             self._memory.clear()
+            self._rollout_log.clear()
             self.health.clear()
             self.containers.remove_all()
 

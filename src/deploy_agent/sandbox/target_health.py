@@ -9,6 +9,8 @@ requests, is no longer checked, and is forgotten after the target group's
 ``deregistration_delay.timeout_seconds`` -- AWS's untouched 300 s reads as "not set" and gives
 ``default_drain_seconds``, and every delay is capped at ``max_drain_seconds`` so tests stay fast.
 A target already ``unhealthy`` when it is deregistered keeps showing ``unhealthy`` while it drains.
+A target registered with ``probed=False`` (a virtual task's: nothing listens on its port) is
+``healthy`` at once, is never checked and is never sent traffic; it drains like any other.
 moto's ``describe_target_health`` reports the state kept here, with ELB's reason codes, and lists
 draining targets as AWS does. An ALB that has no healthy target "fails open" to all of them; the
 sandbox does not: no healthy target means no target.
@@ -49,6 +51,7 @@ class Target:
     failures: int = 0
     last_failure: str = ""
     drain_until: float | None = None  # set once deregistered
+    probed: bool = True  # False: a virtual task's target, healthy without checks and sent no traffic
 
     @property
     def deregistered(self) -> bool:
@@ -117,12 +120,15 @@ class TargetHealthBook:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def register(self, target_group_arn: str, target_id: str, port: int, path: str, matcher: str) -> None:
-        """Start checking a target (state "initial")."""
+    def register(
+        self, target_group_arn: str, target_id: str, port: int, path: str, matcher: str, probed: bool = True
+    ) -> None:
+        """Start checking a target (state "initial"); ``probed=False``: healthy at once, never checked."""
+        target = Target(target_group_arn, target_id, port, path, matcher, probed=probed)
+        if not probed:
+            target.state = "healthy"
         with self._lock:
-            self._targets[(target_group_arn, target_id)] = Target(
-                target_group_arn, target_id, port, path, matcher
-            )
+            self._targets[(target_group_arn, target_id)] = target
 
     def drain(self, target_group_arn: str, target_id: str, seconds: float) -> None:
         """Deregister a target: no new traffic, no more checks, forgotten after ``seconds``."""
@@ -180,12 +186,12 @@ class TargetHealthBook:
             ]
 
     def healthy_ports(self, target_group_arn: str) -> list[int]:
-        """Return the loopback ports of the group's healthy targets, in registration order."""
+        """Return the loopback ports of the group's healthy probed targets, in registration order."""
         with self._lock:
             return [
                 t.port
                 for (arn, _), t in self._targets.items()
-                if arn == target_group_arn and t.state == "healthy"
+                if arn == target_group_arn and t.state == "healthy" and t.probed
             ]
 
     def next_port(self, target_group_arn: str) -> int | None:
@@ -201,7 +207,7 @@ class TargetHealthBook:
         """Probe every target that is not deregistered once and move its state by the thresholds."""
         self.sweep()
         with self._lock:
-            targets = [t for t in self._targets.values() if not t.deregistered]
+            targets = [t for t in self._targets.values() if t.probed and not t.deregistered]
         for target in targets:
             failure = probe(target.port, target.path, target.matcher, self.timeout_seconds)
             with self._lock:

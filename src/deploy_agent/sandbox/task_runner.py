@@ -1,10 +1,18 @@
-"""Starts, watches and stops one task at a time: its containers, its targets, its moto object."""
+"""Starts, watches and stops one task at a time: its containers, its targets, its moto object.
+
+A task is PROVISIONING for ``start_delay_seconds``, PENDING while its images are pulled and its
+containers start, then RUNNING. With ``virtual`` tasks get no container at all (so one host can
+emulate hundreds of services): a task is PENDING at once, RUNNING after ``start_delay_seconds`` and
+healthy at once; it is registered in its target groups with port 0 as a target that is ``healthy``
+without checks and that the load balancer never sends a request to (a virtual service answers 503).
+Deregistration, draining, counts and rollout states are as for real tasks.
+"""
 
 from __future__ import annotations
 
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +59,18 @@ class TaskRunner:
     """Runs a service's tasks as containers and keeps their moto tasks and ELB targets true."""
 
     def __init__(
-        self, runner: ContainerRunner, book: TargetHealthBook, account: str, timing: TaskTiming
+        self,
+        runner: ContainerRunner,
+        book: TargetHealthBook,
+        account: str,
+        timing: TaskTiming,
+        virtual: bool = False,
     ) -> None:
         self.runner = runner
         self.book = book
         self.account = account
         self.timing = timing
+        self.virtual = virtual
         self.ports = PortAllocator()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-task")
 
@@ -66,7 +80,11 @@ class TaskRunner:
         """Create a PROVISIONING task of the deployment and start its containers in the background."""
         task = create_task(backend, service, task_definition, deployment_id)
         definitions = [d for d in task_definition.container_definitions if _essential(d)]
-        ports = {str(d["name"]): self.ports.take() for d in definitions}
+        if self.virtual:
+            mark_pending(task)
+            ports = {str(d["name"]): 0 for d in definitions}  # nothing listens for a virtual task
+        else:
+            ports = {str(d["name"]): self.ports.take() for d in definitions}
         by_lb = [lb.get("containerName") for lb in service.load_balancers if lb.get("containerName") in ports]
         with_ports = [str(d["name"]) for d in definitions if d.get("portMappings")]
         record = TaskRecord(
@@ -78,7 +96,10 @@ class TaskRunner:
             ports=ports,
             target_container=str((by_lb or with_ports or list(ports))[0]),
             service_ref=service,
+            virtual=self.virtual,
         )
+        if self.virtual:
+            return record
         try:
             specs = [self._spec(region, d, ports[str(d["name"])]) for d in definitions]
         except Exception as error:  # any secret lookup failure fails the task, as in ECS
@@ -114,7 +135,8 @@ class TaskRunner:
         )
 
     def _launch(self, record: TaskRecord, specs: list[ContainerSpec], labels: dict[str, str]) -> LaunchResult:
-        time.sleep(self.timing.start_delay_seconds)
+        # The delay counts from the task's creation: time spent queued for a launch thread is part of it.
+        time.sleep(max(0.0, self.timing.start_delay_seconds - (time.monotonic() - record.created)))
         refs: dict[str, str] = {}
         for spec in specs:
             try:
@@ -146,6 +168,9 @@ class TaskRunner:
         if task.desired_status == "STOPPED":  # someone called StopTask
             self.stop(record, task.stopped_reason or "Task stopped by user", "UserInitiated", states)
             return
+        if record.virtual:
+            self._advance_virtual(record, service, events)
+            return
         if record.launch is not None and task.last_status in ("PROVISIONING", "PENDING"):
             if (
                 task.last_status == "PROVISIONING"
@@ -163,6 +188,17 @@ class TaskRunner:
             self._register_targets(record, service, events)
         if task.last_status == "RUNNING":
             self._assess_health(record, states, events)
+
+    def _advance_virtual(self, record: TaskRecord, service: Any, events: list[str]) -> None:
+        """A virtual task: RUNNING, registered and healthy once the start delay is over."""
+        if record.task.last_status != "PENDING":
+            return
+        if time.monotonic() - record.created < self.timing.start_delay_seconds:
+            return
+        mark_running(record.task, LaunchResult({}, {}))
+        self._register_targets(record, service, events)
+        mark_health(record.task, True)
+        record.healthy = True
 
     def _assess_health(
         self, record: TaskRecord, states: dict[str, ContainerState], events: list[str]
@@ -216,7 +252,8 @@ class TaskRunner:
             target_id = record.target_id
             elbv2.register_targets(tg_arn, [{"Id": target_id, "Port": lb.get("containerPort", group.port)}])
             matcher = str((getattr(group, "matcher", None) or {}).get("HttpCode", "200"))
-            self.book.register(tg_arn, target_id, port, group.health_check_path or "/", matcher)
+            path = group.health_check_path or "/"
+            self.book.register(tg_arn, target_id, port, path, matcher, probed=not record.virtual)
             record.targets.append((tg_arn, target_id))
             events.append(f"(service {record.service_name}) registered 1 targets in (target-group {tg_arn})")
 
@@ -260,12 +297,20 @@ class TaskRunner:
             for tg, tid in record.targets:
                 self.book.remove(tg, tid)
             record.targets = []
-            record.removal = self._pool.submit(self._remove, list(record.container_ids.values()))
+            record.removal = self._remove_later(list(record.container_ids.values()))
         if record.removal is not None and record.removal.done() and record.task.last_status != "STOPPED":
-            codes: dict[str, int | None] = {n: record.exit_codes.get(n, KILLED) for n in record.container_ids}
+            names = record.ports if record.virtual else record.container_ids
+            codes: dict[str, int | None] = {n: record.exit_codes.get(n, KILLED) for n in names}
             mark_stopped(record.task, codes, record.task.stopped_reason if record.failed else "")
             for port in record.ports.values():
                 self.ports.release(port)
+
+    def _remove_later(self, container_ids: list[str]) -> Future[None]:
+        if not container_ids:  # a virtual task, or one whose containers never started
+            done: Future[None] = Future()
+            done.set_result(None)
+            return done
+        return self._pool.submit(self._remove, container_ids)
 
     def _remove(self, container_ids: list[str]) -> None:
         for container_id in container_ids:

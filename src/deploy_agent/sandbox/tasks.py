@@ -67,6 +67,7 @@ class TaskRecord:
     failed: bool = False
     failure_counted: bool = False
     exit_codes: dict[str, int | None] = field(default_factory=dict)
+    virtual: bool = False  # no containers: RUNNING after the start delay and healthy at once
 
     @property
     def task_arn(self) -> str:

@@ -86,6 +86,29 @@ class Run:
     prober: Any = None
     traffic_probe: Callable[[str], Any] | None = None
 
+    def next_poll(self, changed: bool) -> float:
+        """Note a look at ECS (``changed``: it saw something move) and return when to look again."""
+        from deploy_agent.core.polling import PollPolicy, plan_next_poll
+
+        state, now = self.state, self.now()
+        policy: PollPolicy = self.extras.get("poll_policy") or PollPolicy(
+            fast=self.poll_seconds, slow=self.poll_seconds
+        )
+        state.polls += 1
+        if changed or state.last_change_at is None:
+            state.last_change_at, state.quiet_polls = now, 0
+        else:
+            state.quiet_polls += 1
+        began = state.update_requested_at or state.started_at
+        return plan_next_poll(
+            policy,
+            (now - began).total_seconds(),
+            (now - state.last_change_at).total_seconds(),
+            state.quiet_polls,
+            state.polls,
+            state.expected_rollout_seconds,
+        )
+
     def save(self) -> None:
         """Persist the state before an AWS call that would need undoing."""
         saver = self.extras.get("save")

@@ -58,7 +58,8 @@ def update_and_follow(run: Run) -> Progress:
         state.ecs_deployment_id = verdict.deployment_id
         run.emit("ecs_deployment_started", ecs_deployment_id=verdict.deployment_id)
     progress = f"{verdict.state}: {verdict.running}/{verdict.desired} running, {verdict.failed_tasks} failed"
-    if progress != state.last_progress:
+    changed = progress != state.last_progress
+    if changed:
         state.last_progress = progress
         run.emit(
             "rollout_progress",
@@ -69,6 +70,7 @@ def update_and_follow(run: Run) -> Progress:
         )
     if verdict.state is RolloutState.COMPLETED:
         state.phase = Phase.VERIFYING
+        state.rollout_completed_at = run.now()
         return Progress.finished()
     if verdict.state is RolloutState.FAILED:
         state.ecs_rolled_back = verdict.ecs_rolled_back
@@ -80,7 +82,7 @@ def update_and_follow(run: Run) -> Progress:
     if verdict.state is RolloutState.REPLACED:
         state.fail("rollout_failed", verdict.reason, Trigger.ERROR)
         return Progress.finished()
-    return Progress.wait(run.poll_seconds)
+    return Progress.wait(run.next_poll(changed))
 
 
 def revert_service(run: Run) -> Progress:
@@ -123,7 +125,7 @@ def _start_update(run: Run) -> Progress:
     run.save()  # the phase is durable before the call that needs undoing
     _update_service(run, state.task_definition_arn)
     run.emit("service_updated", task_definition_arn=state.task_definition_arn)
-    return Progress.wait(run.poll_seconds)
+    return Progress.wait(run.next_poll(True))
 
 
 def _update_service(run: Run, task_definition_arn: str) -> None:

@@ -54,6 +54,12 @@ def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
     return payload
 
 
+def _rollout_seconds(state: PipelineState) -> float | None:
+    if state.update_requested_at is None or state.rollout_completed_at is None:
+        return None
+    return round((state.rollout_completed_at - state.update_requested_at).total_seconds(), 3)
+
+
 def _note_release(rt: Runtime, state: PipelineState) -> None:
     """Record the good release and deregister our old revisions that nothing needs any more."""
     assert state.task_definition_arn is not None
@@ -66,6 +72,7 @@ def _note_release(rt: Runtime, state: PipelineState) -> None:
             "task_definition_arn": state.task_definition_arn,
             "image_uri": state.image_uri,
             "finished_at": (state.finished_at or rt.now()).isoformat(),
+            "rollout_seconds": _rollout_seconds(state),
         },
     )
     family = family_of(state.task_definition_arn)

@@ -16,6 +16,7 @@ from celery import Task, shared_task
 
 from deploy_agent.core.errors import DeployError
 from deploy_agent.core.outcome import Trigger
+from deploy_agent.core.polling import PollPolicy
 from deploy_agent.core.state import PipelineState
 from deploy_agent.strategies import Progress, Run, strategy_for, traffic
 from deploy_agent.tasks import finish, metrics, steps
@@ -49,6 +50,11 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
         extras={
             "save": save,
             "rollback_timeout": rt.settings.rollback_timeout_seconds,
+            "poll_policy": PollPolicy(
+                fast=rt.settings.poll_fast_seconds,
+                slow=rt.settings.poll_interval_seconds,
+                budget=rt.settings.poll_budget,
+            ),
             "settle": lambda: time.sleep(rt.settings.zero_downtime_settle_seconds),
             "on_zero_downtime": lambda report: metrics.ZERO_DOWNTIME.labels(
                 "failed" if report.failures else "ok"

@@ -15,6 +15,7 @@ from deploy_agent.adapters.ecr import registry_for_push
 from deploy_agent.core.errors import RequestRejected
 from deploy_agent.core.health import Probe, assess_health
 from deploy_agent.core.outcome import Failure, Phase, Trigger, decide_outcome
+from deploy_agent.core.polling import expected_duration
 from deploy_agent.core.state import PipelineState, ProbeState
 from deploy_agent.core.taskdef import default_log_configuration, plan_from_spec, plan_task_definition
 from deploy_agent.models import DeploymentResult, DeployToECSTask
@@ -150,8 +151,15 @@ def register(rt: Runtime, run: Run) -> Progress:
     kwargs["tags"] = [*tags, {"key": DEPLOYMENT_TAG, "value": state.deployment_id}]
     registered = ecs.register_task_definition(kwargs)
     state.task_definition_arn = str(registered["taskDefinitionArn"])
-    ReleaseLedger(rt.redis, rt.settings.keep_releases).remember_registered(
-        str(registered["family"]), state.task_definition_arn
+    ledger = ReleaseLedger(rt.redis, rt.settings.keep_releases)
+    ledger.remember_registered(str(registered["family"]), state.task_definition_arn)
+    # How long this service's recent rollouts took: the deploy stage aims its first look there.
+    state.expected_rollout_seconds = expected_duration(
+        [
+            float(r["rollout_seconds"])
+            for r in ledger.releases(state.cluster, state.service)
+            if r.get("rollout_seconds")
+        ]
     )
     state.phase = Phase.REGISTERED
     run.emit(

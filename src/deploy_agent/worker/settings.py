@@ -27,7 +27,15 @@ class Settings(BaseSettings):
         description="Push to this registry host instead of ECR's registry host (the sandbox registry, "
         "e.g. 127.0.0.1:5000). Task definitions still name the ECR host.",
     )
-    poll_interval_seconds: float = Field(5.0, gt=0, description="How often a waiting stage checks AWS.")
+    poll_interval_seconds: float = Field(
+        5.0, gt=0, description="Longest wait between two looks at ECS while nothing moves (the slow poll)."
+    )
+    poll_fast_seconds: float = Field(
+        0.5, gt=0, description="Wait between looks right after something changed (the fast poll)."
+    )
+    poll_budget: int = Field(
+        600, gt=0, description="Looks at ECS one deployment may make before slowing down."
+    )
     health_interval_default_seconds: float = Field(
         5.0, gt=0, description="Default interval between health checks when the message gives none."
     )

@@ -1,0 +1,60 @@
+"""When to look at ECS again: quick just after a change, slower while nothing moves.
+
+A rollout's observable changes come in bursts (tasks start, targets turn healthy, old tasks drain,
+then COMPLETED), separated by quiet stretches (image pulls, start-up, health-check grace). Polling
+fast right after a change catches the burst's end with little delay; backing off while nothing moves
+spends few calls; and when earlier rollouts of the same service say how long they take, the first
+look is aimed just before that moment. A budget caps the calls one deployment may spend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """Seconds between looks: ``fast`` right after a change, growing to ``slow`` while quiet."""
+
+    fast: float = 0.5
+    slow: float = 5.0
+    #: a change less than this long ago keeps polling fast
+    burst_window: float = 2.0
+    growth: float = 2.0
+    #: most describe calls one deployment may make; past it, poll at 4x ``slow``
+    budget: int = 600
+
+
+def plan_next_poll(
+    policy: PollPolicy,
+    elapsed: float,
+    since_change: float,
+    quiet_polls: int,
+    calls: int,
+    expected: float | None = None,
+) -> float:
+    """Return the seconds to wait before the next look.
+
+    ``elapsed``: since UpdateService; ``since_change``: since the last observed change of counts or
+    state; ``quiet_polls``: looks in a row that saw no change; ``calls``: looks made so far;
+    ``expected``: how long earlier rollouts of this service took (None when unknown).
+    """
+    fast = min(policy.fast, policy.slow)
+    if calls >= policy.budget:
+        return policy.slow * 4
+    if since_change < policy.burst_window:
+        return fast
+    if expected is not None and elapsed < expected - fast:
+        # Aim just before the expected end, but never sleep longer than ``slow``: a failure can come early.
+        return max(fast, min(policy.slow, expected - fast - elapsed))
+    return min(policy.slow, fast * policy.growth ** max(0, quiet_polls))
+
+
+def expected_duration(history: Sequence[float]) -> float | None:
+    """Return the median of earlier rollout durations (None without history)."""
+    values = sorted(v for v in history if v > 0)
+    if not values:
+        return None
+    middle = len(values) // 2
+    return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
