@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import docker
-import pytest
 import requests
 
 from deploy_agent.sandbox import EcsScheduler, Sandbox, provision_service, wait_for_rollout
@@ -36,7 +35,7 @@ def _knobs(sandbox: Sandbox, start_delay: float, virtual: bool = False) -> Itera
 
 
 def _deploy_revision(sandbox: Sandbox, image: str) -> str:
-    """Register a revision of the service's task definition with ``image``, update to it; return its ECS id."""
+    """Register a revision of the task definition with ``image``, update to it; return its ECS id."""
     ecs = sandbox.client("ecs")
     current = ecs.describe_task_definition(taskDefinition=SERVICE)["taskDefinition"]
     kept = ("family", "networkMode", "requiresCompatibilities", "cpu", "memory")
@@ -61,7 +60,9 @@ def _tasks(sandbox: Sandbox, desired: str = "RUNNING") -> list[dict[str, Any]]:
 class TestKnobWiring:
     def test_scheduler_takes_the_knobs_sandbox_start_passes(self, docker_client: docker.DockerClient) -> None:
         """EcsScheduler(task_start_delay_seconds=, virtual_tasks=) hands both to its task runner."""
-        scheduler = EcsScheduler(docker_client, "127.0.0.1:5000", task_start_delay_seconds=2.5, virtual_tasks=True)
+        scheduler = EcsScheduler(
+            docker_client, "127.0.0.1:5000", task_start_delay_seconds=2.5, virtual_tasks=True
+        )
         try:
             assert scheduler.tasks.timing.start_delay_seconds == 2.5
             assert scheduler.tasks.virtual is True
@@ -92,7 +93,7 @@ class TestVirtualTasks:
     def test_virtual_service_is_running_and_healthy_without_containers(
         self, sandbox: Sandbox, docker_client: docker.DockerClient
     ) -> None:
-        """Virtual tasks of a never-pulled image are RUNNING, HEALTHY, healthy targets, and no container runs."""
+        """Virtual tasks of an unpullable image are RUNNING, HEALTHY, healthy targets; no container runs."""
         with _knobs(sandbox, start_delay=0.3, virtual=True):
             provisioned = provision_service(
                 sandbox, CLUSTER, SERVICE, NO_IMAGE, desired_count=3, timeout_seconds=30
@@ -160,17 +161,8 @@ class TestRolloutLog:
         self, sandbox: Sandbox, web_image: Callable[..., str]
     ) -> None:
         """A crashing release is logged FAILED, followed by the rollback deployment's IN_PROGRESS."""
+        # provision_service turns the circuit breaker on, with rollback.
         provision_service(sandbox, CLUSTER, SERVICE, web_image("v1"), desired_count=2, timeout_seconds=30)
-        ecs = sandbox.client("ecs")
-        ecs.update_service(
-            cluster=CLUSTER,
-            service=SERVICE,
-            deploymentConfiguration={
-                "maximumPercent": 200,
-                "minimumHealthyPercent": 100,
-                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-            },
-        )
         bad_id = _deploy_revision(sandbox, web_image("v2", "crash"))
         deadline = time.monotonic() + 30
         while "FAILED" not in _transitions(sandbox, bad_id) and time.monotonic() < deadline:
@@ -185,9 +177,3 @@ class TestRolloutLog:
         entries = log.entries()
         entries.append(None)  # type: ignore[arg-type]
         assert log.entries() == []
-
-
-@pytest.fixture(autouse=True)
-def _no_leftover_knobs(sandbox: Sandbox) -> Iterator[None]:
-    yield
-    assert sandbox.scheduler.tasks.virtual is False

@@ -80,6 +80,8 @@ class Rollout:
                     service, primary, "IN_PROGRESS", f"ECS deployment {primary['id']} in progress."
                 )
                 service.deployments = [primary, old, *deployments[1:]]
+            elif memory.primary_id is None and primary["rolloutState"] == "IN_PROGRESS":
+                self.log.record(service, primary)  # CreateService's own deployment, first seen now
         memory.primary_id = service.deployments[0]["id"]
 
     def reconcile(

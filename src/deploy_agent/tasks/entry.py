@@ -163,6 +163,7 @@ def _accept_and_run(
     line.leave(deployment_id)
     recorded.chain_started = True
     store.save(deployment_id, recorded.model_dump(mode="json"))
+    rt.services(recorded.region).track(recorded.cluster, recorded.service)
     record_event(rt, recorded, "started", strategy=recorded.strategy, stages=stages)
     signatures = [
         current_app.signature(f"deploy_agent.stage.{name}", args=(deployment_id,), immutable=True)

@@ -35,6 +35,7 @@ def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
     store.save(deployment_id, state.model_dump(mode="json"))
     rt.lock(state.cluster, state.service).release(deployment_id)
     WaitingLine(rt.redis, state.cluster, state.service).leave(deployment_id)
+    rt.services(state.region).untrack(state.cluster, state.service)
     record_event(
         rt,
         state,

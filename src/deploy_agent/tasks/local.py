@@ -61,6 +61,7 @@ def run_locally(
         flush()
         sleep(rt.settings.lock_wait_seconds)
     stages = strategy_for(state.strategy).stages()
+    rt.services(state.region).track(state.cluster, state.service)
     record_event(rt, state, "started", strategy=state.strategy, stages=stages)
     for stage in stages:
         while True:

@@ -28,6 +28,7 @@ from deploy_agent.adapters.traffic_probe import TrafficProbe
 from deploy_agent.adapters.webhook import WebhookSender
 from deploy_agent.core.state import utcnow
 from deploy_agent.tasks import metrics
+from deploy_agent.tasks.service_reader import BatchedServiceReader
 from deploy_agent.tasks.store import DeploymentStore, ServiceLock
 from deploy_agent.worker.settings import Settings
 
@@ -69,6 +70,10 @@ class Runtime:
 
     def ecs(self, region: str) -> EcsApi:
         return EcsApi(self.aws(region))
+
+    def services(self, region: str) -> BatchedServiceReader:
+        """ECS as the strategies see it: batched, briefly cached DescribeServices."""
+        return BatchedServiceReader(self.ecs(region), self.redis, region, self.settings.poll_fast_seconds)
 
     def ecr(self, region: str) -> EcrRegistry:
         return EcrRegistry(self.aws(region))

@@ -43,7 +43,7 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
 
     return Run(
         state=state,
-        ecs=rt.ecs(state.region),
+        ecs=rt.services(state.region),
         now=rt.now,
         emit=emit,
         poll_seconds=rt.settings.poll_interval_seconds,

@@ -1,0 +1,351 @@
+"""What the benchmark scripts share: a sandbox + a private Redis + one worker process, and measuring.
+
+API (kept small on purpose; ``bench/concurrency.py`` shows it in use)::
+
+    with open_stack(workdir, concurrency=2, poll_interval_seconds=1.0, worker_env={...},
+                    task_start_delay_seconds=2.0, virtual_tasks=True) as stack:
+        names = provision_many(stack.sandbox, "bench", 50, IMAGE, desired_count=1, virtual=True)
+        before = stack.sandbox.moto.api_calls()
+        result = stack.publisher.send_task("deploy_agent.deploy", kwargs={"request": {...}})
+        ...
+        calls = calls_since(stack.sandbox, before)  # Counter[(service, action)]
+        peak = stack.rss.peak_mb()                  # the worker's process tree
+
+- ``open_stack``: a ``Sandbox`` (``**knobs`` go to ``EcsScheduler``: ``task_start_delay_seconds``,
+  ``virtual_tasks``, ...), a private ``redis-server`` on a free loopback port (databases 0, 1, 2:
+  every one of the shared Redis's 16 databases is already taken by a test or the demo), one
+  ``WorkerProcess`` (``deploy-agent worker -c N``) and a publisher Celery app; ``Stack.restart_worker``
+  gives a fresh worker (and a fresh RSS peak) between runs.
+- ``provision_many``: N COMPLETED services in one cluster, on one VPC/ALB per cluster.
+- ``median`` / ``percentile``; ``tree_rss_mb`` (VmRSS of a process and all its descendants, from
+  /proc) and ``RssSampler`` (its peak, sampled in a thread); ``calls_since`` (AWS calls answered by
+  the sandbox's moto server since a snapshot, from any process).
+
+Run scripts from the repository root with the sandbox environment (``source .sandbox/env``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from deploy_agent.sandbox import Sandbox
+from deploy_agent.sandbox.redis_server import LocalRedis
+from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
+from deploy_agent.worker.app import create_app
+from deploy_agent.worker.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+BROKER_DB, RESULT_DB, STATE_DB = 0, 1, 2  # databases of the benchmark's own redis-server
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """Return the p-th percentile (0-100) of ``values``, linearly interpolated; NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * p / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def median(values: Sequence[float]) -> float:
+    """Return the median of ``values``; NaN when empty."""
+    return percentile(values, 50)
+
+
+# ---------------------------------------------------------------- memory
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def _rss_kb(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0  # gone, or a zombie
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Return the resident memory (VmRSS, MB) of ``pid`` plus every descendant (shared pages counted
+    once per process, as ``ps`` does)."""
+    total, todo, seen = 0, [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        total += _rss_kb(current)
+        todo += _children(current)
+    return total / 1024
+
+
+class RssSampler:
+    """Samples ``tree_rss_mb(pid)`` every ``interval_seconds`` in a daemon thread; keeps the peak."""
+
+    def __init__(self, pid: int, interval_seconds: float = 0.2) -> None:
+        self.pid = pid
+        self.interval_seconds = interval_seconds
+        self._peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            self._peak = max(self._peak, tree_rss_mb(self.pid))
+            if self._stop.wait(self.interval_seconds):
+                return
+
+    def peak_mb(self) -> float:
+        """Return the highest process-tree RSS seen so far (MB)."""
+        return max(self._peak, tree_rss_mb(self.pid))
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------- AWS calls
+
+
+def calls_since(sandbox: Sandbox, before: dict[tuple[str, str], int]) -> Counter[tuple[str, str]]:
+    """Return the AWS calls the sandbox answered since ``before = sandbox.moto.api_calls()``."""
+    now = Counter(sandbox.moto.api_calls())
+    now.subtract(before)
+    return Counter({key: count for key, count in now.items() if count > 0})
+
+
+# ---------------------------------------------------------------- the stack
+
+
+@dataclass
+class Stack:
+    """A running sandbox, a private Redis, one worker process (``worker``) and a publisher app."""
+
+    sandbox: Sandbox
+    redis: LocalRedis
+    config: StackConfig
+    publisher: Celery
+    workdir: Path
+    concurrency: int
+    worker: WorkerProcess | None = None
+    rss: RssSampler | None = None
+    _runs: int = field(default=0, repr=False)
+
+    def restart_worker(self) -> WorkerProcess:
+        """Stop the current worker (if any), empty Redis and start a fresh one; return it."""
+        self.stop_worker()
+        for db in (BROKER_DB, RESULT_DB, STATE_DB):
+            self.redis.client(db).flushdb()
+        self._runs += 1
+        name = f"bench{self._runs}"
+        self.worker = WorkerProcess(
+            self.config, self.workdir / f"{name}.log", concurrency=self.concurrency, name=name
+        ).start(timeout=120)
+        assert self.worker.pid is not None
+        self.rss = RssSampler(self.worker.pid)
+        return self.worker
+
+    def stop_worker(self) -> None:
+        """Stop the worker and its RSS sampler."""
+        if self.rss is not None:
+            self.rss.stop()
+            self.rss = None
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+
+@contextlib.contextmanager
+def open_stack(
+    workdir: Path | None = None,
+    concurrency: int = 2,
+    poll_interval_seconds: float = 1.0,
+    worker_env: dict[str, str] | None = None,
+    start_worker: bool = True,
+    **knobs: Any,
+) -> Iterator[Stack]:
+    """Start sandbox (``knobs`` -> EcsScheduler), Redis and a worker; yield the Stack; stop them all.
+
+    ``worker_env`` overrides the worker's environment (``DEPLOY_AGENT_*``, ``AWS_MAX_ATTEMPTS``...).
+    Without ``workdir`` a temporary directory is used and removed afterwards (logs included).
+    """
+    own = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="deploy-agent-bench-")) if workdir is None else workdir
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("AWS_MAX_ATTEMPTS", "1")  # this process's boto3 clients: fail fast
+    sandbox = Sandbox.start(root / "sandbox", registry_port=0, **knobs)
+    redis_server = LocalRedis(root=root / "redis", persistent=False).start()
+    stack: Stack | None = None
+    try:
+        config = StackConfig(
+            aws_endpoint_url=sandbox.aws_endpoint_url,
+            registry_host=sandbox.registry_host,
+            build_root=EXAMPLES,
+            redis_url=redis_server.url,
+            broker_db=BROKER_DB,
+            result_db=RESULT_DB,
+            state_db=STATE_DB,
+            poll_interval_seconds=poll_interval_seconds,
+            extra_env=dict(worker_env or {}),
+        )
+        publisher = create_app(
+            Settings(
+                broker_url=f"{redis_server.url}/{BROKER_DB}", result_backend=f"{redis_server.url}/{RESULT_DB}"
+            ),
+            set_as_current=False,
+        )
+        stack = Stack(sandbox, redis_server, config, publisher, root, concurrency)
+        if start_worker:
+            stack.restart_worker()
+        yield stack
+    finally:
+        if stack is not None:
+            stack.stop_worker()
+        redis_server.stop()
+        sandbox.stop()
+        if own:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- services
+
+
+def provision_many(
+    sandbox: Sandbox,
+    cluster: str,
+    count: int,
+    image: str,
+    desired_count: int = 1,
+    virtual: bool = True,
+    prefix: str = "svc",
+    timeout_seconds: float = 300.0,
+) -> list[str]:
+    """Return the names of ``count`` new services ``{prefix}-{i}`` in ``cluster``, once all are COMPLETED.
+
+    One VPC, ALB and listener per call (the listener forwards to the first service's target group);
+    each service gets its own target group, task definition family and circuit breaker with rollback.
+    ``virtual`` must match the sandbox's ``virtual_tasks`` knob: it only decides whether the image
+    has to exist (with real tasks it is pulled from the sandbox registry).
+    """
+    if virtual != sandbox.scheduler.tasks.virtual:
+        running = sandbox.scheduler.tasks.virtual
+        raise ValueError(f"virtual={virtual} but the sandbox runs virtual_tasks={running}")
+    ec2, ecs, elbv2 = sandbox.client("ec2"), sandbox.client("ecs"), sandbox.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{sandbox.region}{zone}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, zone in ((1, "a"), (2, "b"))
+    ]
+    group = ec2.create_security_group(GroupName=f"{cluster}-sg", Description=cluster, VpcId=vpc)["GroupId"]
+    ecs.create_cluster(clusterName=cluster)
+    balancer = elbv2.create_load_balancer(
+        Name=f"{cluster}-alb"[:32],
+        Subnets=subnets,
+        SecurityGroups=[group],
+        Type="application",
+        Scheme="internal",
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+    names = [f"{prefix}-{i}" for i in range(count)]
+    for index, name in enumerate(names):
+        target_group = elbv2.create_target_group(
+            Name=f"{cluster}-{name}"[:32],
+            Protocol="HTTP",
+            Port=8080,
+            VpcId=vpc,
+            TargetType="ip",
+            HealthCheckPath="/health",
+            Matcher={"HttpCode": "200"},
+        )["TargetGroups"][0]["TargetGroupArn"]
+        if index == 0:
+            elbv2.create_listener(
+                LoadBalancerArn=balancer,
+                Protocol="HTTP",
+                Port=80,
+                DefaultActions=[{"Type": "forward", "TargetGroupArn": target_group}],
+            )
+        task_definition = ecs.register_task_definition(
+            family=f"{cluster}-{name}",
+            networkMode="awsvpc",
+            requiresCompatibilities=["FARGATE"],
+            cpu="256",
+            memory="512",
+            containerDefinitions=[
+                {
+                    "name": "app",
+                    "image": image,
+                    "essential": True,
+                    "memory": 512,  # moto: tasks need container-level memory
+                    "portMappings": [{"containerPort": 8080, "protocol": "tcp"}],
+                }
+            ],
+        )["taskDefinition"]["taskDefinitionArn"]
+        ecs.create_service(
+            cluster=cluster,
+            serviceName=name,
+            taskDefinition=task_definition,
+            desiredCount=desired_count,
+            launchType="FARGATE",
+            loadBalancers=[{"targetGroupArn": target_group, "containerName": "app", "containerPort": 8080}],
+            networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [group]}},
+        )
+        # moto drops deploymentConfiguration on create_service; update_service keeps it.
+        ecs.update_service(
+            cluster=cluster,
+            service=name,
+            deploymentConfiguration={
+                "maximumPercent": 200,
+                "minimumHealthyPercent": 100,
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            },
+        )
+    wait_until_settled(sandbox, cluster, names, timeout_seconds)
+    return names
+
+
+def wait_until_settled(sandbox: Sandbox, cluster: str, names: Sequence[str], timeout_seconds: float) -> None:
+    """Return once every named service has one deployment, COMPLETED; raise TimeoutError otherwise."""
+    ecs = sandbox.client("ecs")
+    waiting = list(names)
+    deadline = time.monotonic() + timeout_seconds
+    while waiting:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(waiting)} services of {cluster} not COMPLETED, e.g. {waiting[:3]}")
+        still: list[str] = []
+        for start in range(0, len(waiting), 10):  # DescribeServices takes at most 10 services
+            batch = waiting[start : start + 10]
+            for service in ecs.describe_services(cluster=cluster, services=batch)["services"]:
+                deployments = service["deployments"]
+                if len(deployments) != 1 or deployments[0]["rolloutState"] != "COMPLETED":
+                    still.append(service["serviceName"])
+        waiting = still
+        if waiting:
+            time.sleep(0.2)

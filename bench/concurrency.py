@@ -1,0 +1,225 @@
+"""How one worker host carries N concurrent rolling deployments: time, overhead, AWS calls, memory.
+
+For each N in ``--counts``: N services are provisioned in the sandbox with *virtual* tasks (no
+container; a task is RUNNING ``--start-delay`` seconds after ECS creates it and healthy at once),
+desired count 1. A fresh ``deploy-agent worker -c CONCURRENCY`` starts on a private Redis, then N
+``DeployToECSTask`` messages for N distinct services are published at once (``image.uri``: no build,
+no push; no health-check URL) and every result is awaited. Printed per N:
+
+- wall: first publish -> last result received; throughput = N / wall (deployments per second);
+- ECS time (the sandbox scheduler's own time) of one deployment: from the moment the sandbox
+  creates our PRIMARY deployment inside the worker's UpdateService call (rollout log: IN_PROGRESS)
+  to the moment it sets rolloutState COMPLETED (rollout log: COMPLETED). It is what ECS itself takes
+  (the start delay, plus up to one scheduler tick, plus scheduler lag under load);
+- overhead = (result.finished_at - result.started_at) - ECS time: everything the worker adds to a
+  deployment it has started (validation, DescribeServices/RegisterTaskDefinition, waiting for its
+  next poll, state in Redis, finalising). Queueing before ``started_at`` is not in it; ``e2e`` is
+  publish -> finished_at and includes it;
+- detect: the deploy stage's ``finished_at`` - COMPLETED time (how late the worker notices; bounded
+  by ``--poll-interval`` when nothing is saturated);
+- AWS calls answered by the sandbox (every call the worker made) per second of wall and per
+  deployment, and the most frequent ones;
+- peak RSS of the worker's process tree (main process + prefork children, VmRSS from /proc, sampled
+  every 0.2 s) and its RSS when idle before the run;
+- the sandbox's DescribeServices latency seen by this script during the run (a probe every 0.5 s):
+  when it climbs, moto (one Python process, ~350 DescribeServices/s here) is the bottleneck, not
+  the worker.
+
+Every deployment must end ``succeeded``; failures are listed and make the exit code 1.
+Run from the repository root: ``source .sandbox/env && python bench/concurrency.py --counts 10,50,200``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from common import Stack, calls_since, median, open_stack, percentile, provision_many
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench"
+MOTO_DESCRIBE_CEILING = 350.0  # DescribeServices/s moto answers on this kind of machine
+
+
+@dataclass
+class RunReport:
+    """What one N gave."""
+
+    count: int
+    wall: float
+    overheads: list[float]
+    e2e: list[float]
+    ecs_times: list[float]
+    detects: list[float]
+    calls: Counter[tuple[str, str]]
+    idle_rss_mb: float
+    peak_rss_mb: float
+    probe_ms: list[float]
+    failures: list[str]
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+class DescribeProbe:
+    """Times one DescribeServices every ``interval`` seconds in a thread (the sandbox's responsiveness)."""
+
+    def __init__(self, stack: Stack, cluster: str, service: str, interval: float = 0.5) -> None:
+        self._ecs = stack.sandbox.client("ecs")
+        self._cluster, self._service, self._interval = cluster, service, interval
+        self.latencies_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            started = time.perf_counter()
+            self._ecs.describe_services(cluster=self._cluster, services=[self._service])
+            self.latencies_ms.append((time.perf_counter() - started) * 1000)
+
+    def stop(self) -> list[float]:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return self.latencies_ms
+
+
+def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
+    """Provision ``count`` services, publish one deployment each at once, await all; return the numbers."""
+    cluster = f"conc-{count}"
+    names = provision_many(stack.sandbox, cluster, count, f"{IMAGE}:v1", desired_count=1, virtual=True)
+    stack.restart_worker()
+    assert stack.rss is not None
+    time.sleep(1.0)  # let the prefork children settle before the idle reading
+    idle = stack.rss.peak_mb()
+    probe = DescribeProbe(stack, cluster, names[0])
+    before = stack.sandbox.moto.api_calls()
+    published = time.time()
+    pending = [
+        stack.publisher.send_task(
+            "deploy_agent.deploy",
+            kwargs={
+                "request": {
+                    "deployment_id": f"{cluster}-{name}-{int(published)}",
+                    "cluster_name": cluster,
+                    "service_name": name,
+                    "image": {"uri": f"{IMAGE}:v2"},
+                    "timeout_seconds": int(timeout),
+                }
+            },
+        )
+        for name in names
+    ]
+    results: list[dict[str, Any]] = [p.get(timeout=timeout) for p in pending]
+    wall = time.time() - published
+    latencies = probe.stop()
+    calls = calls_since(stack.sandbox, before)
+    # The probe's own calls are not the worker's.
+    calls[("ecs", "DescribeServices")] -= len(latencies)
+    peak = stack.rss.peak_mb()
+    stack.stop_worker()
+
+    log = [e for e in stack.sandbox.scheduler.rollout_log() if e.cluster == cluster and e.at >= published]
+    created = {e.service: e.at for e in log if e.state == "IN_PROGRESS"}
+    completed = {e.service: e.at for e in log if e.state == "COMPLETED"}
+    report = RunReport(count, wall, [], [], [], [], calls, idle, peak, latencies, [])
+    for name, result in zip(names, results, strict=True):
+        if result["outcome"] != "succeeded":
+            report.failures.append(f"{name}: {result['outcome']} {result.get('error')}")
+            continue
+        if name not in created or name not in completed:
+            report.failures.append(f"{name}: no IN_PROGRESS/COMPLETED in the rollout log")
+            continue
+        ecs_time = completed[name] - created[name]
+        took = _epoch(result["finished_at"]) - _epoch(result["started_at"])
+        deploy = next(s for s in result["stages"] if s["name"] == "deploy")
+        report.ecs_times.append(ecs_time)
+        report.overheads.append(took - ecs_time)
+        report.e2e.append(_epoch(result["finished_at"]) - published)
+        report.detects.append(_epoch(deploy["finished_at"]) - completed[name])
+    return report
+
+
+def _row(report: RunReport) -> str:
+    total = sum(report.calls.values())
+    return (
+        f"{report.count:>5} {report.wall:>7.1f} {report.count / report.wall:>7.2f} "
+        f"{median(report.ecs_times):>6.2f} "
+        f"{median(report.overheads):>6.2f} {percentile(report.overheads, 95):>6.2f} "
+        f"{median(report.detects):>6.2f} {percentile(report.detects, 95):>6.2f} "
+        f"{median(report.e2e):>6.1f} {percentile(report.e2e, 95):>6.1f} "
+        f"{total / report.wall:>7.1f} {total / report.count:>7.1f} "
+        f"{report.idle_rss_mb:>6.0f} {report.peak_rss_mb:>6.0f} "
+        f"{median(report.probe_ms):>6.0f} {percentile(report.probe_ms, 95):>6.0f} "
+        f"{report.count - len(report.failures):>4}/{report.count}"
+    )
+
+
+HEADER = (
+    "    N  wall s  dep/s  ecs s  ovh50  ovh95  det50  det95  e2e50  e2e95  calls/s  calls/d "
+    "idleMB peakMB  dsc50  dsc95   ok\n"
+    "                     (p50)  (s)    (s)    (s)    (s)    (s)    (s)                    "
+    "                (ms)   (ms)"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--counts", default="10,50,200", help="comma-separated numbers of deployments")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes (-c), default 2")
+    parser.add_argument("--start-delay", type=float, default=2.0, help="seconds a task takes to be RUNNING")
+    parser.add_argument("--poll-interval", type=float, default=1.0, help="worker's poll interval (s)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each result")
+    args = parser.parse_args(argv)
+    counts = [int(c) for c in args.counts.split(",") if c.strip()]
+
+    print(
+        f"one worker host: -c {args.concurrency}, poll {args.poll_interval:g} s; virtual tasks, "
+        f"desired 1, start delay {args.start_delay:g} s; rolling, no health URL",
+        flush=True,
+    )
+    reports: list[RunReport] = []
+    with open_stack(
+        concurrency=args.concurrency,
+        poll_interval_seconds=args.poll_interval,
+        start_worker=False,
+        task_start_delay_seconds=args.start_delay,
+        virtual_tasks=True,
+    ) as stack:
+        for count in counts:
+            print(f"... N={count}", file=sys.stderr, flush=True)
+            reports.append(run_once(stack, count, args.timeout))
+
+    print(HEADER)
+    for report in reports:
+        print(_row(report))
+    print()
+    for report in reports:
+        top = ", ".join(f"{action} {n}" for (_, action), n in report.calls.most_common(4))
+        print(f"N={report.count}: calls {sum(report.calls.values())} ({top})")
+    failed = False
+    for report in reports:
+        for failure in report.failures:
+            failed = True
+            print(f"FAILED N={report.count}: {failure}")
+        describe_rate = report.calls[("ecs", "DescribeServices")] / report.wall
+        slow = median(report.probe_ms) > 50 or describe_rate > 0.7 * MOTO_DESCRIBE_CEILING
+        if slow:
+            print(
+                f"N={report.count}: the sandbox is the bottleneck: {describe_rate:.0f} DescribeServices/s "
+                f"(moto ~{MOTO_DESCRIBE_CEILING:.0f}/s), "
+                f"DescribeServices p50 {median(report.probe_ms):.0f} ms"
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
