@@ -6,20 +6,21 @@ API (kept small on purpose; ``bench/concurrency.py`` shows it in use)::
                     task_start_delay_seconds=2.0, virtual_tasks=True) as stack:
         names = provision_many(stack.sandbox, "bench", 50, IMAGE, desired_count=1, virtual=True)
         before = stack.sandbox.moto.api_calls()
-        result = stack.publisher.send_task("deploy_agent.deploy", kwargs={"request": {...}})
-        ...
+        task_id = stack.publish({"cluster_name": "bench", "service_name": names[0], "image": {...}})
+        results = stack.await_results([task_id], timeout_seconds=300)  # {task id: DeploymentResult}
         calls = calls_since(stack.sandbox, before)  # Counter[(service, action)]
         peak = stack.rss.peak_mb()                  # the worker's process tree
 
 - ``open_stack``: a ``Sandbox`` (``**knobs`` go to ``EcsScheduler``: ``task_start_delay_seconds``,
   ``virtual_tasks``, ...), a private ``redis-server`` on a free loopback port (databases 0, 1, 2:
   every one of the shared Redis's 16 databases is already taken by a test or the demo), one
-  ``WorkerProcess`` (``deploy-agent worker -c N``) and a publisher Celery app; ``Stack.restart_worker``
-  gives a fresh worker (and a fresh RSS peak) between runs.
+  ``WorkerProcess`` (``deploy-agent worker -c N``, soft shutdown off so it stops at once) and a
+  publisher Celery app (``Stack.publisher``; ``Stack.publish`` + ``Stack.await_results`` send and
+  collect results); ``Stack.restart_worker`` gives a fresh worker (and a fresh RSS peak) between runs.
 - ``provision_many``: N COMPLETED services in one cluster, on one VPC/ALB per cluster.
 - ``median`` / ``percentile``; ``tree_rss_mb`` (VmRSS of a process and all its descendants, from
-  /proc) and ``RssSampler`` (its peak, sampled in a thread); ``calls_since`` (AWS calls answered by
-  the sandbox's moto server since a snapshot, from any process).
+  /proc), ``RssSampler`` (its peak, sampled in a thread), ``tree_cpu_seconds``; ``calls_since``
+  (AWS calls answered by the sandbox's moto server since a snapshot, from any process).
 
 Run scripts from the repository root with the sandbox environment (``source .sandbox/env``).
 """
@@ -27,6 +28,7 @@ Run scripts from the repository root with the sandbox environment (``source .san
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -92,15 +94,28 @@ def _rss_kb(pid: int) -> int:
 def tree_rss_mb(pid: int) -> float:
     """Return the resident memory (VmRSS, MB) of ``pid`` plus every descendant (shared pages counted
     once per process, as ``ps`` does)."""
-    total, todo, seen = 0, [pid], set()
+    return sum(_rss_kb(current) for current in _tree(pid)) / 1024
+
+
+def _tree(pid: int) -> list[int]:
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        total += _rss_kb(current)
-        todo += _children(current)
-    return total / 1024
+        if current not in found:
+            found.append(current)
+            todo += _children(current)
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """Return the CPU time (user + system, s) used so far by ``pid`` and its live descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for current in _tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / ticks
 
 
 class RssSampler:
@@ -171,6 +186,41 @@ class Stack:
         self.rss = RssSampler(self.worker.pid)
         return self.worker
 
+    def publish(self, request: dict[str, Any]) -> str:
+        """Publish one ``DeployToECSTask`` (a dict) and return its Celery task id."""
+        return str(self.publisher.send_task("deploy_agent.deploy", kwargs={"request": request}).id)
+
+    def await_results(self, task_ids: Sequence[str], timeout_seconds: float) -> dict[str, dict[str, Any]]:
+        """Return each task's ``DeploymentResult`` by task id, read from the result database.
+
+        Reads ``celery-task-meta-<id>`` directly (MGET every 0.1 s) rather than through
+        ``AsyncResult.get``, whose pub/sub subscriptions outlive the private Redis. Raises
+        TimeoutError when some are missing after ``timeout_seconds``, RuntimeError when a task failed.
+        """
+        results: dict[str, dict[str, Any]] = {}
+        store = self.redis.client(RESULT_DB)
+        deadline = time.monotonic() + timeout_seconds
+        try:
+            while len(results) < len(task_ids):
+                missing = [t for t in task_ids if t not in results]
+                for task_id, raw in zip(
+                    missing, store.mget([f"celery-task-meta-{t}" for t in missing]), strict=True
+                ):
+                    if raw is None:
+                        continue
+                    meta = json.loads(raw)
+                    if meta["status"] == "SUCCESS":
+                        results[task_id] = meta["result"]
+                    elif meta["status"] in ("FAILURE", "REVOKED"):
+                        raise RuntimeError(f"task {task_id} ended {meta['status']}: {meta.get('result')}")
+                if len(results) < len(task_ids):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{len(task_ids) - len(results)} results missing")
+                    time.sleep(0.1)
+        finally:
+            store.close()
+        return results
+
     def stop_worker(self) -> None:
         """Stop the worker and its RSS sampler."""
         if self.rss is not None:
@@ -203,6 +253,8 @@ def open_stack(
     redis_server = LocalRedis(root=root / "redis", persistent=False).start()
     stack: Stack | None = None
     try:
+        # A benchmark's worker is idle when stopped: no soft-shutdown wait (30 s by default).
+        env = {"DEPLOY_AGENT_SOFT_SHUTDOWN_SECONDS": "0", **(worker_env or {})}
         config = StackConfig(
             aws_endpoint_url=sandbox.aws_endpoint_url,
             registry_host=sandbox.registry_host,
@@ -212,7 +264,7 @@ def open_stack(
             result_db=RESULT_DB,
             state_db=STATE_DB,
             poll_interval_seconds=poll_interval_seconds,
-            extra_env=dict(worker_env or {}),
+            extra_env=env,
         )
         publisher = create_app(
             Settings(

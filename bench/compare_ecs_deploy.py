@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import inspect
 import json
 import os
@@ -45,7 +46,7 @@ CLUSTER, SERVICE, REPOSITORY = "bench", "web", "web"
 ECS_TIMEOUT = 300
 SETTLE_SECONDS = 1.0  # after a verdict, before the call counter is read: late calls are counted too
 TOOLS = ("ecs-deploy", "deploy-agent worker", "deploy-agent run")
-VERDICT_LINE = re.compile(r"^(Deployment|Rollback) |successful|failed due", re.IGNORECASE)
+VERDICT_LINE = re.compile(r"^(Deployment|Rollback) ")  # "Deployment successful", "Deployment Failed! ..."
 
 # Nothing of the caller's may change either tool's defaults or point it elsewhere.
 for _name in list(os.environ):
@@ -232,6 +233,7 @@ class Bench:
         self.state_dir = state_dir
         self._counter = 0
         self._stack: contextlib.ExitStack = contextlib.ExitStack()
+        self._results: list[Any] = []  # AsyncResults, dropped while their Redis still answers
 
     # -- setup
     def __enter__(self) -> Bench:
@@ -250,6 +252,7 @@ class Bench:
         # Every Redis DB number 0-15 of the shared server is used by a test or the demo: a server of our own.
         self.redis = LocalRedis(root=self.state_dir / "redis", persistent=False).start()
         self._stack.callback(self.redis.stop)
+        self._stack.callback(self._drop_results)
         self.box = Sandbox.start(self.state_dir / "sandbox", registry_port=0, **knobs)
         self._stack.callback(self.box.stop)
         self.region = self.box.region
@@ -268,6 +271,10 @@ class Bench:
 
     def __exit__(self, *exc: Any) -> None:
         self._stack.close()
+
+    def _drop_results(self) -> None:
+        self._results.clear()
+        gc.collect()
 
     def build(self, mode: str) -> str:
         """Build examples/web (VERSION=bench, MODE=mode) into the sandbox registry; return the local ref."""
@@ -370,7 +377,7 @@ class Bench:
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=ECS_TIMEOUT + 120)
             run.finished = time.time()
         output = done.stdout + done.stderr
-        (self.state_dir / f"ecs-deploy-{self._counter}.txt").write_text(output)
+        (self.state_dir / f"ecs-deploy-{run.started:.0f}.txt").write_text(output)
         lines = [line.strip().strip(".") for line in output.splitlines() if line.strip()]
         said = next((line for line in reversed(lines) if VERDICT_LINE.search(line)), "")
         run.verdict = "success" if done.returncode == 0 else "not success"
@@ -387,6 +394,7 @@ class Bench:
             result = self.app.send_task("deploy_agent.deploy", kwargs={"request": self._request(image)})
             final: dict[str, Any] = result.get(timeout=900)
             run.finished = time.time()
+            self._results.append(result)
         return self._verdict(run, final)
 
     def cli_run(self, image: str) -> Run:

@@ -23,7 +23,10 @@ no push; no health-check URL) and every result is awaited. Printed per N:
   every 0.2 s) and its RSS when idle before the run;
 - the sandbox's DescribeServices latency seen by this script during the run (a probe every 0.5 s):
   when it climbs, moto (one Python process, ~350 DescribeServices/s here) is the bottleneck, not
-  the worker.
+  the worker;
+- CPU, in cores kept busy over the wall time: ``wCPU`` the worker's process tree, ``sCPU`` this
+  script's process (moto server + ECS scheduler + the publisher). Their sum against the host's cores
+  says whether the machine, the worker or the sandbox limits throughput; a verdict line says which.
 
 Every deployment must end ``succeeded``; failures are listed and make the exit code 1.
 Run from the repository root: ``source .sandbox/env && python bench/concurrency.py --counts 10,50,200``.
@@ -32,15 +35,15 @@ Run from the repository root: ``source .sandbox/env && python bench/concurrency.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
-from common import Stack, calls_since, median, open_stack, percentile, provision_many
+from common import Stack, calls_since, median, open_stack, percentile, provision_many, tree_cpu_seconds
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench"
 MOTO_DESCRIBE_CEILING = 350.0  # DescribeServices/s moto answers on this kind of machine
@@ -60,6 +63,8 @@ class RunReport:
     idle_rss_mb: float
     peak_rss_mb: float
     probe_ms: list[float]
+    worker_cpu: float
+    sandbox_cpu: float
     failures: list[str]
 
 
@@ -99,25 +104,29 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     time.sleep(1.0)  # let the prefork children settle before the idle reading
     idle = stack.rss.peak_mb()
     probe = DescribeProbe(stack, cluster, names[0])
+    assert stack.worker is not None
+    assert stack.worker.pid is not None
+    worker_cpu = tree_cpu_seconds(stack.worker.pid)
+    sandbox_cpu = time.process_time()
     before = stack.sandbox.moto.api_calls()
     published = time.time()
-    pending = [
-        stack.publisher.send_task(
-            "deploy_agent.deploy",
-            kwargs={
-                "request": {
-                    "deployment_id": f"{cluster}-{name}-{int(published)}",
-                    "cluster_name": cluster,
-                    "service_name": name,
-                    "image": {"uri": f"{IMAGE}:v2"},
-                    "timeout_seconds": int(timeout),
-                }
-            },
+    task_ids = [
+        stack.publish(
+            {
+                "deployment_id": f"{cluster}-{name}-{int(published)}",
+                "cluster_name": cluster,
+                "service_name": name,
+                "image": {"uri": f"{IMAGE}:v2"},
+                "timeout_seconds": int(timeout),
+            }
         )
         for name in names
     ]
-    results: list[dict[str, Any]] = [p.get(timeout=timeout) for p in pending]
+    by_id = stack.await_results(task_ids, timeout)
+    results = [by_id[t] for t in task_ids]
     wall = time.time() - published
+    worker_cpu = tree_cpu_seconds(stack.worker.pid) - worker_cpu
+    sandbox_cpu = time.process_time() - sandbox_cpu
     latencies = probe.stop()
     calls = calls_since(stack.sandbox, before)
     # The probe's own calls are not the worker's.
@@ -128,7 +137,9 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     log = [e for e in stack.sandbox.scheduler.rollout_log() if e.cluster == cluster and e.at >= published]
     created = {e.service: e.at for e in log if e.state == "IN_PROGRESS"}
     completed = {e.service: e.at for e in log if e.state == "COMPLETED"}
-    report = RunReport(count, wall, [], [], [], [], calls, idle, peak, latencies, [])
+    report = RunReport(
+        count, wall, [], [], [], [], calls, idle, peak, latencies, worker_cpu, sandbox_cpu, failures=[]
+    )
     for name, result in zip(names, results, strict=True):
         if result["outcome"] != "succeeded":
             report.failures.append(f"{name}: {result['outcome']} {result.get('error')}")
@@ -157,15 +168,16 @@ def _row(report: RunReport) -> str:
         f"{total / report.wall:>7.1f} {total / report.count:>7.1f} "
         f"{report.idle_rss_mb:>6.0f} {report.peak_rss_mb:>6.0f} "
         f"{median(report.probe_ms):>6.0f} {percentile(report.probe_ms, 95):>6.0f} "
+        f"{report.worker_cpu / report.wall:>5.2f} {report.sandbox_cpu / report.wall:>5.2f} "
         f"{report.count - len(report.failures):>4}/{report.count}"
     )
 
 
 HEADER = (
     "    N  wall s  dep/s  ecs s  ovh50  ovh95  det50  det95  e2e50  e2e95  calls/s  calls/d "
-    "idleMB peakMB  dsc50  dsc95   ok\n"
+    "idleMB peakMB  dsc50  dsc95  wCPU  sCPU   ok\n"
     "                     (p50)  (s)    (s)    (s)    (s)    (s)    (s)                    "
-    "                (ms)   (ms)"
+    "                (ms)   (ms)  (cores busy)"
 )
 
 
@@ -211,13 +223,23 @@ def main(argv: list[str] | None = None) -> int:
             failed = True
             print(f"FAILED N={report.count}: {failure}")
         describe_rate = report.calls[("ecs", "DescribeServices")] / report.wall
-        slow = median(report.probe_ms) > 50 or describe_rate > 0.7 * MOTO_DESCRIBE_CEILING
-        if slow:
-            print(
-                f"N={report.count}: the sandbox is the bottleneck: {describe_rate:.0f} DescribeServices/s "
-                f"(moto ~{MOTO_DESCRIBE_CEILING:.0f}/s), "
-                f"DescribeServices p50 {median(report.probe_ms):.0f} ms"
+        worker_busy, sandbox_busy = report.worker_cpu / report.wall, report.sandbox_cpu / report.wall
+        cores = os.cpu_count() or 1
+        if median(report.probe_ms) > 50 or describe_rate > 0.7 * MOTO_DESCRIBE_CEILING:
+            limit = (
+                f"the sandbox (moto): {describe_rate:.0f} DescribeServices/s "
+                f"(ceiling ~{MOTO_DESCRIBE_CEILING:.0f}/s), p50 latency {median(report.probe_ms):.0f} ms"
             )
+        elif worker_busy + sandbox_busy > 0.85 * cores:
+            limit = (
+                f"host CPU: worker {worker_busy:.2f} + sandbox {sandbox_busy:.2f} of {cores} cores busy "
+                f"(the worker's share is {worker_busy / (worker_busy + sandbox_busy):.0%})"
+            )
+        elif worker_busy > 0.85 * args.concurrency:
+            limit = f"the worker's {args.concurrency} processes ({worker_busy:.2f} cores busy)"
+        else:
+            limit = "nothing saturated: the poll interval and ECS's own time set the pace"
+        print(f"N={report.count}: limited by {limit}")
     return 1 if failed else 0
 
 

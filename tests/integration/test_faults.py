@@ -68,7 +68,14 @@ class TestBrokerLoss:
         }
         image = push_app("v2")
         restarts = 0
-        with chaos_stack(stack_config, tmp_path, persistent=True) as stack:
+        # A restart drops the stage retries the worker held; they come back after the visibility
+        # timeout (README, "Reliability"), kept short here so the test is quick.
+        short = {
+            "DEPLOY_AGENT_VISIBILITY_TIMEOUT_SECONDS": "10",
+            "DEPLOY_AGENT_TASK_TIME_LIMIT_SECONDS": "8",
+            "DEPLOY_AGENT_ZERO_DOWNTIME_SETTLE_SECONDS": "0.2",
+        }
+        with chaos_stack(stack_config, tmp_path, short, persistent=True) as stack:
             stack.start_worker("w", concurrency=3)
             messages = {s: _release(provisioned[s], cluster, s, image, healthy_threshold=8) for s in services}
             pending = {s: stack.publish(m) for s, m in messages.items()}
