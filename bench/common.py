@@ -39,7 +39,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery
 
@@ -203,9 +203,8 @@ class Stack:
         try:
             while len(results) < len(task_ids):
                 missing = [t for t in task_ids if t not in results]
-                for task_id, raw in zip(
-                    missing, store.mget([f"celery-task-meta-{t}" for t in missing]), strict=True
-                ):
+                found = cast(list[bytes | None], store.mget([f"celery-task-meta-{t}" for t in missing]))
+                for task_id, raw in zip(missing, found, strict=True):
                     if raw is None:
                         continue
                     meta = json.loads(raw)
@@ -218,7 +217,7 @@ class Stack:
                         raise TimeoutError(f"{len(task_ids) - len(results)} results missing")
                     time.sleep(0.1)
         finally:
-            store.close()
+            store.close()  # type: ignore[no-untyped-call]  # untyped in redis-py
         return results
 
     def stop_worker(self) -> None:

@@ -26,7 +26,10 @@ no push; no health-check URL) and every result is awaited. Printed per N:
   the worker;
 - CPU, in cores kept busy over the wall time: ``wCPU`` the worker's process tree, ``sCPU`` this
   script's process (moto server + ECS scheduler + the publisher). Their sum against the host's cores
-  says whether the machine, the worker or the sandbox limits throughput; a verdict line says which.
+  says whether the machine, the worker or the sandbox limits throughput; a verdict line says which;
+- Celery task runs (entry, stages, each retry of a waiting stage: "received" lines in the worker's
+  log) and Redis commands (broker + results + state, from the private Redis's commandstats; this
+  script's own result polling, 10 MGET/s, is among them).
 
 Every deployment must end ``succeeded``; failures are listed and make the exit code 1.
 Run from the repository root: ``source .sandbox/env && python bench/concurrency.py --counts 10,50,200``.
@@ -42,6 +45,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
 from common import Stack, calls_since, median, open_stack, percentile, provision_many, tree_cpu_seconds
 
@@ -65,6 +69,8 @@ class RunReport:
     probe_ms: list[float]
     worker_cpu: float
     sandbox_cpu: float
+    stage_runs: int
+    redis_commands: int
     failures: list[str]
 
 
@@ -95,6 +101,11 @@ class DescribeProbe:
         return self.latencies_ms
 
 
+def _redis_commands(stack: Stack) -> int:
+    stats = cast(dict[str, dict[str, Any]], stack.redis.client().info("commandstats"))
+    return sum(int(v["calls"]) for v in stats.values())
+
+
 def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     """Provision ``count`` services, publish one deployment each at once, await all; return the numbers."""
     cluster = f"conc-{count}"
@@ -108,6 +119,7 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     assert stack.worker.pid is not None
     worker_cpu = tree_cpu_seconds(stack.worker.pid)
     sandbox_cpu = time.process_time()
+    redis_commands = _redis_commands(stack)
     before = stack.sandbox.moto.api_calls()
     published = time.time()
     task_ids = [
@@ -127,6 +139,9 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     wall = time.time() - published
     worker_cpu = tree_cpu_seconds(stack.worker.pid) - worker_cpu
     sandbox_cpu = time.process_time() - sandbox_cpu
+    redis_commands = _redis_commands(stack) - redis_commands
+    # Every Celery task run (entry, each stage, each retry of a waiting stage) logs "received".
+    stage_runs = stack.worker.log_path.read_text().count("] received")
     latencies = probe.stop()
     calls = calls_since(stack.sandbox, before)
     # The probe's own calls are not the worker's.
@@ -138,8 +153,9 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     created = {e.service: e.at for e in log if e.state == "IN_PROGRESS"}
     completed = {e.service: e.at for e in log if e.state == "COMPLETED"}
     report = RunReport(
-        count, wall, [], [], [], [], calls, idle, peak, latencies, worker_cpu, sandbox_cpu, failures=[]
-    )
+        count, wall, [], [], [], [], calls, idle, peak, latencies, worker_cpu, sandbox_cpu, stage_runs,
+        redis_commands, failures=[],
+    )  # fmt: skip
     for name, result in zip(names, results, strict=True):
         if result["outcome"] != "succeeded":
             report.failures.append(f"{name}: {result['outcome']} {result.get('error')}")
@@ -216,7 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for report in reports:
         top = ", ".join(f"{action} {n}" for (_, action), n in report.calls.most_common(4))
-        print(f"N={report.count}: calls {sum(report.calls.values())} ({top})")
+        print(
+            f"N={report.count}: AWS calls {sum(report.calls.values())} ({top}); "
+            f"Celery task runs {report.stage_runs} ({report.stage_runs / report.count:.1f}/deployment); "
+            f"Redis commands {report.redis_commands} ({report.redis_commands / report.count:.0f}/deployment)"
+        )
     failed = False
     for report in reports:
         for failure in report.failures:
@@ -237,6 +257,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif worker_busy > 0.85 * args.concurrency:
             limit = f"the worker's {args.concurrency} processes ({worker_busy:.2f} cores busy)"
+        elif median(report.overheads) > 2 * args.poll_interval + 1:
+            per_run = 1000 * report.wall * args.concurrency / max(report.stage_runs, 1)
+            limit = (
+                f"the worker's {args.concurrency} processes taking one task run at a time: "
+                f"{per_run:.0f} ms per run per process, mostly waiting on Redis/AWS round trips "
+                f"({worker_busy:.2f} cores busy)"
+            )
         else:
             limit = "nothing saturated: the poll interval and ECS's own time set the pace"
         print(f"N={report.count}: limited by {limit}")

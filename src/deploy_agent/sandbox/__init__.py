@@ -21,6 +21,11 @@ One process runs:
   sending only to healthy, non-draining targets; ``X-Sandbox-Target`` names the target that answered;
 - DeleteService as ECS does it: DRAINING while the tasks deregister, drain and stop, then INACTIVE;
 - a registry (``registry``): ``docker-registry`` standing in for ECR's registry host;
+- knobs for benchmarks (``EcsScheduler`` keywords, through ``Sandbox.start(**knobs)``):
+  ``task_start_delay_seconds`` (a new task is RUNNING no sooner), ``virtual_tasks`` (tasks run no
+  container: RUNNING after the delay, healthy at once, registered as healthy targets the load
+  balancer never sends to; hundreds of services on one host), and ``scheduler.rollout_log()``: when
+  each deployment was created (IN_PROGRESS) and reached COMPLETED or FAILED, by the wall clock;
 - set-ups (``provision``): a running service behind an ALB, optionally with a green
   target group and a test listener for blue-green and canary deployments.
 
