@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy_agent.core.outcome import Failure, Phase, Trigger, decide_outcome, needs_rollback
+from deploy_agent.core.outcome import Failure, Phase, Trigger, decide_outcome, needs_rollback, plan_stages
 
 CB = Failure("rollout_failed", "circuit breaker", Trigger.CIRCUIT_BREAKER)
 LATE = Failure("deadline_exceeded", "too slow", Trigger.DEADLINE)
@@ -62,3 +62,37 @@ def test_decide_outcome(
 )
 def test_needs_rollback(phase: Phase, enabled: bool, ecs_rolled_back: bool, expected: bool) -> None:
     assert needs_rollback(phase, enabled, ecs_rolled_back) is expected
+
+
+@pytest.mark.parametrize(
+    ("request_", "run", "idle"),
+    [
+        (
+            {"image": {"uri": "r/x@sha256:1"}},
+            ["register", "deploy", "rollback", "finalize"],
+            ["build", "push", "healthcheck"],
+        ),
+        (
+            {
+                "build": {"context": "web"},
+                "image": {"repository": "web"},
+                "health_check": {"url": "http://x/h"},
+            },
+            ["build", "push", "register", "deploy", "healthcheck", "rollback", "finalize"],
+            [],
+        ),
+        (
+            {"image": {"uri": "r/x:1"}, "health_check": {"url": "http://x/h"}},
+            ["register", "deploy", "healthcheck", "rollback", "finalize"],
+            ["build", "push"],
+        ),
+    ],
+    ids=[
+        "a prebuilt image without a health URL runs only what it needs",
+        "a build with a health URL runs every stage",
+        "a prebuilt image with a health URL still checks health",
+    ],
+)
+def test_plan_stages(request_: dict[str, object], run: list[str], idle: list[str]) -> None:
+    stages = ["build", "push", "register", "deploy", "healthcheck", "rollback", "finalize"]
+    assert plan_stages(stages, request_) == (run, idle)

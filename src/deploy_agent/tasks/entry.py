@@ -18,7 +18,7 @@ from celery import Task, chain, current_app, shared_task
 from celery.exceptions import Ignore
 
 from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected
-from deploy_agent.core.outcome import Phase, Trigger
+from deploy_agent.core.outcome import Phase, Trigger, plan_stages
 from deploy_agent.core.releases import NoRollbackTarget, choose_rollback_target
 from deploy_agent.core.state import PipelineState
 from deploy_agent.models import DeploymentResult, parse_request
@@ -161,6 +161,11 @@ def _accept_and_run(
         record_event(rt, recorded, "waiting_for_lock", holder=lock.holder())
         raise self.retry(countdown=rt.settings.lock_wait_seconds)
     line.leave(deployment_id)
+    stages, idle = plan_stages(stages, recorded.request)
+    now = rt.now()
+    for name in idle:  # shown in the result as skipped, without a task run each
+        record, _ = recorded.begin_stage(name, now)
+        record.outcome, record.finished_at = "skipped", now
     recorded.chain_started = True
     store.save(deployment_id, recorded.model_dump(mode="json"))
     rt.services(recorded.region).track(recorded.cluster, recorded.service)

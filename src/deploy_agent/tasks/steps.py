@@ -16,9 +16,10 @@ from deploy_agent.core.errors import RequestRejected
 from deploy_agent.core.health import Probe, assess_health
 from deploy_agent.core.outcome import Failure, Phase, Trigger, decide_outcome
 from deploy_agent.core.polling import expected_duration
-from deploy_agent.core.state import PipelineState, ProbeState
+from deploy_agent.core.state import PipelineState, ProbeState, StageState
 from deploy_agent.core.taskdef import default_log_configuration, plan_from_spec, plan_task_definition
 from deploy_agent.models import DeploymentResult, DeployToECSTask
+from deploy_agent.strategies import strategy_for
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.tasks import metrics
 from deploy_agent.tasks.runtime import Runtime
@@ -247,6 +248,12 @@ def collect_diagnostics(rt: Runtime, state: PipelineState) -> None:
     state.diagnostics["service_events"] = events[:50]
 
 
+def _in_order(state: PipelineState) -> list[StageState]:
+    """The stage records in the strategy's order (skipped ones were recorded up front)."""
+    order = strategy_for(state.strategy).stages()
+    return sorted(state.stages, key=lambda s: order.index(s.name) if s.name in order else len(order))
+
+
 def build_result(state: PipelineState) -> DeploymentResult:
     """Return the final DeploymentResult for a state whose stages have all run."""
     failure: Failure | None = state.failure.as_failure() if state.failure else None
@@ -279,7 +286,7 @@ def build_result(state: PipelineState) -> DeploymentResult:
             "started_at": state.started_at,
             "finished_at": finished,
             "duration_seconds": round((finished - state.started_at).total_seconds(), 3),
-            "stages": [s.model_dump(mode="json") for s in state.stages],
+            "stages": [s.model_dump(mode="json") for s in _in_order(state)],
             "rollback": rollback,
             "diagnostics": {
                 "stopped_tasks": state.diagnostics.get("stopped_tasks", []),
