@@ -95,9 +95,16 @@ def machine_lines(args: argparse.Namespace) -> list[str]:
     peer = subprocess.run([str(args.ecs), "--version"], capture_output=True, text=True, check=False)
     import moto
 
+    import deploy_agent
+
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    prefix = [f"PYTHONPATH={os.environ['PYTHONPATH']}"] if os.environ.get("PYTHONPATH") else []
     return [
-        "command: " + shlex.join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
+        "command: " + shlex.join([*prefix, sys.executable.rsplit("/", 1)[-1], *sys.argv]),
+        f"deploy-agent: code from {Path(deploy_agent.__file__).parents[1]} (repository HEAD {head or '?'})",
         f"machine: nproc={os.cpu_count()}, cpu={model}, load average at start {load}",
         f"python: {platform.python_version()} ({sys.executable}); moto {moto.__version__}",
         f"peer: {peer.stdout.strip() or peer.stderr.strip()} ({args.ecs})",
@@ -116,7 +123,7 @@ class Run:
     started: float
     finished: float = 0.0
     calls: Counter[tuple[str, str]] = field(default_factory=Counter)
-    verdict: str = ""  # "success" or "not success"
+    verdict: str = ""  # "success", "rolled back" (a verdict naming the rollback) or "other"
     detail: str = ""  # what the tool said
     before_td: str = ""
     after_td: str = ""
@@ -380,7 +387,7 @@ class Bench:
         (self.state_dir / f"ecs-deploy-{run.started:.0f}.txt").write_text(output)
         lines = [line.strip().strip(".") for line in output.splitlines() if line.strip()]
         said = next((line for line in reversed(lines) if VERDICT_LINE.search(line)), "")
-        run.verdict = "success" if done.returncode == 0 else "not success"
+        run.verdict = "success" if done.returncode == 0 else "rolled back"  # exit 1: "Deployment Failed!"
         run.detail = f'exit {done.returncode}, last line "{lines[-1] if lines else ""}"'
         if said and said != lines[-1]:
             run.detail += f' (verdict line "{said}")'
@@ -405,6 +412,7 @@ class Bench:
             env = {**os.environ, **self.config.env()}
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
             run.finished = time.time()
+        (self.state_dir / f"run-{run.started:.0f}.txt").write_text(done.stdout + done.stderr)
         try:
             final = json.loads(done.stdout)
         except json.JSONDecodeError:
@@ -414,7 +422,7 @@ class Bench:
     @staticmethod
     def _verdict(run: Run, final: dict[str, Any]) -> Run:
         outcome = str(final.get("outcome"))
-        run.verdict = "success" if outcome == "succeeded" else "not success"
+        run.verdict = {"succeeded": "success", "rolled_back": "rolled back"}.get(outcome, "other")
         rollback, error = final.get("rollback") or {}, final.get("error") or {}
         trigger = rollback.get("trigger")
         reason = str(rollback.get("reason") or error.get("message") or "")
@@ -515,7 +523,8 @@ def report_failure(runs: list[Run]) -> None:
         mine = [r for r in runs if r.tool == tool]
         if not mine:
             continue
-        correct = sum(r.verdict != "success" for r in mine)
+        correct = sum(r.verdict == "rolled back" for r in mine)
+        errors = sum(r.verdict == "other" for r in mine)
         on_previous = sum(r.after_td == r.before_td for r in mine)
         active = sum(bool(r.previous_active) for r in mine)
         walls = [r.wall for r in mine]
@@ -527,8 +536,9 @@ def report_failure(runs: list[Run]) -> None:
             f"AWS calls median {fmt(median([float(r.total_calls) for r in mine]), 0)}"
         )
         print(
-            f"{'':<21} correct verdict {correct}/{len(mine)}, service ended on the previous task definition "
-            f"{on_previous}/{len(mine)}, previous revision still ACTIVE {active}/{len(mine)}"
+            f"{'':<21} correct verdict {correct}/{len(mine)} ({errors} errors), service ended on the "
+            f"previous task definition {on_previous}/{len(mine)}, previous revision still ACTIVE "
+            f"{active}/{len(mine)}"
         )
         for said in sorted({r.detail for r in mine}):
             print(f"{'':<21} said: {said}")
@@ -585,7 +595,8 @@ def main(argv: list[str] | None = None) -> int:
                 run = bench.by_tool(tool)(bench.fresh_uri(built_ok, "ok"))
                 success.append(run)
                 print_run(run)
-        report_success(success)
+        if success:
+            report_success(success)
 
         if args.failure and args.virtual:
             print("\n== failure case skipped: virtual tasks run no container, so none can crash")

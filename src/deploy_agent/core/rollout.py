@@ -70,14 +70,33 @@ def is_ecs_rollback(deployment: Mapping[str, Any] | None) -> bool:
 
 
 def assess_rollout(
-    service: Mapping[str, Any], deployment_id: str | None, task_definition_arn: str
+    service: Mapping[str, Any],
+    deployment_id: str | None,
+    task_definition_arn: str,
+    previous_task_definition_arn: str | None = None,
 ) -> RolloutVerdict:
-    """Return the verdict on our deployment of ``task_definition_arn``."""
+    """Return the verdict on our deployment of ``task_definition_arn``.
+
+    When ours is gone and the service is back on ``previous_task_definition_arn``, ECS rolled it back
+    (its circuit breaker), even if that rollback already finished before we looked.
+    """
     ours = find_deployment(service, deployment_id, task_definition_arn)
     primary = primary_deployment(service)
     if ours is None:
         if deployment_id is None:
             return RolloutVerdict(RolloutState.PENDING, None, "waiting for ECS to start the deployment")
+        back_on_previous = (
+            primary is not None
+            and previous_task_definition_arn is not None
+            and primary.get("taskDefinition") == previous_task_definition_arn
+        )
+        if back_on_previous and not is_ecs_rollback(primary):
+            return RolloutVerdict(
+                RolloutState.FAILED,
+                deployment_id,
+                "ECS rolled the service back to the previous revision; our deployment is gone",
+                ecs_rolled_back=True,
+            )
         if primary is not None and is_ecs_rollback(primary):
             return RolloutVerdict(
                 RolloutState.FAILED,

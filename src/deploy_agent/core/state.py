@@ -67,6 +67,8 @@ class PipelineState(BaseModel):
     last_change_at: datetime | None = None
     expected_rollout_seconds: float | None = None
     rollout_completed_at: datetime | None = None
+    #: ECS's own time for the rollout (its deployment's createdAt to COMPLETED), for later aims
+    ecs_rollout_seconds: float | None = None
     # health
     probes: list[ProbeState] = Field(default_factory=list)
     # failure and rollback

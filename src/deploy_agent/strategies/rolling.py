@@ -11,10 +11,12 @@ Recipe (each step returns early while it is not finished):
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, ClassVar
 
 from deploy_agent.core.outcome import Phase, Trigger, needs_rollback
-from deploy_agent.core.rollout import RolloutState, assess_rollout, is_settled_on
+from deploy_agent.core.rollout import RolloutState, assess_rollout, find_deployment, is_settled_on
 from deploy_agent.strategies.base import Progress, Run, register_strategy
 
 STAGES = ["build", "push", "register", "deploy", "healthcheck", "rollback", "finalize"]
@@ -53,7 +55,9 @@ def update_and_follow(run: Run) -> Progress:
     if state.ecs_deployment_id is None and service.get("taskDefinition") != state.task_definition_arn:
         # A redelivered stage after a crash between saving the phase and UpdateService.
         return _start_update(run)
-    verdict = assess_rollout(service, state.ecs_deployment_id, state.task_definition_arn)
+    verdict = assess_rollout(
+        service, state.ecs_deployment_id, state.task_definition_arn, state.previous_task_definition_arn
+    )
     if verdict.deployment_id and state.ecs_deployment_id is None:
         state.ecs_deployment_id = verdict.deployment_id
         run.emit("ecs_deployment_started", ecs_deployment_id=verdict.deployment_id)
@@ -71,6 +75,7 @@ def update_and_follow(run: Run) -> Progress:
     if verdict.state is RolloutState.COMPLETED:
         state.phase = Phase.VERIFYING
         state.rollout_completed_at = run.now()
+        state.ecs_rollout_seconds = ecs_rollout_seconds(find_deployment(service, verdict.deployment_id, ""))
         return Progress.finished()
     if verdict.state is RolloutState.FAILED:
         state.ecs_rolled_back = verdict.ecs_rolled_back
@@ -83,6 +88,27 @@ def update_and_follow(run: Run) -> Progress:
         state.fail("rollout_failed", verdict.reason, Trigger.ERROR)
         return Progress.finished()
     return Progress.wait(run.next_poll(changed))
+
+
+def ecs_rollout_seconds(deployment: Mapping[str, Any] | None) -> float | None:
+    """How long ECS itself took (createdAt to its last update, COMPLETED), from its own timestamps."""
+    if not deployment:
+        return None
+    created, updated = _moment(deployment.get("createdAt")), _moment(deployment.get("updatedAt"))
+    if created is None or updated is None or updated <= created:
+        return None
+    return (updated - created).total_seconds()
+
+
+def _moment(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
 
 
 def revert_service(run: Run) -> Progress:
@@ -123,14 +149,22 @@ def _start_update(run: Run) -> Progress:
     state.phase = Phase.UPDATING
     state.update_requested_at = state.update_requested_at or run.now()
     run.save()  # the phase is durable before the call that needs undoing
-    _update_service(run, state.task_definition_arn)
-    run.emit("service_updated", task_definition_arn=state.task_definition_arn)
+    service = _update_service(run, state.task_definition_arn)
+    ours = find_deployment(service, None, state.task_definition_arn)
+    if ours is not None and ours.get("status") == "PRIMARY":
+        # Known from the answer itself: a later look never mistakes a fast ECS rollback for a lost update.
+        state.ecs_deployment_id = str(ours.get("id"))
+    run.emit(
+        "service_updated",
+        task_definition_arn=state.task_definition_arn,
+        ecs_deployment_id=state.ecs_deployment_id,
+    )
     return Progress.wait(run.next_poll(True))
 
 
-def _update_service(run: Run, task_definition_arn: str) -> None:
+def _update_service(run: Run, task_definition_arn: str) -> dict[str, Any]:
     strategy = run.request.get("strategy") or {}
-    run.ecs.update_service(
+    return run.ecs.update_service(
         run.state.cluster,
         run.state.service,
         task_definition_arn,

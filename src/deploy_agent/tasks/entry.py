@@ -62,6 +62,7 @@ def plan_deployment(rt: Runtime, request: Any) -> PipelineState:
         region=message.region or rt.settings.aws_region,
         started_at=now,
         deadline=now + timedelta(seconds=timeout),
+        image_uri=message.image.uri,  # a prebuilt image is deployed as given (no push stage)
     )
 
 

@@ -56,6 +56,9 @@ def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
 
 
 def _rollout_seconds(state: PipelineState) -> float | None:
+    """ECS's own rollout time when it told us (our detection delay would inflate the next aim)."""
+    if state.ecs_rollout_seconds is not None:
+        return round(state.ecs_rollout_seconds, 3)
     if state.update_requested_at is None or state.rollout_completed_at is None:
         return None
     return round((state.rollout_completed_at - state.update_requested_at).total_seconds(), 3)

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Longest wait between two looks at ECS while nothing moves (the slow poll)."
     )
     poll_fast_seconds: float = Field(
-        0.5, gt=0, description="Wait between looks right after something changed (the fast poll)."
+        0.25, gt=0, description="Wait between looks right after something changed (the fast poll)."
     )
     poll_budget: int = Field(
         600, gt=0, description="Looks at ECS one deployment may make before slowing down."
