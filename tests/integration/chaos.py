@@ -87,6 +87,8 @@ class ChaosStack:
     def app(self) -> Celery:
         if self._app is None:
             self._app = create_app(self.settings, set_as_current=False)
+            # This Redis is stopped at the end of the test: results collected later must not retry it.
+            self._app.conf.result_backend_always_retry = False
         return self._app
 
     @property

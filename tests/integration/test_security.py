@@ -156,6 +156,7 @@ def isolated_stack(
             ),
             set_as_current=False,
         )
+        app.conf.result_backend_always_retry = False  # this Redis goes away at the end of the test
         with WorkerProcess(config, root / "worker.log", concurrency=2, name=name) as worker:
             worker.start()
             yield IsolatedStack(config, app, worker, local_redis)

@@ -55,8 +55,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "redis_backend_health_check_interval": 30,
+        # Ride out a Redis restart when storing a result, but give up within about ten seconds.
         "result_backend_always_retry": True,
-        "result_backend_max_retries": 30,
+        "result_backend_max_retries": 10,
+        "result_backend_max_sleep_between_retries_ms": 1000,
         **_tls(settings),
     }
 
