@@ -89,6 +89,10 @@ class ChaosStack:
             self._app = create_app(self.settings, set_as_current=False)
             # This Redis is stopped at the end of the test: results collected later must not retry it.
             self._app.conf.result_backend_always_retry = False
+            self._app.conf.result_backend_transport_options = {
+                **self._app.conf.result_backend_transport_options,
+                "retry_policy": {"max_retries": 0},
+            }
         return self._app
 
     @property

@@ -157,6 +157,10 @@ def isolated_stack(
             set_as_current=False,
         )
         app.conf.result_backend_always_retry = False  # this Redis goes away at the end of the test
+        app.conf.result_backend_transport_options = {
+            **app.conf.result_backend_transport_options,
+            "retry_policy": {"max_retries": 0},
+        }
         with WorkerProcess(config, root / "worker.log", concurrency=2, name=name) as worker:
             worker.start()
             yield IsolatedStack(config, app, worker, local_redis)

@@ -34,7 +34,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         # Redis redelivers unacked messages after the visibility timeout: keep it above any task's run.
         "broker_transport_options": visibility,
-        "result_backend_transport_options": visibility,
+        # Give up on a lost result backend after a few seconds (celery's default is about 20 s per call).
+        "result_backend_transport_options": {
+            **visibility,
+            "retry_policy": {"max_retries": 5, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+        },
         "visibility_timeout": settings.visibility_timeout_seconds,
         "task_time_limit": settings.task_time_limit_seconds,
         # The soft limit leaves a stage time to clean up: 10% of the hard limit, at most 60 s.
