@@ -199,6 +199,14 @@ class DeployToECSTask(MessageModel):
     def _accept_seed_names(cls, data: Any) -> Any:
         return translate_seed_names(data)
 
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _no_bool_version(cls, value: object) -> object:
+        # JSON true equals 1 in Python; the schema says the integer 1.
+        if isinstance(value, bool):
+            raise ValueError("must be the integer 1")
+        return value
+
     @field_validator("deployment_id", mode="before", json_schema_input_type=DeploymentId | None)
     @classmethod
     def _generate_missing_id(cls, value: object) -> object:
