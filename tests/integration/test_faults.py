@@ -57,6 +57,9 @@ def clear_faults(sandbox: Sandbox) -> Iterator[None]:
 
 
 class TestBrokerLoss:
+    # kombu 5.5 sweeps unacked messages every 10 s but scans only every 10th sweep: a stage retry
+    # dropped by the restart comes back within the visibility timeout + 100 s.
+    @pytest.mark.timeout(900)
     def test_deployments_finish_across_redis_restarts(
         self, sandbox: Sandbox, stack_config: StackConfig, push_app: Any, tmp_path: Path
     ) -> None:
@@ -86,10 +89,10 @@ class TestBrokerLoss:
             restarts += 1
             # The health checks take 8 x 0.25 s: crash Redis while all three wait between probes.
             for deployment_id in ids:
-                stack.wait_for_event(deployment_id, lambda e: e["event"] == "health_probe")
+                stack.wait_for_event(deployment_id, lambda e: e["event"] == "health_probe", timeout=240)
             stack.redis_server.restart(crash=True)
             restarts += 1
-            results = {s: stack.result(p) for s, p in pending.items()}
+            results = {s: stack.result(p, timeout=300) for s, p in pending.items()}
 
         finished = sum(r["outcome"] in TERMINAL for r in results.values())
         print(f"\n[broker] Redis restarts {restarts}; deployments finished {finished}/{len(results)}")
