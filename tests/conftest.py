@@ -35,7 +35,7 @@ def session_sandbox(
         docker_client=docker_client,
         tick_seconds=0.05,
         health_check_interval_seconds=0.1,
-        health_check_grace_seconds=1.5,  # a container starting on a busy CI host needs the slack
+        health_check_grace_seconds=0.5,
         drain_seconds=0.2,
     )
     with pytest.MonkeyPatch.context() as patch:
