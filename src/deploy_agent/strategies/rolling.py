@@ -149,16 +149,8 @@ def _start_update(run: Run) -> Progress:
     state.phase = Phase.UPDATING
     state.update_requested_at = state.update_requested_at or run.now()
     run.save()  # the phase is durable before the call that needs undoing
-    service = _update_service(run, state.task_definition_arn)
-    ours = find_deployment(service, None, state.task_definition_arn)
-    if ours is not None and ours.get("status") == "PRIMARY":
-        # Known from the answer itself: a later look never mistakes a fast ECS rollback for a lost update.
-        state.ecs_deployment_id = str(ours.get("id"))
-    run.emit(
-        "service_updated",
-        task_definition_arn=state.task_definition_arn,
-        ecs_deployment_id=state.ecs_deployment_id,
-    )
+    _update_service(run, state.task_definition_arn)
+    run.emit("service_updated", task_definition_arn=state.task_definition_arn)
     return Progress.wait(run.next_poll(True))
 
 
