@@ -45,7 +45,7 @@ def _release(svc: Any, cluster: str, service: str, image: str, healthy_threshold
             "unhealthy_threshold": 3,
             "timeout_seconds": 2,
         },
-        "timeout_seconds": 150,
+        "timeout_seconds": 600,  # recovery from a Redis restart can take the visibility timeout + 100 s
     }
 
 
