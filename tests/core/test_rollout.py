@@ -159,7 +159,7 @@ def test_is_settled_on(deployments: list[dict[str, Any]], settled: bool) -> None
 ROLLBACK_REASON = "ECS deployment circuit breaker: rolling back to deploymentId d1."
 BREAKER_ON = {"deploymentCircuitBreaker": {"enable": True, "rollback": True}}
 
-#: (name, deployments, confirmed id, hint from UpdateService, earlier ids, service config, state, ecs rolled back)
+#: (name, deployments, confirmed id, UpdateService hint, earlier ids, config, state, ECS rolled back)
 REAL_CASES: list[
     tuple[str, list[dict[str, Any]], str | None, str | None, list[str], dict[str, Any], RolloutState, bool]
 ] = [
@@ -200,7 +200,7 @@ REAL_CASES: list[
         True,
     ),
     (
-        "a rollback done before our first look: ours never seen, the service on a new deployment of the old revision",
+        "a rollback done before our first look: ours never seen, a new deployment of the old revision",
         [dep("d3", OLD, "PRIMARY", "COMPLETED", "ECS deployment d3 completed.", running=2)],
         None,
         "d2",
