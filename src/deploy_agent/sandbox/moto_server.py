@@ -1,7 +1,8 @@
 """moto in server mode, in this process, so the scheduler can mutate the same backends it serves.
 
-Also counts the API calls it answers (from any process) by wrapping its WSGI app, and fails the
-calls its ``faults`` rules pick (throttles, server errors; see ``faults``) before moto sees them.
+Also counts the API calls it answers (from any process) by wrapping its WSGI app, fails the calls
+its ``faults`` rules pick (throttles, server errors; see ``faults``) before moto sees them, and plays
+ECS's eventual consistency on DescribeServices after CreateService/UpdateService (``consistency``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from .consistency import ConsistencyWindow
 from .faults import CallShape, FaultInjector, FaultKind, render_fault
+from .realism import Realism
 
 # moto's "manual" progression advances a task once it has been described `times` times; a count no
 # client reaches keeps every task in the state the scheduler gives it.
@@ -94,14 +97,19 @@ class CountingMotoServer(ThreadedMotoServer):
     """ThreadedMotoServer that counts the AWS calls moto answers by (service, action).
 
     Calls the fault injector fails are answered here, never reach moto and are not counted in
-    ``calls``: the injector counts them.
+    ``calls``: the injector counts them. Calls that ``consistency`` watches are answered through it.
     """
 
     def __init__(
-        self, ip_address: str = "127.0.0.1", port: int = 0, faults: FaultInjector | None = None
+        self,
+        ip_address: str = "127.0.0.1",
+        port: int = 0,
+        faults: FaultInjector | None = None,
+        consistency: ConsistencyWindow | None = None,
     ) -> None:
         super().__init__(ip_address=ip_address, port=port, verbose=False)
         self.faults = faults or FaultInjector()
+        self.consistency = consistency or ConsistencyWindow()
         self.calls: Counter[tuple[str, str]] = Counter()
         self._calls_lock = threading.Lock()
 
@@ -117,6 +125,8 @@ class CountingMotoServer(ThreadedMotoServer):
                 key = (service, action)
                 with self._calls_lock:
                     self.calls[key] += 1
+                if self.consistency.watches(service, action):
+                    return self.consistency.answer(environ, start_response, inner, action)
             return inner(environ, start_response)
 
         self._server = make_server(
@@ -137,11 +147,20 @@ class CountingMotoServer(ThreadedMotoServer):
 
 
 class MotoServer:
-    """The sandbox's AWS endpoint: a counting moto server on a loopback port."""
+    """The sandbox's AWS endpoint: a counting moto server on a loopback port.
 
-    def __init__(self, port: int = 0) -> None:
+    ``profile`` sets ECS's consistency window (None or IDEALISED: every read is consistent);
+    ``consistency_seed`` makes which reads are stale repeatable.
+    """
+
+    def __init__(
+        self, port: int = 0, profile: Realism | None = None, consistency_seed: int | None = None
+    ) -> None:
         self.faults = FaultInjector()
-        self._server = CountingMotoServer(ip_address="127.0.0.1", port=port, faults=self.faults)
+        self.consistency = ConsistencyWindow(profile, consistency_seed)
+        self._server = CountingMotoServer(
+            ip_address="127.0.0.1", port=port, faults=self.faults, consistency=self.consistency
+        )
         self.endpoint_url = ""
 
     def start(self) -> str:
@@ -154,8 +173,9 @@ class MotoServer:
         return self.endpoint_url
 
     def reset(self) -> None:
-        """Wipe every moto backend, drop the fault rules and re-pin the task transitions."""
+        """Wipe every moto backend, drop the fault rules and the remembered writes, re-pin the tasks."""
         self.faults.clear()
+        self.consistency.clear()
         response = requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=30)
         response.raise_for_status()
         pin_task_transitions()
