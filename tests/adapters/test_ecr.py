@@ -114,6 +114,95 @@ class TestEnsureRepository:
         assert aws.ecr.describe_repositories()["repositories"] == []
 
 
+class TestUserSettingsKept:
+    """A message that leaves a setting out never changes it (issue 9, worker point 4)."""
+
+    def test_a_hardened_repository_keeps_immutable_tags_and_scan_on_push(
+        self, ecr: EcrRegistry, aws: AwsClients
+    ) -> None:
+        """ensure_repository with no settings sends no Put* call: IMMUTABLE and scanOnPush stay."""
+        aws.ecr.create_repository(
+            repositoryName="team/hard",
+            imageScanningConfiguration={"scanOnPush": True},
+            imageTagMutability="IMMUTABLE",
+        )
+        repo = ecr.ensure_repository("team/hard", scan_on_push=None, tag_mutability=None)
+        assert repo.changes == ()
+        assert repo.tag_mutability == "IMMUTABLE"
+        stored = aws.ecr.describe_repositories(repositoryNames=["team/hard"])["repositories"][0]
+        assert stored["imageScanningConfiguration"]["scanOnPush"] is True
+        assert stored["imageTagMutability"] == "IMMUTABLE"
+
+    def test_exclusion_filters_survive_a_deployment_that_does_not_name_them(
+        self, ecr: EcrRegistry, aws: AwsClients
+    ) -> None:
+        """An IMMUTABLE_WITH_EXCLUSION repository keeps its mode and filters, and reports them."""
+        aws.ecr.create_repository(
+            repositoryName="team/excl",
+            imageTagMutability="IMMUTABLE_WITH_EXCLUSION",
+            imageTagMutabilityExclusionFilters=[{"filterType": "WILDCARD", "filter": "dev-*"}],
+        )
+        repo = ecr.ensure_repository("team/excl")
+        assert (repo.tag_mutability, repo.exclusion_filters, repo.changes) == (
+            "IMMUTABLE_WITH_EXCLUSION",
+            ("dev-*",),
+            (),
+        )
+        stored = aws.ecr.describe_repositories(repositoryNames=["team/excl"])["repositories"][0]
+        assert stored["imageTagMutabilityExclusionFilters"] == [{"filterType": "WILDCARD", "filter": "dev-*"}]
+
+    def test_new_filters_are_sent_with_the_mode(self, ecr: EcrRegistry, aws: AwsClients) -> None:
+        """Asking for WITH_EXCLUSION with filters sets both in one PutImageTagMutability."""
+        aws.ecr.create_repository(repositoryName="team/grow", imageTagMutability="IMMUTABLE")
+        filters = [{"filterType": "WILDCARD", "filter": "pr-*"}]
+        repo = ecr.ensure_repository(
+            "team/grow", tag_mutability="IMMUTABLE_WITH_EXCLUSION", exclusion_filters=filters
+        )
+        assert repo.changes == ("imageTagMutability: IMMUTABLE -> IMMUTABLE_WITH_EXCLUSION",)
+        stored = aws.ecr.describe_repositories(repositoryNames=["team/grow"])["repositories"][0]
+        assert stored["imageTagMutabilityExclusionFilters"] == filters
+
+    def test_a_new_repository_gets_ecr_defaults_for_what_is_not_given(
+        self, ecr: EcrRegistry, aws: AwsClients
+    ) -> None:
+        """Created with no settings: MUTABLE and no scan on push, ECR's defaults."""
+        repo = ecr.ensure_repository("team/fresh")
+        assert repo.created
+        assert repo.tag_mutability == "MUTABLE"
+        stored = aws.ecr.describe_repositories(repositoryNames=["team/fresh"])["repositories"][0]
+        assert stored["imageTagMutability"] == "MUTABLE"
+        assert stored["imageScanningConfiguration"]["scanOnPush"] is False
+
+
+class TestImageByTag:
+    def test_a_tag_gives_its_digest_and_the_config_digest_of_its_manifest(
+        self, ecr: EcrRegistry, aws: AwsClients
+    ) -> None:
+        """BatchGetImage by tag: the manifest digest ECR stores, and the manifest's config.digest."""
+        aws.ecr.create_repository(repositoryName="team/img")
+        config = "sha256:" + "c" * 64
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": 7,
+                "digest": config,
+            },
+            "layers": [],
+        }
+        put = aws.ecr.put_image(repositoryName="team/img", imageManifest=json.dumps(manifest), imageTag="v1")
+        found = ecr.image_by_tag("team/img", "v1")
+        assert found is not None
+        assert found.digest == put["image"]["imageId"]["imageDigest"]
+        assert found.config_digest == config
+
+    def test_a_free_tag_is_none(self, ecr: EcrRegistry, aws: AwsClients) -> None:
+        """A tag the repository does not hold gives None (BatchGetImage lists it under failures)."""
+        aws.ecr.create_repository(repositoryName="team/img")
+        assert ecr.image_by_tag("team/img", "nope") is None
+
+
 class TestLifecyclePolicy:
     def test_policy_is_stored(self, ecr: EcrRegistry, aws: AwsClients) -> None:
         """put_lifecycle_policy stores the policy text on the repository."""

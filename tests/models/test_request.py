@@ -338,3 +338,55 @@ class TestRejected:
         """Code that builds the model itself gets the same rules."""
         with pytest.raises(ValueError, match="build is required"):
             DeployToECSTask.model_validate({**minimal(), "image": {"repository": "web"}})
+
+
+class TestEcrSettings:
+    def test_settings_left_out_are_none_so_the_repository_keeps_its_own(self) -> None:
+        """No scan_on_push or tag_mutability in the message: both None, never MUTABLE/False."""
+        request = parse_request(_with(lambda m: m.pop("ecr")))
+        assert request.ecr.scan_on_push is None
+        assert request.ecr.tag_mutability is None
+        assert request.ecr.exclusion_filters() is None
+
+    @pytest.mark.parametrize("mutability", ["IMMUTABLE_WITH_EXCLUSION", "MUTABLE_WITH_EXCLUSION"])
+    def test_the_newer_mutability_values_are_accepted_with_their_filters(self, mutability: str) -> None:
+        """ECR's *_WITH_EXCLUSION values parse, and their filters come out in ECR's shape."""
+        request = parse_request(
+            _with(
+                lambda m: m.update(
+                    ecr={"tag_mutability": mutability, "tagMutabilityExclusionFilters": [{"filter": "dev-*"}]}
+                )
+            )
+        )
+        assert request.ecr.tag_mutability == mutability
+        assert request.ecr.exclusion_filters() == [{"filterType": "WILDCARD", "filter": "dev-*"}]
+
+    @pytest.mark.parametrize(
+        ("ecr", "problem"),
+        [
+            pytest.param(
+                {"tag_mutability": "IMMUTABLE_WITH_EXCLUSION"},
+                "required with tag_mutability",
+                id="a WITH_EXCLUSION value without filters is refused (ECR needs them)",
+            ),
+            pytest.param(
+                {"tag_mutability": "IMMUTABLE", "tag_mutability_exclusion_filters": [{"filter": "x"}]},
+                "only allowed with",
+                id="filters with a plain value are refused",
+            ),
+            pytest.param(
+                {
+                    "tag_mutability": "IMMUTABLE_WITH_EXCLUSION",
+                    "tag_mutability_exclusion_filters": [{"filter": "a b"}],
+                },
+                "should match pattern",
+                id="a filter outside ECR's pattern is refused",
+            ),
+            pytest.param({"tag_mutability": "immutable"}, "Input should be", id="values are ECR's, exactly"),
+        ],
+    )
+    def test_mutability_and_filters_must_agree(self, ecr: dict[str, Any], problem: str) -> None:
+        """The message is rejected, naming the ecr field at fault."""
+        error = rejected(_with(lambda m: m.update(ecr=ecr)))
+        assert error.errors[0]["field"].startswith("ecr")
+        assert problem in error.errors[0]["problem"]

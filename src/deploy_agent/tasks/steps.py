@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deploy_agent.adapters.ecr import registry_for_push
-from deploy_agent.core.errors import RequestRejected
+from deploy_agent.adapters.ecr import Repository, registry_for_push
+from deploy_agent.core.errors import PushFailed, RequestRejected
 from deploy_agent.core.health import Probe, assess_health
+from deploy_agent.core.image_tags import decide_tag_push, is_tag_immutable
 from deploy_agent.core.outcome import Failure, Phase, Trigger, decide_outcome
 from deploy_agent.core.polling import expected_duration
 from deploy_agent.core.state import PipelineState, ProbeState, StageState
@@ -106,21 +107,31 @@ def push(rt: Runtime, run: Run) -> Progress:
     assert request.image.repository is not None
     assert state.local_image is not None
     ecr = rt.ecr(state.region)
+    # Settings the message leaves out are None: the repository keeps its own (never weakened).
     repo = ecr.ensure_repository(
         request.image.repository,
         scan_on_push=request.ecr.scan_on_push,
         tag_mutability=request.ecr.tag_mutability,
         create=request.ecr.create_repository,
+        exclusion_filters=request.ecr.exclusion_filters(),
     )
     if repo.created:
         run.emit("repository_created", repository=repo.uri)
+    for change in repo.changes:
+        run.emit("repository_changed", repository=repo.uri, change=change)
     if request.ecr.lifecycle_policy is not None:
         policy = request.ecr.lifecycle_policy_text()
         if policy is not None:
             ecr.put_lifecycle_policy(repo.name, policy)
+    tag = request.image.tag or state.deployment_id
+    reused = _reuse_immutable_tag(rt, run, repo, tag)
+    if reused is not None:
+        state.image_uri = f"{repo.uri}@{reused}"
+        state.phase = Phase.PUSHED
+        run.emit("image_reused", image_uri=state.image_uri, tag=tag)
+        return Progress.finished()
     auth = ecr.authorization(repo.registry_id)
     target = registry_for_push(repo.uri, rt.settings.registry_override)
-    tag = request.image.tag or state.deployment_id
     rt.docker.tag(state.local_image, target, tag)
     started = time.monotonic()
     digest = rt.docker.push(target, tag, auth, on_progress=lambda _line: None)
@@ -129,6 +140,31 @@ def push(rt: Runtime, run: Run) -> Progress:
     state.phase = Phase.PUSHED
     run.emit("image_pushed", image_uri=state.image_uri)
     return Progress.finished()
+
+
+def _reuse_immutable_tag(rt: Runtime, run: Run, repo: Repository, tag: str) -> str | None:
+    """Return the digest to reuse when an immutable tag already holds our build, else None (push).
+
+    Raises ``PushFailed`` when the tag holds another image: ECR would refuse the push
+    (ImageTagAlreadyExistsException), and nothing on ECS has been touched yet.
+    """
+    if not is_tag_immutable(repo.tag_mutability, repo.exclusion_filters, tag):
+        return None  # a mutable tag is overwritten by the push, as the user's repository allows
+    remote = rt.ecr(run.state.region).image_by_tag(repo.name, tag, repo.registry_id)
+    if remote is None:
+        return None
+    assert run.state.local_image is not None
+    local = rt.docker.inspect(run.state.local_image)
+    decision = decide_tag_push(
+        remote, True, str(local.get("Id", run.state.local_image)), list(local.get("RepoDigests") or [])
+    )
+    if decision == "reuse":
+        return remote.digest
+    raise PushFailed(
+        f"tag {tag} already exists in ECR repository {repo.name} ({repo.tag_mutability}) and holds "
+        f"another image ({remote.digest}); ECR refuses to overwrite it. Give image.tag a new tag, "
+        "or leave it out to tag the build with the deployment id"
+    )
 
 
 def register(rt: Runtime, run: Run) -> Progress:
