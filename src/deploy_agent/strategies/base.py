@@ -73,6 +73,11 @@ class Run:
     ``ecs`` is all rolling needs; the traffic strategies also use ``elb`` (listeners, target groups),
     ``alarms`` (CloudWatch), ``prober`` (HTTP health) and ``traffic_probe`` (a factory of zero-downtime
     probes). ``extras`` carries ``save`` (persist the state now) and the tunables.
+
+    ``fence`` raises when this deployment no longer holds its service's lock. The pipeline calls it
+    before each step, and ``ecs`` and ``elb`` come wrapped so that it runs right before each of
+    their mutating calls (``tasks.fence.fenced``): a strategy cannot forget it. A strategy about to
+    act on AWS through anything else calls ``run.fence()`` first.
     """
 
     state: PipelineState
@@ -85,6 +90,7 @@ class Run:
     alarms: Any = None
     prober: Any = None
     traffic_probe: Callable[[str], Any] | None = None
+    fence: Callable[[], None] = field(default=lambda: None)
 
     def next_poll(self, changed: bool) -> float:
         """Note a look at ECS (``changed``: it saw something move) and return when to look again."""

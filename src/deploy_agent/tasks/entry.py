@@ -26,7 +26,7 @@ from deploy_agent.strategies import strategy_for
 from deploy_agent.tasks import finish, metrics, steps
 from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.runtime import Runtime, get_runtime
-from deploy_agent.tasks.store import ReleaseLedger, WaitingLine
+from deploy_agent.tasks.store import PREFIX, ReleaseLedger, WaitingLine
 
 log = logging.getLogger("deploy_agent.pipeline")
 
@@ -149,9 +149,13 @@ def _accept_and_run(
         if recorded.phase is Phase.DONE:
             return store.result(deployment_id)
         raise self.retry(countdown=rt.settings.lock_wait_seconds)
-    if recorded.chain_started:
+    if recorded.chain_started and _chain_published(rt, deployment_id):
         raise Ignore()  # this entry task was redelivered after it had already handed over
     lock = rt.lock(recorded.cluster, recorded.service)
+    if recorded.chain_started and not lock.fence(deployment_id):
+        # Killed between recording the start and publishing the chain, and the lock was someone
+        # else's since: nothing of ours ran, and the service may be on a newer release now.
+        return _supersede(rt, recorded, lock.holder() or "another deployment")
     line = WaitingLine(rt.redis, recorded.cluster, recorded.service)
     line.join(deployment_id, recorded.started_at.timestamp())
     newest = line.newest()
@@ -167,15 +171,39 @@ def _accept_and_run(
     for name in idle:  # shown in the result as skipped, without a task run each
         record, _ = recorded.begin_stage(name, now)
         record.outcome, record.finished_at = "skipped", now
-    recorded.chain_started = True
-    store.save(deployment_id, recorded.model_dump(mode="json"))
+    if not recorded.chain_started:  # else resumed: the state may be a running copy's by now
+        recorded.chain_started = True
+        store.save(deployment_id, recorded.model_dump(mode="json"))
     rt.services(recorded.region).track(recorded.cluster, recorded.service)
     record_event(rt, recorded, "started", strategy=recorded.strategy, stages=stages)
     signatures = [
         current_app.signature(f"deploy_agent.stage.{name}", args=(deployment_id,), immutable=True)
         for name in stages
     ]
-    raise self.replace(chain(*signatures))
+    try:
+        raise self.replace(chain(*signatures))
+    except Ignore:  # raised by Task.on_replace once the chain is on the broker
+        _mark_chain_published(rt, deployment_id)
+        raise
+
+
+def _chain_published(rt: Runtime, deployment_id: str) -> bool:
+    """Return whether this deployment's chain reached the broker (marked right after publishing).
+
+    A kill after recording ``chain_started`` but before publishing left a deployment that never
+    ran: its redelivered entry task publishes the chain. A kill after publishing but before this
+    mark publishes it twice; the stages step one copy at a time (``StepMutex``) and a copy that
+    finds its stage done moves on, so the second copy only repeats looks.
+    """
+    return bool(rt.redis.exists(_published_key(deployment_id)))
+
+
+def _mark_chain_published(rt: Runtime, deployment_id: str) -> None:
+    rt.redis.set(_published_key(deployment_id), "1", ex=rt.settings.result_ttl_seconds)
+
+
+def _published_key(deployment_id: str) -> str:
+    return f"{PREFIX}chain-published:{deployment_id}"
 
 
 def _supersede(rt: Runtime, state: PipelineState, newer: str) -> dict[str, Any] | None:

@@ -25,6 +25,9 @@ def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
         return None
     state = PipelineState.model_validate(raw)
     if state.phase is Phase.DONE:
+        # Redelivered after a kill between saving the result and releasing the lock: release it
+        # now, or the service stays locked until the TTL. Compare-and-delete: never someone else's.
+        _let_go(rt, state)
         return store.result(deployment_id)
     state.finished_at = rt.now()
     result = steps.build_result(state)
@@ -33,9 +36,7 @@ def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
     state.phase = Phase.DONE
     store.save_result(deployment_id, payload)
     store.save(deployment_id, state.model_dump(mode="json"))
-    rt.lock(state.cluster, state.service).release(deployment_id)
-    WaitingLine(rt.redis, state.cluster, state.service).leave(deployment_id)
-    rt.services(state.region).untrack(state.cluster, state.service)
+    _let_go(rt, state)
     record_event(
         rt,
         state,
@@ -53,6 +54,14 @@ def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
         _note_release(rt, state)
     log.info("finished: %s", payload["outcome"], extra={"deployment_id": deployment_id, "stage": "finalize"})
     return payload
+
+
+def _let_go(rt: Runtime, state: PipelineState) -> None:
+    """Release the service's lock if this deployment still holds it, and leave its waiting line."""
+    held = rt.lock(state.cluster, state.service).release(state.deployment_id)
+    WaitingLine(rt.redis, state.cluster, state.service).leave(state.deployment_id)
+    if held:  # the service is in flight for whoever holds it: only its holder stops tracking it
+        rt.services(state.region).untrack(state.cluster, state.service)
 
 
 def _rollout_seconds(state: PipelineState) -> float | None:

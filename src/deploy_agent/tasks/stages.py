@@ -17,10 +17,11 @@ from celery import Task, shared_task
 from deploy_agent.core.errors import DeployError
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.polling import PollPolicy
-from deploy_agent.core.state import PipelineState
+from deploy_agent.core.state import PipelineState, StageState
 from deploy_agent.strategies import Progress, Run, strategy_for, traffic
 from deploy_agent.tasks import finish, metrics, steps
 from deploy_agent.tasks.events import record_event
+from deploy_agent.tasks.fence import LOCK_LOST, LockLost, StepMutex, fence_for, fenced
 from deploy_agent.tasks.runtime import Runtime, get_runtime
 
 log = logging.getLogger("deploy_agent.pipeline")
@@ -41,9 +42,11 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
         shown = {k: v for k, v in fields.items() if v is not None}
         log.info("%s %s", kind, shown, extra={"deployment_id": state.deployment_id, "stage": stage})
 
+    lock = rt.lock(state.cluster, state.service)
+    fence = fence_for(lock, state.cluster, state.service, state.deployment_id)
     return Run(
         state=state,
-        ecs=rt.services(state.region),
+        ecs=fenced(rt.services(state.region), fence),
         now=rt.now,
         emit=emit,
         poll_seconds=rt.settings.poll_interval_seconds,
@@ -60,10 +63,11 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
                 "failed" if report.failures else "ok"
             ).inc(),
         },
-        elb=rt.elb(state.region),
+        elb=fenced(rt.elb(state.region), fence),
         alarms=rt.alarms(state.region),
         prober=rt.prober,
         traffic_probe=rt.traffic_probe,
+        fence=fence,
     )
 
 
@@ -76,6 +80,18 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: Callable[[Runtim
 
 
 def advance_stage(
+    rt: Runtime, deployment_id: str, stage: str, step: Callable[[Runtime, Run], Progress]
+) -> Progress:
+    """Advance ``stage`` one step, one copy of the deployment at a time; return whether it is done."""
+    with StepMutex(rt.redis, deployment_id, rt.settings.task_time_limit_seconds).held() as mine:
+        if not mine:
+            # Another copy steps this deployment (its chain published twice, or a delivery still
+            # running when redelivered): look again soon; the state loaded then includes its step.
+            return Progress.wait(rt.settings.poll_fast_seconds)
+        return _advance_stage(rt, deployment_id, stage, step)
+
+
+def _advance_stage(
     rt: Runtime, deployment_id: str, stage: str, step: Callable[[Runtime, Run], Progress]
 ) -> Progress:
     """Load the state, advance ``stage`` one step and save it; return whether the stage is done."""
@@ -94,9 +110,11 @@ def advance_stage(
         run.emit("stage_finished", outcome="skipped")
         run.save()
         return Progress.finished()
-    rt.lock(state.cluster, state.service).extend(deployment_id)
     try:
+        run.fence()  # before every step; the adapters fence each mutating call within it
         progress = step(rt, run)
+    except LockLost as lost:
+        progress = _lock_lost(run, record, lost)
     except DeployError as exc:
         if stage == "rollback" and not _undo_out_of_time(rt, state):
             # Undoing must not give up on a transient AWS error: try again at the next poll.
@@ -131,6 +149,22 @@ def advance_stage(
     )
     run.emit("stage_finished", outcome=record.outcome)
     run.save()
+    return Progress.finished()
+
+
+def _lock_lost(run: Run, record: StageState, lost: LockLost) -> Progress:
+    """Stop a deployment that lost its service's lock; return that the stage is done.
+
+    It ends ``superseded`` (``failed`` when it had failed before), and undoes nothing: the service
+    is another deployment's now. The stage that finds the loss reads ``failed``, later ones skip.
+    """
+    state = run.state
+    already = state.failure is not None and state.failure.type == LOCK_LOST
+    state.fail(LOCK_LOST, lost.message, Trigger.ERROR)
+    record.outcome, record.detail = ("skipped" if already else "failed"), lost.message
+    log.warning("%s", lost.message, extra={"deployment_id": state.deployment_id, "stage": record.name})
+    if not already:
+        run.emit("lock_lost", holder=lost.holder, reason=lost.message)
     return Progress.finished()
 
 

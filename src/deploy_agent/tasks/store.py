@@ -20,12 +20,33 @@ import redis
 
 PREFIX = "deploy-agent:"
 
-# Compare-and-delete / compare-and-extend: only the holder may release or extend a lock.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-_EXTEND = (
-    "if redis.call('get', KEYS[1]) == ARGV[1] then "
-    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
-)
+# The lock scripts. KEYS[1] is the lock (value: the holder's token, with a TTL), KEYS[2] the
+# service's last holder: set in the same operation as every acquisition, deleted on release. A
+# token may take a lapsed lock back only while it is still the last holder, i.e. nobody else held
+# the lock since; a deployment that took the lock, deployed and released it in between breaks that.
+# ARGV: token, lock TTL in ms, last-holder TTL in s.
+_ACQUIRE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('set', KEYS[2], ARGV[1], 'EX', ARGV[3]) return 1 end
+if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end
+return 0
+"""
+#: the fence: 1 held (and extended), 2 lapsed and taken back (nobody held it since), 0 lost
+_FENCE = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2]) redis.call('expire', KEYS[2], ARGV[3]) return 1 end
+if not holder and redis.call('get', KEYS[2]) == ARGV[1] then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('expire', KEYS[2], ARGV[3]) return 2 end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[2]) == ARGV[1] then redis.call('del', KEYS[2]) end
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
+#: how long the last holder is remembered: far beyond any lock TTL (a lapse longer is "lost")
+LAST_HOLDER_TTL_SECONDS = 7 * 24 * 3600
 
 
 class DeploymentStore:
@@ -91,31 +112,45 @@ class DeploymentStore:
 class ServiceLock:
     """One deployment per ECS service: a Redis key whose value is the holder's deployment id.
 
-    The TTL bounds how long a crashed worker can block a service; a live deployment extends it.
+    The TTL bounds how long a crashed worker can block a service; a live deployment extends it
+    through ``fence`` before every step and every mutating AWS call, and stops when that fails.
     """
 
     def __init__(self, client: redis.Redis, cluster: str, service: str, ttl_seconds: int) -> None:
         self._r = client
         self.key = f"{PREFIX}lock:{cluster}/{service}"
+        self.last_key = f"{PREFIX}lock-last:{cluster}/{service}"
         self._ttl_ms = ttl_seconds * 1000
 
     def acquire(self, token: str) -> bool:
         """Take the lock for ``token``; True also when ``token`` already holds it (redelivery)."""
-        if self._r.set(self.key, token, nx=True, px=self._ttl_ms):
-            return True
-        return self.holder() == token and self.extend(token)
+        return self._script(_ACQUIRE, token) == 1
+
+    def fence(self, token: str) -> bool:
+        """Return whether ``token`` holds the lock now, extending it; checked and extended atomically.
+
+        A lock that lapsed (a worker slower than the TTL, or killed and redelivered) is taken back
+        only when nobody held it since: then nobody else can have acted on the service in between.
+        """
+        return self._script(_FENCE, token) > 0
 
     def extend(self, token: str) -> bool:
-        return bool(self._r.eval(_EXTEND, 1, self.key, token, str(self._ttl_ms)))
+        """The fence under its older name."""
+        return self.fence(token)
 
     def release(self, token: str) -> bool:
-        return bool(self._r.eval(_RELEASE, 1, self.key, token))
+        """Return whether ``token`` held the lock; it no longer does (nor can take it back)."""
+        return self._script(_RELEASE, token) == 1
 
     def holder(self) -> str | None:
         raw = self._r.get(self.key)
         if raw is None:
             return None
         return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+    def _script(self, script: str, token: str) -> int:
+        args = (token, str(self._ttl_ms), str(LAST_HOLDER_TTL_SECONDS))
+        return int(cast(int, self._r.eval(script, 2, self.key, self.last_key, *args)))
 
 
 class WaitingLine:
