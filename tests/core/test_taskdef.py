@@ -10,10 +10,12 @@ import pytest
 from deploy_agent.core.errors import RequestRejected
 from deploy_agent.core.taskdef import (
     REGISTER_FIELDS,
+    LogGroupPlan,
     default_log_configuration,
     diff_task_definitions,
     image_of,
     plan_from_spec,
+    plan_log_groups,
     plan_task_definition,
 )
 
@@ -276,3 +278,62 @@ def test_diff_from_described_to_plan_shows_only_the_image() -> None:
     assert diff_task_definitions(DESCRIBED, plan_task_definition(DESCRIBED, "repo/web:9")) == [
         "container web: image repo/web:1 -> repo/web:9"
     ]
+
+
+def _td(*logs: dict[str, Any] | None) -> dict[str, Any]:
+    containers = [
+        {"name": f"c{i}", "image": "i"} | ({"logConfiguration": lc} if lc else {})
+        for i, lc in enumerate(logs)
+    ]
+    return {"family": "web", "containerDefinitions": containers}
+
+
+def _awslogs(group: str, **extra: str) -> dict[str, Any]:
+    return {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": group, "awslogs-region": "us-east-1", **extra},
+    }
+
+
+@pytest.mark.parametrize(
+    ("user", "plans"),
+    [
+        pytest.param(
+            _td(None),
+            [LogGroupPlan("/ecs/web", "eu-west-1", create=True)],
+            id="the group the worker names is created",
+        ),
+        pytest.param(
+            _td(_awslogs("/team/web")),
+            [LogGroupPlan("/team/web", "us-east-1", create=False)],
+            id="a group the user names is checked, in its own region",
+        ),
+        pytest.param(
+            _td(_awslogs("/team/web", **{"awslogs-create-group": "true"})),
+            [],
+            id="a user group with awslogs-create-group is left to ECS",
+        ),
+        pytest.param(
+            _td(_awslogs("/team/web"), None),
+            [
+                LogGroupPlan("/team/web", "us-east-1", create=False),
+                LogGroupPlan("/ecs/web", "eu-west-1", create=True),
+            ],
+            id="a sidecar without logs gets ours while the app keeps the user's",
+        ),
+        pytest.param(
+            _td({"logDriver": "awsfirelens", "options": {}}),
+            [],
+            id="another log driver needs no group",
+        ),
+        pytest.param(
+            _td(None, None), [LogGroupPlan("/ecs/web", "eu-west-1", create=True)], id="one group, once"
+        ),
+    ],
+)
+def test_log_groups_are_created_when_ours_and_checked_when_the_users(
+    user: dict[str, Any], plans: list[LogGroupPlan]
+) -> None:
+    """plan_log_groups: create the groups default_log_configuration adds, check the ones the user gave."""
+    planned = default_log_configuration(user, "eu-west-1")
+    assert plan_log_groups(user, planned, "eu-west-1") == plans

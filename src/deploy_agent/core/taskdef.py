@@ -8,6 +8,7 @@ changes; every other container keeps its own image (sidecars), and secrets stay 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from deploy_agent.core.errors import RequestRejected
@@ -143,6 +144,60 @@ def default_log_configuration(
             },
         }
     return planned
+
+
+@dataclass(frozen=True)
+class LogGroupPlan:
+    """What the register stage does about one awslogs group before registering.
+
+    ``create``: the worker named the group itself (``default_log_configuration``), so it creates it;
+    ``check``: the user named it, so it must exist already (or the user set ``awslogs-create-group``).
+    """
+
+    group: str
+    region: str
+    create: bool
+
+
+def plan_log_groups(
+    user_kwargs: dict[str, Any], planned_kwargs: dict[str, Any], region: str
+) -> list[LogGroupPlan]:
+    """Return, per awslogs group of the planned revision, whether to create it or check it exists.
+
+    ``user_kwargs`` is the revision before ``default_log_configuration``, ``planned_kwargs`` after.
+    Why the worker creates only the groups it named, and does not set ``awslogs-create-group``:
+    that option makes the *task execution role* create the group, and that role is the user's,
+    often without ``logs:CreateLogGroup``; creating from the worker needs the permission only on the
+    worker's own role, and the group exists before any task starts. A group the *user* named is
+    theirs (retention, KMS key, tags): the worker does not create it with defaults; when it is
+    missing the register stage fails naming it, before anything on ECS changes, instead of a
+    rollout whose every task stops with ResourceInitializationError. Groups with
+    ``awslogs-create-group`` "true" are left to ECS.
+    """
+    users = {(g, r) for g, r, _ in _awslogs_groups(user_kwargs, region)}
+    plans: dict[tuple[str, str], LogGroupPlan] = {}
+    for group, group_region, create_group in _awslogs_groups(planned_kwargs, region):
+        key = (group, group_region)
+        if key in users:
+            if not create_group:
+                plans.setdefault(key, LogGroupPlan(group, group_region, create=False))
+        else:
+            plans[key] = LogGroupPlan(group, group_region, create=True)
+    return list(plans.values())
+
+
+def _awslogs_groups(kwargs: dict[str, Any], region: str) -> list[tuple[str, str, bool]]:
+    found: list[tuple[str, str, bool]] = []
+    for container in kwargs.get("containerDefinitions") or []:
+        config = container.get("logConfiguration") or {}
+        options = config.get("options") or {}
+        if config.get("logDriver") != "awslogs" or not options.get("awslogs-group"):
+            continue
+        create_group = str(options.get("awslogs-create-group", "")).lower() == "true"
+        found.append(
+            (str(options["awslogs-group"]), str(options.get("awslogs-region") or region), create_group)
+        )
+    return found
 
 
 def _named(items: Any, key: str = "name") -> dict[str, Any]:

@@ -24,6 +24,7 @@ from deploy_agent.adapters.ecr import EcrRegistry
 from deploy_agent.adapters.ecs import EcsApi
 from deploy_agent.adapters.elb import ElbApi
 from deploy_agent.adapters.health import HttpProber
+from deploy_agent.adapters.logs import LogsApi
 from deploy_agent.adapters.traffic_probe import TrafficProbe
 from deploy_agent.adapters.webhook import WebhookSender
 from deploy_agent.core.state import utcnow
@@ -80,6 +81,9 @@ class Runtime:
 
     def elb(self, region: str) -> ElbApi:
         return ElbApi(self.aws(region))
+
+    def logs(self, region: str) -> LogsApi:
+        return LogsApi(self.aws(region))
 
     def alarms(self, region: str) -> CloudWatchApi:
         return CloudWatchApi(self.aws(region))

@@ -12,13 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from deploy_agent.adapters.ecr import Repository, registry_for_push
-from deploy_agent.core.errors import PushFailed, RequestRejected
+from deploy_agent.core.errors import PreflightFailed, PushFailed, RequestRejected
 from deploy_agent.core.health import Probe, assess_health
 from deploy_agent.core.image_tags import decide_tag_push, is_tag_immutable
 from deploy_agent.core.outcome import Failure, Phase, Trigger, decide_outcome
 from deploy_agent.core.polling import expected_duration
 from deploy_agent.core.state import PipelineState, ProbeState, StageState
-from deploy_agent.core.taskdef import default_log_configuration, plan_from_spec, plan_task_definition
+from deploy_agent.core.taskdef import (
+    default_log_configuration,
+    plan_from_spec,
+    plan_log_groups,
+    plan_task_definition,
+)
 from deploy_agent.models import DeploymentResult, DeployToECSTask
 from deploy_agent.strategies import strategy_for
 from deploy_agent.strategies.base import Progress, Run
@@ -167,6 +172,27 @@ def _reuse_immutable_tag(rt: Runtime, run: Run, repo: Repository, tag: str) -> s
     )
 
 
+def _ensure_log_groups(
+    rt: Runtime, user_kwargs: dict[str, Any], planned: dict[str, Any], region: str
+) -> dict[str, Any]:
+    """Return ``planned`` after creating the log groups it names for us and checking the user's.
+
+    See ``plan_log_groups`` for why: a missing group stops every task of the rollout.
+    """
+    for plan in plan_log_groups(user_kwargs, planned, region):
+        logs = rt.logs(plan.region)
+        if plan.create:
+            logs.ensure_log_group(plan.group)
+        elif not logs.log_group_exists(plan.group):
+            # PreflightFailed: the setup is unusable and nothing is touched yet (outcome rejected)
+            raise PreflightFailed(
+                f"the task definition's awslogs log group {plan.group} does not exist in {plan.region}; "
+                "its tasks could not start (ResourceInitializationError). Create it, or set the "
+                'awslogs-create-group option to "true" (the execution role needs logs:CreateLogGroup)'
+            )
+    return planned
+
+
 def register(rt: Runtime, run: Run) -> Progress:
     state = run.state
     if state.task_definition_arn is not None:
@@ -183,7 +209,7 @@ def register(rt: Runtime, run: Run) -> Progress:
     else:
         current = ecs.describe_task_definition(state.previous_task_definition_arn)
         kwargs = plan_task_definition(current, state.image_uri, request.container_name)
-    kwargs = default_log_configuration(kwargs, state.region)
+    kwargs = _ensure_log_groups(rt, kwargs, default_log_configuration(kwargs, state.region), state.region)
     tags = [t for t in kwargs.get("tags") or [] if t.get("key") != DEPLOYMENT_TAG]
     kwargs["tags"] = [*tags, {"key": DEPLOYMENT_TAG, "value": state.deployment_id}]
     registered = ecs.register_task_definition(kwargs)
