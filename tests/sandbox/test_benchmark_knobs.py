@@ -9,11 +9,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import docker
+import pytest
 import requests
 
 from deploy_agent.sandbox import EcsScheduler, Sandbox, provision_service, wait_for_rollout
 from deploy_agent.sandbox.containers import LABEL
 from deploy_agent.sandbox.deployments import RolloutLog
+from deploy_agent.sandbox.realism import IDEALISED, REALISTIC, Realism
+
+from .realism_helpers import playing
 
 CLUSTER, SERVICE = "knobs", "web"
 NO_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/never-pulled:1"
@@ -157,19 +161,34 @@ class TestRolloutLog:
         assert [e.deployment_id for e in log[2:]] == [new_id, new_id]
         assert [e.at for e in log] == sorted(e.at for e in log)
 
+    @pytest.mark.parametrize(
+        ("profile", "order"),
+        [
+            # One tick: FAILED, then the rollback deployment is created.
+            (IDEALISED, [(True, "IN_PROGRESS"), (True, "FAILED"), (False, "IN_PROGRESS")]),
+            # ECS: the rollback deployment is created first; ours ends FAILED once it was replaced.
+            (REALISTIC, [(True, "IN_PROGRESS"), (False, "IN_PROGRESS"), (True, "FAILED")]),
+        ],
+        ids=["idealised", "realistic"],
+    )
     def test_circuit_breaker_failure_is_logged_as_failed(
-        self, sandbox: Sandbox, web_image: Callable[..., str]
+        self,
+        sandbox: Sandbox,
+        web_image: Callable[..., str],
+        profile: Realism,
+        order: list[tuple[bool, str]],
     ) -> None:
-        """A crashing release is logged FAILED, followed by the rollback deployment's IN_PROGRESS."""
-        # provision_service turns the circuit breaker on, with rollback.
-        provision_service(sandbox, CLUSTER, SERVICE, web_image("v1"), desired_count=2, timeout_seconds=30)
-        bad_id = _deploy_revision(sandbox, web_image("v2", "crash"))
-        deadline = time.monotonic() + 30
-        while "FAILED" not in _transitions(sandbox, bad_id) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        """A crashing release is logged FAILED, in the order the profile's ECS puts it and the rollback."""
+        with playing(sandbox, profile):
+            # provision_service turns the circuit breaker on, with rollback.
+            provision_service(sandbox, CLUSTER, SERVICE, web_image("v1"), desired_count=2, timeout_seconds=30)
+            bad_id = _deploy_revision(sandbox, web_image("v2", "crash"))
+            deadline = time.monotonic() + 30
+            while "FAILED" not in _transitions(sandbox, bad_id) and time.monotonic() < deadline:
+                time.sleep(0.05)
         log = [e for e in sandbox.scheduler.rollout_log() if e.service == SERVICE]
         states = [(e.deployment_id == bad_id, e.state) for e in log]
-        assert states[-3:] == [(True, "IN_PROGRESS"), (True, "FAILED"), (False, "IN_PROGRESS")]
+        assert states[-3:] == order
 
     def test_entries_are_a_copy(self) -> None:
         """rollout_log() hands out a copy: changing it changes nothing in the log."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .environment import Sandbox
+from .realism import PROFILES
 
 
 def _write_state(sandbox: Sandbox, path: Path) -> None:
@@ -31,12 +32,26 @@ def run_sandbox(args: Sequence[str] | None = None) -> int:
     parser.add_argument("--state-dir", type=Path, default=Path(".sandbox/state"))
     parser.add_argument("--moto-port", type=int, default=0)
     parser.add_argument("--registry-port", type=int, default=5000)
-    parser.add_argument("--tick-seconds", type=float, default=0.1)
+    parser.add_argument("--tick-seconds", type=float, default=None, help="default: the profile's")
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="realistic",
+        help="how closely to play AWS: realistic (ECS's own timelines) or idealised (fast, simple)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        help="sandbox seconds per AWS second (default: the profile's; 0.02 runs 10 AWS minutes in 12 s)",
+    )
     options = parser.parse_args(args)
     sandbox = Sandbox.start(
         options.state_dir,
         moto_port=options.moto_port,
         registry_port=options.registry_port,
+        profile=PROFILES[options.profile],
+        time_scale=options.time_scale,
         tick_seconds=options.tick_seconds,
     )
     done = threading.Event()

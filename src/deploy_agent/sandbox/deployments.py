@@ -31,6 +31,8 @@ class RolloutConfig:
     minimum_healthy_percent: int = 100
     circuit_breaker: bool = False
     rollback: bool = False
+    #: deploymentCircuitBreaker.resetOnHealthyTask: a healthy task resets failedTasks (AWS default true)
+    reset_on_healthy_task: bool = True
 
 
 def read_rollout_config(service: Any) -> RolloutConfig:
@@ -42,6 +44,7 @@ def read_rollout_config(service: Any) -> RolloutConfig:
         minimum_healthy_percent=int(config.get("minimumHealthyPercent", 100)),
         circuit_breaker=bool(breaker.get("enable", False)),
         rollback=bool(breaker.get("rollback", False)),
+        reset_on_healthy_task=bool(breaker.get("resetOnHealthyTask", True)),
     )
 
 
@@ -56,6 +59,28 @@ def plan_task_bounds(desired: int, config: RolloutConfig) -> tuple[int, int]:
 def circuit_breaker_threshold(desired: int, minimum: int = 3) -> int:
     """Return how many failed tasks trip the circuit breaker (ECS: 0.5 x desired, within [minimum, 200])."""
     return max(minimum, min(200, math.ceil(0.5 * desired)))
+
+
+def plan_relaunch_delay(backoff_seconds: tuple[float, ...], consecutive_failures: int) -> float:
+    """Return how long ECS waits before launching the next task after ``consecutive_failures`` in a row.
+
+    ECS's service throttle logic: a service whose tasks keep failing to start has its relaunches
+    spaced out by a growing delay (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/
+    service-throttle-logic.html); the delays are the profile's, the last one repeats.
+    """
+    if consecutive_failures <= 0 or not backoff_seconds:
+        return 0.0
+    return float(backoff_seconds[min(consecutive_failures, len(backoff_seconds)) - 1])
+
+
+def decide_rolled_back_deployment_failed(tasks_left: int, rollback_running: int, desired: int) -> bool:
+    """Return whether a deployment the circuit breaker rolled back from is now FAILED.
+
+    It stays listed (ACTIVE, IN_PROGRESS) while it is being replaced: until none of its tasks is left
+    and the rollback deployment runs its desired count (field timeline: rollback started at 11m44s,
+    the failed deployment FAILED at about 13m30s; wanews/pulumi-wait-for-ecs-deploy README).
+    """
+    return tasks_left == 0 and rollback_running >= desired
 
 
 def new_deployment_id() -> str:

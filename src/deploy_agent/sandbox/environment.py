@@ -12,6 +12,7 @@ import docker
 
 from .load_balancer import LocalLoadBalancer
 from .moto_server import MotoServer
+from .realism import REALISTIC, Realism
 from .registry import LocalRegistry
 from .scheduler import EcsScheduler
 
@@ -48,16 +49,24 @@ class Sandbox:
         registry_port: int = 5000,
         docker_client: docker.DockerClient | None = None,
         regions: tuple[str, ...] = (REGION,),
+        profile: Realism = REALISTIC,
+        time_scale: float | None = None,
         **scheduler_knobs: Any,
     ) -> Sandbox:
-        """Start every part and return the sandbox; ``scheduler_knobs`` go to EcsScheduler."""
+        """Start every part and return the sandbox.
+
+        ``profile`` says how closely the sandbox plays AWS (``time_scale`` overrides its time scale);
+        ``scheduler_knobs`` go to EcsScheduler and win over the profile.
+        """
         state_dir.mkdir(parents=True, exist_ok=True)
         client = docker_client or docker.from_env()
         client.ping()  # fail now, and loudly, when there is no engine
         moto = MotoServer(moto_port)
         moto.start()
         registry = LocalRegistry(registry_port, state_dir / "registry").start()
-        scheduler = EcsScheduler(client, registry.host, ACCOUNT, regions, **scheduler_knobs).start()
+        scheduler = EcsScheduler(
+            client, registry.host, ACCOUNT, regions, profile=profile, time_scale=time_scale, **scheduler_knobs
+        ).start()
         balancer = LocalLoadBalancer(scheduler.health, ACCOUNT, regions).start()
         return cls(state_dir, moto, registry, scheduler, balancer, regions[0])
 

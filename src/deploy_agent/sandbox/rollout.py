@@ -1,7 +1,24 @@
-"""One service, one tick: deployments, task replacement, counts, circuit breaker, steady state."""
+"""One service, one tick: deployments, task replacement, counts, circuit breaker, steady state.
+
+What the realism profile changes here (``Realism``, the ECS timeline's fields):
+
+- ``slow_circuit_breaker_rollback``: when the breaker trips with rollback on, the rollback is a
+  PRIMARY deployment of its own ("ECS deployment circuit breaker: rolling back to deploymentId
+  <id>."), which starts its tasks, waits for their health and drains the old ones like any
+  deployment; the failed deployment stays listed as ACTIVE / IN_PROGRESS while it is being replaced,
+  then ends FAILED, and is listed FAILED until the rollback completes. Without it: FAILED and the
+  rollback pushed in one tick (the sandbox's earlier, idealised ECS).
+- ``failed_tasks_reset``: a task of the deployment that is RUNNING and healthy resets its
+  ``failedTasks`` to 0 (botocore's Deployment.failedTasks: "Once a service deployment has one or
+  more successfully running tasks, the failed task count resets to zero"; switched off per service
+  by ``deploymentCircuitBreaker.resetOnHealthyTask=false``).
+- ``relaunch_backoff_seconds``: tasks that keep failing are relaunched after a growing delay
+  (``plan_relaunch_delay``), scaled by the profile's ``time_scale``.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +27,9 @@ from .deployments import (
     RolloutLog,
     add_events,
     circuit_breaker_threshold,
+    decide_rolled_back_deployment_failed,
     new_deployment,
+    plan_relaunch_delay,
     plan_task_bounds,
     push_deployment,
     read_rollout_config,
@@ -18,6 +37,7 @@ from .deployments import (
     set_rollout,
     task_list,
 )
+from .realism import REALISTIC, Realism
 from .task_runner import TaskRunner
 from .tasks import TaskRecord
 
@@ -29,6 +49,11 @@ class ServiceMemory:
     primary_id: str | None = None
     last_completed: tuple[str, str] | None = None  # (deployment id, task definition ARN)
     steady: bool = False
+    #: the deployment the circuit breaker rolled back from, listed until the rollback completes
+    rolled_back_from: str | None = None
+    consecutive_failures: int = 0  # failed tasks in a row, for ECS's relaunch back-off
+    relaunch_at: float = 0.0  # time.monotonic() before which no task is launched
+    throttled: bool = False  # the "unable to consistently start tasks" event was sent
 
 
 def _readiness(record: TaskRecord) -> tuple[bool, bool]:
@@ -40,13 +65,33 @@ def _is_gone(record: TaskRecord) -> bool:
     return bool(record.task.last_status == "STOPPED")
 
 
+_BREAKER_FAILED = "ECS deployment circuit breaker: tasks failed to start."
+
+
+def _is_ended_rollback_source(deployment: dict[str, Any], memory: ServiceMemory) -> bool:
+    """Return whether the deployment is the FAILED one a rollback replaced (listed, with no task left)."""
+    return bool(deployment["id"] == memory.rolled_back_from and deployment["rolloutState"] == "FAILED")
+
+
 class Rollout:
     """Plays the ECS service scheduler for one service at a time."""
 
-    def __init__(self, tasks: TaskRunner, breaker_minimum: int = 3, log: RolloutLog | None = None) -> None:
+    def __init__(
+        self,
+        tasks: TaskRunner,
+        breaker_minimum: int = 3,
+        log: RolloutLog | None = None,
+        realism: Realism = REALISTIC,
+    ) -> None:
         self.tasks = tasks
         self.breaker_minimum = breaker_minimum
         self.log = log or RolloutLog()
+        self.realism = realism
+
+    def _push_new(self, service: Any, deployment: dict[str, Any], memory: ServiceMemory) -> None:
+        # A new deployment starts with a clean launch record: the back-off was the old one's.
+        memory.consecutive_failures, memory.relaunch_at, memory.throttled = 0, 0.0, False
+        self._push(service, deployment)
 
     def _push(self, service: Any, deployment: dict[str, Any]) -> None:
         push_deployment(service, deployment)
@@ -64,11 +109,11 @@ class Rollout:
         service.task_definition = target  # ECS answers with the ARN, moto with what it was given
         deployments = service.deployments
         if not deployments:
-            self._push(service, new_deployment(service, target))
+            self._push_new(service, new_deployment(service, target), memory)
         else:
             primary = deployments[0]
             if backend.describe_task_definition(primary["taskDefinition"]).arn != target:
-                self._push(service, new_deployment(service, target))
+                self._push_new(service, new_deployment(service, target), memory)
             elif (
                 memory.primary_id
                 and primary["id"] != memory.primary_id
@@ -99,10 +144,11 @@ class Rollout:
         was_stopping = {r.task_arn for r in records if r.stopping}
         for record in records:
             self.tasks.advance(record, states, service, events)
-        self._count_failures(service, records)
+        self._count_failures(service, records, memory, events)
         self._trip_circuit_breaker(service, memory, events)
+        self._end_rolled_back(service, records, memory)
         self._stop_surplus(service, records, states)
-        started = self._start_missing(backend, region, service, records)
+        started = self._start_missing(backend, region, service, records, memory)
         stopped = [r for r in records if r.stopping and r.task_arn not in was_stopping]
         name = f"(service {service.name})"
         if stopped:
@@ -112,19 +158,40 @@ class Rollout:
             events.append(f"{name} has begun draining connections on {len(draining)} tasks.")
         if started:
             events.append(task_list(f"{name} has started", [r.task_id for r in started]))
-        self.recount(service, records + started)
+        self.recount(service, records + started, memory)
         self._settle(service, records + started, memory, events)
         add_events(service, events)
         return started
 
-    def _count_failures(self, service: Any, records: list[TaskRecord]) -> None:
+    def _count_failures(
+        self, service: Any, records: list[TaskRecord], memory: ServiceMemory, events: list[str]
+    ) -> None:
         by_id = {d["id"]: d for d in service.deployments}
+        reset = self.realism.failed_tasks_reset and read_rollout_config(service).reset_on_healthy_task
         for record in records:
+            deployment = by_id.get(record.deployment_id)
+            if record.healthy and not record.stopping and not record.success_counted:
+                record.success_counted = True
+                memory.consecutive_failures, memory.relaunch_at, memory.throttled = 0, 0.0, False
+                if reset and deployment is not None and deployment.get("failedTasks"):
+                    deployment["failedTasks"] = 0
             if record.failed and not record.failure_counted:
                 record.failure_counted = True
-                deployment = by_id.get(record.deployment_id)
                 if deployment is not None and deployment["rolloutState"] == "IN_PROGRESS":
                     deployment["failedTasks"] = int(deployment.get("failedTasks") or 0) + 1
+                self._back_off(service, memory, events)
+
+    def _back_off(self, service: Any, memory: ServiceMemory, events: list[str]) -> None:
+        """Space out the next launch after one more failed task, as ECS's service throttle logic does."""
+        memory.consecutive_failures += 1
+        delay = plan_relaunch_delay(self.realism.relaunch_backoff_seconds, memory.consecutive_failures)
+        memory.relaunch_at = max(memory.relaunch_at, time.monotonic() + self.realism.scaled(delay))
+        if delay > 0 and not memory.throttled:
+            memory.throttled = True
+            events.append(
+                f"(service {service.name}) is unable to consistently start tasks successfully. For more "
+                "information, see the Troubleshooting section of the Amazon ECS Developer Guide."
+            )
 
     def _trip_circuit_breaker(self, service: Any, memory: ServiceMemory, events: list[str]) -> None:
         config = read_rollout_config(service)
@@ -134,19 +201,39 @@ class Rollout:
             return
         if int(primary.get("failedTasks") or 0) < threshold:
             return
-        reason = "ECS deployment circuit breaker: tasks failed to start."
-        self._set_rollout(service, primary, "FAILED", reason)
         events.append(
             f"(service {service.name}) (deployment {primary['id']}) deployment failed: tasks failed to start."
         )
         last = memory.last_completed
-        if not config.rollback or last is None or last[1] == primary["taskDefinition"]:
+        rollback = config.rollback and last is not None and last[1] != primary["taskDefinition"]
+        if not rollback or not self.realism.slow_circuit_breaker_rollback:
+            self._set_rollout(service, primary, "FAILED", _BREAKER_FAILED)
+        if not rollback or last is None:
             return
         service.task_definition = last[1]
         reason = f"ECS deployment circuit breaker: rolling back to deploymentId {last[0]}."
-        self._push(service, new_deployment(service, last[1], reason))
+        if self.realism.slow_circuit_breaker_rollback:
+            memory.rolled_back_from = primary["id"]  # still IN_PROGRESS: it ends once replaced
+        self._push_new(service, new_deployment(service, last[1], reason), memory)
         memory.primary_id = service.deployments[0]["id"]
         events.append(f"(service {service.name}) rolling back to deployment {last[0]}.")
+
+    def _end_rolled_back(self, service: Any, records: list[TaskRecord], memory: ServiceMemory) -> None:
+        """End the deployment rolled back from as FAILED once it has been replaced."""
+        failed = next((d for d in service.deployments if d["id"] == memory.rolled_back_from), None)
+        if failed is None:
+            memory.rolled_back_from = None
+            return
+        if failed["rolloutState"] != "IN_PROGRESS":
+            return
+        primary_id = service.deployments[0]["id"]
+        left = sum(r.deployment_id == failed["id"] and not _is_gone(r) for r in records)
+        running = sum(
+            r.deployment_id == primary_id and r.task.last_status == "RUNNING" and not r.stopping
+            for r in records
+        )
+        if decide_rolled_back_deployment_failed(left, running, service.desired_count):
+            self._set_rollout(service, failed, "FAILED", _BREAKER_FAILED)
 
     def _stop_surplus(
         self, service: Any, records: list[TaskRecord], states: dict[str, ContainerState]
@@ -168,11 +255,13 @@ class Rollout:
             self.tasks.stop(record, reason, "ServiceSchedulerInitiated", states)
 
     def _start_missing(
-        self, backend: Any, region: str, service: Any, records: list[TaskRecord]
+        self, backend: Any, region: str, service: Any, records: list[TaskRecord], memory: ServiceMemory
     ) -> list[TaskRecord]:
         primary = service.deployments[0]
         if primary["rolloutState"] == "FAILED":
             return []  # the circuit breaker stopped this deployment from launching more tasks
+        if time.monotonic() < memory.relaunch_at:
+            return []  # ECS's back-off after tasks that failed in a row
         most, _ = plan_task_bounds(service.desired_count, read_rollout_config(service))
         present = [r for r in records if not _is_gone(r)]
         mine = [r for r in present if r.deployment_id == primary["id"] and not r.stopping]
@@ -182,14 +271,19 @@ class Rollout:
         definition = backend.describe_task_definition(primary["taskDefinition"])
         return [self.tasks.start(backend, region, service, definition, primary["id"]) for _ in range(count)]
 
-    def recount(self, service: Any, records: list[TaskRecord]) -> None:
-        """Write true running/pending counts on the service and its deployments; drop finished ones."""
+    def recount(self, service: Any, records: list[TaskRecord], memory: ServiceMemory | None = None) -> None:
+        """Write true running/pending counts on the service and its deployments; drop finished ones.
+
+        A deployment the circuit breaker rolled back from stays listed (with no task) until the
+        rollback completes, as in ECS.
+        """
         present = [r for r in records if not _is_gone(r)]
         primary_id = service.deployments[0]["id"] if service.deployments else None
+        rolled_back_from = memory.rolled_back_from if memory is not None else None
         kept = []
         for deployment in service.deployments:
             mine = [r for r in present if r.deployment_id == deployment["id"]]
-            if deployment["id"] != primary_id and not mine:
+            if deployment["id"] not in (primary_id, rolled_back_from) and not mine:
                 continue
             running = sum(r.task.last_status == "RUNNING" for r in mine)
             pending = sum(r.task.last_status in ("PROVISIONING", "PENDING") for r in mine)
@@ -209,10 +303,14 @@ class Rollout:
         primary = service.deployments[0]
         present = [r for r in records if not _is_gone(r)]
         serving = [r for r in present if r.deployment_id == primary["id"] and r.healthy and not r.stopping]
-        alone = len(service.deployments) == 1 and len(present) == len(serving)
+        ended = [d for d in service.deployments[1:] if _is_ended_rollback_source(d, memory)]
+        alone = len(service.deployments) - len(ended) == 1 and len(present) == len(serving)
         ready = alone and len(serving) == service.desired_count
         if ready and primary["rolloutState"] == "IN_PROGRESS":
             self._set_rollout(service, primary, "COMPLETED", f"ECS deployment {primary['id']} completed.")
+        if ready and ended:
+            service.deployments = [primary]  # the rollback completed: the failed deployment is gone
+            memory.rolled_back_from = None
         if ready and primary["rolloutState"] == "COMPLETED":
             memory.last_completed = (primary["id"], primary["taskDefinition"])
         steady = ready and primary["rolloutState"] == "COMPLETED"

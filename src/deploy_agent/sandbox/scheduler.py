@@ -1,6 +1,8 @@
 """The ECS service scheduler that moto lacks, as a daemon thread over moto's in-memory backends.
 
-Services move as in ECS: ACTIVE services are reconciled every tick (``rollout``); DeleteService on a
+Services move as in ECS: ACTIVE services are reconciled every tick (``rollout``) at the pace and
+with the fidelity of a realism profile (``realism.Realism``: REALISTIC by default, IDEALISED for the
+fast, simple ECS of earlier versions), whose durations are scaled by its ``time_scale``; DeleteService on a
 service that still has tasks leaves it DRAINING (desiredCount 0) while each task is deregistered from
 its target groups, drains and stops, and only then INACTIVE. Tasks whose service object is gone (a
 moto reset, a service re-created under the same name) are stopped the same way.
@@ -13,6 +15,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import docker
@@ -21,6 +24,7 @@ from moto.ecs.models import EC2ContainerServiceBackend
 
 from .containers import ContainerRunner
 from .deployments import RolloutLog, RolloutTransition, add_events, task_list
+from .realism import REALISTIC, Realism
 from .rollout import Rollout, ServiceMemory
 from .target_health import TargetHealthBook
 from .task_runner import TaskRunner, TaskTiming
@@ -48,8 +52,8 @@ class EcsScheduler:
         registry_host: str,
         account: str = "123456789012",
         regions: tuple[str, ...] = ("us-east-1",),
-        tick_seconds: float = 0.1,
-        task_start_delay_seconds: float = 0.0,
+        tick_seconds: float | None = None,
+        task_start_delay_seconds: float | None = None,
         health_check_interval_seconds: float = 0.2,
         healthy_threshold: int = 2,
         unhealthy_threshold: int = 2,
@@ -58,15 +62,24 @@ class EcsScheduler:
         max_drain_seconds: float = 5.0,
         circuit_breaker_minimum: int = 3,
         virtual_tasks: bool = False,
+        profile: Realism = REALISTIC,
+        time_scale: float | None = None,
     ) -> None:
-        """Knobs: seconds of the sandbox's own pace; ``drain_seconds`` is the deregistration delay of a
-        target group whose ``deregistration_delay.timeout_seconds`` was left at AWS's 300, and
-        ``max_drain_seconds`` caps every delay. ``task_start_delay_seconds``: how long a new task
-        takes to be RUNNING (at least). ``virtual_tasks``: tasks run no container (see ``task_runner``).
+        """``profile``: how closely to play ECS (its ``time_scale`` replaced by ``time_scale`` if given).
+
+        Explicit knobs win over the profile. Knobs: seconds of the sandbox's own pace; ``tick_seconds``
+        (default: the profile's); ``drain_seconds`` is the deregistration delay of a target group whose
+        ``deregistration_delay.timeout_seconds`` was left at AWS's 300, and ``max_drain_seconds`` caps
+        every delay. ``task_start_delay_seconds``: how long a new task takes to be RUNNING (at least;
+        default: the profile's PROVISIONING + PENDING seconds, scaled). ``virtual_tasks``: tasks run
+        no container (see ``task_runner``).
         """
+        realism = profile if time_scale is None else profile.with_scale(time_scale)
+        self._lock = threading.RLock()
         self.account = account
         self.regions = regions
-        self.tick_seconds = tick_seconds
+        self.tick_seconds = realism.tick_seconds if tick_seconds is None else tick_seconds
+        self._start_delay_knob = task_start_delay_seconds
         self.health = TargetHealthBook(
             interval_seconds=health_check_interval_seconds,
             healthy_threshold=healthy_threshold,
@@ -77,19 +90,38 @@ class EcsScheduler:
         )
         self.containers = ContainerRunner(docker_client, registry_host)
         timing = TaskTiming(
-            start_delay_seconds=task_start_delay_seconds,
             health_check_interval_seconds=health_check_interval_seconds,
             unhealthy_threshold=unhealthy_threshold,
             grace_seconds=health_check_grace_seconds,
         )
         self.tasks = TaskRunner(self.containers, self.health, account, timing, virtual=virtual_tasks)
         self._rollout_log = RolloutLog()
-        self.rollout = Rollout(self.tasks, circuit_breaker_minimum, self._rollout_log)
+        self.rollout = Rollout(self.tasks, circuit_breaker_minimum, self._rollout_log, realism)
+        self.realism = realism
+        self.use_profile(realism)
         self._records: dict[str, TaskRecord] = {}
         self._memory: dict[ServiceKey, tuple[Any, ServiceMemory]] = {}
-        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def use_profile(self, profile: Realism) -> None:
+        """Play the ECS timeline (rollout, task start, log groups) of ``profile`` from the next tick on.
+
+        Explicit ``task_start_delay_seconds`` still wins: with it a task is PROVISIONING that long
+        and RUNNING as soon as its containers are up, as before profiles existed.
+        """
+        with self._lock:
+            self.realism = profile
+            self.rollout.realism = profile
+            self.tasks.check_log_groups = profile.enforce_aws_rules
+            if self._start_delay_knob is None:
+                provisioning = profile.scaled(profile.task_provisioning_seconds)
+                pending = profile.scaled(profile.task_pending_seconds)
+            else:
+                provisioning, pending = self._start_delay_knob, 0.0
+            self.tasks.timing = replace(
+                self.tasks.timing, start_delay_seconds=provisioning, pending_seconds=pending
+            )
 
     def start(self) -> EcsScheduler:
         """Patch moto's ECS backend, start health checks and the scheduler thread; return self."""
@@ -204,7 +236,7 @@ class EcsScheduler:
                 return
             memory = self._memory_of(key, service)
             self.rollout.sync_deployments(backend, service, memory)
-            self.rollout.recount(service, self._records_of(service))
+            self.rollout.recount(service, self._records_of(service), memory)
 
     def _on_service_deleted(self, backend: Any, service: Any) -> None:
         """Answer DeleteService as ECS does: a service with tasks left is DRAINING, not yet INACTIVE."""

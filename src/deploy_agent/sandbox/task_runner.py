@@ -1,10 +1,14 @@
 """Starts, watches and stops one task at a time: its containers, its targets, its moto object.
 
-A task is PROVISIONING for ``start_delay_seconds``, PENDING while its images are pulled and its
-containers start, then RUNNING. With ``virtual`` tasks get no container at all (so one host can
-emulate hundreds of services): a task is PENDING at once, RUNNING after ``start_delay_seconds`` and
-healthy at once; it is registered in its target groups with port 0 as a target that is ``healthy``
-without checks and that the load balancer never sends a request to (a virtual service answers 503).
+A task is PROVISIONING for ``start_delay_seconds`` (Fargate attaching the task's ENI), PENDING while
+its images are pulled and its containers start, for ``pending_seconds`` at least, then RUNNING (the
+task lifecycle: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task-lifecycle-explanation.html).
+With ``check_log_groups`` a container whose ``awslogs`` log group does not exist stops the task in
+PENDING with ECS's ResourceInitializationError (``log_groups``). With ``virtual`` tasks get no
+container at all (so one host can emulate hundreds of services): a task is PENDING at once, RUNNING
+after ``start_delay_seconds`` + ``pending_seconds`` and healthy at once; it is registered in its
+target groups with port 0 as a target that is ``healthy`` without checks and that the load balancer
+never sends a request to (a virtual service answers 503).
 Deregistration, draining, counts and rollout states are as for real tasks.
 """
 
@@ -19,6 +23,7 @@ from typing import Any
 from moto.backends import get_backend
 
 from .containers import ContainerRunner, ContainerState, ImagePullError, PortAllocator
+from .log_groups import prepare_log_groups
 from .target_health import TargetHealthBook
 from .tasks import (
     ContainerSpec,
@@ -41,7 +46,8 @@ KILLED = 137  # SIGKILL: how a container the scheduler stops ends
 class TaskTiming:
     """How fast tasks start, are checked and drain."""
 
-    start_delay_seconds: float = 0.0
+    start_delay_seconds: float = 0.0  # PROVISIONING
+    pending_seconds: float = 0.0  # PENDING, at least (the image pull and container start may take longer)
     health_check_interval_seconds: float = 0.2
     unhealthy_threshold: int = 2
     grace_seconds: float = 1.0
@@ -65,12 +71,14 @@ class TaskRunner:
         account: str,
         timing: TaskTiming,
         virtual: bool = False,
+        check_log_groups: bool = False,
     ) -> None:
         self.runner = runner
         self.book = book
         self.account = account
         self.timing = timing
         self.virtual = virtual
+        self.check_log_groups = check_log_groups
         self.ports = PortAllocator()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="sandbox-task")
 
@@ -97,6 +105,7 @@ class TaskRunner:
             target_container=str((by_lb or with_ports or list(ports))[0]),
             service_ref=service,
             virtual=self.virtual,
+            container_definitions=list(task_definition.container_definitions),
         )
         if self.virtual:
             return record
@@ -135,7 +144,7 @@ class TaskRunner:
         )
 
     def _launch(self, record: TaskRecord, specs: list[ContainerSpec], labels: dict[str, str]) -> LaunchResult:
-        # The delay counts from the task's creation: time spent queued for a launch thread is part of it.
+        # The delays count from the task's creation: time spent queued for a launch thread is part of it.
         time.sleep(max(0.0, self.timing.start_delay_seconds - (time.monotonic() - record.created)))
         refs: dict[str, str] = {}
         for spec in specs:
@@ -143,6 +152,10 @@ class TaskRunner:
                 refs[spec.name] = self.runner.ensure_image(spec.image)
             except ImagePullError as error:
                 return LaunchResult({}, {}, f"CannotPullContainerError: {error}")
+        # The agent creates each container's log stream as it creates the container, after the pull.
+        logger_error = self._prepare_logs(record)
+        if logger_error:
+            return LaunchResult({}, {}, logger_error)
         started: dict[str, str] = {}
         for spec in specs:
             name = _NAME_UNSAFE.sub("-", f"sbx-{record.service_name}-{record.task_id[:8]}-{spec.name}")
@@ -155,7 +168,18 @@ class TaskRunner:
                     self.runner.remove(container_id)
                 return LaunchResult({}, {}, f"CannotStartContainerError: {error}")
         digests = {name: ref.split("@", 1)[1] for name, ref in refs.items() if "@" in ref}
+        time.sleep(max(0.0, self._running_after() - (time.monotonic() - record.created)))
         return LaunchResult(started, digests)
+
+    def _running_after(self) -> float:
+        """Return how long after its creation a task may be RUNNING at the soonest."""
+        return self.timing.start_delay_seconds + self.timing.pending_seconds
+
+    def _prepare_logs(self, record: TaskRecord) -> str:
+        """Return "" when the task's awslogs log groups exist (or were created), else its stop reason."""
+        if not self.check_log_groups:
+            return ""
+        return prepare_log_groups(self.account, record.container_definitions, record.region)
 
     def advance(
         self, record: TaskRecord, states: dict[str, ContainerState], service: Any, events: list[str]
@@ -193,7 +217,11 @@ class TaskRunner:
         """A virtual task: RUNNING, registered and healthy once the start delay is over."""
         if record.task.last_status != "PENDING":
             return
-        if time.monotonic() - record.created < self.timing.start_delay_seconds:
+        if time.monotonic() - record.created < self._running_after():
+            return
+        logger_error = self._prepare_logs(record)
+        if logger_error:
+            self.fail(record, logger_error, "TaskFailedToStart", {})
             return
         mark_running(record.task, LaunchResult({}, {}))
         self._register_targets(record, service, events)

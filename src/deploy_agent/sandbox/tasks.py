@@ -66,8 +66,11 @@ class TaskRecord:
     removal: Future[None] | None = None
     failed: bool = False
     failure_counted: bool = False
+    success_counted: bool = False  # its healthy start was seen (it resets failedTasks and the back-off)
     exit_codes: dict[str, int | None] = field(default_factory=dict)
     virtual: bool = False  # no containers: RUNNING after the start delay and healthy at once
+    #: every container definition of its task definition (the essential ones run; all are logged)
+    container_definitions: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def task_arn(self) -> str:
