@@ -1,0 +1,353 @@
+"""The service lock's fence on a real Redis: a deployment that lost its lock never acts again.
+
+Each test gets a private ``redis-server`` (the Lua scripts run in Redis itself, so no fake would do).
+Issue 9, the worker's point 9.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from celery.exceptions import Ignore
+
+from deploy_agent.core.outcome import Phase
+from deploy_agent.core.state import PipelineState, utcnow
+from deploy_agent.sandbox.redis_server import LocalRedis
+from deploy_agent.strategies.base import Progress, Run
+from deploy_agent.tasks import entry, finish
+from deploy_agent.tasks.fence import LockLost, StepMutex, fenced
+from deploy_agent.tasks.runtime import Runtime
+from deploy_agent.tasks.stages import advance_stage
+from deploy_agent.tasks.store import ServiceLock
+from deploy_agent.worker.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    with LocalRedis(root=tmp_path_factory.mktemp("redis")) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: LocalRedis) -> Iterator[redis.Redis]:
+    conn = server.client(0)
+    conn.flushdb()
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def rt(client: redis.Redis) -> Runtime:
+    return Runtime(settings=Settings(lock_ttl_seconds=30), redis=client)
+
+
+def lock(client: redis.Redis, ttl_seconds: int = 30) -> ServiceLock:
+    return ServiceLock(client, "c1", "web", ttl_seconds)
+
+
+def lapse(client: redis.Redis, service_lock: ServiceLock) -> None:
+    """Let the lock expire as its TTL would (the last-holder record stays, as it does then)."""
+    client.delete(service_lock.key)
+
+
+class TestFenceScript:
+    def test_the_holder_passes_and_its_lock_is_extended(self, client: redis.Redis) -> None:
+        service_lock = lock(client)
+        assert service_lock.acquire("A")
+        client.pexpire(service_lock.key, 500)
+
+        assert service_lock.fence("A")
+        assert client.pttl(service_lock.key) > 25_000
+        assert service_lock.holder() == "A"
+
+    def test_another_holder_fails_the_fence_and_keeps_the_lock(self, client: redis.Redis) -> None:
+        service_lock = lock(client)
+        assert service_lock.acquire("B")
+
+        assert not service_lock.fence("A")
+        assert service_lock.holder() == "B"
+
+    def test_a_lapsed_lock_nobody_took_since_is_taken_back(self, client: redis.Redis) -> None:
+        """A's worker outlived the TTL while nobody wanted the service: nobody acted in between."""
+        service_lock = lock(client)
+        assert service_lock.acquire("A")
+        lapse(client, service_lock)
+
+        assert service_lock.fence("A")
+        assert service_lock.holder() == "A"
+        assert client.pttl(service_lock.key) > 25_000
+
+    def test_a_lapsed_lock_that_someone_held_and_released_is_lost(self, client: redis.Redis) -> None:
+        """The issue's case: B ran and released while A was gone; A must not take the service back."""
+        service_lock = lock(client)
+        assert service_lock.acquire("A")
+        lapse(client, service_lock)
+        assert service_lock.acquire("B")
+        assert service_lock.release("B")
+
+        assert not service_lock.fence("A")
+        assert service_lock.holder() is None
+        assert service_lock.acquire("C"), "a lost fence must leave the lock free for others"
+
+    def test_a_released_lock_cannot_be_fenced_again(self, client: redis.Redis) -> None:
+        service_lock = lock(client)
+        assert service_lock.acquire("A")
+        assert service_lock.release("A")
+
+        assert not service_lock.fence("A")
+        assert service_lock.holder() is None
+
+    def test_release_by_a_non_holder_changes_nothing(self, client: redis.Redis) -> None:
+        service_lock = lock(client)
+        assert service_lock.acquire("B")
+
+        assert not service_lock.release("A")
+        assert service_lock.holder() == "B"
+        assert service_lock.fence("B")
+
+    def test_acquire_is_reentrant_for_the_holder_only(self, client: redis.Redis) -> None:
+        service_lock = lock(client)
+        assert service_lock.acquire("A")
+        assert service_lock.acquire("A")
+        assert not service_lock.acquire("B")
+
+    def test_the_ttl_really_expires(self, client: redis.Redis) -> None:
+        service_lock = lock(client, ttl_seconds=1)
+        assert service_lock.acquire("A")
+        time.sleep(1.2)
+        assert service_lock.holder() is None
+        assert service_lock.acquire("B")
+        assert not service_lock.fence("A")
+
+
+class Recorder:
+    """An adapter that notes what it was asked (the fenced proxy's target)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def describe_service(self, cluster: str, service: str) -> dict[str, Any]:
+        self.calls.append("describe_service")
+        return {}
+
+    def update_service(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append("update_service")
+        return {}
+
+    def brand_new_mutation(self) -> None:
+        self.calls.append("brand_new_mutation")
+
+
+class TestFencedAdapter:
+    def test_reads_skip_the_fence_and_mutations_are_fenced(self) -> None:
+        fences: list[int] = []
+        target = Recorder()
+        ecs = fenced(target, lambda: fences.append(1))
+
+        ecs.describe_service("c1", "web")
+        assert fences == []
+        ecs.update_service("c1", "web")
+        assert fences == [1]
+        assert target.calls == ["describe_service", "update_service"]
+
+    def test_a_failed_fence_stops_the_call_before_it_is_made(self) -> None:
+        target = Recorder()
+
+        def lost() -> None:
+            raise LockLost("c1", "web", "B")
+
+        ecs = fenced(target, lost)
+        with pytest.raises(LockLost, match="deployment B holds it now"):
+            ecs.update_service("c1", "web")
+        with pytest.raises(LockLost):
+            ecs.brand_new_mutation()  # a method nobody listed is fenced by default
+        assert target.calls == []
+
+
+def state_for(deployment_id: str, **fields: Any) -> PipelineState:
+    now = utcnow()
+    return PipelineState(
+        deployment_id=deployment_id,
+        request={"cluster_name": "c1", "service_name": "web"},
+        strategy="rolling",
+        cluster="c1",
+        service="web",
+        region="us-east-1",
+        started_at=now,
+        deadline=now + timedelta(seconds=600),
+        **fields,
+    )
+
+
+def saved(rt: Runtime, state: PipelineState) -> PipelineState:
+    rt.store.save(state.deployment_id, state.model_dump(mode="json"))
+    return state
+
+
+def loaded(rt: Runtime, deployment_id: str) -> PipelineState:
+    raw = rt.store.load(deployment_id)
+    assert raw is not None
+    return PipelineState.model_validate(raw)
+
+
+class TestAdvanceStage:
+    def test_a_step_does_not_run_once_another_deployment_holds_the_lock(self, rt: Runtime) -> None:
+        saved(rt, state_for("A"))
+        assert rt.lock("c1", "web").acquire("B")
+        ran: list[str] = []
+
+        progress = advance_stage(
+            rt, "A", "deploy", lambda _rt, _run: ran.append("deploy") or Progress.wait(1)
+        )
+
+        state = loaded(rt, "A")
+        assert ran == []
+        assert progress.done
+        assert state.failure is not None
+        assert state.failure.type == "superseded"
+        assert "deployment B holds it now" in state.failure.message
+        assert state.stage("deploy") is not None
+        assert state.stage("deploy").outcome == "failed"
+        assert rt.lock("c1", "web").holder() == "B"
+
+    def test_a_lock_lost_mid_step_stops_the_next_mutating_call(self, rt: Runtime) -> None:
+        """The fence runs right before the call, not only before the step."""
+        saved(rt, state_for("A"))
+        assert rt.lock("c1", "web").acquire("A")
+
+        def step(rt_: Runtime, run: Run) -> Progress:
+            rt_.redis.delete(rt_.lock("c1", "web").key)
+            assert rt_.lock("c1", "web").acquire("B")  # B takes the lapsed lock meanwhile
+            run.ecs.update_service("c1", "web", "td:2", None, 200, 100, True, True)
+            raise AssertionError("UpdateService was sent without the lock")
+
+        advance_stage(rt, "A", "deploy", step)
+
+        state = loaded(rt, "A")
+        assert state.failure is not None
+        assert state.failure.type == "superseded"
+        assert state.update_requested_at is None
+
+    def test_later_stages_undo_nothing_and_skip(self, rt: Runtime) -> None:
+        saved(rt, state_for("A"))
+        assert rt.lock("c1", "web").acquire("B")
+        advance_stage(rt, "A", "deploy", lambda _rt, _run: Progress.finished())
+        ran: list[str] = []
+
+        advance_stage(rt, "A", "rollback", lambda _rt, _run: ran.append("rollback") or Progress.finished())
+
+        record = loaded(rt, "A").stage("rollback")
+        assert ran == []
+        assert record is not None
+        assert record.outcome == "skipped"
+
+    def test_the_holder_steps_as_before(self, rt: Runtime) -> None:
+        saved(rt, state_for("A"))
+        assert rt.lock("c1", "web").acquire("A")
+
+        progress = advance_stage(rt, "A", "deploy", lambda _rt, _run: Progress.finished())
+
+        assert progress.done
+        assert loaded(rt, "A").failure is None
+        assert loaded(rt, "A").stage("deploy").outcome == "succeeded"  # type: ignore[union-attr]
+
+    def test_a_second_copy_waits_while_the_first_steps(self, rt: Runtime) -> None:
+        saved(rt, state_for("A"))
+        assert rt.lock("c1", "web").acquire("A")
+        ran: list[str] = []
+        with StepMutex(rt.redis, "A", 60).held() as mine:
+            assert mine
+            progress = advance_stage(
+                rt, "A", "deploy", lambda _rt, _run: ran.append("x") or Progress.finished()
+            )
+        assert ran == []
+        assert not progress.done
+
+        assert advance_stage(rt, "A", "deploy", lambda _rt, _run: Progress.finished()).done
+
+
+class TestFinishRedelivered:
+    def test_a_redelivered_finish_releases_the_lock_it_still_holds(self, rt: Runtime) -> None:
+        """Killed between saving the final phase and releasing: the retry lets the service go."""
+        saved(rt, state_for("A", phase=Phase.DONE, outcome="succeeded"))
+        rt.store.save_result("A", {"outcome": "succeeded"})
+        assert rt.lock("c1", "web").acquire("A")
+
+        assert finish.finish(rt, "A") == {"outcome": "succeeded"}
+        assert rt.lock("c1", "web").holder() is None
+
+    def test_it_never_releases_someone_elses_lock(self, rt: Runtime) -> None:
+        saved(rt, state_for("A", phase=Phase.DONE, outcome="succeeded"))
+        assert rt.lock("c1", "web").acquire("B")
+
+        finish.finish(rt, "A")
+        assert rt.lock("c1", "web").holder() == "B"
+
+
+class FakeEntryTask:
+    """The parts of a bound Celery task ``_accept_and_run`` uses; ``replace`` publishes like Celery."""
+
+    def __init__(self, task_id: str) -> None:
+        self.request = type("Request", (), {"id": task_id})()
+        self.published: list[Any] = []
+
+    def replace(self, sig: Any) -> None:
+        self.published.append(sig)
+        raise Ignore("Replaced by new task")  # what Task.on_replace raises after sig.delay()
+
+    def retry(self, countdown: float) -> Exception:
+        raise AssertionError(f"unexpected retry ({countdown})")
+
+
+class TestEntryRedelivered:
+    STAGES = ["preflight", "register", "deploy", "finalize"]
+
+    def test_a_chain_recorded_but_never_published_is_published(self, rt: Runtime) -> None:
+        """Killed between recording ``chain_started`` and publishing: the deployment still runs."""
+        saved(rt, state_for("A", entry_task_id="t1", chain_started=True))
+        assert rt.lock("c1", "web").acquire("A")
+        task = FakeEntryTask("t1")
+
+        with pytest.raises(Ignore):
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES)
+
+        assert len(task.published) == 1
+        assert entry._chain_published(rt, "A")
+
+    def test_a_published_chain_is_not_published_again(self, rt: Runtime) -> None:
+        saved(rt, state_for("A", entry_task_id="t1"))
+        task = FakeEntryTask("t1")
+        with pytest.raises(Ignore):
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES)
+        assert len(task.published) == 1
+
+        with pytest.raises(Ignore):
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES)
+        assert len(task.published) == 1
+
+    def test_an_unpublished_chain_whose_lock_went_to_another_is_superseded(self, rt: Runtime) -> None:
+        saved(rt, state_for("A", entry_task_id="t1", chain_started=True))
+        service_lock = rt.lock("c1", "web")
+        assert service_lock.acquire("A")
+        lapse(rt.redis, service_lock)
+        assert service_lock.acquire("B")
+        assert service_lock.release("B")
+        task = FakeEntryTask("t1")
+
+        result = entry._accept_and_run(task, rt, state_for("A"), self.STAGES)
+
+        assert task.published == []
+        assert result is not None
+        assert result["outcome"] == "superseded"
+
+
+def test_local_redis_is_not_the_shared_one(server: LocalRedis) -> None:
+    """These tests flush their database: it must be the private server's."""
+    assert server.port != 6379
+    assert Path(server.root).exists()
