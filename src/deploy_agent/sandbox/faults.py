@@ -16,6 +16,11 @@ What a fault looks like on the wire, by the protocol the request spoke:
 Kinds: ``throttle`` is 400 ``ThrottlingException`` (JSON) / ``Throttling`` (query); ``server_error``
 is 500 ``InternalFailure``; ``unavailable`` is 503 ``ServiceUnavailable``. botocore's standard and
 adaptive retry modes retry all three (throttling codes; transient 500/503 statuses).
+
+API quotas (opt-in, ``Realism.quotas``): ``use_quotas(QuotaBook())`` makes ``decide`` throttle a
+call whose token bucket is empty (``quotas``), before any rule is tried; such throttles are counted
+in ``injected()`` like the rules' own. Buckets are per account and Region: ``decide`` takes the
+call's region (from its SigV4 credential scope) when the server passes it, else one bucket set.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Literal
 from xml.sax.saxutils import escape
+
+from .quotas import QuotaBook
+from .realism import Realism
 
 FaultKind = Literal["throttle", "server_error", "unavailable"]
 Protocol = Literal["json", "query", "rest"]
@@ -131,6 +139,15 @@ class FaultInjector:
         self._rules: list[_RuleState] = []
         self._injected: dict[tuple[str, str, FaultKind], int] = {}
         self._lock = threading.Lock()
+        self.quotas: QuotaBook | None = None
+
+    def use_quotas(self, quotas: QuotaBook | None) -> None:
+        """Start throttling calls past AWS's API quotas with ``quotas`` (None: no quotas)."""
+        self.quotas = quotas
+
+    def apply_profile(self, profile: Realism) -> None:
+        """Turn API quotas on or off as ``profile.quotas`` says (fresh, full buckets when on)."""
+        self.use_quotas(QuotaBook() if profile.quotas else None)
 
     def add(self, rule: FaultRule) -> FaultRule:
         """Start applying ``rule`` (after the rules already added) and return it."""
@@ -144,18 +161,29 @@ class FaultInjector:
             self._rules = [state for state in self._rules if state.rule != rule]
 
     def clear(self) -> None:
-        """Drop every rule and forget the injected-fault counts."""
+        """Drop every rule, forget the injected-fault counts and refill the quota buckets.
+
+        Quotas stay on or off: they are the profile's, not a rule.
+        """
         with self._lock:
             self._rules.clear()
             self._injected.clear()
+        if self.quotas is not None:
+            self.quotas.refill()
 
     def injected(self) -> dict[tuple[str, str, FaultKind], int]:
         """Return the faults injected so far, by (signing name, action, kind)."""
         with self._lock:
             return dict(self._injected)
 
-    def decide(self, service: str, action: str) -> FaultKind | None:
+    def decide(self, service: str, action: str, region: str = "", account: str = "") -> FaultKind | None:
         """Return the fault to answer a call with (and count it), or None to let moto answer."""
+        quotas = self.quotas
+        if quotas is not None and not quotas.take(service, action, region, account):
+            with self._lock:
+                key: tuple[str, str, FaultKind] = (service, action, "throttle")
+                self._injected[key] = self._injected.get(key, 0) + 1
+            return "throttle"
         with self._lock:
             for state in self._rules:
                 if state.rule.matches(service, action) and state.fires(self._rng):
