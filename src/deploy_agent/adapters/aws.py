@@ -77,6 +77,11 @@ NOT_FOUND_CODES = frozenset(
 #: ECS answers a missing task definition with a generic ClientException and this text.
 _MISSING_TASK_DEFINITION = "unable to describe task definition"
 
+#: attempts per call when neither the caller nor ``AWS_MAX_ATTEMPTS`` says: botocore's 3 give up
+#: inside one throttling burst; with standard/adaptive back-off (up to 20 s each) 8 ride one out
+#: (docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html)
+DEFAULT_MAX_ATTEMPTS = 8
+
 ThrottleCallback = Callable[[str, str], None]
 """Called with (service, operation) for every throttled attempt, retried or not."""
 
@@ -134,7 +139,8 @@ class AwsClients:
 
     Sessions and clients must not cross a ``fork`` (Celery prefork children), so the clients are
     rebuilt when the process id changes. ``endpoint_url=None`` lets boto3 read ``AWS_ENDPOINT_URL``
-    / ``AWS_ENDPOINT_URL_<SERVICE>``; ``max_attempts=None`` lets it read ``AWS_MAX_ATTEMPTS``.
+    / ``AWS_ENDPOINT_URL_<SERVICE>``; ``max_attempts=None`` lets it read ``AWS_MAX_ATTEMPTS``, else
+    ``DEFAULT_MAX_ATTEMPTS``.
     ``max_attempts`` counts every attempt, the first one included (as ``AWS_MAX_ATTEMPTS`` does).
     """
 
@@ -186,8 +192,11 @@ class AwsClients:
 
     def _config(self) -> Config:
         retries: dict[str, Any] = {"mode": self.retry_mode}
-        if self.max_attempts is not None:
-            retries["total_max_attempts"] = self.max_attempts
+        attempts = self.max_attempts
+        if attempts is None and not os.environ.get("AWS_MAX_ATTEMPTS"):
+            attempts = DEFAULT_MAX_ATTEMPTS
+        if attempts is not None:
+            retries["total_max_attempts"] = attempts
         return Config(
             region_name=self.region,
             retries=retries,  # type: ignore[arg-type]

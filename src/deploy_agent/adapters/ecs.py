@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import copy
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,19 +86,25 @@ class EcsApi:
         desired_count: int | None = None,
         maximum_percent: int | None = None,
         minimum_healthy_percent: int | None = None,
-        circuit_breaker: bool = True,
-        circuit_breaker_rollback: bool = False,
+        circuit_breaker: bool | None = None,
+        circuit_breaker_rollback: bool | None = None,
     ) -> dict[str, Any]:
-        """Return the service after pointing it at ``task_definition_arn`` with the given rollout settings.
+        """Return the service after pointing it at ``task_definition_arn``; None settings are left out.
 
-        ``desired_count=None`` keeps the service's count. A full ARN is required: moto stores the
-        string verbatim, and an ARN is the only name that cannot drift to another revision.
+        UpdateService keeps every setting it is not given (aws/copilot-cli#4565), so a service's own
+        percents and circuit breaker survive a deployment that names none. The breaker's two flags
+        are sent together or not at all (``DeploymentCircuitBreaker`` requires both); a missing one
+        is False. ``desired_count=None`` keeps the service's count. A full ARN is required: moto
+        stores the string verbatim, and an ARN is the only name that cannot drift to another revision.
         """
         if not task_definition_arn.startswith("arn:"):
             raise ValueError(f"update_service needs a task definition ARN, got {task_definition_arn!r}")
-        deployment_configuration: dict[str, Any] = {
-            "deploymentCircuitBreaker": {"enable": circuit_breaker, "rollback": circuit_breaker_rollback}
-        }
+        deployment_configuration: dict[str, Any] = {}
+        if circuit_breaker is not None or circuit_breaker_rollback is not None:
+            deployment_configuration["deploymentCircuitBreaker"] = {
+                "enable": bool(circuit_breaker),
+                "rollback": bool(circuit_breaker_rollback),
+            }
         if maximum_percent is not None:
             deployment_configuration["maximumPercent"] = maximum_percent
         if minimum_healthy_percent is not None:
@@ -105,8 +113,9 @@ class EcsApi:
             "cluster": cluster,
             "service": service,
             "taskDefinition": task_definition_arn,
-            "deploymentConfiguration": deployment_configuration,
         }
+        if deployment_configuration:
+            kwargs["deploymentConfiguration"] = deployment_configuration
         if desired_count is not None:
             kwargs["desiredCount"] = desired_count
         response = call(self._clients.ecs.update_service, **kwargs)
@@ -125,28 +134,23 @@ class EcsApi:
         target_group_arn: str,
         desired_count: int,
     ) -> dict[str, Any]:
-        """Return a new service shaped like ``template`` (a described service) on another target group.
+        """Return a new service that is a copy of ``template`` (a described service) on another target group.
 
-        Used for the temporary green/canary service: same network, launch type and container port,
-        the new task definition, and the ``loadBalancers`` entries pointed at ``target_group_arn``.
+        Used for the temporary green/canary service, which must run the way the original will once
+        promoted (issue 9, worker point 6); see :func:`plan_clone` for what is copied and why.
+        Every ``loadBalancers`` entry of the template is pointed at ``target_group_arn``: the
+        caller passes only the entries that use the blue target group.
         """
-        balancers = [
-            {k: v for k, v in lb.items() if k in ("containerName", "containerPort")}
-            | {"targetGroupArn": target_group_arn}
-            for lb in template.get("loadBalancers") or []
-        ][:1]
-        kwargs: dict[str, Any] = {
-            "cluster": cluster,
-            "serviceName": name,
-            "taskDefinition": task_definition_arn,
-            "desiredCount": desired_count,
-            "loadBalancers": balancers,
-            "tags": [{"key": "deploy-agent:temporary", "value": "true"}],
-        }
-        for key in ("launchType", "networkConfiguration", "platformVersion", "healthCheckGracePeriodSeconds"):
-            if template.get(key):
-                kwargs[key] = template[key]
-        response = call(self._clients.ecs.create_service, **kwargs)
+        tags = template.get("tags")
+        if tags is None and template.get("serviceArn"):
+            # DescribeServices gives tags only with include=["TAGS"]; ask for them here
+            tags = call(
+                self._clients.ecs.list_tags_for_resource, resourceArn=str(template["serviceArn"])
+            ).get("tags", [])
+        kwargs = plan_clone(
+            {**template, "tags": tags or []}, name, task_definition_arn, target_group_arn, desired_count
+        )
+        response = call(self._clients.ecs.create_service, cluster=cluster, **kwargs)
         return dict(response["service"])
 
     def delete_service(self, cluster: str, service: str) -> None:
@@ -190,6 +194,94 @@ class EcsApi:
                 break
         matched.sort(key=_stopped_sort_key, reverse=True)
         return matched[:limit]
+
+
+#: the tag that marks our temporary services
+TEMPORARY_TAG = {"key": "deploy-agent:temporary", "value": "true"}
+#: settings DescribeServices shows that CreateService takes unchanged (when the service has them)
+_CLONED = (
+    "networkConfiguration",
+    "platformVersion",
+    "placementConstraints",
+    "placementStrategy",
+    "serviceRegistries",
+    "propagateTags",
+    "enableECSManagedTags",
+    "enableExecuteCommand",
+    "healthCheckGracePeriodSeconds",
+    "availabilityZoneRebalancing",
+)
+
+
+def plan_clone(
+    template: Mapping[str, Any],
+    name: str,
+    task_definition_arn: str,
+    target_group_arn: str,
+    desired_count: int,
+) -> dict[str, Any]:
+    """Return CreateService's arguments (without ``cluster``) for a copy of the described ``template``. Pure.
+
+    * ``capacityProviderStrategy`` xor ``launchType``: CreateService refuses both, and a service
+      on capacity providers (FARGATE_SPOT, Managed Instances) shows no launchType.
+    * Service Connect is read from the PRIMARY deployment (DescribeServices shows it only there)
+      and copied as a *client*: same namespace and logging, so green reaches its dependencies,
+      but without the ``services`` it serves, whose discovery names belong to the original (a
+      second service cannot claim them, and green must not take the original's callers before
+      it is verified).
+    * tags: the original's (``aws:`` ones are ECS's own and cannot be set) plus ours.
+    * the deployment circuit breaker is on without rollback, so ECS itself marks green's
+      deployment FAILED when its tasks keep failing; ``failedTasks`` alone is no signal, it resets
+      to 0 once any task runs (botocore's Deployment doc).
+    * ``clientToken`` comes from ``name`` (which carries the deployment id): a CreateService sent
+      again for the same temporary service (a crash, an eventually consistent MISSING) is
+      idempotent. The API allows 36 characters, so it is a UUID5 of the name.
+    """
+    kwargs: dict[str, Any] = {
+        "serviceName": name,
+        "taskDefinition": task_definition_arn,
+        "desiredCount": desired_count,
+        "clientToken": str(uuid.uuid5(uuid.NAMESPACE_URL, f"deploy-agent:{name}")),
+        "loadBalancers": [
+            {k: v for k, v in lb.items() if k in ("containerName", "containerPort", "advancedConfiguration")}
+            | {"targetGroupArn": target_group_arn}
+            for lb in template.get("loadBalancers") or []
+        ],
+        "deploymentConfiguration": {"deploymentCircuitBreaker": {"enable": True, "rollback": False}},
+        "tags": [
+            {"key": str(t["key"]), "value": str(t.get("value", ""))}
+            for t in template.get("tags") or []
+            if not str(t.get("key", "")).startswith("aws:") and t.get("key") != TEMPORARY_TAG["key"]
+        ]
+        + [dict(TEMPORARY_TAG)],
+    }
+    if template.get("capacityProviderStrategy"):
+        kwargs["capacityProviderStrategy"] = copy.deepcopy(template["capacityProviderStrategy"])
+    elif template.get("launchType"):
+        kwargs["launchType"] = template["launchType"]
+    for key in _CLONED:
+        value = template.get(key)
+        if value is not None and value != [] and value != "":
+            kwargs[key] = copy.deepcopy(value)
+    if not kwargs["loadBalancers"]:
+        kwargs.pop("healthCheckGracePeriodSeconds", None)  # valid only with a load balancer
+    connect = _service_connect(template)
+    if connect is not None:
+        kwargs["serviceConnectConfiguration"] = connect
+    return kwargs
+
+
+def _service_connect(template: Mapping[str, Any]) -> dict[str, Any] | None:
+    primary = next(
+        (d for d in template.get("deployments") or [] if d.get("status") == "PRIMARY"),
+        None,
+    )
+    config = (primary or {}).get("serviceConnectConfiguration") or template.get("serviceConnectConfiguration")
+    if not config or not config.get("enabled"):
+        return None
+    return {
+        k: copy.deepcopy(v) for k, v in config.items() if k in ("enabled", "namespace", "logConfiguration")
+    }
 
 
 def _started_after(task: dict[str, Any], moment: datetime | None) -> bool:

@@ -81,3 +81,58 @@ class DeadlineExceeded(DeployError):
 
 class PreflightFailed(DeployError):
     kind = "preflight_failed"
+
+
+#: server-side failures that say nothing about the request (HTTP 5xx), and client-side transport
+#: failures (botocore exception names), after botocore's own retries
+SERVER_ERROR_CODES = frozenset(
+    {
+        "ServerException",  # ECS's 5xx
+        "InternalFailure",
+        "InternalError",
+        "InternalServerError",
+        "InternalServiceError",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ProxyConnectionError",
+    }
+)
+
+#: mutating calls that are safe to send again after an unknown outcome: idempotent, or their
+#: effect is checked before they are re-sent (UpdateService: ``strategies.rolling``)
+SAFE_TO_RESEND = frozenset(
+    {
+        "UpdateService",
+        "ModifyListener",
+        "ModifyRule",
+        "DeleteService",
+        "DeregisterTaskDefinition",
+        "PutLifecyclePolicy",
+    }
+)
+
+_READ_PREFIXES = ("Describe", "List", "Get", "BatchGet", "BatchCheck")
+
+
+def is_read_operation(operation: str) -> bool:
+    """Does this AWS operation only read?"""
+    return operation.startswith(_READ_PREFIXES)
+
+
+def is_transient(error: DeployError) -> bool:
+    """May the step that raised ``error`` simply be tried again later?
+
+    A throttled call was refused before AWS acted on it, so any call may be retried. A 5xx or
+    connection failure leaves a mutating call's effect unknown: only reads and ``SAFE_TO_RESEND``.
+    """
+    if isinstance(error, AwsThrottled):
+        return True
+    if not isinstance(error, AwsError) or isinstance(error, AwsNotFound):
+        return False
+    if error.code not in SERVER_ERROR_CODES:
+        return False
+    return is_read_operation(error.operation) or error.operation in SAFE_TO_RESEND

@@ -58,3 +58,15 @@ def expected_duration(history: Sequence[float]) -> float | None:
         return None
     middle = len(values) // 2
     return values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+
+
+def plan_retry_delay(attempt: int, base: float, cap: float, jitter: float) -> float:
+    """Return the wait before retrying a transient AWS failure: exponential, capped, jittered.
+
+    ``attempt`` counts the failures in a row (1 for the first); ``jitter`` in [0, 1) spreads the
+    waits of many deployments throttled at once ("full jitter" halves at most: the wait stays at
+    least half the exponential step), as AWS's retry guidance recommends
+    (docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html).
+    """
+    step = min(cap, base * 2.0 ** max(0, attempt - 1))
+    return max(base / 2, step * (0.5 + 0.5 * min(max(jitter, 0.0), 1.0)))

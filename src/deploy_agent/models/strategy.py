@@ -24,10 +24,26 @@ class RollingStrategy(MessageModel):
     """ECS's own rolling update, with its deployment circuit breaker."""
 
     type: Literal["rolling"] = "rolling"
-    maximum_percent: int = Field(default=200, ge=100, le=400)
-    minimum_healthy_percent: int = Field(default=100, ge=0, le=100)
-    circuit_breaker: bool = True
-    circuit_breaker_rollback: bool = True
+    # Each setting left out (None) keeps the service's own: UpdateService changes only what it is
+    # given (aws/copilot-cli#4565), so a service tuned to 150/50 with rollback off stays so.
+    maximum_percent: int | None = Field(
+        default=None,
+        ge=100,
+        le=400,
+        description="deploymentConfiguration.maximumPercent; default: the service's",
+    )
+    minimum_healthy_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="deploymentConfiguration.minimumHealthyPercent; default: the service's",
+    )
+    circuit_breaker: bool | None = Field(
+        default=None, description="deploymentCircuitBreaker.enable; default: the service's"
+    )
+    circuit_breaker_rollback: bool | None = Field(
+        default=None, description="deploymentCircuitBreaker.rollback; default: the service's"
+    )
 
     @model_validator(mode="after")
     def _can_make_progress(self) -> RollingStrategy:

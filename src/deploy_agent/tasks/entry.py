@@ -30,7 +30,8 @@ from deploy_agent.tasks.store import PREFIX, ReleaseLedger, WaitingLine
 
 log = logging.getLogger("deploy_agent.pipeline")
 
-ROLLBACK_STAGES = ["deploy", "rollback", "finalize"]
+#: a manual rollback's chain: preflight first, like every chain (another controller's service is refused)
+ROLLBACK_STAGES = ["preflight", "deploy", "rollback", "finalize"]
 
 
 @shared_task(bind=True, name="deploy_agent.deploy", max_retries=None, acks_late=True)

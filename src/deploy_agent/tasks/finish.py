@@ -11,6 +11,7 @@ from deploy_agent.core.releases import family_of, plan_revision_cleanup
 from deploy_agent.core.state import PipelineState
 from deploy_agent.tasks import metrics, steps
 from deploy_agent.tasks.events import record_event
+from deploy_agent.tasks.revisions import register_kwargs_of
 from deploy_agent.tasks.runtime import Runtime
 from deploy_agent.tasks.store import ReleaseLedger, WaitingLine
 
@@ -73,6 +74,17 @@ def _rollout_seconds(state: PipelineState) -> float | None:
     return round((state.rollout_completed_at - state.update_requested_at).total_seconds(), 3)
 
 
+def _definition(rt: Runtime, state: PipelineState) -> dict[str, Any] | None:
+    """The release's definition as RegisterTaskDefinition kwargs: a rollback to it after ECS
+    deregistered and deleted the revision registers it again from here (``tasks.revisions``)."""
+    assert state.task_definition_arn is not None
+    try:
+        return register_kwargs_of(rt.ecs(state.region).describe_task_definition(state.task_definition_arn))
+    except DeployError:
+        log.warning("could not keep the definition of %s", state.task_definition_arn)
+        return None
+
+
 def _note_release(rt: Runtime, state: PipelineState) -> None:
     """Record the good release and deregister our old revisions that nothing needs any more."""
     assert state.task_definition_arn is not None
@@ -86,6 +98,7 @@ def _note_release(rt: Runtime, state: PipelineState) -> None:
             "image_uri": state.image_uri,
             "finished_at": (state.finished_at or rt.now()).isoformat(),
             "rollout_seconds": _rollout_seconds(state),
+            "register_kwargs": _definition(rt, state),
         },
     )
     family = family_of(state.task_definition_arn)

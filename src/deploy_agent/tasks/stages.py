@@ -18,11 +18,13 @@ from deploy_agent.core.errors import DeployError
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.polling import PollPolicy
 from deploy_agent.core.state import PipelineState, StageState
-from deploy_agent.strategies import Progress, Run, strategy_for, traffic
-from deploy_agent.tasks import finish, metrics, steps
+from deploy_agent.strategies import Progress, Run, strategy_for
+from deploy_agent.tasks import finish, metrics, retries, revisions, steps
 from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.fence import LOCK_LOST, LockLost, StepMutex, fence_for, fenced
+from deploy_agent.tasks.preflight import preflight
 from deploy_agent.tasks.runtime import Runtime, get_runtime
+from deploy_agent.tasks.store import ReleaseLedger
 
 log = logging.getLogger("deploy_agent.pipeline")
 
@@ -44,15 +46,20 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
 
     lock = rt.lock(state.cluster, state.service)
     fence = fence_for(lock, state.cluster, state.service, state.deployment_id)
+    ecs = fenced(rt.services(state.region), fence)
+    ledger = ReleaseLedger(rt.redis, rt.settings.keep_releases)
     return Run(
         state=state,
-        ecs=fenced(rt.services(state.region), fence),
+        ecs=ecs,
         now=rt.now,
         emit=emit,
         poll_seconds=rt.settings.poll_interval_seconds,
         extras={
             "save": save,
             "rollback_timeout": rt.settings.rollback_timeout_seconds,
+            "usable_revision": lambda arn: revisions.usable_revision(
+                ecs, ledger, state.cluster, state.service, arn
+            ),
             "poll_policy": PollPolicy(
                 fast=rt.settings.poll_fast_seconds,
                 slow=rt.settings.poll_interval_seconds,
@@ -116,6 +123,10 @@ def _advance_stage(
     except LockLost as lost:
         progress = _lock_lost(run, record, lost)
     except DeployError as exc:
+        waiting = None if stage == "rollback" else retries.wait_out_transient(rt, state, stage, exc)
+        if waiting is not None:  # a throttled or failing read slows the deployment, never fails it
+            run.save()
+            return waiting
         if stage == "rollback" and not _undo_out_of_time(rt, state):
             # Undoing must not give up on a transient AWS error: try again at the next poll.
             log.warning(
@@ -131,6 +142,7 @@ def _advance_stage(
         log.exception("stage %s crashed", stage, extra={"deployment_id": deployment_id, "stage": stage})
         state.fail("internal_error", f"{type(exc).__name__}: {exc}", Trigger.ERROR)
         progress, record.outcome = Progress.finished(), "failed"
+    retries.clear_streak(state)
     if not progress.done:
         run.save()
         return progress
@@ -139,6 +151,10 @@ def _advance_stage(
             record.outcome = "skipped"
         elif state.failure is not None and stage not in ALWAYS_RUN and not _failed_before(state, stage):
             record.outcome = "failed"
+        elif stage == "rollback" and state.rollback_failed:
+            # An undo that did not settle is a failed stage, whatever the strategy returned.
+            record.outcome = "failed"
+            record.detail = str(state.strategy_state.get("rollback_failure") or "the rollback did not settle")
         else:
             record.outcome = "succeeded"
     record.finished_at = rt.now()
@@ -198,7 +214,7 @@ def _collect(rt: Runtime, run: Run) -> Progress:
 
 #: each stage's step function, by stage name (the in-process runner uses these directly)
 STEPS: dict[str, Callable[[Runtime, Run], Progress]] = {
-    "preflight": lambda _rt, run: traffic.preflight(run),
+    "preflight": preflight,
     "build": steps.build,
     "push": steps.push,
     "register": steps.register,

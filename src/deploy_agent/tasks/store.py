@@ -197,6 +197,16 @@ class ReleaseLedger:
         raw = cast(list[bytes], self._r.lrange(self._key(cluster, service), 0, -1))
         return [json.loads(item) for item in raw]
 
+    def definition_of(self, cluster: str, service: str, task_definition_arn: str) -> dict[str, Any] | None:
+        """Return the RegisterTaskDefinition kwargs stored with a release of this revision, if any.
+
+        Kept so a rollback can register the revision again after it was deregistered and deleted.
+        """
+        for release in self.releases(cluster, service):
+            if release.get("task_definition_arn") == task_definition_arn and release.get("register_kwargs"):
+                return dict(release["register_kwargs"])
+        return None
+
     def remember_registered(self, family: str, task_definition_arn: str) -> None:
         """Note a revision we registered: only ours are ever candidates for cleanup."""
         self._r.rpush(f"{PREFIX}registered:{family}", task_definition_arn)

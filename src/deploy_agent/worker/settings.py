@@ -69,6 +69,15 @@ class Settings(BaseSettings):
         description="Attempts per AWS call, retries included (default: AWS_MAX_ATTEMPTS or botocore's).",
     )
     aws_retry_mode: Literal["standard", "adaptive"] = Field("adaptive", description="botocore retry mode.")
+    aws_retry_base_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="First wait before a step retries an AWS call that still failed transiently "
+        "(throttled, 5xx) after botocore's own attempts; doubles per failure in a row, with jitter.",
+    )
+    aws_retry_cap_seconds: float = Field(
+        20.0, gt=0, description="Longest wait between two such retries (the deadline still applies)."
+    )
     webhook_urls: list[str] = Field(
         default_factory=list,
         description='Webhooks told about every deployment (JSON list, e.g. ["https://hooks.example/x"]).',
