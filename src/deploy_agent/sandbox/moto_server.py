@@ -172,6 +172,10 @@ class MotoServer:
         pin_task_transitions()
         return self.endpoint_url
 
+    def use_profile(self, profile: Realism | None, consistency_seed: int | None = None) -> None:
+        """Play ECS's consistency window of ``profile`` from the next call on (None: consistent)."""
+        self.consistency.configure(profile, consistency_seed)
+
     def reset(self) -> None:
         """Wipe every moto backend, drop the fault rules and the remembered writes, re-pin the tasks."""
         self.faults.clear()

@@ -2,18 +2,32 @@
 
 The scheduler registers each task's target here (target group ARN + target id -> loopback port); a
 checker thread probes ``http://127.0.0.1:PORT<HealthCheckPath>``: a new target is ``initial`` until
-``healthy_threshold`` checks pass in a row, ``unhealthy`` after ``unhealthy_threshold`` failures (not
-counted within the grace period after registration). Deregistering a target (the scheduler does it
-through moto, and so does anyone calling ``DeregisterTargets``) makes it ``draining``: it gets no new
-requests, is no longer checked, and is forgotten after the target group's
-``deregistration_delay.timeout_seconds`` -- AWS's untouched 300 s reads as "not set" and gives
-``default_drain_seconds``, and every delay is capped at ``max_drain_seconds`` so tests stay fast.
-A target already ``unhealthy`` when it is deregistered keeps showing ``unhealthy`` while it drains.
-A target registered with ``probed=False`` (a virtual task's: nothing listens on its port) is
-``healthy`` at once, is never checked and is never sent traffic; it drains like any other.
-moto's ``describe_target_health`` reports the state kept here, with ELB's reason codes, and lists
-draining targets as AWS does. An ALB that has no healthy target "fails open" to all of them; the
-sandbox does not: no healthy target means no target.
+``healthy_threshold`` checks pass in a row, ``unhealthy`` after ``unhealthy_threshold`` failures.
+Deregistering a target (the scheduler does it through moto, and so does anyone calling
+``DeregisterTargets``) makes it ``draining``: it gets no new requests, is no longer checked, and is
+forgotten after its deregistration delay. A target already ``unhealthy`` when it is deregistered
+keeps showing ``unhealthy`` while it drains. A target registered with ``probed=False`` (a virtual
+task's: nothing listens on its port) is ``healthy`` at once, is never checked and is never sent
+traffic; it drains like any other. moto's ``describe_target_health`` reports the state kept here,
+with ELB's reason codes, and lists draining targets as AWS does. An ALB that has no healthy target
+"fails open" to all of them; the sandbox does not: no healthy target means no target.
+
+Two ways to time it:
+
+- ``profile`` with ``target_health_as_configured`` (REALISTIC): each target group's own interval,
+  timeout, thresholds, path, matcher and ``deregistration_delay.timeout_seconds`` (ELB's defaults
+  when unset, see ``target_group_settings``), re-read from moto at every check and scaled by the
+  profile's ``time_scale``; the first check is one interval after registration. A target of a group
+  that no listener or rule forwards to is ``unused`` (``Target.NotInUse``) and is not checked.
+  ELB's verdict ignores ECS's grace period, as on AWS; ``ecs_sees_unhealthy`` is what ECS acts on:
+  "the Amazon ECS service scheduler ignores Elastic Load Balancing ... health checks" for the
+  service's ``healthCheckGracePeriodSeconds`` after a task starts
+  (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/service_definition_parameters.html).
+  ELB states and reasons: "Target health status",
+  https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html
+- no profile, or IDEALISED: the book's fixed knobs for every group (sub-second checks); failures
+  within ``grace_seconds`` of registration are not counted; the delay a group left at AWS's 300 s
+  gives ``default_drain_seconds`` and every delay is capped at ``max_drain_seconds``.
 """
 
 from __future__ import annotations
@@ -22,18 +36,25 @@ import http.client
 import itertools
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
+from moto.elbv2.models import FakeTargetGroup
 
-AWS_DEFAULT_DRAIN_SECONDS = 300.0
-_DELAY = "deregistration_delay.timeout_seconds"
-_REASONS: dict[str, tuple[str | None, str | None]] = {
-    "initial": ("Elb.RegistrationInProgress", "Target registration is in progress"),
-    "healthy": (None, None),
-    "draining": ("Target.DeregistrationInProgress", "Target deregistration is in progress"),
-}
+from .elb_health_report import install, uninstall
+from .realism import Realism
+from .target_group_settings import (
+    AWS_DEFAULT_DRAIN_SECONDS,
+    DELAY_ATTRIBUTE,
+    CheckSettings,
+    decide_settings,
+    find_group,
+    is_in_use,
+)
+
+#: how often the checker looks for due checks when each group keeps its own interval, sandbox seconds
+_CONFIGURED_POLL = 0.01
 
 
 @dataclass
@@ -52,6 +73,9 @@ class Target:
     last_failure: str = ""
     drain_until: float | None = None  # set once deregistered
     probed: bool = True  # False: a virtual task's target, healthy without checks and sent no traffic
+    grace_until: float = 0.0  # ECS ignores this target's unhealthy verdicts until then (monotonic)
+    next_check_at: float = 0.0  # when its group's own interval is due (configured timing only)
+    in_flight: bool = False  # a probe of it is under way (configured timing only)
 
     @property
     def deregistered(self) -> bool:
@@ -94,8 +118,24 @@ def decide_drain_seconds(attribute: Any, default_seconds: float, max_seconds: fl
     return max(0.0, min(seconds, max_seconds))
 
 
+def decide_state(target: Target, failure: str, healthy_threshold: int, unhealthy_threshold: int) -> None:
+    """Move a target's counters and state by one check's result (ELB's consecutive thresholds)."""
+    if not failure:
+        target.successes, target.failures = target.successes + 1, 0
+        if target.successes >= healthy_threshold:
+            target.state = "healthy"
+        return
+    target.successes, target.failures, target.last_failure = 0, target.failures + 1, failure
+    if target.failures >= unhealthy_threshold:
+        target.state = "unhealthy"
+
+
 class TargetHealthBook:
-    """Thread-safe store of every target's real health, and the HTTP checker that keeps it true."""
+    """Thread-safe store of every target's real health, and the HTTP checker that keeps it true.
+
+    With a ``profile`` whose ``target_health_as_configured`` is set, every timing comes from the
+    target groups themselves (scaled) and the fixed knobs are unused.
+    """
 
     def __init__(
         self,
@@ -106,6 +146,8 @@ class TargetHealthBook:
         timeout_seconds: float = 1.0,
         default_drain_seconds: float = 0.3,
         max_drain_seconds: float = 5.0,
+        *,
+        profile: Realism | None = None,
     ) -> None:
         self.interval_seconds = interval_seconds
         self.healthy_threshold = healthy_threshold
@@ -114,19 +156,58 @@ class TargetHealthBook:
         self.timeout_seconds = timeout_seconds
         self.default_drain_seconds = default_drain_seconds
         self.max_drain_seconds = max_drain_seconds
+        self.profile: Realism | None = None
+        self.use_profile(profile)
         self._targets: dict[tuple[str, str], Target] = {}
         self._turns: dict[str, itertools.count[int]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._probes: ThreadPoolExecutor | None = None
+
+    def use_profile(self, profile: Realism | None) -> None:
+        """Time checks by each group's own settings when the profile says so, else by the fixed knobs.
+
+        Targets registered before keep their grace period; the checker follows from its next look.
+        """
+        self.profile = profile if profile is not None and profile.target_health_as_configured else None
+
+    @property
+    def as_configured(self) -> bool:
+        """Return whether each target group's own settings time the checks."""
+        return self.profile is not None
+
+    def settings_for(self, target_group_arn: str) -> CheckSettings | None:
+        """Return the group's own scaled check settings (None: fixed knobs, or the group is gone)."""
+        if self.profile is None:
+            return None
+        group = find_group(target_group_arn)
+        return decide_settings(group, self.profile) if group is not None else None
 
     def register(
-        self, target_group_arn: str, target_id: str, port: int, path: str, matcher: str, probed: bool = True
+        self,
+        target_group_arn: str,
+        target_id: str,
+        port: int,
+        path: str,
+        matcher: str,
+        probed: bool = True,
+        grace_seconds: float | None = None,
     ) -> None:
-        """Start checking a target (state "initial"); ``probed=False``: healthy at once, never checked."""
+        """Start checking a target (state "initial"); ``probed=False``: healthy at once, never checked.
+
+        ``grace_seconds``: the service's healthCheckGracePeriodSeconds (AWS seconds; used with a
+        profile, scaled; None is ECS's default, 0).
+        """
         target = Target(target_group_arn, target_id, port, path, matcher, probed=probed)
         if not probed:
             target.state = "healthy"
+        if self.profile is not None:
+            target.grace_until = target.registered_at + self.profile.scaled(grace_seconds or 0.0)
+            settings = self.settings_for(target_group_arn)
+            target.next_check_at = target.registered_at + (settings.interval if settings else 0.0)
+        else:
+            target.grace_until = target.registered_at + self.grace_seconds
         with self._lock:
             self._targets[(target_group_arn, target_id)] = target
 
@@ -142,7 +223,9 @@ class TargetHealthBook:
 
     def drain_seconds_for(self, group: FakeTargetGroup) -> float:
         """Return how long a target deregistered from the group drains."""
-        attribute = (getattr(group, "attributes", None) or {}).get(_DELAY)
+        if self.profile is not None:
+            return decide_settings(group, self.profile).drain_seconds
+        attribute = (getattr(group, "attributes", None) or {}).get(DELAY_ATTRIBUTE)
         return decide_drain_seconds(attribute, self.default_drain_seconds, self.max_drain_seconds)
 
     def is_draining(self, target_group_arn: str, target_id: str) -> bool:
@@ -151,6 +234,14 @@ class TargetHealthBook:
         with self._lock:
             target = self._targets.get((target_group_arn, target_id))
             return target is not None and target.deregistered
+
+    def ecs_sees_unhealthy(self, target_group_arn: str, target_id: str) -> bool:
+        """Return whether ECS acts on the target's unhealthy verdict (ELB says so, grace period over)."""
+        with self._lock:
+            target = self._targets.get((target_group_arn, target_id))
+            return (
+                target is not None and target.state == "unhealthy" and time.monotonic() >= target.grace_until
+            )
 
     def sweep(self) -> None:
         """Forget the targets whose deregistration delay is over."""
@@ -216,21 +307,52 @@ class TargetHealthBook:
     def _record(self, target: Target, failure: str) -> None:
         if target.deregistered:
             return
-        if not failure:
-            target.successes, target.failures = target.successes + 1, 0
-            if target.successes >= self.healthy_threshold:
-                target.state = "healthy"
-            return
-        if target.state == "initial" and time.monotonic() - target.registered_at < self.grace_seconds:
+        if failure and target.state == "initial" and time.monotonic() < target.grace_until:
             return  # the app may still be starting: ELB failures inside the grace period do not count
-        target.successes, target.failures, target.last_failure = 0, target.failures + 1, failure
-        if target.failures >= self.unhealthy_threshold:
-            target.state = "unhealthy"
+        decide_state(target, failure, self.healthy_threshold, self.unhealthy_threshold)
+
+    def check_due(self) -> None:
+        """Start a probe of each target whose group's interval is due; mark unused groups' targets."""
+        self.sweep()
+        now = time.monotonic()
+        with self._lock:
+            targets = [t for t in self._targets.values() if t.probed and not t.deregistered]
+        in_use: dict[str, bool] = {}
+        for target in targets:
+            arn = target.target_group_arn
+            if arn not in in_use:
+                in_use[arn] = is_in_use(arn)
+            settings = self.settings_for(arn)
+            with self._lock:
+                if settings is None or target.deregistered or target.in_flight:
+                    continue
+                if not in_use[arn]:
+                    # ELB checks no target of a group no load balancer uses; once one does, it starts over
+                    target.state, target.successes, target.failures = "unused", 0, 0
+                    target.next_check_at = now + settings.interval
+                    continue
+                if target.state == "unused":
+                    target.state = "initial"
+                if now < target.next_check_at:
+                    continue
+                target.in_flight = True
+                target.next_check_at = max(target.next_check_at + settings.interval, now)
+            if self._probes is not None:
+                self._probes.submit(self._probe_configured, target, settings)
+
+    def _probe_configured(self, target: Target, settings: CheckSettings) -> None:
+        failure = probe(target.port, settings.path, settings.matcher, settings.timeout)
+        with self._lock:
+            target.in_flight = False
+            if not target.deregistered and target.state != "unused":
+                decide_state(target, failure, settings.healthy_threshold, settings.unhealthy_threshold)
 
     def start(self) -> None:
         """Start the checker thread and make moto report (and deregister) through this book."""
-        _install(self)
+        install(self)
         self._stop.clear()
+        # threads start on first use: a book on fixed knobs never starts one
+        self._probes = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-probe")
         self._thread = threading.Thread(target=self._run, name="sandbox-health", daemon=True)
         self._thread.start()
 
@@ -239,80 +361,14 @@ class TargetHealthBook:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        _uninstall(self)
+        if self._probes is not None:
+            self._probes.shutdown(wait=True, cancel_futures=True)
+            self._probes = None
+        uninstall(self)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_seconds):
-            self.check_once()
-
-    def health_status(self, group: FakeTargetGroup, target: dict[str, Any], status: FakeHealthStatus) -> None:
-        """Overwrite moto's answer for a target this book knows."""
-        known = self.get(group.arn, target["Id"])
-        if known is None or (target["Id"] not in group.targets and not known.deregistered):
-            return
-        if known.drain_until is not None and known.drain_until <= time.monotonic():
-            return  # drained: moto's own "unused / Target.NotRegistered" is the truth now
-        reason: str | None
-        description: str | None
-        if known.state == "unhealthy":
-            reason, description = "Target.ResponseCodeMismatch", known.last_failure
-            if not known.last_failure.startswith("Health checks failed"):
-                reason = (
-                    "Target.Timeout" if "timed out" in known.last_failure else "Target.FailedHealthChecks"
-                )
-        else:
-            reason, description = _REASONS[known.state]
-        status.status, status.reason, status.description = known.state, reason, description
-
-
-_ORIGINAL_HEALTH_FOR = FakeTargetGroup.health_for
-_ORIGINAL_DEREGISTER = FakeTargetGroup.deregister
-_ORIGINAL_DESCRIBE_HEALTH = ELBv2Backend.describe_target_health
-_installed: list[TargetHealthBook] = []
-
-
-def _health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> FakeHealthStatus:
-    status: FakeHealthStatus = _ORIGINAL_HEALTH_FOR(self, target, ec2_backend)
-    for book in _installed:
-        book.health_status(self, target, status)
-    return status
-
-
-def _deregister(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
-    _ORIGINAL_DEREGISTER(self, targets)
-    for book in _installed:
-        seconds = book.drain_seconds_for(self)
-        for target in targets:
-            book.drain(self.arn, str(target["Id"]), seconds)
-
-
-def _describe_target_health(
-    self: ELBv2Backend, target_group_arn: str, targets: list[dict[str, Any]]
-) -> list[FakeHealthStatus]:
-    statuses: list[FakeHealthStatus] = _ORIGINAL_DESCRIBE_HEALTH(self, target_group_arn, targets)
-    group = self.target_groups.get(target_group_arn)
-    if targets or group is None:
-        return statuses
-    # AWS lists draining targets with the registered ones; moto forgets them on deregistration.
-    for book in _installed:
-        for target_id in book.draining_ids(target_group_arn):
-            target = group.deregistered_targets.get(target_id)
-            if target is not None and target_id not in group.targets:
-                statuses.append(group.health_for(target, self.ec2_backend))
-    return [s for s in statuses if s.status != "unused" or targets]
-
-
-def _install(book: TargetHealthBook) -> None:
-    _installed.append(book)
-    FakeTargetGroup.health_for = _health_for  # type: ignore[method-assign]
-    FakeTargetGroup.deregister = _deregister  # type: ignore[method-assign]
-    ELBv2Backend.describe_target_health = _describe_target_health  # type: ignore[method-assign]
-
-
-def _uninstall(book: TargetHealthBook) -> None:
-    if book in _installed:
-        _installed.remove(book)
-    if not _installed:
-        FakeTargetGroup.health_for = _ORIGINAL_HEALTH_FOR  # type: ignore[method-assign]
-        FakeTargetGroup.deregister = _ORIGINAL_DEREGISTER  # type: ignore[method-assign]
-        ELBv2Backend.describe_target_health = _ORIGINAL_DESCRIBE_HEALTH  # type: ignore[method-assign]
+        while not self._stop.wait(_CONFIGURED_POLL if self.profile is not None else self.interval_seconds):
+            if self.profile is not None:
+                self.check_due()
+            else:
+                self.check_once()

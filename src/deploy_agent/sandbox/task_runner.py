@@ -281,7 +281,17 @@ class TaskRunner:
             elbv2.register_targets(tg_arn, [{"Id": target_id, "Port": lb.get("containerPort", group.port)}])
             matcher = str((getattr(group, "matcher", None) or {}).get("HttpCode", "200"))
             path = group.health_check_path or "/"
-            self.book.register(tg_arn, target_id, port, path, matcher, probed=not record.virtual)
+            # ECS ignores ELB's unhealthy verdicts for the service's grace period (AWS seconds; unset: 0)
+            grace = getattr(service, "health_check_grace_period_seconds", None)
+            self.book.register(
+                tg_arn,
+                target_id,
+                port,
+                path,
+                matcher,
+                probed=not record.virtual,
+                grace_seconds=float(grace) if grace is not None else None,
+            )
             record.targets.append((tg_arn, target_id))
             events.append(f"(service {record.service_name}) registered 1 targets in (target-group {tg_arn})")
 
