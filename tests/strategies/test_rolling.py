@@ -145,3 +145,146 @@ def test_rolling_is_registered_by_name() -> None:
     assert "rolling" in strategy_names()
     with pytest.raises(KeyError, match=r"known: .*rolling"):
         strategy_for("teleport")
+
+
+ROLLBACK_REASON = "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/0."
+
+
+def ecs_rolls_back(ecs: FakeEcs, ours_listed: bool, ours_rollout: str = "IN_PROGRESS") -> None:
+    """Make the fake show ECS's own rollback: a new PRIMARY on the old revision, ours still listed or gone."""
+    ours = ecs.deployments[0]
+    rollback = deployment("ecs-svc/rb", OLD, "IN_PROGRESS")
+    rollback["rolloutStateReason"] = ROLLBACK_REASON
+    ours["status"], ours["rolloutState"] = "ACTIVE", ours_rollout
+    ecs.deployments[:] = [rollback, ours] if ours_listed else [rollback]
+    ecs.task_definition = OLD
+
+
+class TestTheServicesOwnSettings:
+    def test_a_message_without_settings_sends_none(self) -> None:
+        """Percents and circuit breaker left out of the message are left out of UpdateService."""
+        run, ecs, _ = make_run()
+        ROLLING.deploy(run)
+        sent = ecs.updates[0]
+        assert (sent.maximum_percent, sent.minimum_healthy_percent) == (None, None)
+        assert (sent.circuit_breaker, sent.circuit_breaker_rollback) == (None, None)
+
+    def test_one_breaker_flag_takes_the_other_from_the_service(self) -> None:
+        """The API needs both breaker flags: the one the message omits is the service's own."""
+        run, ecs, _ = make_run({"type": "rolling", "circuit_breaker": True})
+        original = ecs.describe_service
+
+        def with_config(cluster: str, service: str) -> dict[str, Any]:
+            found = original(cluster, service)
+            found["deploymentConfiguration"] = {
+                "deploymentCircuitBreaker": {"enable": False, "rollback": True}
+            }
+            return found
+
+        ecs.describe_service = with_config  # type: ignore[method-assign]
+        ROLLING.deploy(run)
+        assert (ecs.updates[0].circuit_breaker, ecs.updates[0].circuit_breaker_rollback) == (True, True)
+
+
+class TestEcsRollbackIsNeverFought:
+    def test_the_reply_names_our_deployment_and_a_stale_read_is_only_waited_out(self) -> None:
+        """UpdateService's new PRIMARY is the hint; a stale read neither fails nor re-sends."""
+        run, ecs, _ = make_run()
+        ROLLING.deploy(run)
+        assert run.state.strategy_state["ecs_deployment_hint"] == "ecs-svc/1"
+        fresh = list(ecs.deployments)
+        ecs.deployments[:] = [deployment("ecs-svc/0", OLD, "COMPLETED")]  # the state before the update
+        ecs.task_definition = OLD
+        assert not ROLLING.deploy(run).done
+        assert run.state.failure is None
+        assert len(ecs.updates) == 1
+        ecs.deployments[:] = fresh
+        ecs.task_definition = NEW
+        assert not ROLLING.deploy(run).done
+        assert run.state.ecs_deployment_id == "ecs-svc/1"
+
+    @pytest.mark.parametrize(
+        ("ours_listed", "ours_rollout"),
+        [(True, "IN_PROGRESS"), (True, "FAILED"), (False, "FAILED")],
+        ids=["the long window", "seen late, ours failed", "seen late, ours gone"],
+    )
+    def test_ecs_rollback_is_rolled_back_by_the_circuit_breaker(
+        self, ours_listed: bool, ours_rollout: str
+    ) -> None:
+        """Every shape of ECS's rollback ends the deploy as a circuit-breaker failure that ECS undoes."""
+        run, ecs, _ = make_run()
+        ROLLING.deploy(run)
+        ROLLING.deploy(run)  # ours seen once
+        ecs_rolls_back(ecs, ours_listed, ours_rollout)
+        assert ROLLING.deploy(run).done
+        assert run.state.failure is not None
+        assert run.state.failure.trigger is Trigger.CIRCUIT_BREAKER
+        assert run.state.ecs_rolled_back is True
+        assert len(ecs.updates) == 1
+
+    def test_a_rollback_done_before_our_first_look_is_not_re_sent(self) -> None:
+        """ECS rolled back before we ever saw ours: no second UpdateService of the broken revision."""
+        run, ecs, _ = make_run()
+        ROLLING.deploy(run)
+        done = deployment("ecs-svc/rb", OLD, "COMPLETED")
+        ecs.deployments[:] = [done]
+        ecs.task_definition = OLD
+        assert ROLLING.deploy(run).done
+        assert run.state.ecs_rolled_back is True
+        assert run.state.failure is not None
+        assert run.state.failure.trigger is Trigger.CIRCUIT_BREAKER
+        assert not ROLLING.rollback(run).done  # notes ECS's rollback, sends nothing
+        assert ROLLING.rollback(run).done
+        assert run.state.rollback_done
+        assert [u.task_definition_arn for u in ecs.updates] == [NEW]
+
+    def test_the_rollback_stage_only_waits_for_ecs(self) -> None:
+        """During ECS's long rollback our rollback step sends nothing and ends once ECS settles."""
+        run, ecs, _ = make_run()
+        ROLLING.deploy(run)
+        ecs_rolls_back(ecs, ours_listed=True)
+        ROLLING.deploy(run)
+        assert not ROLLING.rollback(run).done
+        assert not ROLLING.rollback(run).done
+        ecs.settle()
+        assert ROLLING.rollback(run).done
+        assert run.state.rollback_done
+        assert [u.task_definition_arn for u in ecs.updates] == [NEW]
+
+
+class TestDeregisteredRevision:
+    def test_the_rollback_goes_to_the_re_registered_copy(self) -> None:
+        """An unusable previous revision is replaced by the runtime's copy before UpdateService."""
+        run, ecs, _ = make_run()
+        copy = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3"
+        run.extras["usable_revision"] = lambda arn: copy if arn == OLD else arn
+        ROLLING.deploy(run)
+        run.state.fail("health_check_failed", "500", Trigger.HEALTH_CHECK)
+        ROLLING.rollback(run)
+        assert ecs.updates[-1].task_definition_arn == copy
+        assert run.state.previous_task_definition_arn == copy
+
+    def test_a_revision_that_cannot_be_restored_fails_before_any_update(self) -> None:
+        """When the revision cannot be restored the rollback raises before it sends UpdateService."""
+        from deploy_agent.core.errors import RolloutFailed
+
+        run, ecs, _ = make_run()
+
+        def refuse(arn: str) -> str:
+            raise RolloutFailed(f"cannot roll back to {arn}")
+
+        run.extras["usable_revision"] = refuse
+        ROLLING.deploy(run)
+        run.state.fail("health_check_failed", "500", Trigger.HEALTH_CHECK)
+        with pytest.raises(RolloutFailed):
+            ROLLING.rollback(run)
+        assert [u.task_definition_arn for u in ecs.updates] == [NEW]
+
+    def test_the_failure_to_settle_is_kept_for_the_stage(self) -> None:
+        """A rollback that does not settle leaves its reason for the rollback stage's record."""
+        run, _, clock = make_run()
+        ROLLING.deploy(run)
+        ROLLING.rollback(run)
+        clock.advance(61)
+        ROLLING.rollback(run)
+        assert "did not settle" in run.state.strategy_state["rollback_failure"]
