@@ -1,4 +1,9 @@
-"""A local Docker registry (CNCF distribution) standing in for ECR's registry host."""
+"""A local Docker registry (CNCF distribution) standing in for ECR's registry host.
+
+With the realism profile's ``enforce_aws_rules`` (the default), ``host`` is a ``RegistryProxy`` in
+front of it that refuses overwriting IMMUTABLE tags and records pushed images in moto's ECR, as ECR
+does; ``upstream_host`` is the registry itself.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,9 @@ import time
 from pathlib import Path
 
 import requests
+
+from .realism import REALISTIC, Realism
+from .registry_proxy import RegistryProxy
 
 _CONFIG = """version: 0.1
 log:
@@ -42,21 +50,42 @@ class LocalRegistry:
     Port 0 means a free port.
     """
 
-    def __init__(self, port: int = 5000, root: Path = Path(".sandbox/registry")) -> None:
+    def __init__(
+        self,
+        port: int = 5000,
+        root: Path = Path(".sandbox/registry"),
+        realism: Realism = REALISTIC,
+        account: str = "123456789012",
+        region: str = "us-east-1",
+    ) -> None:
         self.port = port or _free_port()
         self.root = root
+        self.realism = realism
+        self.account = account
+        self.region = region
+        self.proxy: RegistryProxy | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
 
     @property
     def host(self) -> str:
-        """Return the registry's host:port, as used in image references."""
+        """Return the host:port image references use: the ECR-rules proxy when it runs, else the registry."""
+        return self.proxy.host if self.proxy is not None else self.upstream_host
+
+    @property
+    def upstream_host(self) -> str:
+        """Return the registry's own host:port (no ECR rules)."""
         return f"127.0.0.1:{self.port}"
+
+    def _with_proxy(self) -> LocalRegistry:
+        if self.realism.enforce_aws_rules and self.proxy is None:
+            self.proxy = RegistryProxy(self.port, self.account, self.region).start()
+        return self
 
     def start(self, timeout_seconds: float = 20.0) -> LocalRegistry:
         """Start the registry (or adopt a running one) and return self once ``/v2/`` answers 200."""
         if _answers_v2(self.port):
-            return self
+            return self._with_proxy()
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "config.yml"
         config.write_text(_CONFIG.format(root=self.root.resolve() / "data", port=self.port))
@@ -68,15 +97,18 @@ class LocalRegistry:
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if _answers_v2(self.port):
-                return self
+                return self._with_proxy()
             if self._process.poll() is not None:
                 break
             time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"registry on {self.host} did not start; see {self._log}")
+        raise RuntimeError(f"registry on {self.upstream_host} did not start; see {self._log}")
 
     def stop(self) -> None:
-        """Stop the registry this object started (an adopted one keeps running)."""
+        """Stop the proxy and the registry this object started (an adopted registry keeps running)."""
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy = None
         if self._process is None:
             return
         self._process.terminate()
