@@ -15,6 +15,11 @@ import requests
 from deploy_agent.sandbox import Sandbox
 from deploy_agent.sandbox.registry_proxy import tag_invalid_body, tag_is_immutable
 
+_MANIFEST_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, "
+    "application/vnd.oci.image.index.v1+json"
+)
+
 
 def _push(docker_client: docker.DockerClient, repository: str, tag: str) -> list[dict[str, Any]]:
     """Return docker's push events for ``repository:tag`` (errors included, not raised)."""
@@ -109,9 +114,7 @@ class TestRecordedInEcr:
 
         manifest = requests.get(
             f"http://{sandbox.registry.upstream_host}/v2/{name}/manifests/v7",
-            headers={
-                "Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
-            },
+            headers={"Accept": _MANIFEST_TYPES},
             timeout=10,
         )
         digest = manifest.headers["Docker-Content-Digest"]
