@@ -74,6 +74,37 @@ class TestKnobWiring:
         finally:
             scheduler.tasks.shutdown()
 
+    def test_profile_sets_task_start_and_rules_explicit_knobs_win(
+        self, docker_client: docker.DockerClient
+    ) -> None:
+        """profile= and time_scale= give the scaled Fargate start and the rules; explicit knobs win."""
+        scheduler = EcsScheduler(docker_client, "127.0.0.1:5000", profile=REALISTIC, time_scale=0.1)
+        explicit = EcsScheduler(
+            docker_client, "127.0.0.1:5000", profile=REALISTIC, task_start_delay_seconds=2.5, tick_seconds=0.2
+        )
+        idealised = EcsScheduler(docker_client, "127.0.0.1:5000", profile=IDEALISED)
+        try:
+            timing = scheduler.tasks.timing
+            assert (timing.start_delay_seconds, timing.pending_seconds) == pytest.approx((2.0, 1.0))
+            assert scheduler.tick_seconds == REALISTIC.tick_seconds
+            assert scheduler.rollout.realism == REALISTIC.with_scale(0.1)
+            assert scheduler.tasks.check_log_groups is True
+            timing = explicit.tasks.timing
+            assert (timing.start_delay_seconds, timing.pending_seconds, explicit.tick_seconds) == (
+                2.5,
+                0.0,
+                0.2,
+            )
+            assert (idealised.tasks.timing.start_delay_seconds, idealised.tasks.timing.pending_seconds) == (
+                0,
+                0,
+            )
+            assert idealised.tasks.check_log_groups is False
+            assert idealised.rollout.realism.slow_circuit_breaker_rollback is False
+        finally:
+            for each in (scheduler, explicit, idealised):
+                each.tasks.shutdown()
+
 
 class TestTaskStartDelay:
     def test_a_two_task_deployment_takes_at_least_the_start_delay(

@@ -7,6 +7,13 @@ One process runs:
   deployments (PRIMARY/ACTIVE, rolloutState, counts, failedTasks), rolling replacement within
   maximumPercent/minimumHealthyPercent, desired-count changes, the deployment circuit breaker with
   rollback, stopped-task reasons/stop codes/exit codes, service events, StopTask, deleted services;
+  at the pace of a realism profile (``realism``: ``Sandbox.start(profile=, time_scale=)``, REALISTIC
+  by default): tasks PROVISIONING then PENDING for Fargate's seconds (scaled); the circuit
+  breaker's rollback a deployment of its own while the failed one stays listed ACTIVE/IN_PROGRESS
+  until replaced, then FAILED; ``failedTasks`` reset by a healthy task (``resetOnHealthyTask``);
+  ECS's growing relaunch back-off for tasks that keep failing; an ``awslogs`` log group that does
+  not exist stops the task with ResourceInitializationError unless ``awslogs-create-group`` is
+  "true" (``log_groups``); the IDEALISED profile keeps the fast, simple ECS of earlier versions;
 - each task as real containers (``containers``): the image's ECR host is mapped to the local
   registry and pulled; host network; ``PORT`` = a free loopback port; environment and Secrets
   Manager / SSM secrets injected; every *essential* container runs, non-essential ones are recorded
@@ -21,8 +28,9 @@ One process runs:
   sending only to healthy, non-draining targets; ``X-Sandbox-Target`` names the target that answered;
 - DeleteService as ECS does it: DRAINING while the tasks deregister, drain and stop, then INACTIVE;
 - a registry (``registry``): ``docker-registry`` standing in for ECR's registry host;
-- knobs for benchmarks (``EcsScheduler`` keywords, through ``Sandbox.start(**knobs)``):
-  ``task_start_delay_seconds`` (a new task is RUNNING no sooner), ``virtual_tasks`` (tasks run no
+- knobs for benchmarks (``EcsScheduler`` keywords, through ``Sandbox.start(**knobs)``; an explicit
+  knob wins over the profile): ``task_start_delay_seconds`` (a new task is RUNNING no sooner; it
+  replaces the profile's PROVISIONING + PENDING seconds), ``virtual_tasks`` (tasks run no
   container: RUNNING after the delay, healthy at once, registered as healthy targets the load
   balancer never sends to; hundreds of services on one host), and ``scheduler.rollout_log()``: when
   each deployment was created (IN_PROGRESS) and reached COMPLETED or FAILED, by the wall clock;
@@ -31,8 +39,13 @@ One process runs:
 
 Emulated loosely: the sandbox's own health timing (interval, thresholds, grace) replaces the
 target group's and container's seconds; an ALB's fail-open (no healthy target -> try them all) is a
-503 here; deployment alarms, task placement, CPU/memory limits, logs, capacity providers, task sets,
-CodeDeploy and non-ECS deployment controllers are not emulated. moto fixes applied in-process:
+503 here; the circuit breaker counts every failed task of the PRIMARY (no separate stage for tasks
+that never reached RUNNING, no ``thresholdConfiguration``) and its back-off is per service, reset by
+a healthy task or a new deployment; the failed deployment's end (FAILED once none of its tasks is
+left and the rollback runs its desired count) follows one field timeline, not an AWS document; log
+events are not stored (only the log group is checked); deployment alarms, task placement,
+CPU/memory limits, capacity providers, task sets, CodeDeploy and non-ECS deployment controllers are
+not emulated. moto fixes applied in-process:
 UpdateService answers with the new PRIMARY deployment and an ARN task definition; ListTasks honours
 serviceName (and then lists RUNNING-desired tasks by default); awsvpc tasks start without
 EnableDnsHostnames; DescribeTargetHealth lists draining targets.
