@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 
 import requests
 
 from deploy_agent.sandbox import BlueGreenSetup, Sandbox, provision_blue_green, provision_green_service
 from deploy_agent.sandbox.load_balancer import TARGET_HEADER, target_group_name
+from deploy_agent.sandbox.realism import REALISTIC
 
 from .traffic import Load
 
@@ -176,6 +178,36 @@ class TestTargetHealth:
         assert unhealthy, "no target went unhealthy"
         assert unhealthy[0]["Reason"] == "Target.ResponseCodeMismatch"
         assert "[404]" in unhealthy[0]["Description"]
+
+
+class TestTargetHealthAsConfigured:
+    def test_a_real_tasks_target_follows_its_groups_interval_and_threshold(
+        self, sandbox: Sandbox, web_image: Callable[..., str]
+    ) -> None:
+        """Realism at scale 0.1: the green group's 5 s x 2 passes make a new task's target healthy ~1 s
+        after registration (the fixed knobs would take 0.2 s)."""
+        setup = provision_blue_green(sandbox, CLUSTER, SERVICE, web_image("v1"), timeout_seconds=30)
+        book = sandbox.scheduler.health
+        profile = book.profile
+        book.use_profile(replace(REALISTIC, time_scale=0.1))
+        try:
+            provision_green_service(
+                sandbox, setup, GREEN, setup.green_target_group_arn, desired_count=1, wait=False
+            )
+            elbv2 = sandbox.client("elbv2")
+            seen: list[tuple[float, str]] = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and (not seen or seen[-1][1] != "healthy"):
+                health = elbv2.describe_target_health(TargetGroupArn=setup.green_target_group_arn)
+                for target in health["TargetHealthDescriptions"]:
+                    state = target["TargetHealth"]["State"]
+                    if not seen or seen[-1][1] != state:
+                        seen.append((time.monotonic(), state))
+                time.sleep(0.02)
+        finally:
+            book.use_profile(profile)
+        assert [state for _, state in seen] == ["initial", "healthy"]
+        assert 0.8 <= seen[1][0] - seen[0][0] <= 2.5
 
 
 class TestUnderLoad:
