@@ -100,10 +100,16 @@ class FakeEcs:
     service_name: str | None = None
     temp_services: dict[str, TempService] = field(default_factory=dict)
     journal: list[AwsCall] = field(default_factory=list)
+    #: names DescribeServices answers MISSING for (ECS's eventual consistency after CreateService)
+    missing: set[str] = field(default_factory=set)
 
     def describe_service(self, cluster: str, service: str) -> dict[str, Any]:
         """Return the service; a created one answers for itself and raises ``AwsNotFound`` once deleted."""
         self.describes += 1
+        if service in self.missing:
+            raise AwsNotFound(
+                f"ECS service {service} not found in cluster {cluster} (MISSING)", service="ecs"
+            )
         temp = self.temp_services.get(service)
         if temp is not None:
             if temp.status == "INACTIVE":

@@ -208,6 +208,34 @@ class TestServices:
         assert calls == [10, 2]
 
 
+class TestTemporaryService:
+    def test_the_copy_carries_the_originals_tags_and_settings_and_a_breaker(
+        self, ecs: EcsApi, aws: AwsClients, cluster: str, td_arn: str, network: NetworkConfigurationTypeDef
+    ) -> None:
+        """create_service from a described service: its tags (read with ListTagsForResource) plus ours,
+        its network and launch type (moto drops deploymentConfiguration: test_ecs_clone checks it)."""
+        aws.ecs.create_service(
+            cluster=cluster,
+            serviceName="web",
+            taskDefinition=td_arn,
+            desiredCount=1,
+            launchType="FARGATE",
+            networkConfiguration=network,
+            tags=[{"key": "team", "value": "payments"}],
+        )
+        template = ecs.describe_service(cluster, "web")
+        ecs.create_service(cluster, template, "web-green-d1", td_arn, "arn:tg/green", 1)
+        made = aws.ecs.describe_services(cluster=cluster, services=["web-green-d1"], include=["TAGS"])[
+            "services"
+        ][0]
+        assert {(t["key"], t["value"]) for t in made["tags"]} == {
+            ("team", "payments"),
+            ("deploy-agent:temporary", "true"),
+        }
+        assert made["networkConfiguration"] == template["networkConfiguration"]
+        assert made["launchType"] == "FARGATE"
+
+
 class TestStoppedTasks:
     @pytest.fixture(autouse=True)
     def _manual_task_states(self, moto: str) -> Iterator[None]:

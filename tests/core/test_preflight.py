@@ -30,7 +30,7 @@ def target_group(arn: str, **overrides: Any) -> dict[str, Any]:
         "Protocol": "HTTP",
         "Port": 80,
         "VpcId": "vpc-1",
-        "LoadBalancerArns": [LB] if arn == BLUE else [],
+        "LoadBalancerArns": [LB],
     }
     group.update(overrides)
     return group
@@ -159,6 +159,18 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[str, str]]]] = [
         "a green group attached to another load balancer is reported",
         setup(green_tg=target_group(GREEN, LoadBalancerArns=[OTHER_LB])),
         [(F_GREEN, f"target group is attached to another load balancer: {OTHER_LB}")],
+    ),
+    (
+        "a green group no load balancer uses is reported (CreateService would refuse it)",
+        setup(green_tg=target_group(GREEN, LoadBalancerArns=[])),
+        [
+            (
+                F_GREEN,
+                "target group is not used by any load balancer, so ECS cannot register tasks with it "
+                "(CreateService fails); attach it to the listener's load balancer, e.g. with a test "
+                "listener or a listener rule",
+            )
+        ],
     ),
     (
         "a missing test listener is reported",

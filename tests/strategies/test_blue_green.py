@@ -143,7 +143,7 @@ class TestUndo:
         """Green's tasks keep failing: green is deleted; listener and blue are never touched."""
         aws, run = start()
         aws.step(BG.deploy, run)
-        aws.ecs.fail_service(GREEN_SERVICE, failed_tasks=3)
+        aws.ecs.fail_service(GREEN_SERVICE, failed_tasks=3, circuit_breaker=True)
         assert aws.step(BG.deploy, run).done
         assert run.state.failure is not None
         assert (run.state.failure.type, run.state.strategy_state["failed_step"]) == (

@@ -149,13 +149,17 @@ class TestListener:
 class TestTemporaryService:
     @pytest.mark.parametrize(
         ("failed_tasks", "circuit_breaker", "fails"),
-        [(2, False, False), (3, False, True), (0, True, True)],
-        ids=["below_threshold_waits", "three_failures_fail", "ecs_failed_it"],
+        [(2, False, False), (50, False, False), (0, True, True)],
+        ids=[
+            "a few failures wait",
+            "failedTasks alone is no verdict (ECS resets it)",
+            "ECS's circuit breaker failed it",
+        ],
     )
-    def test_a_temporary_service_fails_at_the_threshold(
+    def test_a_temporary_service_fails_when_ecs_marks_it_failed(
         self, failed_tasks: int, circuit_breaker: bool, fails: bool
     ) -> None:
-        """The temporary service fails after max(3, desired) failed tasks or a FAILED rollout."""
+        """Green fails on its deployment's FAILED rollout (our breaker), never on a failedTasks count."""
         aws, run = make()
         steps.preflight(run)
         steps.create_temp_service("green")(run)
@@ -163,6 +167,39 @@ class TestTemporaryService:
         progress = steps.wait_temp_service(run)
         assert (run.state.failure is not None) is fails
         assert progress.done is fails
+
+    @pytest.mark.parametrize(
+        ("seconds_missing", "fails"),
+        [(5.0, False), (31.0, True)],
+        ids=["a short MISSING is waited out", "MISSING past 30 s fails the step"],
+    )
+    def test_a_new_service_missing_from_describe_is_tolerated_for_a_while(
+        self, seconds_missing: float, fails: bool
+    ) -> None:
+        """A MISSING answer right after CreateService (eventual consistency) is waited out, then fails."""
+        aws, run = make()
+        steps.preflight(run)
+        steps.create_temp_service("green")(run)
+        aws.ecs.missing.add("web-green-d-1")
+        aws.clock.advance(seconds_missing)
+        progress = steps.wait_temp_service(run)
+        assert (run.state.failure is not None) is fails
+        assert progress.done is fails
+        if fails:
+            assert run.state.failure is not None
+            assert "still does not list it" in run.state.failure.message
+
+    def test_only_the_blue_entries_move_to_green(self) -> None:
+        """CreateService gets the blue target group's entries (re-pointed to green), not another LB's."""
+        aws, run = make()
+        other = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/internal/9"
+        aws.ecs.load_balancers.append(
+            {"targetGroupArn": other, "containerName": "web", "containerPort": 9000}
+        )
+        steps.preflight(run)
+        steps.create_temp_service("green")(run)
+        template = aws.ecs.temp_services["web-green-d-1"].template
+        assert [b["targetGroupArn"] for b in template["loadBalancers"]] == [BLUE]
 
     @pytest.mark.parametrize(
         ("states", "outcome"),

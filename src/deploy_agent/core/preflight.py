@@ -14,7 +14,8 @@ What counts as a misconfiguration, and what does not:
   definition actually exposes.
 * Blue and green must be distinct groups in one VPC, speak the same protocol, and that protocol
   must suit the listener (HTTP/HTTPS groups behind an ALB listener, TCP/TLS/UDP behind an NLB).
-  A group already attached to a different load balancer cannot be attached to this listener.
+  A group already attached to a different load balancer cannot be attached to this listener, and
+  a group no load balancer uses cannot take ECS tasks at all (CreateService refuses it).
 * Before a deployment the listener must send everything to blue. Weight already on green is a
   leftover of an interrupted deployment; starting over it would be rolled back to the wrong place.
 """
@@ -140,7 +141,18 @@ def _check_one_group(field: str, tg: Mapping[str, Any], listener: Mapping[str, A
         return problems
     lb_arn = listener.get("LoadBalancerArn")
     attached = [str(arn) for arn in tg.get("LoadBalancerArns") or []]
-    if attached and lb_arn not in attached:
+    if not attached:
+        # CreateService refuses it: "InvalidParameterException: The target group with
+        # targetGroupArn ... does not have an associated load balancer" (hashicorp/terraform#32908)
+        problems.append(
+            Problem(
+                field,
+                "target group is not used by any load balancer, so ECS cannot register tasks with it "
+                "(CreateService fails); attach it to the listener's load balancer, e.g. with a test "
+                "listener or a listener rule",
+            )
+        )
+    elif lb_arn not in attached:
         problems.append(Problem(field, f"target group is attached to another load balancer: {attached[0]}"))
     if not _protocols_fit(listener.get("Protocol"), tg.get("Protocol")):
         problems.append(

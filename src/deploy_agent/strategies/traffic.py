@@ -29,8 +29,10 @@ from deploy_agent.strategies.rolling import deadline_message, revert_service, up
 
 Step = tuple[str, Callable[[Run], Progress]]
 
-#: a temporary service whose tasks failed this many times (and at least its desired count) has failed
-TEMP_FAILURE_THRESHOLD = 3
+#: how long DescribeServices may answer MISSING for a service we just created, in seconds: the ECS
+#: API is eventually consistent (docs.aws.amazon.com/AmazonECS/latest/APIReference/
+#: ECS_Eventual_Consistency.html); about 30 s covers what is reported
+TEMP_MISSING_GRACE_SECONDS = 30.0
 
 
 def run_recipe(run: Run, steps: Sequence[Step]) -> Progress:
@@ -131,6 +133,16 @@ def create_temp_service(kind: str) -> Callable[[Run], Progress]:
         run.save()  # recorded before CreateService: a crash leaves a name we can delete
         template = run.ecs.describe_service(state.cluster, state.service)
         assert state.task_definition_arn is not None
+        blue = load_balancer(run)["blue_target_group_arn"]
+        # Only the entries on blue move to green: an entry on another target group (a second load
+        # balancer) would send that balancer's production traffic to an unverified release.
+        template = {
+            **template,
+            "loadBalancers": [
+                b for b in template.get("loadBalancers") or [] if b.get("targetGroupArn") == blue
+            ],
+        }
+        ss["temp_created_at"] = run.now().isoformat()
         run.ecs.create_service(
             state.cluster,
             template,
@@ -156,15 +168,33 @@ def _temp_exists(run: Run) -> bool:
 
 
 def wait_temp_service(run: Run) -> Progress:
-    """Wait until the temporary service's deployment completed; fail when its tasks keep failing."""
+    """Wait until the temporary service's deployment completed; fail when ECS's circuit breaker says so.
+
+    The service is created with the breaker on and rollback off, so ECS marks its deployment
+    FAILED once its tasks keep failing (half the desired count, 3 to 200); ``failedTasks`` is no
+    signal of ours, it resets to 0 when any task runs. Right after CreateService, DescribeServices
+    may answer MISSING (ECS is eventually consistent): tolerated for ``TEMP_MISSING_GRACE_SECONDS``.
+    """
     ss, state = run.state.strategy_state, run.state
     assert state.task_definition_arn is not None
-    service = run.ecs.describe_service(state.cluster, ss["temp_service"])
+    try:
+        service = run.ecs.describe_service(state.cluster, ss["temp_service"])
+    except AwsNotFound:
+        created = datetime.fromisoformat(ss.get("temp_created_at") or run.now().isoformat())
+        grace = float(run.extras.get("temp_missing_grace_seconds", TEMP_MISSING_GRACE_SECONDS))
+        if (run.now() - created).total_seconds() < grace:
+            return Progress.wait(run.poll_seconds)
+        state.fail(
+            "rollout_failed",
+            f"the temporary service {ss['temp_service']} was created but ECS still does not list it "
+            f"after {grace:.0f} s",
+            Trigger.ERROR,
+        )
+        return Progress.finished()
     verdict = assess_rollout(service, None, state.task_definition_arn)
     if verdict.state is RolloutState.COMPLETED:
         return Progress.finished()
-    threshold = max(TEMP_FAILURE_THRESHOLD, int(ss["desired"]))
-    if verdict.state is RolloutState.FAILED or verdict.failed_tasks >= threshold:
+    if verdict.state is RolloutState.FAILED:
         state.fail(
             "rollout_failed",
             f"the new release's tasks in {ss['temp_service']} failed {verdict.failed_tasks} times "
