@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from deploy_agent.sandbox import Sandbox, aws_rules
+from deploy_agent.sandbox.provision import provision_service
 from deploy_agent.sandbox.realism import IDEALISED, REALISTIC
 
 CONTAINER = {"name": "app", "image": "busybox", "memory": 128, "essential": True}
@@ -344,3 +345,31 @@ class TestOidcClientSecret:
                     }
                 ],
             )
+
+
+class TestProvisionUnderTheRules:
+    def test_provisioned_service_is_valid_and_keeps_a_native_strategy(
+        self, rules: Sandbox, web_image: Callable[[str, str], str]
+    ) -> None:
+        """provision_service passes the target-group rule and keeps a BLUE_GREEN configuration."""
+        provisioned = provision_service(
+            rules, "c", "web", web_image("v1", "ok"), desired_count=1, deployment_configuration=BLUE_GREEN
+        )
+
+        described = rules.client("ecs").describe_services(cluster="c", services=["web"])["services"][0]
+        assert described["deploymentConfiguration"]["strategy"] == "BLUE_GREEN"
+        assert described["runningCount"] == 1
+        assert provisioned.url
+
+    @pytest.mark.parametrize("controller", ["CODE_DEPLOY", "EXTERNAL"])
+    def test_another_controller(
+        self, rules: Sandbox, controller: str, web_image: Callable[[str, str], str]
+    ) -> None:
+        """provision_service(deployment_controller=...) gives a service ECS's scheduler leaves alone."""
+        provision_service(
+            rules, "c", "web", web_image("v1", "ok"), desired_count=1, deployment_controller=controller
+        )
+
+        described = rules.client("ecs").describe_services(cluster="c", services=["web"])["services"][0]
+        assert described["deploymentController"] == {"type": controller}
+        assert rules.client("ecs").list_tasks(cluster="c")["taskArns"] == []

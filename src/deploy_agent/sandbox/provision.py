@@ -1,6 +1,10 @@
 """Creates a complete, running ECS service behind an ALB in the sandbox, the way a user's AWS has one.
 
-``provision_service`` gives a service on a target group behind the ALB's listener (port 80).
+``provision_service`` gives a service on a target group behind the ALB's listener (port 80); the
+listener exists before the service, as the AWS rules require (CreateService refuses a target group
+no load balancer uses). ``deployment_controller`` (CODE_DEPLOY, EXTERNAL) and a native
+``deployment_configuration`` (``strategy`` BLUE_GREEN / LINEAR / CANARY) give a service that another
+controller manages, for tests that the worker refuses it.
 ``provision_blue_green`` adds what a blue-green or canary deployment needs: an empty green target
 group like the blue one and a test listener (port 8080) forwarding to it, both groups with a short
 deregistration delay so a drained task stops within a second. ``provision_green_service`` starts a
@@ -13,6 +17,8 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from . import aws_rules
 
 if TYPE_CHECKING:  # environment re-exports this module's names, so no runtime import back
     from .environment import Sandbox
@@ -43,8 +49,13 @@ def provision_service(
     environment: dict[str, str] | None = None,
     deployment_configuration: dict[str, Any] | None = None,
     timeout_seconds: float = 60.0,
+    deployment_controller: str = "ECS",
 ) -> ProvisionedService:
-    """Return a new service (VPC, ALB, target group, listener, TD, service) once it is COMPLETED."""
+    """Return a new service (VPC, ALB, target group, listener, TD, service) once it is COMPLETED.
+
+    A service with another ``deployment_controller`` is returned at once: the sandbox's scheduler
+    plays only ECS's own controller, so it never rolls out.
+    """
     ec2, ecs, elbv2 = sandbox.client("ec2"), sandbox.client("ecs"), sandbox.client("elbv2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
@@ -98,12 +109,19 @@ def provision_service(
             }
         ],
     )["taskDefinition"]["taskDefinitionArn"]
+    configuration = deployment_configuration or {
+        "maximumPercent": 200,
+        "minimumHealthyPercent": 100,
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+    }
     service_arn = ecs.create_service(
         cluster=cluster,
         serviceName=service,
         taskDefinition=task_definition,
         desiredCount=desired_count,
         launchType="FARGATE",
+        deploymentController={"type": deployment_controller},
+        deploymentConfiguration=configuration,
         loadBalancers=[
             {"targetGroupArn": target_group, "containerName": container_name, "containerPort": container_port}
         ],
@@ -115,18 +133,11 @@ def provision_service(
             }
         },
     )["service"]["serviceArn"]
-    # moto drops deploymentConfiguration on create_service; update_service keeps it.
-    ecs.update_service(
-        cluster=cluster,
-        service=service,
-        deploymentConfiguration=deployment_configuration
-        or {
-            "maximumPercent": 200,
-            "minimumHealthyPercent": 100,
-            "deploymentCircuitBreaker": {"enable": True, "rollback": True},
-        },
-    )
-    wait_for_rollout(sandbox, cluster, service, timeout_seconds=timeout_seconds)
+    if deployment_controller == "ECS":
+        if not aws_rules.installed():
+            # Plain moto drops deploymentConfiguration on create_service; update_service keeps it.
+            ecs.update_service(cluster=cluster, service=service, deploymentConfiguration=configuration)
+        wait_for_rollout(sandbox, cluster, service, timeout_seconds=timeout_seconds)
     url = _wait_for_listener(sandbox, listener, timeout_seconds)
     return ProvisionedService(cluster_arn, service_arn, task_definition, target_group, listener, url)
 
