@@ -101,6 +101,11 @@ class TestKnobWiring:
             )
             assert idealised.tasks.check_log_groups is False
             assert idealised.rollout.realism.slow_circuit_breaker_rollback is False
+            # Target health: each group's own settings under the profile, unless a health knob is given.
+            assert (scheduler.health.as_configured, idealised.health.as_configured) == (True, False)
+            fixed = EcsScheduler(docker_client, "127.0.0.1:5000", health_check_interval_seconds=0.1)
+            assert fixed.health.as_configured is False
+            fixed.tasks.shutdown()
         finally:
             for each in (scheduler, explicit, idealised):
                 each.tasks.shutdown()

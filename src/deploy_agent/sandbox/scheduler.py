@@ -54,12 +54,12 @@ class EcsScheduler:
         regions: tuple[str, ...] = ("us-east-1",),
         tick_seconds: float | None = None,
         task_start_delay_seconds: float | None = None,
-        health_check_interval_seconds: float = 0.2,
-        healthy_threshold: int = 2,
-        unhealthy_threshold: int = 2,
-        health_check_grace_seconds: float = 1.0,
-        drain_seconds: float = 0.3,
-        max_drain_seconds: float = 5.0,
+        health_check_interval_seconds: float | None = None,
+        healthy_threshold: int | None = None,
+        unhealthy_threshold: int | None = None,
+        health_check_grace_seconds: float | None = None,
+        drain_seconds: float | None = None,
+        max_drain_seconds: float | None = None,
         circuit_breaker_minimum: int = 3,
         virtual_tasks: bool = False,
         profile: Realism = REALISTIC,
@@ -70,9 +70,10 @@ class EcsScheduler:
         Explicit knobs win over the profile. Knobs: seconds of the sandbox's own pace; ``tick_seconds``
         (default: the profile's); ``drain_seconds`` is the deregistration delay of a target group whose
         ``deregistration_delay.timeout_seconds`` was left at AWS's 300, and ``max_drain_seconds`` caps
-        every delay. ``task_start_delay_seconds``: how long a new task takes to be RUNNING (at least;
-        default: the profile's PROVISIONING + PENDING seconds, scaled). ``virtual_tasks``: tasks run
-        no container (see ``task_runner``).
+        every delay; giving any health knob makes target health use the fixed knobs (else each target
+        group's own settings, when the profile says so). ``task_start_delay_seconds``: how long a new
+        task takes to be RUNNING (at least; default: the profile's PROVISIONING + PENDING seconds,
+        scaled). ``virtual_tasks``: tasks run no container (see ``task_runner``).
         """
         realism = profile if time_scale is None else profile.with_scale(time_scale)
         self._lock = threading.RLock()
@@ -80,19 +81,25 @@ class EcsScheduler:
         self.regions = regions
         self.tick_seconds = realism.tick_seconds if tick_seconds is None else tick_seconds
         self._start_delay_knob = task_start_delay_seconds
+        knobs = (
+            health_check_interval_seconds, healthy_threshold, unhealthy_threshold,
+            health_check_grace_seconds, drain_seconds, max_drain_seconds,
+        )  # fmt: skip
+        self._fixed_health = any(knob is not None for knob in knobs)
+        interval = 0.2 if health_check_interval_seconds is None else health_check_interval_seconds
+        unhealthy = 2 if unhealthy_threshold is None else unhealthy_threshold
+        grace = 1.0 if health_check_grace_seconds is None else health_check_grace_seconds
         self.health = TargetHealthBook(
-            interval_seconds=health_check_interval_seconds,
-            healthy_threshold=healthy_threshold,
-            unhealthy_threshold=unhealthy_threshold,
-            grace_seconds=health_check_grace_seconds,
-            default_drain_seconds=drain_seconds,
-            max_drain_seconds=max_drain_seconds,
+            interval_seconds=interval,
+            healthy_threshold=2 if healthy_threshold is None else healthy_threshold,
+            unhealthy_threshold=unhealthy,
+            grace_seconds=grace,
+            default_drain_seconds=0.3 if drain_seconds is None else drain_seconds,
+            max_drain_seconds=5.0 if max_drain_seconds is None else max_drain_seconds,
         )
         self.containers = ContainerRunner(docker_client, registry_host)
         timing = TaskTiming(
-            health_check_interval_seconds=health_check_interval_seconds,
-            unhealthy_threshold=unhealthy_threshold,
-            grace_seconds=health_check_grace_seconds,
+            health_check_interval_seconds=interval, unhealthy_threshold=unhealthy, grace_seconds=grace
         )
         self.tasks = TaskRunner(self.containers, self.health, account, timing, virtual=virtual_tasks)
         self._rollout_log = RolloutLog()
@@ -114,6 +121,7 @@ class EcsScheduler:
             self.realism = profile
             self.rollout.realism = profile
             self.tasks.check_log_groups = profile.enforce_aws_rules
+            self.health.use_profile(None if self._fixed_health else profile)
             if self._start_delay_knob is None:
                 provisioning = profile.scaled(profile.task_provisioning_seconds)
                 pending = profile.scaled(profile.task_pending_seconds)
