@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import docker
 
+from . import aws_rules
 from .load_balancer import LocalLoadBalancer
 from .moto_server import MotoServer
 from .realism import REALISTIC, Realism
@@ -61,9 +62,14 @@ class Sandbox:
         state_dir.mkdir(parents=True, exist_ok=True)
         client = docker_client or docker.from_env()
         client.ping()  # fail now, and loudly, when there is no engine
-        moto = MotoServer(moto_port)
+        realism = profile if time_scale is None else profile.with_scale(time_scale)
+        moto = MotoServer(moto_port, profile=realism)
         moto.start()
-        registry = LocalRegistry(registry_port, state_dir / "registry").start()
+        moto.faults.apply_profile(realism)  # API quotas, when the profile opts in
+        aws_rules.install(realism)  # the AWS rules moto skips, when the profile enforces them
+        registry = LocalRegistry(
+            registry_port, state_dir / "registry", realism=realism, account=ACCOUNT, region=regions[0]
+        ).start()
         scheduler = EcsScheduler(
             client, registry.host, ACCOUNT, regions, profile=profile, time_scale=time_scale, **scheduler_knobs
         ).start()
@@ -105,6 +111,18 @@ class Sandbox:
         self.scheduler.stop()
         self.registry.stop()
         self.moto.stop()
+        aws_rules.uninstall()
+
+    def use_profile(self, profile: Realism) -> None:
+        """Play ``profile`` from now on: ECS timeline, target health, consistency, rules and quotas.
+
+        The registry keeps the profile it started with (its proxy runs whenever the rules were on).
+        """
+        self.scheduler.use_profile(profile)
+        self.moto.use_profile(profile)
+        self.moto.faults.apply_profile(profile)
+        aws_rules.uninstall()
+        aws_rules.install(profile)
 
 
 def _one_attempt() -> Any:

@@ -35,6 +35,7 @@ from .realism import Realism
 # client reaches keeps every task in the state the scheduler gives it.
 _NEVER = 2**62
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/")
+_REGION_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -49,6 +50,12 @@ def pin_task_transitions() -> None:
 def _service_of(environ: dict[str, Any]) -> str:
     found = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
     return found.group(1) if found else "unknown"
+
+
+def _region_of(environ: dict[str, Any]) -> str:
+    """Return the region the call was signed for (quotas are per account and region)."""
+    found = _REGION_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return found.group(1) if found else ""
 
 
 def _form_of(environ: dict[str, Any]) -> dict[str, list[str]]:
@@ -119,7 +126,7 @@ class CountingMotoServer(ThreadedMotoServer):
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             if not environ.get("PATH_INFO", "").startswith("/moto-api"):
                 service, action, call = _call_of(environ)
-                fault = self.faults.decide(service, action)
+                fault = self.faults.decide(service, action, region=_region_of(environ))
                 if fault is not None:
                     return _answer_fault(environ, start_response, fault, call)
                 key = (service, action)

@@ -239,8 +239,11 @@ class TaskRunner:
             return
         if record.targets:
             verdicts = {tg: self.book.get(tg, tid) for tg, tid in record.targets}
-            for tg, target in verdicts.items():
-                if target is not None and target.state == "unhealthy":
+            for tg, tid in record.targets:
+                target = verdicts[tg]
+                # ECS ignores ELB's unhealthy verdict during the service's health-check grace period
+                # (service_definition_parameters.html, healthCheckGracePeriodSeconds).
+                if target is not None and self.book.ecs_sees_unhealthy(tg, tid):
                     port = record.ports[record.target_container]
                     events.append(
                         f"(service {record.service_name}) (port {port}) is unhealthy in (target-group {tg}) "
