@@ -23,7 +23,7 @@ from deploy_agent.core.errors import AwsError, AwsNotFound
 from deploy_agent.core.health import Probe
 from deploy_agent.core.outcome import Phase
 from deploy_agent.core.state import PipelineState
-from deploy_agent.core.traffic import ZeroDowntimeReport, listener_forward_weights
+from deploy_agent.core.traffic import ZeroDowntimeReport, listener_forward_weights, with_forward_weights
 from deploy_agent.strategies.base import Progress, Run
 
 
@@ -279,6 +279,8 @@ class FakeElb:
     target_health: dict[str, list[str]] = field(default_factory=dict)
     changes: list[ListenerChange] = field(default_factory=list)
     journal: list[AwsCall] = field(default_factory=list)
+    #: listener ARN -> its non-default rules (``RuleArn``, ``Priority``, ``Actions``), as DescribeRules gives
+    rules: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @classmethod
     def blue_green(
@@ -374,6 +376,33 @@ class FakeElb:
         """Return the listener after setting its ``DefaultActions`` to exactly ``actions``."""
         self.describe_listener(listener_arn)
         return self._modify(listener_arn, [dict(a) for a in actions], "restore_default_actions")
+
+    def add_rule(
+        self, listener_arn: str, rule_arn: str, *actions: dict[str, Any], priority: int = 10
+    ) -> None:
+        """Add a non-default rule (path condition elided) with ``actions``."""
+        rule = {"RuleArn": rule_arn, "Priority": str(priority), "IsDefault": False, "Actions": list(actions)}
+        self.rules.setdefault(listener_arn, []).append(copy.deepcopy(rule))
+
+    def describe_rules(self, listener_arn: str) -> list[dict[str, Any]]:
+        return copy.deepcopy(self.rules.get(listener_arn, []))
+
+    def rule_actions(self, rule_arn: str) -> list[dict[str, Any]]:
+        """Return a rule's actions now."""
+        rule = next(r for rules in self.rules.values() for r in rules if r["RuleArn"] == rule_arn)
+        return copy.deepcopy(rule["Actions"])
+
+    def set_rule_forward_weights(
+        self, rule_arn: str, actions: Sequence[Mapping[str, Any]], weights: Mapping[str, int]
+    ) -> None:
+        self.restore_rule_actions(rule_arn, with_forward_weights(actions, weights))
+
+    def restore_rule_actions(self, rule_arn: str, actions: Sequence[Mapping[str, Any]]) -> None:
+        rule = next(r for rules in self.rules.values() for r in rules if r["RuleArn"] == rule_arn)
+        rule["Actions"] = copy.deepcopy([dict(a) for a in actions])
+        self.journal.append(
+            AwsCall("modify_rule", rule_arn, listener_forward_weights({"DefaultActions": actions}))
+        )
 
     def forward_weights(self, listener_arn: str) -> dict[str, int]:
         """Return the listener's forward weights now."""

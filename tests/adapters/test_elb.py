@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from deploy_agent.adapters.aws import AwsClients
 from deploy_agent.adapters.elb import ElbApi
@@ -155,3 +157,90 @@ class TestTargetGroups:
         health = elb.describe_target_health(alb.green_arn)
         assert [h["Target"]["Id"] for h in health] == ["10.0.0.10"]
         assert elb.describe_target_health(alb.blue_arn) == []
+
+
+@pytest.fixture
+def aws_rules_on() -> Iterator[None]:
+    """The sandbox's ELB rules, among them: an OIDC write-back needs its secret or UseExistingClientSecret."""
+    from deploy_agent.sandbox import aws_rules
+    from deploy_agent.sandbox.realism import REALISTIC
+
+    was = aws_rules.installed()
+    aws_rules.install(REALISTIC)
+    yield
+    if not was:
+        aws_rules.uninstall()
+
+
+OIDC_CONFIG = {
+    "Issuer": "https://idp.example",
+    "AuthorizationEndpoint": "https://idp.example/auth",
+    "TokenEndpoint": "https://idp.example/token",
+    "UserInfoEndpoint": "https://idp.example/userinfo",
+    "ClientId": "web",
+}
+
+
+@pytest.mark.usefixtures("aws_rules_on")
+class TestOidcRoundTrip:
+    """Issue 9, worker point 7: a listener behind authenticate-oidc is shifted and restored exactly."""
+
+    @pytest.fixture
+    def oidc_listener(self, alb: Alb, aws: AwsClients) -> list[dict[str, Any]]:
+        aws.elbv2.modify_listener(
+            ListenerArn=alb.listener_arn,
+            DefaultActions=[
+                {
+                    "Type": "authenticate-oidc",
+                    "Order": 1,
+                    "AuthenticateOidcConfig": {**OIDC_CONFIG, "ClientSecret": "s3cret"},
+                },
+                {"Type": "forward", "Order": 2, "TargetGroupArn": alb.blue_arn},
+            ],
+        )
+        described = aws.elbv2.describe_listeners(ListenerArns=[alb.listener_arn])["Listeners"][0]
+        return [dict(a) for a in described["DefaultActions"]]
+
+    def test_the_described_actions_alone_are_refused(
+        self, alb: Alb, aws: AwsClients, oidc_listener: list[dict[str, Any]]
+    ) -> None:
+        """The control: writing back what DescribeListeners gave (no secret) fails, as on ELB."""
+        assert "ClientSecret" not in oidc_listener[0]["AuthenticateOidcConfig"]
+        with pytest.raises(ClientError, match="A client secret must be specified"):
+            aws.elbv2.modify_listener(ListenerArn=alb.listener_arn, DefaultActions=oidc_listener)
+
+    def test_weights_and_restore_keep_the_oidc_step_and_its_secret(
+        self, elb: ElbApi, alb: Alb, aws: AwsClients, oidc_listener: list[dict[str, Any]]
+    ) -> None:
+        """set_forward_weights and restore_default_actions succeed; the listener ends as it began."""
+        shifted = elb.set_forward_weights(alb.listener_arn, {alb.blue_arn: 0, alb.green_arn: 100})
+        assert [a["Type"] for a in shifted["DefaultActions"]] == ["authenticate-oidc", "forward"]
+        assert ElbApi.forward_weights(shifted) == {alb.blue_arn: 0, alb.green_arn: 100}
+        elb.restore_default_actions(alb.listener_arn, oidc_listener)
+        after = aws.elbv2.describe_listeners(ListenerArns=[alb.listener_arn])["Listeners"][0][
+            "DefaultActions"
+        ]
+        assert [dict(a) for a in after] == oidc_listener
+
+    def test_a_rule_behind_oidc_is_shifted_and_restored(self, elb: ElbApi, alb: Alb, aws: AwsClients) -> None:
+        """set_rule_forward_weights / restore_rule_actions round-trip a rule with an OIDC step."""
+        rule = aws.elbv2.create_rule(
+            ListenerArn=alb.listener_arn,
+            Priority=5,
+            Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/api/*"]}}],
+            Actions=[
+                {
+                    "Type": "authenticate-oidc",
+                    "Order": 1,
+                    "AuthenticateOidcConfig": {**OIDC_CONFIG, "ClientSecret": "s"},
+                },
+                {"Type": "forward", "Order": 2, "TargetGroupArn": alb.blue_arn},
+            ],
+        )["Rules"][0]["RuleArn"]
+        recorded = next(r for r in elb.describe_rules(alb.listener_arn) if r["RuleArn"] == rule)["Actions"]
+        elb.set_rule_forward_weights(rule, recorded, {alb.blue_arn: 90, alb.green_arn: 10})
+        moved = next(r for r in elb.describe_rules(alb.listener_arn) if r["RuleArn"] == rule)["Actions"]
+        assert ElbApi.forward_weights({"DefaultActions": moved}) == {alb.blue_arn: 90, alb.green_arn: 10}
+        elb.restore_rule_actions(rule, recorded)
+        back = next(r for r in elb.describe_rules(alb.listener_arn) if r["RuleArn"] == rule)["Actions"]
+        assert [dict(a) for a in back] == [dict(a) for a in recorded]

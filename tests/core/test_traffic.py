@@ -15,7 +15,10 @@ from deploy_agent.core.traffic import (
     listener_forward_weights,
     observed_share,
     plan_canary_weights,
+    plan_rule_shifts,
     share_of_weight,
+    with_forward_weights,
+    writable_actions,
 )
 
 BLUE = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-blue/1111"
@@ -237,3 +240,86 @@ def test_zero_downtime_report_as_dict() -> None:
         "statuses": {"200": 2, "503": 1},
     }
     assert report.had_downtime
+
+
+BLUE_TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/blue/1"
+GREEN_TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/green/2"
+OTHER_TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/3"
+OIDC = {
+    "Type": "authenticate-oidc",
+    "Order": 1,
+    "AuthenticateOidcConfig": {
+        "Issuer": "https://idp.example",
+        "AuthorizationEndpoint": "https://idp.example/auth",
+        "TokenEndpoint": "https://idp.example/token",
+        "UserInfoEndpoint": "https://idp.example/userinfo",
+        "ClientId": "web",
+    },
+}
+
+
+def _forward(*pairs: tuple[str, int], order: int | None = None) -> dict[str, Any]:
+    action: dict[str, Any] = {
+        "Type": "forward",
+        "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": a, "Weight": w} for a, w in pairs]},
+    }
+    return action | ({"Order": order} if order is not None else {})
+
+
+class TestWritableActions:
+    def test_a_described_oidc_action_is_written_back_with_the_existing_secret(self) -> None:
+        """DescribeListeners omits ClientSecret: the write-back sets UseExistingClientSecret, nothing else."""
+        written = writable_actions([OIDC, _forward((BLUE_TG, 1), order=2)])
+        assert written[0]["AuthenticateOidcConfig"] == {
+            **OIDC["AuthenticateOidcConfig"],
+            "UseExistingClientSecret": True,
+        }
+        assert written[1] == _forward((BLUE_TG, 1), order=2)
+        assert "UseExistingClientSecret" not in OIDC["AuthenticateOidcConfig"]  # the record is not changed
+
+    def test_an_oidc_action_that_carries_its_secret_is_left_as_it_is(self) -> None:
+        """A secret given explicitly is sent as given."""
+        action = {**OIDC, "AuthenticateOidcConfig": {**OIDC["AuthenticateOidcConfig"], "ClientSecret": "s"}}
+        assert writable_actions([action]) == [action]
+
+    def test_weights_replace_only_the_forward_keeping_its_order(self) -> None:
+        """with_forward_weights leaves the authenticate step alone and keeps the forward's Order."""
+        changed = with_forward_weights([OIDC, _forward((BLUE_TG, 1), order=2)], {BLUE_TG: 0, GREEN_TG: 100})
+        assert changed == [OIDC, _forward((BLUE_TG, 0), (GREEN_TG, 100), order=2)]
+
+
+RULE_CASES = [
+    pytest.param([_forward((BLUE_TG, 1))], "shifted", id="a rule forwarding to blue moves with the default"),
+    pytest.param([OIDC, _forward((BLUE_TG, 1), order=2)], "shifted", id="behind an authenticate step too"),
+    pytest.param(
+        [_forward((BLUE_TG, 1), (OTHER_TG, 1))],
+        "refused",
+        id="a rule splitting blue with another group is refused",
+    ),
+    pytest.param([_forward((GREEN_TG, 1))], "refused", id="a rule already on green is refused"),
+    pytest.param(
+        [_forward((OTHER_TG, 1))], "ignored", id="a forward to another group carries none of our traffic"
+    ),
+    pytest.param(
+        [{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+        "ignored",
+        id="a fixed response carries none of our traffic",
+    ),
+    pytest.param(
+        [_forward((BLUE_TG, 0), (OTHER_TG, 1))], "ignored", id="weight 0 on blue sends blue nothing"
+    ),
+]
+
+
+@pytest.mark.parametrize(("actions", "fate"), RULE_CASES)
+def test_listener_rules_move_with_blue_or_are_refused(actions: list[dict[str, Any]], fate: str) -> None:
+    """plan_rule_shifts: shift rules that send only to blue, refuse those it cannot shift faithfully."""
+    rules = [
+        {"RuleArn": "rule/1", "IsDefault": False, "Actions": actions},
+        {"RuleArn": "rule/default", "IsDefault": True, "Actions": [_forward((BLUE_TG, 1))]},
+    ]
+    plan = plan_rule_shifts(rules, BLUE_TG, GREEN_TG)
+    seen = "shifted" if plan.shifted else ("refused" if plan.refusals else "ignored")
+    assert seen == fate
+    if fate == "shifted":
+        assert plan.shifted == {"rule/1": actions}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from deploy_agent.core.outcome import Trigger
-from deploy_agent.core.traffic import ZeroDowntimeReport
+from deploy_agent.core.traffic import ZeroDowntimeReport, listener_forward_weights
 from deploy_agent.strategies import Run, strategy_for
 from deploy_agent.strategies import traffic as steps
 from deploy_agent.testing import (
@@ -241,3 +241,44 @@ def test_the_deadline_during_the_bake_fails_with_the_deadline_trigger() -> None:
     assert run.state.failure is not None
     assert (run.state.failure.type, run.state.failure.trigger) == ("deadline_exceeded", Trigger.DEADLINE)
     assert aws.elb.forward_weights(LISTENER) == {BLUE: 0, GREEN: 100}
+
+
+class TestListenerRules:
+    RULE = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/web/1/2/api"
+
+    def test_a_rule_forwarding_to_blue_moves_with_the_default_and_comes_back_exactly(self) -> None:
+        """Shifted with the default action's weights, recorded before the change, restored exactly."""
+        aws, run = make()
+        aws.elb.add_rule(LISTENER, self.RULE, forward_action(BLUE))
+        steps.preflight(run)
+        assert run.state.strategy_state["original_rules"] == {self.RULE: [forward_action(BLUE)]}
+        steps.shift_traffic(run, {BLUE: 0, GREEN: 100}, "to green")
+        assert '"original_rules"' in aws.saved[0]  # durable before the first change
+        assert listener_forward_weights({"DefaultActions": aws.elb.rule_actions(self.RULE)}) == {
+            BLUE: 0,
+            GREEN: 100,
+        }
+        steps.restore_listener(run)
+        assert aws.elb.rule_actions(self.RULE) == [forward_action(BLUE)]
+        assert aws.elb.listeners[LISTENER]["DefaultActions"] == ORIGINAL
+
+    def test_a_rule_that_splits_blue_with_another_group_is_refused_before_anything(self) -> None:
+        """The preflight names the rule and why; nothing is changed."""
+        aws, run = make()
+        other = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/api/3"
+        split = {
+            "Type": "forward",
+            "ForwardConfig": {
+                "TargetGroups": [
+                    {"TargetGroupArn": BLUE, "Weight": 1},
+                    {"TargetGroupArn": other, "Weight": 1},
+                ]
+            },
+        }
+        aws.elb.add_rule(LISTENER, self.RULE, split)
+        steps.preflight(run)
+        assert run.state.failure is not None
+        assert run.state.failure.type == "preflight_failed"
+        assert run.state.rejections[0]["field"] == "strategy.load_balancer.listener_arn"
+        assert self.RULE in run.state.rejections[0]["problem"]
+        assert aws.elb.journal == []

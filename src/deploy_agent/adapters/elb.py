@@ -3,6 +3,8 @@
 Listener weights are ``{target_group_arn: weight}`` (see :mod:`deploy_agent.core.traffic`): a plain
 forward to X reads as ``{X: 1}``. Before moving traffic, a caller records the listener's
 ``DefaultActions`` (JSON-safe dicts); :meth:`ElbApi.restore_default_actions` puts exactly those back.
+Listener rules that forward to blue move with the default action (``set_rule_forward_weights``)
+and are put back the same way (``restore_rule_actions``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,12 @@ from typing import Any
 
 from deploy_agent.adapters.aws import AwsClients, call
 from deploy_agent.core.errors import AwsNotFound, PreflightFailed
-from deploy_agent.core.traffic import MAX_ALB_WEIGHT, listener_forward_weights
+from deploy_agent.core.traffic import (
+    MAX_ALB_WEIGHT,
+    listener_forward_weights,
+    with_forward_weights,
+    writable_actions,
+)
 
 
 class ElbApi:
@@ -82,22 +89,14 @@ class ElbApi:
         """
         _check_weights(weights)
         listener = self.describe_listener(listener_arn)
-        actions = [dict(a) for a in listener.get("DefaultActions") or []]
-        index = next((i for i, a in enumerate(actions) if a.get("Type") == "forward"), None)
-        if index is None:
-            raise PreflightFailed(f"listener {listener_arn} has no default forward action to weight")
-        old = actions[index]
-        forward: dict[str, Any] = {
-            "TargetGroups": [{"TargetGroupArn": arn, "Weight": weight} for arn, weight in weights.items()]
-        }
-        stickiness = (old.get("ForwardConfig") or {}).get("TargetGroupStickinessConfig")
-        if stickiness:
-            forward["TargetGroupStickinessConfig"] = stickiness
-        new: dict[str, Any] = {"Type": "forward", "ForwardConfig": forward}
-        if "Order" in old:
-            new["Order"] = old["Order"]
-        actions[index] = new
-        return self.restore_default_actions(listener_arn, actions)
+        actions = listener.get("DefaultActions") or []
+        try:
+            changed = with_forward_weights(actions, weights)
+        except ValueError:
+            raise PreflightFailed(
+                f"listener {listener_arn} has no default forward action to weight"
+            ) from None
+        return self.restore_default_actions(listener_arn, changed)
 
     @staticmethod
     def forward_weights(listener: Mapping[str, Any]) -> dict[str, int]:
@@ -110,14 +109,29 @@ class ElbApi:
     def restore_default_actions(
         self, listener_arn: str, actions: Sequence[Mapping[str, Any]]
     ) -> dict[str, Any]:
-        """Return the listener after setting its ``DefaultActions`` to exactly ``actions``."""
+        """Return the listener after setting its ``DefaultActions`` to exactly ``actions``.
+
+        Described authenticate-oidc actions carry no client secret; they are written back with
+        ``UseExistingClientSecret`` (see ``writable_actions``), which keeps the stored one.
+        """
         response = call(
             self._clients.elbv2.modify_listener,
             ListenerArn=listener_arn,
-            DefaultActions=[dict(a) for a in actions],
+            DefaultActions=writable_actions(actions),
         )
         listeners = response.get("Listeners", [])
         return dict(listeners[0]) if listeners else self.describe_listener(listener_arn)
+
+    def set_rule_forward_weights(
+        self, rule_arn: str, actions: Sequence[Mapping[str, Any]], weights: Mapping[str, int]
+    ) -> None:
+        """Make the rule's forward action (of its recorded ``actions``) send to ``weights``."""
+        _check_weights(weights)
+        self.restore_rule_actions(rule_arn, with_forward_weights(actions, weights))
+
+    def restore_rule_actions(self, rule_arn: str, actions: Sequence[Mapping[str, Any]]) -> None:
+        """Set a listener rule's ``Actions`` to exactly ``actions`` (its conditions stay as they are)."""
+        call(self._clients.elbv2.modify_rule, RuleArn=rule_arn, Actions=writable_actions(actions))
 
 
 def _check_weights(weights: Mapping[str, int]) -> None:

@@ -16,6 +16,8 @@ What counts as a misconfiguration, and what does not:
   must suit the listener (HTTP/HTTPS groups behind an ALB listener, TCP/TLS/UDP behind an NLB).
   A group already attached to a different load balancer cannot be attached to this listener, and
   a group no load balancer uses cannot take ECS tasks at all (CreateService refuses it).
+* Listener rules that forward only to blue move with the default action; a rule that splits
+  blue with another group, or already sends to green, is refused (``plan_rule_shifts``).
 * Before a deployment the listener must send everything to blue. Weight already on green is a
   leftover of an interrupted deployment; starting over it would be rolled back to the wrong place.
 """
@@ -26,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from deploy_agent.core.traffic import listener_forward_action, listener_forward_weights
+from deploy_agent.core.traffic import listener_forward_action, listener_forward_weights, plan_rule_shifts
 
 _PREFIX = "strategy.load_balancer."
 LISTENER = _PREFIX + "listener_arn"
@@ -64,15 +66,18 @@ def check_load_balancer_setup(
     green_arn: str,
     test_listener_arn: str | None,
     container_name: str | None = None,
+    rules: Sequence[Mapping[str, Any]] = (),
 ) -> list[Problem]:
     """Return the problems of the setup (none when it is usable), in the order of the message's fields.
 
     ``listener``/``blue_tg``/``green_tg``/``test_listener`` are ELBv2 describe shapes (None when the
     resource does not exist); ``service_load_balancers`` is the ECS service's ``loadBalancers``;
-    ``container_port``/``container_name`` describe the new task definition when known.
+    ``container_port``/``container_name`` describe the new task definition when known; ``rules``
+    are the listener's rules (DescribeRules), checked by ``plan_rule_shifts``.
     """
     problems: list[Problem] = []
     problems += _check_listener(listener, blue_arn, green_arn)
+    problems += [Problem(LISTENER, why) for why in plan_rule_shifts(rules, blue_arn, green_arn).refusals]
     problems += _check_target_groups(listener, blue_tg, green_tg, blue_arn, green_arn)
     problems += _check_test_listener(listener, test_listener, test_listener_arn)
     problems += _check_service(service_load_balancers, blue_arn, green_arn, container_port, container_name)

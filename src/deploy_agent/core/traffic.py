@@ -163,3 +163,88 @@ def gate_verdict(
             gate="latency",
         )
     return GateVerdict(passed=True, reason="all gates passed")
+
+
+def with_forward_weights(
+    actions: Sequence[Mapping[str, Any]], weights: Mapping[str, int]
+) -> list[dict[str, Any]]:
+    """Return ``actions`` with their forward action sending to ``weights``; every other action unchanged.
+
+    The forward keeps its ``Order`` and stickiness. Raises ``ValueError`` when no action forwards.
+    """
+    written = [dict(a) for a in actions]
+    index = next((i for i, a in enumerate(written) if a.get("Type") == "forward"), None)
+    if index is None:
+        raise ValueError("the actions have no forward action to weight")
+    old = written[index]
+    forward: dict[str, Any] = {
+        "TargetGroups": [{"TargetGroupArn": arn, "Weight": weight} for arn, weight in weights.items()]
+    }
+    stickiness = (old.get("ForwardConfig") or {}).get("TargetGroupStickinessConfig")
+    if stickiness:
+        forward["TargetGroupStickinessConfig"] = stickiness
+    new: dict[str, Any] = {"Type": "forward", "ForwardConfig": forward}
+    if "Order" in old:
+        new["Order"] = old["Order"]
+    written[index] = new
+    return written
+
+
+def writable_actions(actions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Return described listener/rule actions in the form ModifyListener/ModifyRule accept back.
+
+    DescribeListeners and DescribeRules never return an authenticate-oidc action's ``ClientSecret``;
+    writing the action back without it is refused unless ``UseExistingClientSecret`` is true
+    (ELBv2 API reference, AuthenticateOidcActionConfig), which keeps the stored secret.
+    """
+    written: list[dict[str, Any]] = []
+    for action in actions:
+        copy_ = dict(action)
+        config = copy_.get("AuthenticateOidcConfig")
+        if (
+            copy_.get("Type") == "authenticate-oidc"
+            and isinstance(config, Mapping)
+            and not config.get("ClientSecret")
+        ):
+            copy_["AuthenticateOidcConfig"] = {**config, "UseExistingClientSecret": True}
+        written.append(copy_)
+    return written
+
+
+@dataclass(frozen=True)
+class RulePlan:
+    """The listener rules a deployment moves with the default action, and the ones it refuses."""
+
+    shifted: dict[str, list[dict[str, Any]]]  # rule ARN -> its actions before the change
+    refusals: list[str]
+
+
+def plan_rule_shifts(rules: Sequence[Mapping[str, Any]], blue_arn: str, green_arn: str) -> RulePlan:
+    """Return which non-default listener rules move with the default action, and why others cannot.
+
+    A rule that forwards only to blue carries production traffic to the old release: it is shifted
+    with the same weights as the default action and restored exactly (its actions are recorded
+    here, before any change). A rule that forwards to blue *and* another group has a split of its
+    own we cannot scale faithfully, and a rule that already sends to green would send traffic to an
+    unverified release: both are refused. Rules that never reach blue (fixed responses, redirects,
+    forwards to other groups) carry none of our traffic and are left alone.
+    """
+    shifted: dict[str, list[dict[str, Any]]] = {}
+    refusals: list[str] = []
+    for rule in rules:
+        if rule.get("IsDefault"):
+            continue  # the default rule is the listener's default action, handled on its own
+        arn = str(rule.get("RuleArn"))
+        weights = listener_forward_weights({"DefaultActions": rule.get("Actions") or []})
+        live = {tg for tg, weight in weights.items() if weight > 0}
+        if weights.get(green_arn, 0) > 0:
+            refusals.append(f"listener rule {arn} already forwards to the green target group")
+        elif blue_arn in live and live != {blue_arn}:
+            others = ", ".join(sorted(live - {blue_arn}))
+            refusals.append(
+                f"listener rule {arn} splits traffic between the blue target group and {others}; "
+                "shifting it cannot keep that split"
+            )
+        elif blue_arn in live:
+            shifted[arn] = [dict(a) for a in rule.get("Actions") or []]
+    return RulePlan(shifted=shifted, refusals=refusals)

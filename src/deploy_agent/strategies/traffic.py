@@ -6,6 +6,8 @@ Durable facts live in ``state.strategy_state`` and are written before the AWS ca
     temp_created        CreateService was sent
     temp_deleted        DeleteService was sent
     original_actions    the listener's DefaultActions before we touched it (restored exactly)
+    original_rules      {rule ARN: Actions} of the listener rules forwarding to blue, shifted with
+                        the default action and restored exactly (recorded in preflight)
     listener_changed    we modified the listener at least once
     listener_restored   the recorded actions were put back
     step                index of the recipe step in progress
@@ -23,7 +25,7 @@ from deploy_agent.core.health import Probe, assess_health
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.preflight import check_load_balancer_setup
 from deploy_agent.core.rollout import RolloutState, assess_rollout
-from deploy_agent.core.traffic import gate_verdict, listener_forward_weights
+from deploy_agent.core.traffic import gate_verdict, listener_forward_weights, plan_rule_shifts
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.strategies.rolling import deadline_message, revert_service, update_and_follow
 
@@ -82,6 +84,7 @@ def preflight(run: Run) -> Progress:
     )
     service = run.ecs.describe_service(state.cluster, state.service)
     balancers = list(service.get("loadBalancers") or [])
+    rules = run.elb.describe_rules(lb["listener_arn"]) if listener is not None else []
     problems = check_load_balancer_setup(
         listener=listener,
         blue_tg=blue,
@@ -92,6 +95,7 @@ def preflight(run: Run) -> Progress:
         blue_arn=lb["blue_target_group_arn"],
         green_arn=lb["green_target_group_arn"],
         test_listener_arn=lb.get("test_listener_arn"),
+        rules=rules,
     )
     missing = run.alarms.missing_alarms(_alarm_names(run)) if _alarm_names(run) else []
     rejections = [p.as_dict() for p in problems] + [
@@ -104,6 +108,10 @@ def preflight(run: Run) -> Progress:
         return Progress.finished()
     assert listener is not None
     state.strategy_state["original_actions"] = listener.get("DefaultActions") or []
+    # the rules that forward to blue move with the default action; their actions, restored exactly
+    state.strategy_state["original_rules"] = plan_rule_shifts(
+        rules, lb["blue_target_group_arn"], lb["green_target_group_arn"]
+    ).shifted
     state.strategy_state["desired"] = int(
         run.request.get("desired_count") or service.get("desiredCount") or 1
     )
@@ -250,6 +258,9 @@ def shift_traffic(run: Run, weights: dict[str, int], label: str) -> None:
     ss["weights"] = weights
     run.save()  # the exact actions to restore are durable before the listener changes
     with _zero_downtime(run, label):
+        # rules first: a redelivered step that finds the default action shifted knows they are too
+        for rule_arn, actions in (ss.get("original_rules") or {}).items():
+            run.elb.set_rule_forward_weights(rule_arn, actions, weights)
         run.elb.set_forward_weights(lb["listener_arn"], weights)
     ss[f"shifted:{label}"] = True
     run.emit("traffic_shifted", weights={_short(k): v for k, v in weights.items()}, label=label)
@@ -260,6 +271,8 @@ def restore_listener(run: Run) -> Progress:
     ss, lb = run.state.strategy_state, load_balancer(run)
     if ss.get("listener_changed") and not ss.get("listener_restored"):
         with _zero_downtime(run, "restore"):
+            for rule_arn, actions in (ss.get("original_rules") or {}).items():
+                run.elb.restore_rule_actions(rule_arn, actions)
             run.elb.restore_default_actions(lb["listener_arn"], ss["original_actions"])
         ss["listener_restored"] = True
         run.emit("traffic_restored", listener=_short(lb["listener_arn"]))
