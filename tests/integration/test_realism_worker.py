@@ -142,3 +142,76 @@ class TestThrottlingStorm:
         assert all(r["rollback"] is None for r in results)
         assert injected > 0
         assert served_version(svc) == "v2"
+
+
+def _updates(sandbox: Sandbox) -> int:
+    return sum(n for (_service, action), n in sandbox.moto.api_calls().items() if action == "UpdateService")
+
+
+def _service_td(cluster: str, service: str) -> str:
+    found = boto3.client("ecs").describe_services(cluster=cluster, services=[service])["services"][0]
+    return str(found["taskDefinition"])
+
+
+class TestEcsRollback:
+    def test_ecs_circuit_breaker_rollback_is_awaited_never_fought(
+        self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
+    ) -> None:
+        """A crashing release: ECS rolls back, the trigger is circuit_breaker, ours the only UpdateService."""
+        cluster, service = "cbreak", unique("cb")
+        svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=1)
+        before = _updates(sandbox)
+        result = publish(_release(svc, cluster, service, push_app("v3", "crash")))
+        assert result["outcome"] == "rolled_back", (result["error"], result["stages"])
+        assert result["rollback"]["trigger"] == "circuit_breaker"
+        assert "replaced" not in result["error"]["message"]
+        assert _updates(sandbox) - before == 1  # ours; ECS's own rollback is not an UpdateService
+        assert _service_td(cluster, service) == svc.task_definition_arn
+        assert served_version(svc) == "v1"
+
+
+class TestDeregisteredRevision:
+    def test_automatic_rollback_re_registers_a_deregistered_previous_revision(
+        self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
+    ) -> None:
+        """The previous revision was deregistered: the rollback registers a copy and goes back to it."""
+        cluster, service = "dereg", unique("drg")
+        svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=1)
+        ecs = boto3.client("ecs")
+        ecs.deregister_task_definition(taskDefinition=svc.task_definition_arn)
+        request = _release(svc, cluster, service, push_app("v2"))
+        request["health_check"] = {
+            "url": f"{svc.url}/missing",
+            "interval_seconds": 0.2,
+            "unhealthy_threshold": 2,
+        }
+        result = publish(request)
+        assert result["outcome"] == "rolled_back", (result["error"], result["stages"])
+        restored = _service_td(cluster, service)
+        assert restored not in (svc.task_definition_arn, result["task_definition_arn"])
+        described = ecs.describe_task_definition(taskDefinition=restored, include=["TAGS"])
+        assert described["taskDefinition"]["status"] == "ACTIVE"
+        assert {"key": "deploy-agent:restored-from", "value": svc.task_definition_arn} in described["tags"]
+        assert served_version(svc) == "v1"
+
+    def test_manual_rollback_to_a_deregistered_release(
+        self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
+    ) -> None:
+        """Rolling back by hand to a release whose revision ECS deregistered restores a copy of it."""
+        from deploy_agent.worker.app import app
+
+        cluster, service = "dereg", unique("drm")
+        svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=1)
+        v2 = publish(_release(svc, cluster, service, push_app("v2")))
+        v3 = publish(_release(svc, cluster, service, push_app("v3")))
+        assert (v2["outcome"], v3["outcome"]) == ("succeeded", "succeeded")
+        boto3.client("ecs").deregister_task_definition(taskDefinition=v2["task_definition_arn"])
+        back = app.send_task(
+            "deploy_agent.rollback",
+            kwargs={"request": {"cluster_name": cluster, "service_name": service, "to": v2["deployment_id"]}},
+        ).get(timeout=120)
+        assert back["outcome"] == "succeeded", (back["error"], back["stages"])
+        restored = _service_td(cluster, service)
+        assert restored != v2["task_definition_arn"]
+        assert restored.rsplit(":", 1)[0] == v2["task_definition_arn"].rsplit(":", 1)[0]
+        assert served_version(svc) == "v2"
