@@ -165,7 +165,7 @@ class TestTheServicesOwnSettings:
         """Percents and circuit breaker left out of the message are left out of UpdateService."""
         run, ecs, _ = make_run()
         ROLLING.deploy(run)
-        sent = ecs.updates[0]
+        sent: Any = ecs.updates[0]  # testing.UpdateCall still types the settings as required
         assert (sent.maximum_percent, sent.minimum_healthy_percent) == (None, None)
         assert (sent.circuit_breaker, sent.circuit_breaker_rollback) == (None, None)
 

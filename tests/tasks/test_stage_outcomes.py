@@ -36,7 +36,7 @@ def rt(server: LocalRedis) -> Iterator[Runtime]:
     conn: redis.Redis = server.client(0)
     conn.flushdb()
     yield Runtime(settings=Settings(aws_retry_base_seconds=0.5, aws_retry_cap_seconds=4), redis=conn)
-    conn.close()
+    conn.close()  # type: ignore[no-untyped-call]
 
 
 def recorded(rt: Runtime, timeout: float = 600, phase: Phase = Phase.REGISTERED) -> str:
