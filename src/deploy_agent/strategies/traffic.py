@@ -21,15 +21,20 @@ from datetime import datetime
 from typing import Any
 
 from deploy_agent.core.errors import AwsNotFound
-from deploy_agent.core.health import Probe, assess_health
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.preflight import check_load_balancer_setup
 from deploy_agent.core.rollout import RolloutState, assess_rollout
-from deploy_agent.core.traffic import gate_verdict, listener_forward_weights, plan_rule_shifts
+from deploy_agent.core.traffic import listener_forward_weights, plan_rule_shifts
 from deploy_agent.strategies.base import Progress, Run
+from deploy_agent.strategies.gates import alarm_names, probe_until_verdict, with_path
+
+# the recipes (blue_green, canary) call the gates through this module
+from deploy_agent.strategies.gates import check_gates as check_gates
+from deploy_agent.strategies.gates import gate_pause as gate_pause
 from deploy_agent.strategies.rolling import deadline_message, revert_service, update_and_follow
 
 Step = tuple[str, Callable[[Run], Progress]]
+
 
 #: how long DescribeServices may answer MISSING for a service we just created, in seconds: the ECS
 #: API is eventually consistent (docs.aws.amazon.com/AmazonECS/latest/APIReference/
@@ -97,7 +102,7 @@ def preflight(run: Run) -> Progress:
         test_listener_arn=lb.get("test_listener_arn"),
         rules=rules,
     )
-    missing = run.alarms.missing_alarms(_alarm_names(run)) if _alarm_names(run) else []
+    missing = run.alarms.missing_alarms(alarm_names(run)) if alarm_names(run) else []
     rejections = [p.as_dict() for p in problems] + [
         {"field": "rollback.alarm_names", "problem": f"alarm {name!r} does not exist"} for name in missing
     ]
@@ -123,10 +128,6 @@ def _maybe(fetch: Callable[[], dict[str, Any]]) -> dict[str, Any] | None:
         return fetch()
     except AwsNotFound:
         return None
-
-
-def _alarm_names(run: Run) -> list[str]:
-    return list((run.request.get("rollback") or {}).get("alarm_names") or [])
 
 
 # --- the temporary service ---------------------------------------------------------------------
@@ -227,7 +228,7 @@ def verify_temp_service(run: Run) -> Progress:
         return Progress.wait(run.poll_seconds)
     if not lb.get("test_url"):
         return Progress.finished()
-    return _probe_until_verdict(run, "test_probes", _with_path(lb["test_url"], run), "test listener")
+    return probe_until_verdict(run, "test_probes", with_path(lb["test_url"], run), "test listener")
 
 
 def delete_temp_service(run: Run) -> Progress:
@@ -317,95 +318,6 @@ def _positive(weights: dict[str, int]) -> dict[str, int]:
 
 def _short(arn: str) -> str:
     return arn.rsplit("/", 2)[-2] if arn.count("/") >= 2 else arn
-
-
-# --- gates --------------------------------------------------------------------------------------
-def gate_pause(run: Run, seconds: float, label: str) -> Progress:
-    """Hold for ``seconds`` while the gates (health, alarms, latency) pass; fail at the first failing one."""
-    ss = run.state.strategy_state
-    key = f"pause_started:{label}"
-    if key not in ss:
-        ss[key] = run.now().isoformat()
-        ss["gate_probes"] = []
-    started = datetime.fromisoformat(ss[key])
-    verdict = check_gates(run)
-    if verdict is not None:
-        gate, reason = verdict
-        trigger = Trigger.ALARM if gate == "alarm" else Trigger.HEALTH_CHECK
-        run.state.fail(f"{gate}_gate_failed", f"{label}: {reason}", trigger)
-        return Progress.finished()
-    remaining = seconds - (run.now() - started).total_seconds()
-    if remaining <= 0:
-        return Progress.finished()
-    return Progress.wait(min(run.poll_seconds, remaining))
-
-
-def check_gates(run: Run) -> tuple[str, str] | None:
-    """Return (gate, reason) of the first failing gate, or None when all pass for now."""
-    spec = run.request.get("health_check") or {}
-    ss = run.state.strategy_state
-    health_ok: bool | None = None
-    latency: float | None = None
-    if spec.get("url") and run.prober is not None:
-        probe = run.prober.probe(
-            spec["url"], int(spec.get("expected_status", 200)), float(spec.get("timeout_seconds", 5)), None
-        )
-        latency = probe.latency_ms
-        ss["gate_probes"] = [
-            *ss.get("gate_probes", []),
-            {"ok": probe.ok, "error": probe.error, "status": probe.status},
-        ][-20:]
-        probes = [
-            Probe(ok=p["ok"], status=p["status"], latency_ms=0.0, error=p["error"], at=0.0)
-            for p in ss["gate_probes"]
-        ]
-        health_ok = assess_health(probes, 10_000, int(spec.get("unhealthy_threshold", 3))) != "unhealthy"
-    alarms = [a["name"] for a in run.alarms.alarms_in_alarm(_alarm_names(run))] if _alarm_names(run) else []
-    verdict = gate_verdict(health_ok, alarms, latency, spec.get("max_latency_ms"))
-    if verdict.passed:
-        return None
-    return str(verdict.gate), verdict.reason
-
-
-def _probe_until_verdict(run: Run, key: str, url: str, where: str) -> Progress:
-    spec = run.request.get("health_check") or {}
-    ss = run.state.strategy_state
-    probe = run.prober.probe(
-        url,
-        int(spec.get("expected_status", 200)),
-        float(spec.get("timeout_seconds", 5)),
-        spec.get("max_latency_ms"),
-    )
-    ss[key] = [*ss.get(key, []), {"ok": probe.ok, "error": probe.error, "status": probe.status}][-20:]
-    verdict = assess_health(
-        [Probe(ok=p["ok"], status=p["status"], latency_ms=0.0, error=p["error"], at=0.0) for p in ss[key]],
-        int(spec.get("healthy_threshold", 3)),
-        int(spec.get("unhealthy_threshold", 3)),
-    )
-    if verdict == "healthy":
-        return Progress.finished()
-    if verdict == "unhealthy":
-        why = probe.error or f"status {probe.status}"
-        run.state.fail(
-            "health_check_failed",
-            f"the new release failed its check through the {where} ({url}): {why}",
-            Trigger.HEALTH_CHECK,
-        )
-        return Progress.finished()
-    return Progress.wait(float(spec.get("interval_seconds") or run.poll_seconds))
-
-
-def _with_path(base: str, run: Run) -> str:
-    """The test listener's URL with the health check's path (``/health`` on the test port)."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    health = (run.request.get("health_check") or {}).get("url")
-    if not health:
-        return base
-    target, path = urlsplit(base), urlsplit(health)
-    if target.path not in ("", "/"):
-        return base
-    return str(urlunsplit((target.scheme, target.netloc, path.path, path.query, "")))
 
 
 # --- promotion and undo -------------------------------------------------------------------------
