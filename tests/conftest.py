@@ -14,6 +14,10 @@ import docker
 import pytest
 
 from deploy_agent.sandbox import Sandbox
+from deploy_agent.sandbox.realism import REALISTIC
+
+#: sandbox seconds per AWS second in tests: a 5-minute ECS deployment runs in 3 s
+TEST_TIME_SCALE = 0.01
 
 
 @pytest.fixture(scope="session")
@@ -29,14 +33,15 @@ def session_sandbox(
 ) -> Iterator[Sandbox]:
     """Start the sandbox once and point boto3 (this process and its children) at it."""
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    # The realism profile (real ECS timelines, eventual consistency, target health as configured,
+    # AWS's rules), time-scaled so a test's AWS minutes take seconds. A test that needs the idealised
+    # ECS plays it with tests/sandbox/realism_helpers.playing and says why.
     box = Sandbox.start(
         tmp_path_factory.mktemp("sandbox"),
         registry_port=0,
         docker_client=docker_client,
-        tick_seconds=0.05,
-        health_check_interval_seconds=0.1,
-        health_check_grace_seconds=0.5,
-        drain_seconds=0.2,
+        profile=REALISTIC,
+        time_scale=float(os.environ.get("DEPLOY_AGENT_TEST_TIME_SCALE", TEST_TIME_SCALE)),
     )
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):

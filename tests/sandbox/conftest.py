@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import docker
 import pytest
 
 from deploy_agent.sandbox import Sandbox
+
+from .realism_helpers import playing
 
 _ROOT = Path(__file__).resolve().parents[2]
 APP = _ROOT / "examples" / "web"
@@ -17,7 +20,15 @@ ECR_REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web"
 
 @pytest.fixture
 def sandbox(session_sandbox: Sandbox) -> Iterator[Sandbox]:
-    yield session_sandbox
+    """The session's sandbox with DescribeServices consistent, reset after the test.
+
+    These tests read the emulation's own transitions right after the write that caused them; ECS's
+    eventual consistency is tested on its own (test_consistency.py) and faced by the worker in
+    tests/integration, where it stays on.
+    """
+    consistent = replace(session_sandbox.scheduler.realism, consistency_window_seconds=0.0)
+    with playing(session_sandbox, consistent):
+        yield session_sandbox
     session_sandbox.reset()
 
 

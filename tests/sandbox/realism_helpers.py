@@ -11,10 +11,10 @@ from deploy_agent.sandbox.realism import Realism
 
 @contextmanager
 def playing(sandbox: Sandbox, profile: Realism) -> Iterator[Realism]:
-    """Run the ECS timeline of ``profile`` until the block ends, then the session's profile again."""
+    """Play ``profile`` in every part of the sandbox until the block ends, then the session's again."""
     saved = sandbox.scheduler.realism
-    sandbox.scheduler.use_profile(profile)
+    sandbox.use_profile(profile)
     try:
         yield profile
     finally:
-        sandbox.scheduler.use_profile(saved)
+        sandbox.use_profile(saved)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +11,9 @@ from botocore.exceptions import ClientError
 
 from deploy_agent.sandbox import Sandbox, aws_rules
 from deploy_agent.sandbox.provision import provision_service
-from deploy_agent.sandbox.realism import IDEALISED, REALISTIC
+from deploy_agent.sandbox.realism import IDEALISED
+
+from .realism_helpers import playing
 
 CONTAINER = {"name": "app", "image": "busybox", "memory": 128, "essential": True}
 OIDC = {
@@ -24,9 +27,11 @@ OIDC = {
 
 @pytest.fixture
 def rules(sandbox: Sandbox) -> Iterator[Sandbox]:
-    assert aws_rules.install(REALISTIC)
-    yield sandbox
-    aws_rules.uninstall()
+    # These tests read back what they just wrote: ECS's eventual consistency is not what they test.
+    consistent = replace(sandbox.scheduler.realism, enforce_aws_rules=True, consistency_window_seconds=0.0)
+    with playing(sandbox, consistent):
+        assert aws_rules.installed()
+        yield sandbox
 
 
 def _network(sandbox: Sandbox) -> tuple[str, list[str], str]:
@@ -126,7 +131,11 @@ class TestTargetGroupWithoutLoadBalancer:
 
     def test_without_the_rules_moto_accepts_it(self, sandbox: Sandbox) -> None:
         """The idealised profile installs nothing: moto's own (lenient) answer."""
-        assert not aws_rules.install(IDEALISED)
+        with playing(sandbox, IDEALISED):
+            assert not aws_rules.installed()
+            self._create_with_an_unused_target_group(sandbox)
+
+    def _create_with_an_unused_target_group(self, sandbox: Sandbox) -> None:
         vpc, subnets, group = _network(sandbox)
         _, target_group = _balancer(sandbox, vpc, subnets, group)
 

@@ -29,7 +29,9 @@ from .realism_helpers import playing
 
 CLUSTER, SERVICE = "real", "web"
 NO_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/never-pulled:1"
-FAST = REALISTIC.with_scale(0.02)  # a 10-minute AWS timeline in 12 s
+# A 10-minute AWS timeline in 12 s; DescribeServices consistent, because these tests read the
+# timeline right after each write (the consistency window is tested in test_consistency.py).
+FAST = replace(REALISTIC.with_scale(0.02), consistency_window_seconds=0.0)
 
 
 class TestPlanRelaunchDelay:

@@ -30,7 +30,7 @@ def _wait(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "cond
         if value:
             return value
         time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
 
 
 def _status(sandbox: Sandbox, service: str) -> str:
@@ -114,7 +114,13 @@ class TestDraining:
     ) -> None:
         """Scaling 2 -> 1 drains a target: its slow request in flight gets 200, new ones go to the other."""
         setup = provision_blue_green(
-            sandbox, CLUSTER, SERVICE, slow_image, deregistration_delay_seconds=4, timeout_seconds=30
+            sandbox,
+            CLUSTER,
+            SERVICE,
+            slow_image,
+            # 4 s of sandbox time, in the AWS seconds the group is configured with
+            deregistration_delay_seconds=round(4 / sandbox.scheduler.realism.time_scale),
+            timeout_seconds=30,
         )
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             slow = [pool.submit(requests.get, f"{setup.url}/cgi-bin/slow?2", timeout=10) for _ in range(2)]

@@ -6,8 +6,9 @@ no load balancer uses). ``deployment_controller`` (CODE_DEPLOY, EXTERNAL) and a 
 ``deployment_configuration`` (``strategy`` BLUE_GREEN / LINEAR / CANARY) give a service that another
 controller manages, for tests that the worker refuses it.
 ``provision_blue_green`` adds what a blue-green or canary deployment needs: an empty green target
-group like the blue one and a test listener (port 8080) forwarding to it, both groups with a short
-deregistration delay so a drained task stops within a second. ``provision_green_service`` starts a
+group like the blue one and a test listener (port 8080) forwarding to it, both groups with a
+deregistration delay of 30 AWS seconds (AWS's default is 300). Every duration here is in AWS seconds,
+which the sandbox plays at its profile's time scale. ``provision_green_service`` starts a
 second ECS service in a target group, as the worker does for its green or canary tasks.
 """
 
@@ -50,6 +51,7 @@ def provision_service(
     deployment_configuration: dict[str, Any] | None = None,
     timeout_seconds: float = 60.0,
     deployment_controller: str = "ECS",
+    deregistration_delay_seconds: int = 30,
 ) -> ProvisionedService:
     """Return a new service (VPC, ALB, target group, listener, TD, service) once it is COMPLETED.
 
@@ -81,11 +83,17 @@ def provision_service(
         VpcId=vpc,
         TargetType="ip",
         HealthCheckPath=health_path,
-        HealthCheckIntervalSeconds=5,
-        HealthyThresholdCount=2,
+        # A tuned group, as many users have (AWS's defaults are 30 s, 5 and 2): the sandbox plays
+        # these AWS seconds at its time scale.
+        HealthCheckIntervalSeconds=10,
+        HealthyThresholdCount=3,
         UnhealthyThresholdCount=2,
         Matcher={"HttpCode": "200"},
     )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(
+        TargetGroupArn=target_group,
+        Attributes=[{"Key": _DELAY, "Value": str(deregistration_delay_seconds)}],
+    )
     listener = elbv2.create_listener(
         LoadBalancerArn=balancer,
         Protocol="HTTP",
@@ -150,7 +158,11 @@ def wait_for_rollout(
     deadline = time.monotonic() + timeout_seconds
     described: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        described = ecs.describe_services(cluster=cluster, services=[service])["services"][0]
+        found = ecs.describe_services(cluster=cluster, services=[service])["services"]
+        if not found:  # MISSING: ECS is eventually consistent right after CreateService
+            time.sleep(0.05)
+            continue
+        described = found[0]
         deployments = described["deployments"]
         if (
             deployments
@@ -194,7 +206,7 @@ def provision_blue_green(
     health_path: str = "/health",
     container_port: int = 8080,
     test_listener_port: int = 8080,
-    deregistration_delay_seconds: int = 1,
+    deregistration_delay_seconds: int = 30,
     **service_options: Any,
 ) -> BlueGreenSetup:
     """Return a COMPLETED service on the blue target group, an empty green one and a test listener on it.
@@ -210,6 +222,7 @@ def provision_blue_green(
         container_port=container_port,
         desired_count=desired_count,
         health_path=health_path,
+        deregistration_delay_seconds=deregistration_delay_seconds,
         **service_options,
     )
     model = elbv2.describe_target_groups(TargetGroupArns=[blue.target_group_arn])["TargetGroups"][0]
