@@ -55,6 +55,14 @@ def _forward(sandbox: Sandbox, listener_arn: str, target_group_arn: str) -> None
     )
 
 
+def _weigh(sandbox: Sandbox, listener_arn: str, weights: dict[str, int]) -> None:
+    groups = [{"TargetGroupArn": arn, "Weight": weight} for arn, weight in weights.items()]
+    sandbox.client("elbv2").modify_listener(
+        ListenerArn=listener_arn,
+        DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}],
+    )
+
+
 def _with_green(sandbox: Sandbox, web_image: Callable[..., str]) -> BlueGreenSetup:
     setup = provision_blue_green(sandbox, CLUSTER, SERVICE, web_image("v1"), timeout_seconds=30)
     provision_green_service(
@@ -175,13 +183,18 @@ class TestDeleteService:
     def test_moving_the_listener_back_before_deleting_loses_no_request(
         self, sandbox: Sandbox, web_image: Callable[..., str]
     ) -> None:
-        """The right order: listener to green, back to blue, then delete green: no request fails."""
+        """The right order: listener to green, back to blue, then delete green: no request fails.
+
+        As the worker shifts it: a weighted forward that keeps blue at weight 0, so blue stays in use
+        and health-checked (a group no listener uses is ``unused`` and starts over from ``initial``).
+        """
         setup = _with_green(sandbox, web_image)
+        blue, green = setup.target_group_arn, setup.green_target_group_arn
         with Load(f"{setup.url}/version", rate=50) as load:
             time.sleep(0.3)
-            _forward(sandbox, setup.listener_arn, setup.green_target_group_arn)
+            _weigh(sandbox, setup.listener_arn, {green: 100, blue: 0})
             _wait(lambda: load.bodies()["v2"] >= 10, what="green to serve")
-            _forward(sandbox, setup.listener_arn, setup.target_group_arn)
+            _weigh(sandbox, setup.listener_arn, {blue: 100, green: 0})
             sandbox.client("ecs").delete_service(cluster=CLUSTER, service=GREEN, force=True)
             _wait(lambda: _status(sandbox, GREEN) == "INACTIVE", what="INACTIVE")
             time.sleep(0.3)
