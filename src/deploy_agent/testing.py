@@ -76,10 +76,10 @@ class UpdateCall:
     service: str
     task_definition_arn: str
     desired_count: int | None
-    maximum_percent: int
-    minimum_healthy_percent: int
-    circuit_breaker: bool
-    circuit_breaker_rollback: bool
+    maximum_percent: int | None
+    minimum_healthy_percent: int | None
+    circuit_breaker: bool | None
+    circuit_breaker_rollback: bool | None
 
 
 @dataclass
@@ -135,10 +135,10 @@ class FakeEcs:
         service: str,
         task_definition_arn: str,
         desired_count: int | None,
-        maximum_percent: int,
-        minimum_healthy_percent: int,
-        circuit_breaker: bool,
-        circuit_breaker_rollback: bool,
+        maximum_percent: int | None,
+        minimum_healthy_percent: int | None,
+        circuit_breaker: bool | None,
+        circuit_breaker_rollback: bool | None,
     ) -> dict[str, Any]:
         self.updates.append(
             UpdateCall(

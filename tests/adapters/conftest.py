@@ -12,7 +12,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import docker
@@ -52,10 +52,19 @@ def moto_server(session_sandbox: Sandbox) -> str:
 
 
 @pytest.fixture
-def moto(session_sandbox: Sandbox) -> str:
-    """Give each test empty AWS backends; return the moto server URL."""
+def moto(session_sandbox: Sandbox) -> Iterator[str]:
+    """Give each test empty AWS backends; return the moto server URL.
+
+    DescribeServices answers consistently here: adapter tests read back what they just wrote, one
+    call each; ECS's eventual consistency is what the strategies and the worker must ride out
+    (tests/strategies, tests/integration), not a single adapter call.
+    """
     session_sandbox.reset()
-    return session_sandbox.aws_endpoint_url
+    consistent = replace(session_sandbox.scheduler.realism, consistency_window_seconds=0.0)
+    saved = session_sandbox.scheduler.realism
+    session_sandbox.use_profile(consistent)
+    yield session_sandbox.aws_endpoint_url
+    session_sandbox.use_profile(saved)
 
 
 @pytest.fixture

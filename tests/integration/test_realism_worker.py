@@ -119,7 +119,7 @@ class TestThrottlingStorm:
             "DEPLOY_AGENT_AWS_RETRY_CAP_SECONDS": "0.5",
         }
         faults = sandbox.moto.faults
-        faults._rng.seed(9)  # the injector has no public seed once the server runs
+        faults.reseed(9)
         results: list[dict[str, Any]] = []
         started = time.monotonic()
         with chaos_stack(stack_config, tmp_path, env) as stack:

@@ -126,7 +126,7 @@ def test_worker_serves_status_api_and_metrics(sandbox: Sandbox, push_app: Any, t
         outcomes = {d["id"]: d["outcome"] for d in listed}
         assert outcomes == {ok_id: "succeeded", crash_id: "rolled_back"}
         stages = {d["id"]: [s["name"] for s in d["stages"]] for d in listed}
-        assert stages[ok_id][:4] == ["build", "push", "register", "deploy"]
+        assert stages[ok_id][:5] == ["preflight", "build", "push", "register", "deploy"]
 
         one = requests.get(f"{base}/api/deployments/{crash_id}", timeout=10).json()
         assert one["error"]["trigger"] == "circuit_breaker"

@@ -160,6 +160,11 @@ class FaultInjector:
         with self._lock:
             self._rules = [state for state in self._rules if state.rule != rule]
 
+    def reseed(self, seed: int) -> None:
+        """Restart the random choice of which calls a rule fails from ``seed`` (repeatable runs)."""
+        with self._lock:
+            self._rng.seed(seed)
+
     def clear(self) -> None:
         """Drop every rule, forget the injected-fault counts and refill the quota buckets.
 

@@ -47,10 +47,10 @@ class EcsPort(Protocol):
         service: str,
         task_definition_arn: str,
         desired_count: int | None,
-        maximum_percent: int,
-        minimum_healthy_percent: int,
-        circuit_breaker: bool,
-        circuit_breaker_rollback: bool,
+        maximum_percent: int | None,
+        minimum_healthy_percent: int | None,
+        circuit_breaker: bool | None,
+        circuit_breaker_rollback: bool | None,
     ) -> dict[str, Any]: ...
 
     def create_service(

@@ -254,9 +254,7 @@ def _update_service(run: Run, task_definition_arn: str) -> dict[str, Any]:
         config = (current.get("deploymentConfiguration") or {}).get("deploymentCircuitBreaker") or {}
         breaker = bool(config.get("enable", False)) if breaker is None else breaker
         rollback = bool(config.get("rollback", False)) if rollback is None else rollback
-    # EcsPort (strategies/base.py) still types the settings as required; the adapter takes None.
-    ecs: Any = run.ecs
-    reply: dict[str, Any] = ecs.update_service(
+    reply: dict[str, Any] = run.ecs.update_service(
         run.state.cluster,
         run.state.service,
         task_definition_arn,
