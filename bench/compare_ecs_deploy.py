@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from profiles import add_profile_arguments, describe_profile, profile_knobs
+
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"
 ECR_HOST = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
@@ -75,6 +77,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--failure-runs", type=int, default=3, help="crashing deployments per tool (default 3)"
     )
+    add_profile_arguments(parser)
     parser.add_argument("--ecs", type=Path, default=ROOT / ".bench-peer/bin/ecs", help="the ecs-deploy CLI")
     parser.add_argument(
         "--state-dir", type=Path, default=None, help="sandbox, Redis and logs (default: a temp dir)"
@@ -107,6 +110,7 @@ def machine_lines(args: argparse.Namespace) -> list[str]:
         f"deploy-agent: code from {Path(deploy_agent.__file__).parents[1]} (repository HEAD {head or '?'})",
         f"machine: nproc={os.cpu_count()}, cpu={model}, load average at start {load}",
         f"python: {platform.python_version()} ({sys.executable}); moto {moto.__version__}",
+        describe_profile(args),
         f"peer: {peer.stdout.strip() or peer.stderr.strip()} ({args.ecs})",
     ]
 
@@ -250,7 +254,10 @@ class Bench:
         from deploy_agent.sandbox.redis_server import LocalRedis
         from deploy_agent.sandbox.scheduler import EcsScheduler
 
-        knobs: dict[str, Any] = {"task_start_delay_seconds": self.args.start_delay}
+        knobs: dict[str, Any] = {
+            "task_start_delay_seconds": self.args.start_delay,
+            **profile_knobs(self.args),
+        }
         self.virtual_supported = "virtual_tasks" in inspect.signature(EcsScheduler.__init__).parameters
         if self.args.virtual:
             if not self.virtual_supported:

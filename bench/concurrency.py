@@ -48,6 +48,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from common import Stack, calls_since, median, open_stack, percentile, provision_many, tree_cpu_seconds
+from profiles import add_profile_arguments, describe_profile, profile_knobs
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench"
 MOTO_DESCRIBE_CEILING = 350.0  # DescribeServices/s moto answers on this kind of machine
@@ -206,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-delay", type=float, default=2.0, help="seconds a task takes to be RUNNING")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="worker's poll interval (s)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each result")
+    add_profile_arguments(parser)
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.counts.split(",") if c.strip()]
 
@@ -214,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         f"desired 1, start delay {args.start_delay:g} s; rolling, no health URL",
         flush=True,
     )
+    print(describe_profile(args), flush=True)
     reports: list[RunReport] = []
     with open_stack(
         concurrency=args.concurrency,
@@ -221,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         start_worker=False,
         task_start_delay_seconds=args.start_delay,
         virtual_tasks=True,
+        **profile_knobs(args),
     ) as stack:
         for count in counts:
             print(f"... N={count}", file=sys.stderr, flush=True)
