@@ -207,7 +207,8 @@ class TestTargetHealthAsConfigured:
         finally:
             book.use_profile(profile)
         assert [state for _, state in seen] == ["initial", "healthy"]
-        assert 0.8 <= seen[1][0] - seen[0][0] <= 2.5
+        # at least 2 checks 1 s apart; at most that plus the container's own (real-time) start-up
+        assert 0.8 <= seen[1][0] - seen[0][0] <= 5.0
 
 
 class TestUnderLoad:

@@ -19,7 +19,7 @@ from deploy_agent.sandbox.target_group_settings import CheckSettings, decide_set
 from deploy_agent.sandbox.target_health import TargetHealthBook
 
 #: 1 AWS second = 10 ms: a 30 s interval is 0.3 s
-PROFILE = replace(REALISTIC, time_scale=0.01)
+PROFILE = replace(REALISTIC, time_scale=0.01, app_start_allowance_seconds=0.0)
 _names = iter(range(10_000))
 
 
@@ -187,10 +187,34 @@ class TestThresholds:
 
     def test_a_slow_target_times_out(self, aws: Aws, book: TargetHealthBook, app: App) -> None:
         """A target slower than the check timeout goes unhealthy with Target.Timeout."""
+        # The timeout is real seconds (the app answers in real time), unlike the scaled interval.
         arn = aws.group(HealthCheckIntervalSeconds=10, HealthCheckTimeoutSeconds=2, UnhealthyThresholdCount=2)
-        app.delay = 1.5
+        app.delay = 2.5
         _register(aws, book, arn, app.port)
-        assert _timeline(aws, arn, "unhealthy", 8)[-1][1:] == ("unhealthy", "Target.Timeout")
+        assert _timeline(aws, arn, "unhealthy", 10)[-1][1:] == ("unhealthy", "Target.Timeout")
+
+    def test_a_target_answering_within_the_real_timeout_is_healthy(
+        self, aws: Aws, book: TargetHealthBook, app: App
+    ) -> None:
+        """A 0.3 s answer passes a 5 s timeout: the timeout is not scaled down to 0.05 s."""
+        arn = aws.group(HealthCheckIntervalSeconds=10, HealthCheckTimeoutSeconds=5, HealthyThresholdCount=2)
+        app.delay = 0.3
+        _register(aws, book, arn, app.port)
+        assert _timeline(aws, arn, "healthy", 5)[-1][1:] == ("healthy", None)
+
+    def test_failures_while_the_app_starts_do_not_count(self, aws: Aws, app: App) -> None:
+        """Inside the app-start allowance (real seconds) a new target's failures leave it initial."""
+        book = TargetHealthBook(profile=replace(PROFILE, app_start_allowance_seconds=1.0))
+        book.start()
+        try:
+            arn = aws.group(HealthCheckIntervalSeconds=10, UnhealthyThresholdCount=2)
+            app.status = 500
+            _register(aws, book, arn, app.port)
+            early = _timeline(aws, arn, "unhealthy", 0.7)
+            assert [s[1] for s in early] == ["initial"]
+            assert _timeline(aws, arn, "unhealthy", 3)[-1][1:] == ("unhealthy", "Target.ResponseCodeMismatch")
+        finally:
+            book.stop()
 
     def test_nothing_listening_fails_health_checks(self, aws: Aws, book: TargetHealthBook, app: App) -> None:
         """A closed port goes unhealthy with Target.FailedHealthChecks."""
@@ -275,8 +299,8 @@ class TestSettings:
         return SimpleNamespace(**{**base, **fields})
 
     def test_unset_fields_are_elbs_defaults_scaled(self) -> None:
-        """Nothing set: 30 s, 5, 2, "/", "200", 300 s delay, each scaled (timeout floored)."""
-        assert decide_settings(self._group(), PROFILE) == CheckSettings(0.3, 0.5, 5, 2, "/", "200", 3.0)
+        """Nothing set: 30 s, 5, 2, "/", "200", 300 s delay, scaled; the 5 s timeout is real seconds."""
+        assert decide_settings(self._group(), PROFILE) == CheckSettings(0.3, 5.0, 5, 2, "/", "200", 3.0)
 
     def test_set_fields_win_and_strings_are_read(self) -> None:
         """moto keeps some counts as strings: they are read as numbers."""
@@ -288,7 +312,7 @@ class TestSettings:
             matcher={"HttpCode": "200-299"},
             attributes={"deregistration_delay.timeout_seconds": "20"},
         )
-        assert decide_settings(group, PROFILE) == CheckSettings(0.1, 0.5, 3, 4, "/health", "200-299", 0.2)
+        assert decide_settings(group, PROFILE) == CheckSettings(0.1, 5.0, 3, 4, "/health", "200-299", 0.2)
 
     def test_forwarded_groups_counts_every_weight(self) -> None:
         """A forward by ARN and a weighted forward (weight 0 included) both use their groups."""

@@ -58,6 +58,10 @@ class Realism:
     #: use each target group's HealthCheckIntervalSeconds, thresholds and deregistration delay, and
     #: each service's healthCheckGracePeriodSeconds (AWS defaults when unset: 30 s, 5, 2, 300 s)
     target_health_as_configured: bool = True
+    #: sandbox seconds (NOT scaled) in which a new target's failed checks do not count yet: the app in
+    #: the container starts in real time, and a scaled unhealthy window (2 x 10 s x 0.01 = 0.2 s) is
+    #: shorter than a busy host takes to start a process that AWS would give 20 s
+    app_start_allowance_seconds: float = 3.0
 
     # --- AWS's rules that moto skips (aws_rules, registry_proxy) ----------------------------------
     enforce_aws_rules: bool = True

@@ -28,8 +28,7 @@ AWS_DEFAULT_HEALTHY = 5
 AWS_DEFAULT_UNHEALTHY = 2
 AWS_DEFAULT_DRAIN_SECONDS = 300.0
 DELAY_ATTRIBUTE = "deregistration_delay.timeout_seconds"
-#: a probe's timeout is never shorter than this many sandbox seconds: a scaled 5 s timeout is 0.1 s,
-#: under one scheduling hiccup of a loaded 2-core host, and would read as Target.Timeout
+#: a probe's timeout is never shorter than this many sandbox seconds
 MIN_PROBE_TIMEOUT = 0.5
 
 
@@ -64,7 +63,9 @@ def decide_settings(group: Any, profile: Realism) -> CheckSettings:
     matcher = (getattr(group, "matcher", None) or {}).get("HttpCode", "200")
     return CheckSettings(
         interval=profile.scaled(interval),
-        timeout=max(MIN_PROBE_TIMEOUT, profile.scaled(timeout)),
+        # Not scaled: the target answers in real time (a scaled 5 s would be 0.05 s, one scheduling
+        # hiccup of a busy host, read as Target.Timeout). A probe in flight delays the next one.
+        timeout=max(MIN_PROBE_TIMEOUT, timeout),
         healthy_threshold=max(1, int(healthy)),
         unhealthy_threshold=max(1, int(unhealthy)),
         path=str(getattr(group, "health_check_path", None) or "/"),

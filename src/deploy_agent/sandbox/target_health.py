@@ -342,8 +342,11 @@ class TargetHealthBook:
 
     def _probe_configured(self, target: Target, settings: CheckSettings) -> None:
         failure = probe(target.port, settings.path, settings.matcher, settings.timeout)
+        allowance = self.profile.app_start_allowance_seconds if self.profile is not None else 0.0
         with self._lock:
             target.in_flight = False
+            if failure and target.state == "initial" and time.monotonic() < target.registered_at + allowance:
+                return  # the app is still starting, in real time (see Realism.app_start_allowance_seconds)
             if not target.deregistered and target.state != "unused":
                 decide_state(target, failure, settings.healthy_threshold, settings.unhealthy_threshold)
 
