@@ -107,7 +107,7 @@ class TestBlueGreen:
             f"\nblue-green under load: {len(load.answers)} requests, {len(load.failures)} failed, "
             f"worker probe {result['zero_downtime']}"
         )
-        assert result["outcome"] == "succeeded", result
+        assert result["outcome"] == "succeeded", (result["error"], result["stages"])
         assert load.failures == [], load.failures[:5]
         assert len(load.answers) > 100
         assert {a.body for a in load.answers} == {"v1", "v2"}
@@ -141,9 +141,21 @@ class TestBlueGreen:
                 launchType="FARGATE",
             )
             _wait_healthy(elbv2, setup.green_target_group_arn, 2)
+            # All traffic to green; blue stays on the listener at weight 0, so ELB keeps checking it
+            # (a group no listener uses is "unused", and ECS could not see blue's new tasks healthy).
             elbv2.modify_listener(
                 ListenerArn=setup.listener_arn,
-                DefaultActions=[{"Type": "forward", "TargetGroupArn": setup.green_target_group_arn}],
+                DefaultActions=[
+                    {
+                        "Type": "forward",
+                        "ForwardConfig": {
+                            "TargetGroups": [
+                                {"TargetGroupArn": setup.green_target_group_arn, "Weight": 1},
+                                {"TargetGroupArn": setup.target_group_arn, "Weight": 0},
+                            ]
+                        },
+                    }
+                ],
             )
             ecs.update_service(cluster=cluster, service=service, taskDefinition=td_arn)
             _wait_healthy(elbv2, setup.target_group_arn, 2, version_changed=True)
