@@ -17,7 +17,7 @@ from typing import Any
 from celery import Task, chain, current_app, shared_task
 from celery.exceptions import Ignore
 
-from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected
+from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected, is_transient
 from deploy_agent.core.outcome import Phase, Trigger, plan_stages
 from deploy_agent.core.releases import NoRollbackTarget, choose_rollback_target
 from deploy_agent.core.state import PipelineState
@@ -96,6 +96,13 @@ def rollback(self: Task, request: Any = None) -> dict[str, Any] | None:
         problem = str(exc) if isinstance(exc, NoRollbackTarget) else exc.message
         rejected = RequestRejected(f"cannot roll back: {problem}", [{"field": "to", "problem": problem}])
         return DeploymentResult.rejected(request, rejected, now).model_dump(mode="json")
+    except DeployError as exc:
+        if not is_transient(exc):
+            raise
+        # Only reads so far: a throttled or unreachable AWS is looked at again, never reported as
+        # the rollback's outcome.
+        log.warning("rollback of %s/%s waits for AWS: %s", cluster, service, exc.message)
+        raise self.retry(countdown=rt.settings.aws_retry_base_seconds, max_retries=30) from exc
     timeout = int(request.get("timeout_seconds") or rt.settings.default_timeout_seconds)
     state = PipelineState(
         deployment_id=deployment_id,
