@@ -132,7 +132,8 @@ class TestRollingRollback:
         assert result["rollback"]["trigger"] == "circuit_breaker"
         reasons = {t["stopped_reason"] for t in result["diagnostics"]["stopped_tasks"]}
         assert any("Essential container in task exited" in r for r in reasons), result["diagnostics"]
-        assert any(3 in t["exit_codes"].values() for t in result["diagnostics"]["stopped_tasks"]), result["diagnostics"]["stopped_tasks"]
+        stopped = result["diagnostics"]["stopped_tasks"]
+        assert any(3 in t["exit_codes"].values() for t in stopped), stopped
         assert service_td(cluster, service) == svc.task_definition_arn
         assert served_version(svc) == "v1"
 
