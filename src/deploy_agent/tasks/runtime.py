@@ -131,7 +131,13 @@ def _redis_pool(url: str, ssl_ca_certs: str | None) -> redis.ConnectionPool:
         "socket_connect_timeout": 5,
         "socket_timeout": 30,
         # A Redis restart must not end a deployment: retry for about a minute with backoff.
-        "retry": Retry(ExponentialBackoff(cap=5.0, base=0.1), retries=30),
+        # OSError too: a refused connect (Redis restarting) surfaces as the socket's own error, which
+        # redis-py's default set misses, so a fresh connection was not retried at all.
+        "retry": Retry(
+            ExponentialBackoff(cap=5.0, base=0.1),
+            retries=30,
+            supported_errors=(redis.ConnectionError, redis.TimeoutError, OSError),
+        ),
         "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
     }
     if url.startswith("rediss://") and ssl_ca_certs:
