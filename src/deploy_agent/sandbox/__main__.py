@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .environment import Sandbox
-from .realism import PROFILES
+from .realism import add_profile_arguments, profile_options
 
 
 def _write_state(sandbox: Sandbox, path: Path) -> None:
@@ -33,26 +33,14 @@ def run_sandbox(args: Sequence[str] | None = None) -> int:
     parser.add_argument("--moto-port", type=int, default=0)
     parser.add_argument("--registry-port", type=int, default=5000)
     parser.add_argument("--tick-seconds", type=float, default=None, help="default: the profile's")
-    parser.add_argument(
-        "--profile",
-        choices=sorted(PROFILES),
-        default="realistic",
-        help="how closely to play AWS: realistic (ECS's own timelines) or idealised (fast, simple)",
-    )
-    parser.add_argument(
-        "--time-scale",
-        type=float,
-        default=None,
-        help="sandbox seconds per AWS second (default: the profile's; 0.02 runs 10 AWS minutes in 12 s)",
-    )
+    add_profile_arguments(parser)
     options = parser.parse_args(args)
     sandbox = Sandbox.start(
         options.state_dir,
         moto_port=options.moto_port,
         registry_port=options.registry_port,
-        profile=PROFILES[options.profile],
-        time_scale=options.time_scale,
         tick_seconds=options.tick_seconds,
+        **profile_options(options),
     )
     done = threading.Event()
 

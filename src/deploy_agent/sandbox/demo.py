@@ -25,7 +25,7 @@ import docker
 import requests
 
 from deploy_agent.sandbox.environment import Sandbox, provision_service
-from deploy_agent.sandbox.realism import PROFILES
+from deploy_agent.sandbox.realism import add_profile_arguments, profile_options
 from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
@@ -95,15 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--redis-url", default="redis://127.0.0.1:" + os.environ.get("DEPLOY_AGENT_REDIS_PORT", "6379")
     )
-    parser.add_argument(
-        "--profile", choices=sorted(PROFILES), default="realistic", help="how closely the sandbox plays AWS"
-    )
-    parser.add_argument(
-        "--time-scale",
-        type=float,
-        default=None,
-        help="sandbox seconds per AWS second (default: the profile's)",
-    )
+    add_profile_arguments(parser)
     args = parser.parse_args(argv)
     args.state_dir.mkdir(parents=True, exist_ok=True)
     broker_db, result_db, state_db = 7, 8, 9  # kept apart from a default worker's 0-2
@@ -113,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         DEPLOY_AGENT_STATE_REDIS_URL=f"{args.redis_url}/{state_db}",
     )
     _say("starting the sandbox: moto (AWS APIs), the ECS scheduler, a load balancer, a registry")
-    box = Sandbox.start(
-        args.state_dir, registry_port=0, profile=PROFILES[args.profile], time_scale=args.time_scale
-    )
+    box = Sandbox.start(args.state_dir, registry_port=0, **profile_options(args))
     os.environ.update(
         AWS_ENDPOINT_URL=box.aws_endpoint_url,
         AWS_ACCESS_KEY_ID="testing",

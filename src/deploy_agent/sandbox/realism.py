@@ -22,7 +22,9 @@ consistency window by ``consistency``, target health by ``target_health``, rules
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -95,3 +97,30 @@ IDEALISED = Realism(
 )
 
 PROFILES = {"realistic": REALISTIC, "idealised": IDEALISED}
+
+
+def add_profile_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--profile`` and ``--time-scale`` (the sandbox's, the demo's and the benchmarks')."""
+    parser.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="realistic",
+        help="how closely to play AWS: realistic (ECS's own timelines) or idealised (fast, simple)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=None,
+        help="sandbox seconds per AWS second (default: the profile's; 0.02 runs 10 AWS minutes in 12 s)",
+    )
+
+
+def profile_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Return the ``Sandbox.start`` keywords (``profile``, ``time_scale``) the arguments chose."""
+    return {"profile": PROFILES[args.profile], "time_scale": args.time_scale}
+
+
+def describe_profile(args: argparse.Namespace) -> str:
+    """Return one line naming the chosen profile and its time scale."""
+    scale = args.time_scale if args.time_scale is not None else PROFILES[args.profile].time_scale
+    return f"sandbox profile: {args.profile}, time scale {scale:g} (AWS seconds x scale)"
