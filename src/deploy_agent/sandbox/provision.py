@@ -171,7 +171,16 @@ def wait_for_rollout(
         ):
             return described
         time.sleep(0.05)
-    raise TimeoutError(f"{cluster}/{service} did not reach {want}: {described.get('deployments')}")
+    stopped = ecs.list_tasks(cluster=cluster, serviceName=service, desiredStatus="STOPPED")["taskArns"][:5]
+    reasons = [
+        f"{t.get('stopCode')}: {t.get('stoppedReason')}"
+        for t in (ecs.describe_tasks(cluster=cluster, tasks=stopped)["tasks"] if stopped else [])
+    ]
+    events = [e["message"] for e in described.get("events", [])[:5]]
+    raise TimeoutError(
+        f"{cluster}/{service} did not reach {want}: {described.get('deployments')}; "
+        f"stopped tasks: {reasons}; latest events: {events}"
+    )
 
 
 def _wait_for_listener(sandbox: Sandbox, listener_arn: str, timeout_seconds: float) -> str:
