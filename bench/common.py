@@ -337,11 +337,20 @@ def provision_many(
             Matcher={"HttpCode": "200"},
         )["TargetGroups"][0]["TargetGroupArn"]
         if index == 0:
-            elbv2.create_listener(
+            listener = elbv2.create_listener(
                 LoadBalancerArn=balancer,
                 Protocol="HTTP",
                 Port=80,
                 DefaultActions=[{"Type": "forward", "TargetGroupArn": target_group}],
+            )["Listeners"][0]["ListenerArn"]
+        else:
+            # CreateService refuses a target group no load balancer uses (as AWS does): each service
+            # gets a path rule. (A real ALB takes 100 rules by default; moto does not count them.)
+            elbv2.create_rule(
+                ListenerArn=listener,
+                Priority=index,
+                Conditions=[{"Field": "path-pattern", "Values": [f"/{name}/*"]}],
+                Actions=[{"Type": "forward", "TargetGroupArn": target_group}],
             )
         task_definition = ecs.register_task_definition(
             family=f"{cluster}-{name}",
@@ -367,11 +376,6 @@ def provision_many(
             launchType="FARGATE",
             loadBalancers=[{"targetGroupArn": target_group, "containerName": "app", "containerPort": 8080}],
             networkConfiguration={"awsvpcConfiguration": {"subnets": subnets, "securityGroups": [group]}},
-        )
-        # moto drops deploymentConfiguration on create_service; update_service keeps it.
-        ecs.update_service(
-            cluster=cluster,
-            service=name,
             deploymentConfiguration={
                 "maximumPercent": 200,
                 "minimumHealthyPercent": 100,
@@ -393,10 +397,12 @@ def wait_until_settled(sandbox: Sandbox, cluster: str, names: Sequence[str], tim
         still: list[str] = []
         for start in range(0, len(waiting), 10):  # DescribeServices takes at most 10 services
             batch = waiting[start : start + 10]
-            for service in ecs.describe_services(cluster=cluster, services=batch)["services"]:
-                deployments = service["deployments"]
+            answer = ecs.describe_services(cluster=cluster, services=batch)["services"]
+            found = {service["serviceName"]: service for service in answer}
+            for name in batch:
+                deployments = found[name]["deployments"] if name in found else []  # MISSING: not yet
                 if len(deployments) != 1 or deployments[0]["rolloutState"] != "COMPLETED":
-                    still.append(service["serviceName"])
+                    still.append(name)
         waiting = still
         if waiting:
             time.sleep(0.2)
