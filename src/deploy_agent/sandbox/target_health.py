@@ -49,8 +49,9 @@ from .target_group_settings import (
     DELAY_ATTRIBUTE,
     CheckSettings,
     decide_settings,
+    elbv2_backend_of,
     find_group,
-    is_in_use,
+    groups_in_use,
 )
 
 #: how often the checker looks for due checks when each group keeps its own interval, sandbox seconds
@@ -318,10 +319,16 @@ class TargetHealthBook:
         with self._lock:
             targets = [t for t in self._targets.values() if t.probed and not t.deregistered]
         in_use: dict[str, bool] = {}
+        used: dict[int, set[str]] = {}
         for target in targets:
             arn = target.target_group_arn
             if arn not in in_use:
-                in_use[arn] = is_in_use(arn)
+                # One walk over the load balancers per pass and backend, not one per target group:
+                # the checker passes every 10 ms, and hundreds of groups made this quadratic.
+                backend = elbv2_backend_of(arn)
+                if id(backend) not in used:
+                    used[id(backend)] = groups_in_use(backend)
+                in_use[arn] = arn in used[id(backend)]
             settings = self.settings_for(arn)
             with self._lock:
                 if settings is None or target.deregistered or target.in_flight:
