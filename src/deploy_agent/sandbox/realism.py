@@ -62,8 +62,9 @@ class Realism:
     target_health_as_configured: bool = True
     #: sandbox seconds (NOT scaled) in which a new target's failed checks do not count yet: the app in
     #: the container starts in real time, and a scaled unhealthy window (2 x 10 s x 0.01 = 0.2 s) is
-    #: shorter than a busy host takes to start a process that AWS would give 20 s
-    app_start_allowance_seconds: float = 3.0
+    #: shorter than a host running a hundred task containers takes to start a process that AWS would
+    #: give 20 s; passing checks count at once, so a healthy app is not slowed down by it
+    app_start_allowance_seconds: float = 8.0
 
     # --- AWS's rules that moto skips (aws_rules, registry_proxy) ----------------------------------
     enforce_aws_rules: bool = True
