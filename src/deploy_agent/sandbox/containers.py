@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import re
 import socket
 import threading
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -50,28 +52,62 @@ def _state_of(summary: dict[str, Any]) -> ContainerState:
     )
 
 
-class PortAllocator:
-    """Hands out free loopback ports, never the same one twice while it is held."""
+def _ephemeral_range() -> tuple[int, int]:
+    """Return the kernel's range for the local ports of outgoing connections."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
 
-    def __init__(self) -> None:
+
+def task_port_range() -> range:
+    """Return the ports task containers listen on: below the kernel's ephemeral range.
+
+    A port bound to 0 comes from the ephemeral range, which every outgoing connection (load, health
+    checks, boto3) also draws from; on Linux a listener cannot bind a port an outgoing connection holds,
+    even with SO_REUSEADDR, so a task handed such a port would exit at start under load.
+    """
+    low, high = _ephemeral_range()
+    if low > 11024:
+        return range(low - 10000, low)
+    return range(high + 1, min(65536, high + 10001))
+
+
+class PortAllocator:
+    """Hands out free loopback ports outside the ephemeral range, never one twice while it is held."""
+
+    def __init__(self, ports: range | None = None) -> None:
+        self._ports = ports if ports is not None else task_port_range()
         self._held: set[int] = set()
         self._lock = threading.Lock()
+        self._next = random.randrange(len(self._ports))  # sandboxes side by side start apart
 
     def take(self) -> int:
         """Return a loopback port that nothing listens on and that this allocator has not handed out."""
         with self._lock:
-            while True:
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", 0))
-                    port = int(s.getsockname()[1])
-                if port not in self._held:
-                    self._held.add(port)
-                    return port
+            for _ in range(len(self._ports)):
+                port = self._ports[self._next]
+                self._next = (self._next + 1) % len(self._ports)
+                if port in self._held or not _bindable(port):
+                    continue
+                self._held.add(port)
+                return port
+        raise RuntimeError(f"no free task port in {self._ports.start}-{self._ports.stop - 1}")
 
     def release(self, port: int) -> None:
         """Make a port available again."""
         with self._lock:
             self._held.discard(port)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class ContainerRunner:
