@@ -81,7 +81,7 @@ class PortAllocator:
         self._ports = ports if ports is not None else task_port_range()
         self._held: set[int] = set()
         self._lock = threading.Lock()
-        self._next = random.randrange(len(self._ports))  # sandboxes side by side start apart
+        self._next = random.randrange(len(self._ports))  # noqa: S311 (sandboxes side by side start apart)
 
     def take(self) -> int:
         """Return a loopback port that nothing listens on and that this allocator has not handed out."""
