@@ -28,6 +28,7 @@ from deploy_agent.adapters.logs import LogsApi
 from deploy_agent.adapters.traffic_probe import TrafficProbe
 from deploy_agent.adapters.webhook import WebhookSender
 from deploy_agent.core.state import utcnow
+from deploy_agent.models.policy import Policy, load_policy
 from deploy_agent.tasks import metrics
 from deploy_agent.tasks.service_reader import BatchedServiceReader
 from deploy_agent.tasks.store import DeploymentStore, ServiceLock
@@ -51,6 +52,17 @@ class Runtime:
     webhooks: WebhookSender = field(default_factory=WebhookSender)
     #: how events reach webhooks: None means through the ``deploy_agent.notify`` task
     notifier: Callable[[Iterable[str], Mapping[str, Any]], None] | None = None
+
+    _policy: Policy | None = None
+    _policy_loaded: bool = False
+
+    @property
+    def policy(self) -> Policy | None:
+        """The operator's policy (``settings.policy``), read once per process; None when unset."""
+        if not self._policy_loaded:
+            self._policy = load_policy(self.settings.policy) if self.settings.policy else None
+            self._policy_loaded = True
+        return self._policy
 
     @property
     def store(self) -> DeploymentStore:

@@ -12,7 +12,13 @@ from celery import Celery
 
 from deploy_agent.worker.settings import Settings
 
-TASK_MODULES = ["deploy_agent.tasks.entry", "deploy_agent.tasks.stages", "deploy_agent.tasks.events"]
+TASK_MODULES = [
+    "deploy_agent.tasks.entry",
+    "deploy_agent.tasks.stages",
+    "deploy_agent.tasks.events",
+    "deploy_agent.tasks.approval",
+    "deploy_agent.tasks.plan",
+]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:

@@ -88,3 +88,28 @@ class Settings(BaseSettings):
     keep_images: int = Field(3, ge=0, description="Local images of a repository kept after a build.")
     event_history: int = Field(500, gt=0, description="Progress events kept per deployment.")
     result_ttl_seconds: int = Field(7 * 24 * 3600, gt=0, description="How long results and state are kept.")
+    policy: Path | None = Field(
+        None,
+        description="The operator's policy file (JSON, or TOML when it ends in .toml; docs/policy.md). "
+        "Unset: no policy (logged once at start).",
+    )
+    build_network: Literal["default", "none", "host"] = Field(
+        "default",
+        description="Network of build RUN steps: Docker's default (bridge), none, or host "
+        "(local use only: a build then reaches everything the worker host reaches).",
+    )
+    approval_poll_seconds: float = Field(
+        5.0, gt=0, description="How often a deployment awaiting approval looks for a decision."
+    )
+    status_token: str | None = Field(
+        None,
+        description="When set, the status server's pages and API require 'Authorization: Bearer <token>'.",
+    )
+    status_allowed_hosts: list[str] = Field(
+        default_factory=lambda: ["127.0.0.1", "localhost", "[::1]"],
+        description="Host header values (port left out) the status server answers (DNS rebinding).",
+    )
+    status_max_threads: int = Field(16, gt=0, description="Most requests the status server serves at once.")
+    remote_control: bool = Field(
+        False, description="Enable Celery remote control (shutdown, revoke) over the broker; off by default."
+    )

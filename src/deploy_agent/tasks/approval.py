@@ -1,0 +1,1 @@
+"""Approvals: a deployment that waits for a human (filled in by the approvals work)."""

@@ -1,0 +1,1 @@
+"""The dry-run plan: ``deploy_agent.plan`` (filled in by the plan work)."""
