@@ -39,7 +39,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         args.loglevel,
         "--hostname",
         args.hostname,
-        "-E",
+        # no -E: task events carry the message's arguments to every Redis subscriber (worker.app)
     ]
     app.worker_main(argv)
     return 0
@@ -118,6 +118,25 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if result.get("outcome") == "succeeded" else 1
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from deploy_agent.tasks.plan import exit_code, format_plan, plan_request
+
+    payload = json.loads(Path(args.file).read_text()) if args.file != "-" else json.load(sys.stdin)
+    if args.via_worker:
+        from deploy_agent.worker.app import app
+
+        result: dict[str, Any] = app.send_task("deploy_agent.plan", kwargs={"request": payload}).get(
+            timeout=args.timeout
+        )
+    else:
+        result = plan_request(payload)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        format_plan(result, print)
+    return exit_code(result)
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from deploy_agent.tasks.runtime import get_runtime
 
@@ -136,7 +155,43 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(f"outcome: {result['outcome']}")
     else:
         print(f"phase: {(state or {}).get('phase')}")
+        approval = (state or {}).get("approval") or {}
+        if approval and approval.get("decision") is None:
+            print(
+                f"state: awaiting_approval (rule {approval.get('rule')}, "
+                f"asked {approval.get('requested_at')}, deadline {approval.get('deadline')}): "
+                f"deploy-agent approve|deny {args.deployment_id}"
+            )
     return 0
+
+
+def _default_approver() -> str:
+    import socket
+
+    return f"{os.environ.get('USER') or 'unknown'}@{socket.gethostname()}"
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    """Record an approval or a denial and print the answer; exit 1 on an error.
+
+    Written to Redis directly, in the same atomic step as the ``deploy_agent.approve`` / ``deny``
+    tasks: it needs no running worker (a ``deploy-agent run`` in another terminal waits on it too).
+    """
+    from deploy_agent.tasks.approval import decide
+    from deploy_agent.tasks.runtime import get_runtime
+
+    request: dict[str, Any] = {
+        "deployment_id": args.deployment_id,
+        "approver": args.approver or _default_approver(),
+    }
+    if args.command == "approve":
+        if args.comment is not None:
+            request["comment"] = args.comment
+    else:
+        request["reason"] = args.reason
+    answer = decide(get_runtime(), "approved" if args.command == "approve" else "denied", request)
+    print(json.dumps(answer, indent=2))
+    return 1 if "error" in answer else 0
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
@@ -183,6 +238,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_status)
 
+    p = sub.add_parser("approve", help="let a deployment awaiting approval go on")
+    p.add_argument("deployment_id")
+    p.add_argument("--approver", help="who approves (default: $USER@hostname)")
+    p.add_argument("--comment", help="a note kept with the approval in the result and the events")
+    p.set_defaults(func=_cmd_decide)
+
+    p = sub.add_parser("deny", help="end a deployment awaiting approval: denied, nothing left behind")
+    p.add_argument("deployment_id")
+    p.add_argument("--reason", required=True, help="why (kept in the result and the events)")
+    p.add_argument("--approver", help="who denies (default: $USER@hostname)")
+    p.set_defaults(func=_cmd_decide)
+
     p = sub.add_parser(
         "run",
         help="run one deployment in this process (no broker, no worker)",
@@ -191,6 +258,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("file", help="the message as a JSON file, or - for stdin")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "plan",
+        help="show what a deployment would do, changing nothing",
+        description="Dry-run a DeployToECSTask message: validation and policy verdicts, the preflight, the "
+        "task definition diff, the strategy's steps and whether it needs approval. Only reads reach AWS; "
+        "runs in this process unless --via-worker. Exits 0 when it would deploy, 1 when not.",
+    )
+    p.add_argument("file", help="the message as a JSON file, or - for stdin")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p.add_argument("--via-worker", action="store_true", help="ask a worker (the deploy_agent.plan task)")
+    p.add_argument("--timeout", type=float, default=120, help="with --via-worker: seconds to wait")
+    p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("schema", help="print the JSON Schema of DeployToECSTask")
     p.set_defaults(func=_cmd_schema)

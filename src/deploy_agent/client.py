@@ -87,3 +87,38 @@ def submit(request: Mapping[str, Any], settings: Settings | None = None) -> Depl
         redis_client(settings.state_redis_url, settings.redis_ssl_ca_certs), settings.result_ttl_seconds
     )
     return DeploymentHandle(deployment_id, async_result.id, async_result, store)
+
+
+def approve(
+    deployment_id: str,
+    approver: str,
+    comment: str | None = None,
+    settings: Settings | None = None,
+    timeout: float = 30,
+) -> dict[str, Any]:
+    """Let a deployment awaiting approval go on; return ``{"deployment_id", "decision", "approver",
+    "decided_at"}``, or ``{"error": {...}}`` when it is not awaiting approval or the input is invalid."""
+    request: dict[str, Any] = {"deployment_id": deployment_id, "approver": approver}
+    if comment is not None:
+        request["comment"] = comment
+    return _decide("deploy_agent.approve", request, settings, timeout)
+
+
+def deny(
+    deployment_id: str, approver: str, reason: str, settings: Settings | None = None, timeout: float = 30
+) -> dict[str, Any]:
+    """End a deployment awaiting approval ``denied`` (nothing left behind); answers like :func:`approve`."""
+    return _decide(
+        "deploy_agent.deny",
+        {"deployment_id": deployment_id, "approver": approver, "reason": reason},
+        settings,
+        timeout,
+    )
+
+
+def _decide(task: str, request: dict[str, Any], settings: Settings | None, timeout: float) -> dict[str, Any]:
+    from deploy_agent.worker.app import create_app
+
+    app = create_app(settings or Settings(), set_as_current=False)
+    answer: dict[str, Any] = app.send_task(task, kwargs={"request": request}).get(timeout=timeout)
+    return answer

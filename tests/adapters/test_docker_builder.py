@@ -152,8 +152,8 @@ class TestBuild:
             builder.build(tmp_path / "nowhere", "Dockerfile", "x:y")
 
     def test_missing_dockerfile_is_build_failed(self, builder: DockerBuilder, tmp_path: Path) -> None:
-        """A Dockerfile missing from the context raises BuildFailed naming it."""
-        with pytest.raises(BuildFailed, match=r"Dockerfile\.prod not found"):
+        """A Dockerfile missing from the context raises BuildFailed naming the field."""
+        with pytest.raises(BuildFailed, match=r"build\.dockerfile: is not a file in the build context"):
             builder.build(tmp_path, "Dockerfile.prod", "x:y")
 
 

@@ -157,8 +157,8 @@ class ChaosStack:
         seen = [e["event"] for e in self.events(deployment_id)]
         raise AssertionError(f"{deployment_id}: awaited event never came; saw {seen}")
 
-    def lock_holder(self, cluster: str, service: str) -> bytes | None:
-        value: bytes | None = self.state.get(f"deploy-agent:lock:{cluster}/{service}")
+    def lock_holder(self, cluster: str, service: str, region: str = "us-east-1") -> bytes | None:
+        value: bytes | None = self.state.get(f"deploy-agent:lock:{region}:{cluster}/{service}")
         return value
 
     def wait_until_redeliverable(self, margin: float = 0.5, timeout: float = 60) -> float:

@@ -31,7 +31,7 @@ def release(svc: Any, cluster: str, service: str, image: str, **extra: Any) -> d
         "cluster_name": cluster,
         "service_name": service,
         "image": {"uri": image},
-        "health_check": {"url": f"{svc.url}/version", "interval_seconds": 0.1, "healthy_threshold": 1},
+        "health_check": {"url": f"{svc.url}/version", "healthy_threshold": 1},
         **extra,
     }
 

@@ -107,7 +107,6 @@ def _rolling_request(svc: Any, cluster: str, service: str, point: KillPoint, pus
         "service_name": service,
         "health_check": {
             "url": f"{svc.url}/health",
-            "interval_seconds": 0.1,
             "healthy_threshold": 2,
             "unhealthy_threshold": 2,
             "timeout_seconds": 2,

@@ -40,7 +40,6 @@ def _release(svc: Any, cluster: str, service: str, image: str, healthy_threshold
         "image": {"uri": image},
         "health_check": {
             "url": f"{svc.url}/health",
-            "interval_seconds": 0.25,
             "healthy_threshold": healthy_threshold,
             "unhealthy_threshold": 3,
             "timeout_seconds": 2,

@@ -35,7 +35,6 @@ def _request(svc: Any, cluster: str, service: str, image: str) -> dict[str, Any]
         "image": {"uri": image},
         "health_check": {
             "url": f"{svc.url}/health",
-            "interval_seconds": 0.1,
             "healthy_threshold": 2,
             "unhealthy_threshold": 2,
             "timeout_seconds": 2,

@@ -48,7 +48,7 @@ def _release(svc: Any, cluster: str, service: str, image: str, **extra: Any) -> 
         "cluster_name": cluster,
         "service_name": service,
         "image": {"uri": image},
-        "health_check": {"url": f"{svc.url}/health", "interval_seconds": 0.2, "healthy_threshold": 2},
+        "health_check": {"url": f"{svc.url}/health", "healthy_threshold": 2},
         "timeout_seconds": 300,
         **extra,
     }
@@ -182,7 +182,6 @@ class TestDeregisteredRevision:
         request = _release(svc, cluster, service, push_app("v2"))
         request["health_check"] = {
             "url": f"{svc.url}/missing",
-            "interval_seconds": 0.2,
             "unhealthy_threshold": 2,
         }
         result = publish(request)

@@ -38,7 +38,6 @@ def build_request(
         "image": {"repository": "web", "tag": f"{version}-{mode}"},
         "health_check": {
             "url": f"{svc.url}/health",
-            "interval_seconds": 0.1,
             "healthy_threshold": 2,
             "unhealthy_threshold": 2,
             "timeout_seconds": 2,
@@ -106,7 +105,7 @@ class TestRollingSuccess:
             "cluster_name": cluster,
             "service_name": service,
             "image": {"uri": uri},
-            "health_check": {"url": f"{svc.url}/version", "interval_seconds": 0.1, "healthy_threshold": 1},
+            "health_check": {"url": f"{svc.url}/version", "healthy_threshold": 1},
         }
         result = publish(request)
         assert result["outcome"] == "succeeded", (result["error"], result["rollback"], result["stages"])

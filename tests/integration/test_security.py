@@ -10,6 +10,7 @@ import pickle
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -107,7 +108,7 @@ def prebuilt_release(svc: Any, cluster: str, service: str, image: str) -> dict[s
         "cluster_name": cluster,
         "service_name": service,
         "image": {"uri": image},
-        "health_check": {"url": f"{svc.url}/version", "interval_seconds": 0.1, "healthy_threshold": 1},
+        "health_check": {"url": f"{svc.url}/version", "healthy_threshold": 1},
     }
 
 
@@ -248,7 +249,7 @@ def _forms(value: str) -> dict[str, str]:
 
 
 def _dump_redis(client: redis.Redis) -> str:
-    """Return every key and value of a Redis database as text."""
+    """Return every key and value of a Redis database as text (every type; unknown types fail)."""
     parts: list[str] = []
     for key in client.scan_iter(count=500):
         kind = client.type(key).decode()
@@ -262,11 +263,76 @@ def _dump_redis(client: redis.Redis) -> str:
             values = list(client.smembers(key))
         elif kind == "zset":
             values = [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
-        else:
+        elif kind == "stream":
+            values = [b for _id, entry in client.xrange(key, "-", "+") for kv in entry.items() for b in kv]
+        elif kind == "none":  # expired between SCAN and TYPE
             values = []
+        else:
+            raise AssertionError(f"{key!r} has a type the scan cannot read: {kind}")
         parts.append(key.decode(errors="replace"))
-        parts.extend(v.decode(errors="replace") if isinstance(v, bytes) else str(v) for v in values)
+        for value in values:
+            text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            parts.extend([text, *_decoded_bodies(text)])
     return "\n".join(parts)
+
+
+def _decoded_bodies(text: str) -> list[str]:
+    """Return the base64 message bodies inside a kombu envelope (a secret inside one is not aligned
+    with the secret's own base64, so the envelope's text alone would hide it)."""
+    try:
+        envelope = json.loads(text)
+    except ValueError:
+        return []
+    found: list[str] = []
+    stack: list[Any] = [envelope]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            body = item.get("body")
+            encoding = item.get("body_encoding") or (item.get("properties") or {}).get("body_encoding")
+            if isinstance(body, str) and encoding == "base64":
+                found.append(base64.b64decode(body).decode(errors="replace"))
+            stack.extend(item.values())
+    return found
+
+
+def _dump_every_database(server: LocalRedis) -> dict[int, str]:
+    """Return ``_dump_redis`` of every database the server has (0..15 by default)."""
+    admin = server.client(0)
+    count = int(admin.config_get("databases")["databases"])
+    return {db: _dump_redis(server.client(db)) for db in range(count)}
+
+
+class PubSubTap:
+    """Every message published on any channel of a Redis server while it runs (PSUBSCRIBE *)."""
+
+    def __init__(self, server: LocalRedis) -> None:
+        self._pubsub = server.client(0).pubsub()
+        self._pubsub.psubscribe("*")
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PubSubTap:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._pubsub.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self._pubsub.get_message(timeout=0.5)
+            if message and message["type"] == "pmessage":
+                data = message["data"]
+                channel = message["channel"]
+                text = data.decode(errors="replace") if isinstance(data, bytes) else str(data)
+                self.messages.append(f"{channel.decode(errors='replace')} {text}")
+                self.messages.extend(_decoded_bodies(text))
 
 
 class TestSecretsNeverInOutput:
@@ -280,6 +346,9 @@ class TestSecretsNeverInOutput:
             "ecr_password": ecr_password,
             "ecr_token": base64.b64encode(f"AWS:{ecr_password}".encode()).decode(),
             "redis_password": f"R3dis+pw/{tag}@:?#&=",
+            # planted in the message itself: a container's environment and an allowed build arg
+            "environment_value": f"EnvV4lue-{tag}-db-url-with-pw",
+            "build_arg_value": f"BuildArgV4lue-{tag}-note",
         }
         secret_arn = boto3.client("secretsmanager").create_secret(
             Name=unique("sec-db"), SecretString=planted["secrets_manager_value"]
@@ -297,12 +366,17 @@ class TestSecretsNeverInOutput:
         ) as stack:
             assert stack.config.redis_url.startswith("rediss://:"), "the worker talks TLS with a password"
             results = {}
-            for version, mode in (("v2", "ok"), ("v3", "crash")):
-                request = build_request(svc, cluster, service, version, mode=mode)
-                request["task_definition"] = _task_definition(service, secret_arn)
-                request["container_name"] = "app"
-                pending = stack.app.send_task("deploy_agent.deploy", kwargs={"request": request})
-                results[mode] = pending.get(timeout=240)
+            with PubSubTap(stack.redis) as tap:
+                for version, mode in (("v2", "ok"), ("v3", "crash")):
+                    request = build_request(svc, cluster, service, version, mode=mode)
+                    request["build"]["build_args"]["BUILD_NOTE"] = planted["build_arg_value"]
+                    request["task_definition"] = _task_definition(
+                        service, secret_arn, planted["environment_value"]
+                    )
+                    request["container_name"] = "app"
+                    pending = stack.app.send_task("deploy_agent.deploy", kwargs={"request": request})
+                    results[mode] = pending.get(timeout=240)
+                    del pending  # its __del__ talks to the backend: while that Redis still runs
             statuses = [
                 subprocess.run(
                     [sys.executable, "-m", "deploy_agent.cli", "status", r["deployment_id"], "--json"],
@@ -323,6 +397,7 @@ class TestSecretsNeverInOutput:
             ]
             state_dump = _dump_redis(state_db)
             result_dump = _dump_redis(stack.redis.client(stack.config.result_db))
+            databases = _dump_every_database(stack.redis)
             log_path = stack.worker.log_path
         log = log_path.read_text(errors="replace")
 
@@ -334,6 +409,8 @@ class TestSecretsNeverInOutput:
             "state db": state_dump,
             "status --json": "\n".join(s.stdout + s.stderr for s in statuses),
             "metrics": scrape,
+            "published (pub/sub)": "\n".join(tap.messages),
+            **{f"redis db {db}": dump for db, dump in databases.items()},
         }
         found = {
             (name, form, where): text.count(needle)
@@ -354,6 +431,13 @@ class TestSecretsNeverInOutput:
         assert results["crash"]["outcome"] == "rolled_back", results["crash"]
         assert events, "progress events were recorded in the TLS Redis"
         assert secret_arn in outputs["state db"], "the search reads the stored request (which names the ARN)"
+        assert len(databases) >= 16, "every database of the server was scanned"
+        assert "BUILD_NOTE" in outputs["state db"], "the stored request keeps the build arg's name"
+        assert "DB_URL" in outputs["state db"], "the stored request keeps the environment's names"
+        channels = {m.split(" ", 1)[0] for m in tap.messages}
+        assert not [c for c in channels if "/task." in c], f"task events were published: {channels}"
+        image = stack_image_env(td_arn=results["ok"]["task_definition_arn"])
+        assert image == planted["environment_value"], "the planted environment value reached ECS"
         assert "deploy_agent_deployments" in scrape
         td = boto3.client("ecs").describe_task_definition(taskDefinition=results["ok"]["task_definition_arn"])
         assert td["taskDefinition"]["containerDefinitions"][0]["secrets"] == [
@@ -363,7 +447,14 @@ class TestSecretsNeverInOutput:
         assert found == {}
 
 
-def _task_definition(service: str, secret_arn: str) -> dict[str, Any]:
+def stack_image_env(td_arn: str) -> str:
+    """The DB_URL value of the registered task definition (the deployment really used it)."""
+    td = boto3.client("ecs").describe_task_definition(taskDefinition=td_arn)["taskDefinition"]
+    env = {e["name"]: e["value"] for e in td["containerDefinitions"][0].get("environment") or []}
+    return env["DB_URL"]
+
+
+def _task_definition(service: str, secret_arn: str, env_value: str) -> dict[str, Any]:
     return {
         "family": service,
         "cpu": "256",
@@ -375,7 +466,7 @@ def _task_definition(service: str, secret_arn: str) -> dict[str, Any]:
                 "name": "app",
                 "essential": True,
                 "port_mappings": [{"container_port": 8080}],
-                "environment": {"GREETING": "hello"},
+                "environment": {"GREETING": "hello", "DB_URL": env_value},
                 "secrets": {"DB_PASSWORD": secret_arn},
             }
         ],

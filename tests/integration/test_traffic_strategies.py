@@ -76,7 +76,6 @@ def bg_request(setup: Any, cluster: str, service: str, image: str, **strategy: A
         },
         "health_check": {
             "url": f"{setup.url}/health",
-            "interval_seconds": 0.1,
             "healthy_threshold": 2,
             "unhealthy_threshold": 2,
             "timeout_seconds": 2,

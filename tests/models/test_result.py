@@ -91,7 +91,7 @@ class TestResultJson:
         with pytest.raises(ValueError, match="timezone"):
             StageRecord(name="build", started_at=datetime(2024, 6, 1), outcome="succeeded")
 
-    def test_outcomes_are_the_six_of_the_contract(self) -> None:
+    def test_outcomes_are_the_seven_of_the_contract(self) -> None:
         """The outcome names are part of the public contract."""
         assert [o.value for o in Outcome] == [
             "succeeded",
@@ -100,6 +100,7 @@ class TestResultJson:
             "timed_out",
             "rejected",
             "superseded",
+            "denied",
         ]
 
 

@@ -111,7 +111,7 @@ def deployment(sandbox: Sandbox, version: str, mode: str) -> dict[str, Any]:
         "service_name": service,
         "build": {"context": "web", "build_args": {"VERSION": version, "MODE": mode}, "target": "app"},
         "image": {"repository": "web", "tag": f"{version}-{mode}"},
-        "health_check": {"url": f"{svc.url}/health", "interval_seconds": 0.1, "healthy_threshold": 2},
+        "health_check": {"url": f"{svc.url}/health", "healthy_threshold": 2},
         "timeout_seconds": 120,
     }
 

@@ -111,6 +111,7 @@ class TestWeights:
         """The recipe of a plan ending at 40 has a weight_100 step before promotion."""
         names = [name for name, _ in steps_for({"strategy": {"steps": [{"weight": 20}, {"weight": 40}]}})]
         assert names[3:] == [
+            "await_approval",
             "weight_20",
             "weight_40",
             "weight_100",
@@ -146,7 +147,7 @@ class TestPause:
         seen: list[float] = []
         while True:
             progress = aws.step(CANARY.deploy, run)
-            if run.state.strategy_state.get("step") != 3 or progress.done:
+            if run.state.strategy_state.get("step") != 4 or progress.done:
                 break
             seen.append(progress.wait_seconds)
             aws.clock.advance(progress.wait_seconds)
@@ -202,7 +203,7 @@ class TestGates:
         failure = run.state.failure
         assert failure is not None
         assert (failure.type, failure.trigger) == ("deadline_exceeded", Trigger.DEADLINE)
-        assert run.state.strategy_state["step"] == 3  # weight_10, in its pause
+        assert run.state.strategy_state["step"] == 4  # weight_10 (after await_approval), in its pause
         assert shifted_weights(aws) == [{BLUE: 90, GREEN: 10}]
 
 

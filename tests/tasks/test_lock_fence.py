@@ -48,7 +48,7 @@ def rt(client: redis.Redis) -> Runtime:
 
 
 def lock(client: redis.Redis, ttl_seconds: int = 30) -> ServiceLock:
-    return ServiceLock(client, "c1", "web", ttl_seconds)
+    return ServiceLock(client, "c1", "web", ttl_seconds, "us-east-1")
 
 
 def lapse(client: redis.Redis, service_lock: ServiceLock) -> None:
@@ -199,7 +199,7 @@ def loaded(rt: Runtime, deployment_id: str) -> PipelineState:
 class TestAdvanceStage:
     def test_a_step_does_not_run_once_another_deployment_holds_the_lock(self, rt: Runtime) -> None:
         saved(rt, state_for("A"))
-        assert rt.lock("c1", "web").acquire("B")
+        assert rt.lock("c1", "web", "us-east-1").acquire("B")
         ran: list[str] = []
 
         progress = advance_stage(
@@ -214,16 +214,16 @@ class TestAdvanceStage:
         assert "deployment B holds it now" in state.failure.message
         assert state.stage("deploy") is not None
         assert state.stage("deploy").outcome == "failed"
-        assert rt.lock("c1", "web").holder() == "B"
+        assert rt.lock("c1", "web", "us-east-1").holder() == "B"
 
     def test_a_lock_lost_mid_step_stops_the_next_mutating_call(self, rt: Runtime) -> None:
         """The fence runs right before the call, not only before the step."""
         saved(rt, state_for("A"))
-        assert rt.lock("c1", "web").acquire("A")
+        assert rt.lock("c1", "web", "us-east-1").acquire("A")
 
         def step(rt_: Runtime, run: Run) -> Progress:
-            rt_.redis.delete(rt_.lock("c1", "web").key)
-            assert rt_.lock("c1", "web").acquire("B")  # B takes the lapsed lock meanwhile
+            rt_.redis.delete(rt_.lock("c1", "web", "us-east-1").key)
+            assert rt_.lock("c1", "web", "us-east-1").acquire("B")  # B takes the lapsed lock meanwhile
             run.ecs.update_service("c1", "web", "td:2", None, 200, 100, True, True)
             raise AssertionError("UpdateService was sent without the lock")
 
@@ -236,7 +236,7 @@ class TestAdvanceStage:
 
     def test_later_stages_undo_nothing_and_skip(self, rt: Runtime) -> None:
         saved(rt, state_for("A"))
-        assert rt.lock("c1", "web").acquire("B")
+        assert rt.lock("c1", "web", "us-east-1").acquire("B")
         advance_stage(rt, "A", "deploy", lambda _rt, _run: Progress.finished())
         ran: list[str] = []
 
@@ -249,7 +249,7 @@ class TestAdvanceStage:
 
     def test_the_holder_steps_as_before(self, rt: Runtime) -> None:
         saved(rt, state_for("A"))
-        assert rt.lock("c1", "web").acquire("A")
+        assert rt.lock("c1", "web", "us-east-1").acquire("A")
 
         progress = advance_stage(rt, "A", "deploy", lambda _rt, _run: Progress.finished())
 
@@ -259,7 +259,7 @@ class TestAdvanceStage:
 
     def test_a_second_copy_waits_while_the_first_steps(self, rt: Runtime) -> None:
         saved(rt, state_for("A"))
-        assert rt.lock("c1", "web").acquire("A")
+        assert rt.lock("c1", "web", "us-east-1").acquire("A")
         ran: list[str] = []
         with StepMutex(rt.redis, "A", 60).held() as mine:
             assert mine
@@ -277,17 +277,17 @@ class TestFinishRedelivered:
         """Killed between saving the final phase and releasing: the retry lets the service go."""
         saved(rt, state_for("A", phase=Phase.DONE, outcome="succeeded"))
         rt.store.save_result("A", {"outcome": "succeeded"})
-        assert rt.lock("c1", "web").acquire("A")
+        assert rt.lock("c1", "web", "us-east-1").acquire("A")
 
         assert finish.finish(rt, "A") == {"outcome": "succeeded"}
-        assert rt.lock("c1", "web").holder() is None
+        assert rt.lock("c1", "web", "us-east-1").holder() is None
 
     def test_it_never_releases_someone_elses_lock(self, rt: Runtime) -> None:
         saved(rt, state_for("A", phase=Phase.DONE, outcome="succeeded"))
-        assert rt.lock("c1", "web").acquire("B")
+        assert rt.lock("c1", "web", "us-east-1").acquire("B")
 
         finish.finish(rt, "A")
-        assert rt.lock("c1", "web").holder() == "B"
+        assert rt.lock("c1", "web", "us-east-1").holder() == "B"
 
 
 class FakeEntryTask:
@@ -311,7 +311,7 @@ class TestEntryRedelivered:
     def test_a_chain_recorded_but_never_published_is_published(self, rt: Runtime) -> None:
         """Killed between recording ``chain_started`` and publishing: the deployment still runs."""
         saved(rt, state_for("A", entry_task_id="t1", chain_started=True))
-        assert rt.lock("c1", "web").acquire("A")
+        assert rt.lock("c1", "web", "us-east-1").acquire("A")
         task = FakeEntryTask("t1")
 
         with pytest.raises(Ignore):
@@ -333,7 +333,7 @@ class TestEntryRedelivered:
 
     def test_an_unpublished_chain_whose_lock_went_to_another_is_superseded(self, rt: Runtime) -> None:
         saved(rt, state_for("A", entry_task_id="t1", chain_started=True))
-        service_lock = rt.lock("c1", "web")
+        service_lock = rt.lock("c1", "web", "us-east-1")
         assert service_lock.acquire("A")
         lapse(rt.redis, service_lock)
         assert service_lock.acquire("B")

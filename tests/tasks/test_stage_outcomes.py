@@ -53,7 +53,7 @@ def recorded(rt: Runtime, timeout: float = 600, phase: Phase = Phase.REGISTERED)
         deadline=now + timedelta(seconds=timeout),
     )
     rt.store.create(state.deployment_id, state.model_dump(mode="json"))
-    assert rt.lock("c", "web").acquire(state.deployment_id)
+    assert rt.lock("c", "web", "us-east-1").acquire(state.deployment_id)
     return state.deployment_id
 
 

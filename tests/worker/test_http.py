@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +18,7 @@ from deploy_agent.core.outcome import Phase
 from deploy_agent.core.state import PipelineState, StageState
 from deploy_agent.tasks.store import DeploymentStore
 from deploy_agent.worker.http import StatusServer
+from deploy_agent.worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -146,3 +150,126 @@ def test_redis_down_is_service_unavailable() -> None:
         assert requests.get(f"{http.url}/healthz", timeout=5).status_code == 200
     finally:
         http.stop()
+
+
+def raw_get(url: str, request: bytes, timeout: float = 5.0) -> bytes:
+    """Send ``request`` as is on a fresh connection and return everything the server answers."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as conn:
+        conn.sendall(request)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class TestHostHeader:
+    @pytest.mark.parametrize(
+        "host", ["127.0.0.1", "localhost:9", "LOCALHOST", "[::1]:8080", "10.0.0.5:9100", "[fd00::5]"]
+    )
+    def test_allowed_hosts_are_served(self, server: StatusServer, host: str) -> None:
+        """The default names answer, whatever the port and case; so does any IP address (a scraper's)."""
+        response = requests.get(f"{server.url}/api/deployments", headers={"Host": host}, timeout=5)
+        assert response.status_code == 200
+
+    @pytest.mark.parametrize(
+        "host", ["evil.example", "evil.example:80", "127.0.0.1.evil.example", "2130706433", "localhost.evil"]
+    )
+    def test_other_hosts_are_misdirected(self, server: StatusServer, host: str) -> None:
+        """A DNS-rebinding page (Host: its own name) gets 421 and nothing of the data."""
+        response = requests.get(f"{server.url}/api/deployments", headers={"Host": host}, timeout=5)
+        assert response.status_code == 421
+        assert "deployments" not in response.json()
+
+    def test_missing_or_malformed_host_is_a_bad_request(self, server: StatusServer) -> None:
+        assert raw_get(server.url, b"GET /status HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 400")
+        bad = b"GET /status HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n"
+        assert raw_get(server.url, bad).startswith(b"HTTP/1.0 400")
+        two = b"GET /status HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
+        assert raw_get(server.url, two).startswith(b"HTTP/1.0 400")
+
+    def test_configured_hosts_replace_the_defaults(self, store: DeploymentStore) -> None:
+        settings = Settings(status_allowed_hosts=["status.internal"])
+        http = StatusServer("127.0.0.1", 0, store=lambda: store, **StatusServer.options(settings)).start()
+        try:
+            ok = requests.get(f"{http.url}/healthz", headers={"Host": "status.internal:9100"}, timeout=5)
+            assert ok.status_code == 200
+            other = requests.get(f"{http.url}/healthz", headers={"Host": "localhost"}, timeout=5)
+            assert other.status_code == 421
+        finally:
+            http.stop()
+
+
+class TestToken:
+    TOKEN = "status-t0ken-planted"
+
+    @pytest.fixture
+    def guarded(self, store: DeploymentStore, registry: CollectorRegistry) -> Iterator[StatusServer]:
+        settings = Settings(status_token=self.TOKEN)
+        http = StatusServer(
+            "127.0.0.1", 0, store=lambda: store, registry=lambda: registry, **StatusServer.options(settings)
+        ).start()
+        yield http
+        http.stop()
+
+    @pytest.mark.parametrize("path", ["/status", "/api/deployments", "/api/deployments/dep-1", "/metrics"])
+    def test_every_route_needs_the_token(
+        self, guarded: StatusServer, store: DeploymentStore, path: str
+    ) -> None:
+        """No header, another scheme or a wrong token: 401; the right bearer token: 200."""
+        record(store, "dep-1", "succeeded")
+        for header in (None, f"Basic {self.TOKEN}", "Bearer wrong", f"Bearer {self.TOKEN}x", "Bearer "):
+            headers = {"Authorization": header} if header else {}
+            response = requests.get(f"{guarded.url}{path}", headers=headers, timeout=5)
+            assert response.status_code == 401, (path, header)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+            assert "dep-1" not in response.text
+        good = requests.get(
+            f"{guarded.url}{path}", headers={"Authorization": f"Bearer {self.TOKEN}"}, timeout=5
+        )
+        assert good.status_code == 200
+
+    def test_healthz_stays_open(self, guarded: StatusServer) -> None:
+        assert requests.get(f"{guarded.url}/healthz", timeout=5).status_code == 200
+
+    def test_host_is_checked_before_the_token(self, guarded: StatusServer) -> None:
+        headers = {"Authorization": f"Bearer {self.TOKEN}", "Host": "evil.example"}
+        assert requests.get(f"{guarded.url}/status", headers=headers, timeout=5).status_code == 421
+
+
+class TestThreadBound:
+    def test_excess_connections_get_503_at_once(self, store: DeploymentStore) -> None:
+        """Two idle clients hold both slots: a third is answered 503 quickly, no thread started for it."""
+        http = StatusServer("127.0.0.1", 0, store=lambda: store, max_threads=2).start()
+        idle = []
+        try:
+            before = threading.active_count()
+            for _ in range(2):
+                idle.append(socket.create_connection(("127.0.0.1", http.port), timeout=5))
+            deadline = time.monotonic() + 5
+            while threading.active_count() < before + 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            started = time.monotonic()
+            answers = [
+                raw_get(http.url, b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n") for _ in range(20)
+            ]
+            elapsed = time.monotonic() - started
+            assert all(a.startswith(b"HTTP/1.1 503") for a in answers), answers[0]
+            assert elapsed < 5, elapsed
+            assert threading.active_count() <= before + 2
+            for conn in idle:
+                conn.close()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # the freed slots serve again
+                if requests.get(f"{http.url}/healthz", timeout=5).status_code == 200:
+                    break
+                time.sleep(0.05)
+            assert requests.get(f"{http.url}/healthz", timeout=5).status_code == 200
+        finally:
+            for conn in idle:
+                conn.close()
+            http.stop()
+
+    def test_max_threads_must_be_positive(self, store: DeploymentStore) -> None:
+        with pytest.raises(ValueError, match="max_threads"):
+            StatusServer("127.0.0.1", 0, store=lambda: store, max_threads=0)

@@ -68,7 +68,7 @@ def request_for(svc: Any, cluster: str, service: str, version: str, mode: str) -
         "service_name": service,
         "build": {"context": "web", "build_args": {"VERSION": version, "MODE": mode}, "target": "app"},
         "image": {"repository": "web", "tag": f"{version}-{mode}"},
-        "health_check": {"url": f"{svc.url}/health", "interval_seconds": 0.1, "healthy_threshold": 2},
+        "health_check": {"url": f"{svc.url}/health", "healthy_threshold": 2},
         "timeout_seconds": 180,
     }
 

@@ -4,7 +4,14 @@ The engine reports build and push failures inside an HTTP 200 stream, so every c
 for ``error``/``errorDetail``; a push that ends without an ``aux.Digest`` is a failure too.
 Errors become ``BuildFailed`` (build, tag, inspect, prune) or ``PushFailed`` (push).
 
-Builds use the classic builder (docker-py cannot drive BuildKit) with ``network_mode="host"``.
+Builds use the classic builder (docker-py cannot drive BuildKit). ``RUN`` steps get the engine's
+default network unless the builder is told ``"none"`` or ``"host"`` (settings ``build_network``):
+host networking would let a build reach everything the worker's host reaches (the instance
+metadata service, a Redis on 127.0.0.1), so it is for local use only.
+
+The Dockerfile is confined to the build context like the context is to the build root: an absolute
+path, ``..``, a NUL byte or a symlink that resolves outside the context is refused
+(:func:`confine_dockerfile`), and docker-py gets the path relative to the context.
 
 Timeouts: docker-py builds with no read timeout, but every other call uses the client's timeout
 (60 s by default), and the engine cancels a push when the connection closes. Give the push an
@@ -19,7 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import docker
 import docker.errors
@@ -33,6 +40,48 @@ _SUCCESSFULLY_BUILT = re.compile(r"Successfully built ([0-9a-f]{12,64})")
 _TRANSPORT_ERRORS = (requests.exceptions.RequestException, OSError)
 
 LogCallback = Callable[[str], None]
+BuildNetwork = Literal["default", "none", "host"]
+
+
+class DockerfileOutsideContext(ValueError):
+    """``build.dockerfile`` does not name a file inside the build context; ``problem`` says why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"build.dockerfile: {problem}")
+        self.problem = problem
+
+
+def confine_dockerfile(context_dir: Path, dockerfile: str) -> str:
+    """Return ``dockerfile`` as a path relative to the (resolved) context, after checking that it
+    names a file inside it: no absolute path, no ``..``, no NUL byte, no symlink that leads out.
+
+    Raises :class:`DockerfileOutsideContext`.
+    """
+    if not dockerfile:
+        raise DockerfileOutsideContext("must not be empty")
+    if "\x00" in dockerfile:
+        raise DockerfileOutsideContext("must not contain NUL bytes")
+    relative = Path(dockerfile)
+    if relative.is_absolute() or dockerfile.startswith("\\"):
+        raise DockerfileOutsideContext("must be a path relative to the build context")
+    if ".." in re.split(r"[/\\]", dockerfile):
+        raise DockerfileOutsideContext("must not contain '..' (it must name a file inside the build context)")
+    try:
+        context = Path(context_dir).resolve()
+        resolved = (context / relative).resolve()  # follows symlinks: one leading out is refused
+    except (OSError, RuntimeError, ValueError) as exc:  # symlink loops, names too long
+        raise DockerfileOutsideContext(f"is not a usable path ({type(exc).__name__})") from None
+    if context not in resolved.parents:
+        raise DockerfileOutsideContext(
+            "must name a file inside the build context (a symlink may not lead out)"
+        )
+    try:
+        is_file = resolved.is_file()
+    except OSError as exc:
+        raise DockerfileOutsideContext(f"is not a usable path ({type(exc).__name__})") from None
+    if not is_file:
+        raise DockerfileOutsideContext("is not a file in the build context")
+    return resolved.relative_to(context).as_posix()
 
 
 @dataclass(frozen=True)
@@ -96,9 +145,17 @@ class _LineSplitter:
 class DockerBuilder:
     """Builds and pushes images through one docker-py ``APIClient`` (see the module note on timeouts)."""
 
-    def __init__(self, api: docker.APIClient, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        api: docker.APIClient,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        network: BuildNetwork = "default",
+    ) -> None:
         self._api = api
         self._clock = clock
+        #: the network of RUN steps: the engine's default, "none" or "host"
+        self.network: BuildNetwork = network
 
     def build(
         self,
@@ -114,21 +171,24 @@ class DockerBuilder:
     ) -> BuiltImage:
         """Return the built image; each build output line goes to ``on_log`` as it arrives.
 
-        Raises ``BuildFailed`` whose message is the builder's own error line.
+        Raises ``BuildFailed`` whose message is the builder's own error line, or names the
+        Dockerfile problem (:func:`confine_dockerfile`) before anything reaches the engine.
         """
         context = Path(context_dir)
         if not context.is_dir():
             raise BuildFailed(f"build context {context} is not a directory")
-        dockerfile_path = Path(dockerfile) if Path(dockerfile).is_absolute() else context / dockerfile
-        if not dockerfile_path.is_file():
-            raise BuildFailed(f"Dockerfile {dockerfile} not found in build context {context}")
+        try:
+            relative_dockerfile = confine_dockerfile(context, dockerfile)
+        except DockerfileOutsideContext as exc:
+            raise BuildFailed(str(exc)) from None
+        context = context.resolve()
         started = self._clock()
         lines = _LineSplitter(on_log)
         image_id: str | None = None
         with _translated(BuildFailed, f"docker build of {tag or context}"):
             stream = self._api.build(
                 path=str(context),
-                dockerfile=dockerfile,
+                dockerfile=relative_dockerfile,
                 tag=tag or None,
                 buildargs=build_args or None,
                 target=target,
@@ -136,9 +196,9 @@ class DockerBuilder:
                 labels=labels or None,
                 platform=platform,
                 decode=True,
-                network_mode="host",
                 rm=True,
                 forcerm=True,
+                network_mode=None if self.network == "default" else self.network,
             )
             try:
                 for chunk in stream:

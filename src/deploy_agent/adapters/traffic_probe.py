@@ -6,7 +6,8 @@ Terms of the :class:`~deploy_agent.core.traffic.ZeroDowntimeReport` it returns:
 * ``failures``: requests that ended in a connection error, a timeout or a 5xx status. Any other
   status (2xx, 3xx, 4xx) is an answer from the release and counts as a success.
 * ``statuses``: how many requests ended each way, keyed by status code (``"200"``, ``"503"``) or
-  by the exception's class name (``"ConnectionError"``, ``"ReadTimeout"``).
+  by the failure's name (``"ConnectionError"``, ``"ConnectTimeout"``, ``"ReadTimeout"``, and
+  ``"OutboundRefused"`` when the policy does not allow the URL's host or address).
 * ``longest_gap_ms``: the longest stretch without a successful response. With ``t0`` the moment
   ``start()`` was called, ``s1 < s2 < ... < sn`` the moments successful responses *completed* and
   ``t_end`` the moment ``stop()`` was called, it is the largest difference between neighbours in
@@ -16,6 +17,8 @@ Terms of the :class:`~deploy_agent.core.traffic.ZeroDowntimeReport` it returns:
 Requests are sent one at a time from a single thread, one every ``1 / rate_per_second`` seconds;
 a request slower than the interval delays the next (missed slots are skipped, never bursted), so
 the rate is an upper bound. Nothing here raises once constructed: failures are counted.
+Requests go through :mod:`deploy_agent.adapters.outbound` (policy, no redirects, byte cap, and
+``timeout_seconds`` as a whole-request deadline).
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-import requests
-
+from deploy_agent.adapters.outbound import Outbound, OutboundFailed, OutboundRefused, url_host
 from deploy_agent.core.traffic import ZeroDowntimeReport
 
 __all__ = ["TrafficProbe", "ZeroDowntimeReport"]
@@ -77,7 +79,7 @@ class TrafficProbe:
         url: str,
         rate_per_second: float = 20,
         timeout_seconds: float = 2.0,
-        session: requests.Session | None = None,
+        outbound: Outbound | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -86,7 +88,7 @@ class TrafficProbe:
         self.url = url
         self.interval = 1.0 / rate_per_second
         self.timeout_seconds = timeout_seconds
-        self._given_session = session
+        self.outbound = outbound if outbound is not None else Outbound()
         self._clock = clock
         self._run: _Run | None = None
         self._thread: threading.Thread | None = None
@@ -104,7 +106,10 @@ class TrafficProbe:
         run = _Run(started=self._clock())
         self._run, self._report = run, None
         self._thread = threading.Thread(
-            target=self._send_until_stopped, args=(run,), name=f"traffic-probe {self.url}", daemon=True
+            target=self._send_until_stopped,
+            args=(run,),
+            name=f"traffic-probe {url_host(self.url)}",
+            daemon=True,
         )
         self._thread.start()
 
@@ -132,25 +137,23 @@ class TrafficProbe:
         self.stop()
 
     def _send_until_stopped(self, run: _Run) -> None:
-        session = self._given_session if self._given_session is not None else requests.Session()
-        try:
-            next_at = self._clock()
-            while not run.stopping.is_set():
-                outcome, ok = self._send(session)
-                run.record(outcome, ok, self._clock())
-                next_at += self.interval
-                now = self._clock()
-                if next_at < now:  # fell behind: skip the missed slots
-                    next_at = now
-                run.stopping.wait(next_at - now)
-        finally:
-            if self._given_session is None:
-                session.close()
+        next_at = self._clock()
+        while not run.stopping.is_set():
+            outcome, ok = self._send()
+            run.record(outcome, ok, self._clock())
+            next_at += self.interval
+            now = self._clock()
+            if next_at < now:  # fell behind: skip the missed slots
+                next_at = now
+            run.stopping.wait(next_at - now)
 
-    def _send(self, session: requests.Session) -> tuple[str, bool]:
+    def _send(self) -> tuple[str, bool]:
         try:
-            with session.get(self.url, timeout=self.timeout_seconds, allow_redirects=False) as response:
-                _ = response.content
-                return str(response.status_code), response.status_code < 500
+            response = self.outbound.request("GET", self.url, timeout_seconds=self.timeout_seconds)
+        except OutboundRefused:
+            return "OutboundRefused", False
+        except OutboundFailed as exc:
+            return exc.reason, False
         except Exception as exc:  # any failure to get an answer is downtime, never an error of ours
             return type(exc).__name__, False
+        return str(response.status), response.status < 500

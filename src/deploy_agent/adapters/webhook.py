@@ -1,4 +1,10 @@
-"""Deliver notifications to webhook URLs (JSON POST). Errors become ``NotificationFailed``."""
+"""Deliver notifications to webhook URLs (JSON POST). Errors become ``NotificationFailed``.
+
+Requests go through :mod:`deploy_agent.adapters.outbound`: the policy's ``webhook_hosts`` and
+address classes apply (except to the worker's own configured webhook URLs), redirects are not
+followed, the environment's proxies and ``.netrc`` are ignored, and one deadline bounds the whole
+request. Error texts name the webhook's host only (its URL may carry a token).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
+from deploy_agent.adapters.outbound import Outbound, OutboundFailed, OutboundRefused, url_host
 from deploy_agent.core.errors import DeployError
 
 
@@ -18,19 +23,24 @@ class NotificationFailed(DeployError):
 class WebhookSender:
     """POSTs one JSON document per call; anything but a 2xx answer is a failure."""
 
-    def __init__(self, session: requests.Session | None = None, timeout_seconds: float = 5.0) -> None:
-        self._session = session or requests.Session()
+    def __init__(self, outbound: Outbound | None = None, timeout_seconds: float = 5.0) -> None:
+        self.outbound = outbound if outbound is not None else Outbound()
         self._timeout = timeout_seconds
 
     def post(self, url: str, payload: Mapping[str, Any]) -> None:
+        where = f"webhook to {url_host(url)}"
         try:
-            response = self._session.post(
+            response = self.outbound.request(
+                "POST",
                 url,
-                data=json.dumps(payload),
-                headers={"Content-Type": "application/json", "User-Agent": "deploy-agent"},
-                timeout=self._timeout,
+                timeout_seconds=self._timeout,
+                hosts="webhook_hosts",
+                body=json.dumps(payload).encode(),
+                headers={"Content-Type": "application/json"},
             )
-        except requests.RequestException as exc:
-            raise NotificationFailed(f"webhook {url}: {type(exc).__name__}") from None
-        if not 200 <= response.status_code < 300:
-            raise NotificationFailed(f"webhook {url}: HTTP {response.status_code}")
+        except OutboundRefused as exc:
+            raise NotificationFailed(f"{where}: refused: {exc.message}") from None
+        except OutboundFailed as exc:
+            raise NotificationFailed(f"{where}: {exc.reason}") from None
+        if not 200 <= response.status < 300:
+            raise NotificationFailed(f"{where}: HTTP {response.status}")

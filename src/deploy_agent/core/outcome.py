@@ -56,6 +56,11 @@ class Failure:
     trigger: Trigger
 
 
+#: the failure types of a deployment that its approval ended (see ``strategies.approval``)
+DENIED = "denied"
+APPROVAL_TIMED_OUT = "approval_timed_out"
+
+
 def needs_rollback(phase: Phase, rollback_enabled: bool, ecs_rolled_back: bool) -> bool:
     """Should we put the previous task definition back ourselves?"""
     return rollback_enabled and not ecs_rolled_back and phase in PHASES_NEEDING_ROLLBACK
@@ -69,6 +74,8 @@ def decide_outcome(
         return "succeeded"
     if failure.type == "preflight_failed":
         return "rejected"  # refused before anything was touched
+    if failure.type == DENIED:
+        return "denied"  # an approver said no before production was touched; nothing is left behind
     if failure.type == "superseded":
         return "superseded"  # a newer deployment of the service was requested while this one waited
     if failure.trigger is Trigger.DEADLINE:

@@ -39,6 +39,22 @@ class FailureState(BaseModel):
         return Failure(self.type, self.message, self.trigger)
 
 
+class ApprovalState(BaseModel):
+    """A human's approval this deployment waits for (or got); the decision itself lands in Redis first.
+
+    ``decision`` is None while it waits (the deployment is ``awaiting_approval``), then ``approved``,
+    ``denied`` or ``timed_out``. ``reason`` is the denial's reason or the approver's comment.
+    """
+
+    rule: str
+    requested_at: datetime
+    deadline: datetime
+    decision: str | None = None
+    approver: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None
+
+
 class PipelineState(BaseModel):
     """Where one deployment stands. Only the holder of the service lock writes it."""
 
@@ -84,6 +100,8 @@ class PipelineState(BaseModel):
     #: per-field problems when a pre-flight check refused the deployment
     rejections: list[dict[str, str]] = Field(default_factory=list)
     zero_downtime: dict[str, Any] | None = None
+    #: the approval the operator's policy requires before production is touched (None: none needed)
+    approval: ApprovalState | None = None
     #: a rollback an operator asked for (``deploy_agent.rollback``), not a deployment of new code
     manual_rollback: bool = False
     #: the entry task that replaced itself with this deployment's chain (redeliveries of it are ignored)
@@ -111,6 +129,11 @@ class PipelineState(BaseModel):
         record = StageState(name=name, started_at=now)
         self.stages.append(record)
         return record, True
+
+    @property
+    def awaiting_approval(self) -> bool:
+        """Whether the deployment waits for a human's decision now (shown as ``awaiting_approval``)."""
+        return self.approval is not None and self.approval.decision is None and self.outcome is None
 
     def past_deadline(self, now: datetime) -> bool:
         return now >= self.deadline

@@ -7,14 +7,14 @@ events and results.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ValidationError
+from pydantic import Field, StringConstraints, ValidationError
 from pydantic_core import ErrorDetails
 
 from deploy_agent.core.errors import RequestRejected
-from deploy_agent.models._base import FieldProblem
-from deploy_agent.models.request import DeployToECSTask
+from deploy_agent.models._base import EcsName, FieldProblem, MessageModel
+from deploy_agent.models.request import DEPLOYMENT_ID_PATTERN, REGION_PATTERN, DeployToECSTask
 from deploy_agent.models.strategy import STRATEGY_TYPES
 
 SCHEMA_ID = "https://deploy-agent.dev/schemas/deploy_to_ecs_task.v1.json"
@@ -33,6 +33,32 @@ def parse_request(payload: object) -> DeployToECSTask:
         raise _rejected(problems) from None
 
 
+class RollbackRequest(MessageModel):
+    """The argument of ``deploy_agent.rollback``: which service to put back, and on what."""
+
+    cluster_name: EcsName
+    service_name: EcsName
+    region: Annotated[str, StringConstraints(max_length=32, pattern=REGION_PATTERN)] | None = None
+    deployment_id: Annotated[str, StringConstraints(pattern=DEPLOYMENT_ID_PATTERN)] | None = None
+    #: a deployment id from the release ledger, a revision number, ``family:revision`` or an ARN
+    to: (
+        Annotated[str, StringConstraints(min_length=1, max_length=2048, pattern=r"^[A-Za-z0-9_.:/-]+$")]
+        | None
+    ) = None
+    requested_by: Annotated[str, StringConstraints(max_length=256)] | None = None
+    timeout_seconds: int | None = Field(default=None, ge=30, le=86_400)
+
+
+def parse_rollback_request(payload: object) -> RollbackRequest:
+    """Return the validated rollback request; raise ``RequestRejected`` naming each bad field."""
+    data = _decode(payload, "rollback request")
+    try:
+        return RollbackRequest.model_validate(data)
+    except ValidationError as exc:
+        problems = [_problem(error) for error in exc.errors(include_input=False, include_url=False)]
+        raise _rejected(problems, "rollback request") from None
+
+
 def request_json_schema() -> dict[str, Any]:
     """Return the JSON Schema of ``DeployToECSTask`` (snake_case names; camelCase is accepted too)."""
     schema = DeployToECSTask.model_json_schema(by_alias=False)
@@ -48,25 +74,92 @@ def request_json_schema() -> dict[str, Any]:
     return schema
 
 
-def _decode(payload: object) -> object:
+#: the deepest JSON a message needs is about 7 levels (task_definition.container_definitions.N.
+#: log_configuration.secret_options.N); anything much deeper is refused before the model sees it
+MAX_DEPTH = 32
+_PREFIX = "the request must be a JSON object, got "
+
+
+def _decode(payload: object, what: str = "DeployToECSTask") -> object:
     if isinstance(payload, (bytes, bytearray, str)):
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise _rejected(
-                [{"field": "", "problem": f"the message is larger than {MAX_PAYLOAD_BYTES} bytes"}]
+                [{"field": "", "problem": f"the message is larger than {MAX_PAYLOAD_BYTES} bytes"}], what
             )
         try:
             payload = json.loads(payload)
         except RecursionError:
-            raise _rejected([{"field": "", "problem": "the message is nested too deeply"}]) from None
+            raise _rejected([{"field": "", "problem": "the message is nested too deeply"}], what) from None
+        except UnicodeDecodeError:
+            raise _rejected(
+                [{"field": "", "problem": _PREFIX + "bytes that are not UTF-8 text"}], what
+            ) from None
         except ValueError as exc:
             where = (
-                f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+                f" (at line {exc.lineno} column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
             )
-            raise _rejected([{"field": "", "problem": f"the message is not valid JSON{where}"}]) from None
+            problem = f"{_PREFIX}a string that is not valid JSON{where}"
+            raise _rejected([{"field": "", "problem": problem}], what) from None
     if not isinstance(payload, dict):
-        kind = "a JSON array" if isinstance(payload, list) else type(payload).__name__
-        raise _rejected([{"field": "", "problem": f"the message must be a JSON object, not {kind}"}])
+        raise _rejected([{"field": "", "problem": _PREFIX + _json_kind(payload)}], what)
+    refused = _too_big_or_deep(payload, MAX_PAYLOAD_BYTES, MAX_DEPTH)
+    if refused is not None:
+        raise _rejected([{"field": "", "problem": refused}], what)
     return payload
+
+
+def _json_kind(value: object) -> str:
+    """Name a JSON value's type the way a publisher in any language knows it."""
+    if isinstance(value, bool):
+        return "JSON true" if value else "JSON false"
+    if value is None:
+        return "JSON null"
+    if isinstance(value, (int, float)):
+        return "a JSON number"
+    if isinstance(value, str):
+        return "a JSON string"
+    if isinstance(value, (list, tuple)):
+        return "a JSON array"
+    return "a value that is not JSON"
+
+
+def _too_big_or_deep(value: object, limit: int, max_depth: int) -> str | None:
+    """Return why ``value`` is refused (over ``limit`` bytes as JSON, or deeper than ``max_depth``).
+
+    A message that arrives already decoded (Celery hands the task a dict) is held to the same
+    size limit as one that arrives as text. Its JSON size is estimated from below without
+    serializing it, and the walk stops as soon as it is over the limit, so a 100 MB dict costs
+    no more than a 1 MiB one.
+    """
+    size = 0
+    pending: list[tuple[object, int]] = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, dict):
+            if depth > max_depth:
+                return f"the message is nested too deeply (more than {max_depth} levels)"
+            size += 2 + 2 * len(node)
+            for key, child in node.items():
+                size += _text_size(key) if isinstance(key, str) else 8
+                pending.append((child, depth + 1))
+        elif isinstance(node, (list, tuple)):
+            if depth > max_depth:
+                return f"the message is nested too deeply (more than {max_depth} levels)"
+            size += 2 + len(node)
+            pending.extend((child, depth + 1) for child in node)
+        elif isinstance(node, str):
+            size += _text_size(node)
+        elif isinstance(node, int) and not isinstance(node, bool):
+            size += node.bit_length() // 4 + 1  # digits, from below, without str() of a huge int
+        else:
+            size += 4
+        if size > limit:
+            return f"the message is larger than {limit} bytes"
+    return None
+
+
+def _text_size(text: str) -> int:
+    return 2 + (len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass")))
 
 
 #: a field name (or a tag value pydantic quotes) comes from the sender: keep problems short
@@ -95,14 +188,14 @@ def _path(loc: tuple[int | str, ...]) -> list[str]:
     return parts
 
 
-def _rejected(problems: list[dict[str, str]]) -> RequestRejected:
+def _rejected(problems: list[dict[str, str]], what: str = "DeployToECSTask") -> RequestRejected:
     count = len(problems)
     shown = "; ".join(
         f"{p['field'] or '(message)'}: {p['problem']}" for p in problems[:_MAX_PROBLEMS_IN_MESSAGE]
     )
     more = f"; and {count - _MAX_PROBLEMS_IN_MESSAGE} more" if count > _MAX_PROBLEMS_IN_MESSAGE else ""
     noun = "problem" if count == 1 else "problems"
-    return RequestRejected(f"invalid DeployToECSTask: {count} {noun}: {shown}{more}", errors=problems)
+    return RequestRejected(f"invalid {what}: {count} {noun}: {shown}{more}", errors=problems)
 
 
 def render_json_schema() -> str:

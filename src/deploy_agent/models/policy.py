@@ -111,6 +111,11 @@ class Policy(PolicyModel):
     log_drivers: Patterns = Field(
         default_factory=lambda: ["awslogs"], description="Log drivers containers may use."
     )
+    allow_ecr_lifecycle_policy: bool = Field(
+        False,
+        description="Allow a message's ecr.lifecycle_policy (keep_last or policy_text), which is put on the "
+        "repository, an existing one included, and can expire its images.",
+    )
     max_desired_count: int | None = Field(
         None, ge=0, description="Largest desired count a message may ask for."
     )
@@ -174,6 +179,18 @@ def load_policy(path: str | Path) -> Policy:
 def policy_json_schema() -> dict[str, Any]:
     """Return the JSON Schema of the policy file (committed as ``schemas/policy.v1.json``)."""
     schema = Policy.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://deploy-agent.dev/schemas/policy.v1.json"
     schema["title"] = "deploy-agent operator policy (version 1)"
     return schema
+
+
+def render_policy_schema() -> str:
+    """Return the schema as committed in ``schemas/policy.v1.json``."""
+    return json.dumps(policy_json_schema(), indent=2, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":  # python -m deploy_agent.models.policy > schemas/policy.v1.json
+    import sys
+
+    sys.stdout.write(render_policy_schema())

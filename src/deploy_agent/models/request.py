@@ -7,6 +7,7 @@ Field names are accepted in snake_case and camelCase; unknown fields are errors.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -45,6 +46,8 @@ BuildMapping = Annotated[
 ImageRef = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 BUILD_TARGET_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 PLATFORM_PATTERN = r"^[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?$"
+#: build-arg names refused: they would put a secret into the pushed image's history
+SECRET_BUILD_ARG = re.compile(r"TOKEN|SECRET|PASS|KEY", re.IGNORECASE)
 
 
 def new_deployment_id() -> str:
@@ -62,6 +65,32 @@ class BuildSpec(MessageModel):
     cache_from: list[ImageRef] = Field(default_factory=list, max_length=20)
     labels: BuildMapping = Field(default_factory=dict)
     platform: Annotated[str, StringConstraints(pattern=PLATFORM_PATTERN)] | None = None
+
+    @model_validator(mode="after")
+    def _no_secret_build_args(self) -> BuildSpec:
+        # Build args are written into the image's history, which is pushed to ECR for anyone who
+        # can pull it: a secret must never travel as one.
+        for name in self.build_args:
+            if SECRET_BUILD_ARG.search(name):
+                raise FieldProblem(
+                    f"build_args.{name}",
+                    "is named like a secret (TOKEN, SECRET, PASS, KEY); build args stay in the pushed "
+                    "image's history: use a container secret (a Secrets Manager or SSM ARN) instead",
+                )
+        return self
+
+    @field_validator("dockerfile")
+    @classmethod
+    def _dockerfile_inside_context(cls, value: str) -> str:
+        # Confined like the context: an absolute path or '..' would make the engine read (and quote
+        # back in its error) any file of the worker's host. The worker also refuses symlinks out.
+        if "\x00" in value:
+            raise ValueError("must not contain NUL bytes")
+        if value.startswith(("/", "\\")):
+            raise ValueError("must be a path relative to the build context")
+        if ".." in re.split(r"[/\\]", value):
+            raise ValueError("must not contain '..' (it must name a file inside the build context)")
+        return value
 
 
 class ImageSpec(MessageModel):
@@ -193,8 +222,8 @@ class HealthCheckSpec(MessageModel):
     url: HttpUrlText
     expected_status: int = Field(default=200, ge=100, le=599)
     timeout_seconds: float = Field(default=5, ge=0.1, le=60)
-    #: None means the worker's default
-    interval_seconds: float | None = Field(default=None, ge=0.01, le=300)
+    #: None means the worker's default; the floor keeps a message from probing a target flat out
+    interval_seconds: float | None = Field(default=None, ge=1.0, le=300)
     healthy_threshold: int = Field(default=3, ge=1, le=10)
     unhealthy_threshold: int = Field(default=3, ge=1, le=10)
     max_latency_ms: int | None = Field(default=None, ge=1, le=60_000)

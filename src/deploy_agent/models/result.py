@@ -29,6 +29,15 @@ class Outcome(StrEnum):
     REJECTED = "rejected"
     #: a newer deployment of the same service took over
     SUPERSEDED = "superseded"
+    #: an approver said no (the operator's policy required an approval); nothing was left behind
+    DENIED = "denied"
+
+
+class ApprovalDecision(StrEnum):
+    APPROVED = "approved"
+    DENIED = "denied"
+    #: nobody decided before the approval's deadline (the deployment ended ``timed_out``)
+    TIMED_OUT = "timed_out"
 
 
 class ResultModel(BaseModel):
@@ -80,6 +89,20 @@ class ZeroDowntime(ResultModel):
     longest_gap_ms: float = Field(ge=0)
 
 
+class ApprovalInfo(ResultModel):
+    """The human approval the operator's policy required before production was touched."""
+
+    #: the name of the policy's approval rule that matched
+    rule: str
+    requested_at: AwareDatetime
+    decided_at: AwareDatetime | None = None
+    decision: ApprovalDecision
+    #: who decided (None when the approval timed out)
+    approver: str | None = None
+    #: the denial's reason, or the approver's comment
+    reason: str | None = None
+
+
 class DeploymentResult(ResultModel):
     deployment_id: str
     outcome: Outcome
@@ -100,6 +123,8 @@ class DeploymentResult(ResultModel):
     #: one ``{"field", "problem"}`` per invalid field when ``outcome`` is rejected
     errors: list[dict[str, str]] = Field(default_factory=list)
     zero_downtime: ZeroDowntime | None = None
+    #: the approval this deployment needed, or null when the policy required none
+    approval: ApprovalInfo | None = None
     requested_by: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -81,7 +81,7 @@ def _release(url: str, version: str, mode: str, cluster: str, service: str) -> d
         "service_name": service,
         "build": {"context": "web", "build_args": {"VERSION": version, "MODE": mode}, "target": "app"},
         "image": {"repository": "web", "tag": version},
-        "health_check": {"url": f"{url}/health", "interval_seconds": 0.5, "healthy_threshold": 3},
+        "health_check": {"url": f"{url}/health", "interval_seconds": 1.0, "healthy_threshold": 3},
         "timeout_seconds": 300,
         "requested_by": "demo",
     }

@@ -5,7 +5,8 @@ Recipe (the seed's flow with its gap closed; each step returns early while it is
 1. preflight (own stage): the listener and both target groups exist and fit; nothing is touched otherwise;
 2. create the green service on the new task definition, in the green target group;
 3. wait until green's tasks are running and its targets healthy;
-4. verify green through the test listener (when given);
+4. verify green through the test listener (when given); then, when the operator's policy asks for
+   it, wait for a human's approval (``strategies.approval``; denied: green deleted, nothing moved);
 5. move the listener to green; bake (``bake_seconds``) with health and alarm gates, blue kept ready
    for an instant switch back;
 6. update the original (blue) service to the new task definition and wait;
@@ -21,6 +22,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from deploy_agent.strategies import traffic
+from deploy_agent.strategies.approval import await_approval
 from deploy_agent.strategies.base import Progress, Run, register_strategy
 
 STAGES = ["preflight", "build", "push", "register", "deploy", "healthcheck", "rollback", "finalize"]
@@ -45,6 +47,7 @@ STEPS: list[traffic.Step] = [
     ("create_green", traffic.create_temp_service("green")),
     ("wait_green", traffic.wait_temp_service),
     ("verify_green", traffic.verify_temp_service),
+    ("await_approval", await_approval),
     ("shift_to_green", _to_green),
     ("bake", _bake),
     ("update_blue", traffic.update_original_service),

@@ -3,7 +3,8 @@
 Recipe:
 
 1. preflight (own stage), then create the canary service in the green target group and wait for it;
-2. verify it through the test listener (when given);
+2. verify it through the test listener (when given); then, when the operator's policy asks for it,
+   wait for a human's approval before any production traffic reaches it (``strategies.approval``);
 3. for each step: weight the listener (stable 100-w, canary w), then hold ``pause_seconds`` while the
    gates pass: the HTTP health check (status, latency) and the CloudWatch alarms of ``rollback``;
 4. promote: update the original service to the new task definition and wait;
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 
 from deploy_agent.core.traffic import forward_weights_for, plan_canary_weights
 from deploy_agent.strategies import traffic
+from deploy_agent.strategies.approval import await_approval
 from deploy_agent.strategies.base import Progress, Run, register_strategy
 
 STAGES = ["preflight", "build", "push", "register", "deploy", "healthcheck", "rollback", "finalize"]
@@ -54,6 +56,7 @@ def steps_for(request: dict[str, Any]) -> list[traffic.Step]:
         ("create_canary", traffic.create_temp_service("canary")),
         ("wait_canary", traffic.wait_temp_service),
         ("verify_canary", traffic.verify_temp_service),
+        ("await_approval", await_approval),
         *weights,
         ("promote", traffic.update_original_service),
         ("restore_listener", traffic.restore_listener),

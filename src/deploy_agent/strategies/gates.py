@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from deploy_agent.adapters.outbound import mask_url
 from deploy_agent.core.health import Probe, assess_health
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.traffic import gate_verdict
@@ -87,7 +88,7 @@ def probe_until_verdict(run: Run, key: str, url: str, where: str) -> Progress:
         why = probe.error or f"status {probe.status}"
         run.state.fail(
             "health_check_failed",
-            f"the new release failed its check through the {where} ({url}): {why}",
+            f"the new release failed its check through the {where} ({mask_url(url)}): {why}",
             Trigger.HEALTH_CHECK,
         )
         return Progress.finished()

@@ -2,6 +2,7 @@
 
 Recipe (each step returns early while it is not finished):
 
+0. when the operator's policy asks for it, wait for a human's approval (``strategies.approval``);
 1. send UpdateService with the new task definition (phase ``updating`` is saved first);
 2. find our deployment and follow it to COMPLETED or FAILED, or the deadline;
 3. (healthcheck stage, shared) verify the release over HTTP;
@@ -26,6 +27,7 @@ from deploy_agent.core.rollout import (
     primary_deployment,
 )
 from deploy_agent.core.state import PipelineState
+from deploy_agent.strategies.approval import await_approval
 from deploy_agent.strategies.base import Progress, Run, register_strategy
 
 #: ``strategy_state`` keys: our ECS deployment id as UpdateService's reply named it, and the ids of
@@ -47,6 +49,10 @@ class RollingStrategy:
         return list(STAGES)
 
     def deploy(self, run: Run) -> Progress:
+        if run.state.phase is Phase.REGISTERED:  # nothing sent to the service yet
+            gate = await_approval(run)
+            if not gate.done or run.state.failure is not None:
+                return gate
         return update_and_follow(run)
 
     def rollback(self, run: Run) -> Progress:

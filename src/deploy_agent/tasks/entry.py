@@ -19,14 +19,16 @@ from celery.exceptions import Ignore
 
 from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected, is_transient
 from deploy_agent.core.outcome import Phase, Trigger, plan_stages
+from deploy_agent.core.policy import Violation, check_request, check_rollback, check_target
 from deploy_agent.core.releases import NoRollbackTarget, choose_rollback_target
 from deploy_agent.core.state import PipelineState
 from deploy_agent.models import DeploymentResult, parse_request
+from deploy_agent.models.parsing import parse_rollback_request
 from deploy_agent.strategies import strategy_for
 from deploy_agent.tasks import finish, metrics, steps
 from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.runtime import Runtime, get_runtime
-from deploy_agent.tasks.store import PREFIX, ReleaseLedger, WaitingLine
+from deploy_agent.tasks.store import PREFIX, ClusterSlots, ReleaseLedger, WaitingLine
 
 log = logging.getLogger("deploy_agent.pipeline")
 
@@ -41,17 +43,34 @@ def deploy(self: Task, request: Any = None) -> dict[str, Any] | None:
     try:
         state = plan_deployment(rt, request)
     except RequestRejected as exc:
-        log.warning("rejected: %s", exc.message)
-        return DeploymentResult.rejected(request, exc, rt.now()).model_dump(mode="json")
+        return _rejected(rt, request, exc)
     return _accept_and_run(self, rt, state, strategy_for(state.strategy).stages())
+
+
+def _rejected(rt: Runtime, request: Any, exc: RequestRejected) -> dict[str, Any]:
+    """Return (and count, once per message) the result of a message refused before anything ran."""
+    log.warning("rejected: %s", exc.message)
+    result = DeploymentResult.rejected(request, exc, rt.now())
+    metrics.DEPLOYMENTS.labels(result.strategy or "unknown", "rejected").inc()
+    return result.model_dump(mode="json")
+
+
+def _policy_rejected(violations: list[Violation]) -> RequestRejected:
+    shown = "; ".join(f"{v.field}: {v.problem} (policy: {v.rule})" for v in violations[:10])
+    more = f"; and {len(violations) - 10} more" if len(violations) > 10 else ""
+    return RequestRejected(f"outside the operator's policy: {shown}{more}", [v.as_dict() for v in violations])
 
 
 def plan_deployment(rt: Runtime, request: Any) -> PipelineState:
     """Return the initial state of a deployment, or raise ``RequestRejected`` (nothing touched)."""
     now = rt.now()
     message = parse_request(request)
+    region = message.region or rt.settings.aws_region
+    policy = rt.policy
+    if policy is not None and (violations := check_request(policy, message, region)):
+        raise _policy_rejected(violations)
     if message.build is not None:
-        steps.resolve_build_context(rt.settings.build_root, message.build.context)
+        steps.resolve_build_context(rt.settings.build_root, message.build.context, message.build.dockerfile)
     strategy = strategy_for(message.strategy.type)
     timeout = message.timeout_seconds or rt.settings.default_timeout_seconds
     return PipelineState(
@@ -60,7 +79,7 @@ def plan_deployment(rt: Runtime, request: Any) -> PipelineState:
         strategy=strategy.name,
         cluster=message.cluster_name,
         service=message.service_name,
-        region=message.region or rt.settings.aws_region,
+        region=region,
         started_at=now,
         deadline=now + timedelta(seconds=timeout),
         image_uri=message.image.uri,  # a prebuilt image is deployed as given (no push stage)
@@ -77,25 +96,26 @@ def rollback(self: Task, request: Any = None) -> dict[str, Any] | None:
     """
     rt = get_runtime()
     now = rt.now()
-    if not isinstance(request, dict) or not request.get("cluster_name") or not request.get("service_name"):
-        exc = RequestRejected(
-            "invalid rollback request: cluster_name and service_name are required",
-            [{"field": "service_name", "problem": "cluster_name and service_name are required"}],
-        )
-        return DeploymentResult.rejected(request, exc, now).model_dump(mode="json")
-    cluster, service = str(request["cluster_name"]), str(request["service_name"])
-    region = str(request.get("region") or rt.settings.aws_region)
-    deployment_id = str(request.get("deployment_id") or f"rollback-{self.request.id}")
+    try:
+        asked = parse_rollback_request(request)
+    except RequestRejected as exc:
+        return _rejected(rt, request, exc)
+    cluster, service = asked.cluster_name, asked.service_name
+    region = asked.region or rt.settings.aws_region
+    deployment_id = asked.deployment_id or f"rollback-{self.request.id}"
+    policy = rt.policy
+    if policy is not None and (violations := check_target(policy, cluster, service, region)):
+        return _rejected(rt, request, _policy_rejected(violations))  # before any AWS call
     ecs = rt.ecs(region)
     try:
         current = str(ecs.describe_service(cluster, service)["taskDefinition"])
-        releases = ReleaseLedger(rt.redis, rt.settings.keep_releases).releases(cluster, service)
-        target = choose_rollback_target(releases, current, request.get("to"))
+        releases = ReleaseLedger(rt.redis, rt.settings.keep_releases, region).releases(cluster, service)
+        target = choose_rollback_target(releases, current, asked.to)
         described = ecs.describe_task_definition(target)
     except (NoRollbackTarget, AwsNotFound) as exc:
         problem = str(exc) if isinstance(exc, NoRollbackTarget) else exc.message
         rejected = RequestRejected(f"cannot roll back: {problem}", [{"field": "to", "problem": problem}])
-        return DeploymentResult.rejected(request, rejected, now).model_dump(mode="json")
+        return _rejected(rt, request, rejected)
     except DeployError as exc:
         if not is_transient(exc):
             raise
@@ -103,7 +123,9 @@ def rollback(self: Task, request: Any = None) -> dict[str, Any] | None:
         # the rollback's outcome.
         log.warning("rollback of %s/%s waits for AWS: %s", cluster, service, exc.message)
         raise self.retry(countdown=rt.settings.aws_retry_base_seconds, max_retries=30) from exc
-    timeout = int(request.get("timeout_seconds") or rt.settings.default_timeout_seconds)
+    if policy is not None and (violations := check_rollback(policy, cluster, service, region, described)):
+        return _rejected(rt, request, _policy_rejected(violations))  # only reads so far
+    timeout = asked.timeout_seconds or rt.settings.default_timeout_seconds
     state = PipelineState(
         deployment_id=deployment_id,
         request={
@@ -111,7 +133,7 @@ def rollback(self: Task, request: Any = None) -> dict[str, Any] | None:
             "service_name": service,
             "strategy": {"type": "rolling"},
             "rollback": {"enabled": True},
-            "requested_by": request.get("requested_by"),
+            "requested_by": asked.requested_by,
             "labels": {"deploy-agent/kind": "manual-rollback"},
         },
         strategy="rolling",
@@ -159,12 +181,12 @@ def _accept_and_run(
         raise self.retry(countdown=rt.settings.lock_wait_seconds)
     if recorded.chain_started and _chain_published(rt, deployment_id):
         raise Ignore()  # this entry task was redelivered after it had already handed over
-    lock = rt.lock(recorded.cluster, recorded.service)
+    lock = rt.lock(recorded.cluster, recorded.service, recorded.region)
     if recorded.chain_started and not lock.fence(deployment_id):
         # Killed between recording the start and publishing the chain, and the lock was someone
         # else's since: nothing of ours ran, and the service may be on a newer release now.
         return _supersede(rt, recorded, lock.holder() or "another deployment")
-    line = WaitingLine(rt.redis, recorded.cluster, recorded.service)
+    line = WaitingLine(rt.redis, recorded.cluster, recorded.service, recorded.region)
     line.join(deployment_id, recorded.started_at.timestamp())
     newest = line.newest()
     if newest is not None and newest != deployment_id:
@@ -172,6 +194,12 @@ def _accept_and_run(
     if not lock.acquire(deployment_id):
         metrics.LOCK_WAITS.inc()
         record_event(rt, recorded, "waiting_for_lock", holder=lock.holder())
+        raise self.retry(countdown=rt.settings.lock_wait_seconds)
+    if not _take_cluster_slot(rt, recorded, lock.key):
+        # The cluster runs as many deployments as the policy allows: let the service go (a newer
+        # request for it may supersede this one meanwhile) and look again later, holding no process.
+        lock.release(deployment_id)
+        record_event(rt, recorded, "waiting_for_cluster_slot", cluster=recorded.cluster)
         raise self.retry(countdown=rt.settings.lock_wait_seconds)
     line.leave(deployment_id)
     stages, idle = plan_stages(stages, recorded.request)
@@ -193,6 +221,19 @@ def _accept_and_run(
     except Ignore:  # raised by Task.on_replace once the chain is on the broker
         _mark_chain_published(rt, deployment_id)
         raise
+
+
+def _take_cluster_slot(rt: Runtime, state: PipelineState, lock_key: str) -> bool:
+    """Return whether the deployment may run now under the policy's per-cluster limit.
+
+    One that already handed over its chain (redelivered) keeps or takes its slot, full or not.
+    """
+    policy = rt.policy
+    limit = policy.cluster_limit(state.cluster) if policy is not None else None
+    if limit is None:
+        return True
+    slots = ClusterSlots(rt.redis, state.cluster, limit, state.region)
+    return slots.take(state.deployment_id, lock_key, force=state.chain_started)
 
 
 def _chain_published(rt: Runtime, deployment_id: str) -> bool:

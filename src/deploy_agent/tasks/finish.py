@@ -10,6 +10,7 @@ from deploy_agent.core.outcome import Phase
 from deploy_agent.core.releases import family_of, plan_revision_cleanup
 from deploy_agent.core.state import PipelineState
 from deploy_agent.tasks import metrics, steps
+from deploy_agent.tasks.approval import book_for
 from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.revisions import register_kwargs_of
 from deploy_agent.tasks.runtime import Runtime
@@ -30,6 +31,9 @@ def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
         # now, or the service stays locked until the TTL. Compare-and-delete: never someone else's.
         _let_go(rt, state)
         return store.result(deployment_id)
+    if state.awaiting_approval:
+        # Ended while it waited (its deadline, a lost lock): nobody may decide on it any more.
+        state.approval = book_for(rt).expire(deployment_id, rt.now()) or state.approval
     state.finished_at = rt.now()
     result = steps.build_result(state)
     payload = result.model_dump(mode="json")
@@ -59,8 +63,8 @@ def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
 
 def _let_go(rt: Runtime, state: PipelineState) -> None:
     """Release the service's lock if this deployment still holds it, and leave its waiting line."""
-    held = rt.lock(state.cluster, state.service).release(state.deployment_id)
-    WaitingLine(rt.redis, state.cluster, state.service).leave(state.deployment_id)
+    held = rt.lock(state.cluster, state.service, state.region).release(state.deployment_id)
+    WaitingLine(rt.redis, state.cluster, state.service, state.region).leave(state.deployment_id)
     if held:  # the service is in flight for whoever holds it: only its holder stops tracking it
         rt.services(state.region).untrack(state.cluster, state.service)
 
@@ -88,7 +92,7 @@ def _definition(rt: Runtime, state: PipelineState) -> dict[str, Any] | None:
 def _note_release(rt: Runtime, state: PipelineState) -> None:
     """Record the good release and deregister our old revisions that nothing needs any more."""
     assert state.task_definition_arn is not None
-    ledger = ReleaseLedger(rt.redis, rt.settings.keep_releases)
+    ledger = ReleaseLedger(rt.redis, rt.settings.keep_releases, state.region)
     ledger.record(
         state.cluster,
         state.service,

@@ -55,7 +55,7 @@ def run_locally(
     if rt.notifier is None:
         rt.notifier = deliver_now  # no broker here: tell webhooks directly
     record_event(rt, state, "accepted", strategy=state.strategy)
-    lock = rt.lock(state.cluster, state.service)
+    lock = rt.lock(state.cluster, state.service, state.region)
     while not lock.acquire(deployment_id):
         record_event(rt, state, "waiting_for_lock", holder=lock.holder())
         flush()

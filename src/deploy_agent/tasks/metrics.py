@@ -48,7 +48,7 @@ ZERO_DOWNTIME = Counter(
     "deploy_agent_zero_downtime_checks", "Traffic shifts checked for dropped requests, by result.", ["result"]
 )
 
-OUTCOMES = ("succeeded", "rolled_back", "failed", "timed_out", "rejected", "superseded")
+OUTCOMES = ("succeeded", "rolled_back", "failed", "timed_out", "rejected", "superseded", "denied")
 TRIGGERS = ("circuit_breaker", "ecs_rollback", "health_check", "deadline", "alarm", "error", "manual")
 STAGES = ("preflight", "build", "push", "register", "deploy", "healthcheck", "rollback", "finalize")
 

@@ -25,6 +25,7 @@ from deploy_agent.adapters.ecs import EcsApi
 from deploy_agent.adapters.elb import ElbApi
 from deploy_agent.adapters.health import HttpProber
 from deploy_agent.adapters.logs import LogsApi
+from deploy_agent.adapters.outbound import Outbound
 from deploy_agent.adapters.traffic_probe import TrafficProbe
 from deploy_agent.adapters.webhook import WebhookSender
 from deploy_agent.core.state import utcnow
@@ -48,8 +49,9 @@ class Runtime:
     now: Callable[[], datetime] = utcnow
     _aws: dict[str, AwsClients] = field(default_factory=dict)
     _docker: DockerBuilder | None = None
-    prober: HttpProber = field(default_factory=HttpProber)
-    webhooks: WebhookSender = field(default_factory=WebhookSender)
+    _prober: HttpProber | None = None
+    _webhooks: WebhookSender | None = None
+    _outbound: Outbound | None = None
     #: how events reach webhooks: None means through the ``deploy_agent.notify`` task
     notifier: Callable[[Iterable[str], Mapping[str, Any]], None] | None = None
 
@@ -65,11 +67,34 @@ class Runtime:
         return self._policy
 
     @property
+    def outbound(self) -> Outbound:
+        """Where URLs a message names may go: the policy's ``outbound`` rules (no policy: anything
+        but link-local); the worker's own webhook URLs are the operator's and are not held to them."""
+        if self._outbound is None:
+            policy = self.policy
+            self._outbound = Outbound(
+                policy.outbound if policy is not None else None, trusted_urls=self.settings.webhook_urls
+            )
+        return self._outbound
+
+    @property
+    def prober(self) -> HttpProber:
+        if self._prober is None:
+            self._prober = HttpProber(self.outbound)
+        return self._prober
+
+    @property
+    def webhooks(self) -> WebhookSender:
+        if self._webhooks is None:
+            self._webhooks = WebhookSender(self.outbound)
+        return self._webhooks
+
+    @property
     def store(self) -> DeploymentStore:
         return DeploymentStore(self.redis, self.settings.result_ttl_seconds, self.settings.event_history)
 
-    def lock(self, cluster: str, service: str) -> ServiceLock:
-        return ServiceLock(self.redis, cluster, service, self.settings.lock_ttl_seconds)
+    def lock(self, cluster: str, service: str, region: str) -> ServiceLock:
+        return ServiceLock(self.redis, cluster, service, self.settings.lock_ttl_seconds, region)
 
     def aws(self, region: str) -> AwsClients:
         if region not in self._aws:
@@ -101,7 +126,9 @@ class Runtime:
         return CloudWatchApi(self.aws(region))
 
     def traffic_probe(self, url: str) -> TrafficProbe:
-        return TrafficProbe(url, rate_per_second=self.settings.zero_downtime_rate_per_second)
+        return TrafficProbe(
+            url, rate_per_second=self.settings.zero_downtime_rate_per_second, outbound=self.outbound
+        )
 
     @property
     def docker(self) -> DockerBuilder:
@@ -110,7 +137,7 @@ class Runtime:
 
             base_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
             api = docker.APIClient(base_url=base_url, timeout=DOCKER_TIMEOUT_SECONDS, version="auto")
-            self._docker = DockerBuilder(api)
+            self._docker = DockerBuilder(api, network=self.settings.build_network)
         return self._docker
 
 
@@ -152,8 +179,10 @@ def _redis_pool(url: str, ssl_ca_certs: str | None) -> redis.ConnectionPool:
         ),
         "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
     }
-    if url.startswith("rediss://") and ssl_ca_certs:
-        options["ssl_ca_certs"] = ssl_ca_certs
+    if url.startswith("rediss://"):
+        options["ssl_check_hostname"] = True  # redis-py 5 does not check it unless told to
+        if ssl_ca_certs:
+            options["ssl_ca_certs"] = ssl_ca_certs
     return redis.ConnectionPool.from_url(url, **options)
 
 

@@ -19,7 +19,9 @@ from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.polling import PollPolicy
 from deploy_agent.core.state import PipelineState, StageState
 from deploy_agent.strategies import Progress, Run, strategy_for
+from deploy_agent.strategies.approval import GATE, POLL
 from deploy_agent.tasks import finish, metrics, retries, revisions, steps
+from deploy_agent.tasks.approval import book_for
 from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.fence import LOCK_LOST, LockLost, StepMutex, fence_for, fenced
 from deploy_agent.tasks.preflight import preflight
@@ -44,10 +46,10 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
         shown = {k: v for k, v in fields.items() if v is not None}
         log.info("%s %s", kind, shown, extra={"deployment_id": state.deployment_id, "stage": stage})
 
-    lock = rt.lock(state.cluster, state.service)
+    lock = rt.lock(state.cluster, state.service, state.region)
     fence = fence_for(lock, state.cluster, state.service, state.deployment_id)
     ecs = fenced(rt.services(state.region), fence)
-    ledger = ReleaseLedger(rt.redis, rt.settings.keep_releases)
+    ledger = ReleaseLedger(rt.redis, rt.settings.keep_releases, state.region)
     return Run(
         state=state,
         ecs=ecs,
@@ -69,6 +71,9 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run:
             "on_zero_downtime": lambda report: metrics.ZERO_DOWNTIME.labels(
                 "failed" if report.failures else "ok"
             ).inc(),
+            # no policy, no approvals ever (strategies.approval)
+            GATE: book_for(rt) if rt.policy is not None else None,
+            POLL: rt.settings.approval_poll_seconds,
         },
         elb=fenced(rt.elb(state.region), fence),
         alarms=rt.alarms(state.region),

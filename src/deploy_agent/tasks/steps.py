@@ -11,11 +11,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from deploy_agent.adapters.docker_builder import DockerfileOutsideContext, confine_dockerfile
 from deploy_agent.adapters.ecr import Repository, registry_for_push
+from deploy_agent.adapters.outbound import mask_url
 from deploy_agent.core.errors import PreflightFailed, PushFailed, RequestRejected
 from deploy_agent.core.health import Probe, assess_health
 from deploy_agent.core.image_tags import decide_tag_push, is_tag_immutable
-from deploy_agent.core.outcome import Failure, Phase, Trigger, decide_outcome
+from deploy_agent.core.outcome import APPROVAL_TIMED_OUT, DENIED, Failure, Phase, Trigger, decide_outcome
 from deploy_agent.core.polling import expected_duration
 from deploy_agent.core.state import PipelineState, ProbeState, StageState
 from deploy_agent.core.taskdef import (
@@ -34,18 +36,29 @@ from deploy_agent.tasks.store import ReleaseLedger
 log = logging.getLogger("deploy_agent.pipeline")
 
 PROBES_KEPT = 20
+#: failures an approval decided: nothing on production was touched, so the result names no rollback
+APPROVAL_ENDINGS = (DENIED, APPROVAL_TIMED_OUT)
 #: every revision we register carries the deployment that made it
 DEPLOYMENT_TAG = "deploy-agent:deployment-id"
 
 
-def resolve_build_context(build_root: Path, context: str) -> Path:
-    """Return the build context as a directory under ``build_root``, or reject the message."""
+def resolve_build_context(build_root: Path, context: str, dockerfile: str | None = None) -> Path:
+    """Return the build context as a directory under ``build_root``, or reject the message; with
+    ``dockerfile``, reject it too unless it names a file inside that context (no symlink out)."""
     try:
-        return _resolve_build_context(build_root, context)
+        resolved = _resolve_build_context(build_root, context)
     except (ValueError, OSError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
         if isinstance(exc, RequestRejected):
             raise
         raise _context_rejected(f"is not a usable path ({type(exc).__name__})") from None
+    if dockerfile is not None:
+        try:
+            confine_dockerfile(resolved, dockerfile)
+        except DockerfileOutsideContext as exc:
+            raise RequestRejected(
+                f"invalid DeployToECSTask: {exc}", [{"field": "build.dockerfile", "problem": exc.problem}]
+            ) from None
+    return resolved
 
 
 def _resolve_build_context(build_root: Path, context: str) -> Path:
@@ -72,7 +85,7 @@ def build(rt: Runtime, run: Run) -> Progress:
     if request.build is None or request.image.repository is None:
         return Progress.skip()
     spec = request.build
-    context = resolve_build_context(rt.settings.build_root, spec.context)
+    context = resolve_build_context(rt.settings.build_root, spec.context, spec.dockerfile)
     tag = request.image.tag or state.deployment_id
     local = f"{request.image.repository}:{tag}"
 
@@ -214,7 +227,7 @@ def register(rt: Runtime, run: Run) -> Progress:
     kwargs["tags"] = [*tags, {"key": DEPLOYMENT_TAG, "value": state.deployment_id}]
     registered = ecs.register_task_definition(kwargs)
     state.task_definition_arn = str(registered["taskDefinitionArn"])
-    ledger = ReleaseLedger(rt.redis, rt.settings.keep_releases)
+    ledger = ReleaseLedger(rt.redis, rt.settings.keep_releases, state.region)
     ledger.remember_registered(str(registered["family"]), state.task_definition_arn)
     # How long this service's recent rollouts took: the deploy stage aims its first look there.
     state.expected_rollout_seconds = expected_duration(
@@ -278,7 +291,7 @@ def healthcheck(rt: Runtime, run: Run) -> Progress:
         why = last.error or f"status {last.status}, expected {spec.get('expected_status', 200)}"
         state.fail(
             "health_check_failed",
-            f"health check of {spec['url']} failed "
+            f"health check of {mask_url(spec['url'])} failed "
             f"{spec.get('unhealthy_threshold', 3)} times in a row: {why}",
             Trigger.HEALTH_CHECK,
         )
@@ -316,6 +329,21 @@ def _in_order(state: PipelineState) -> list[StageState]:
     return sorted(state.stages, key=lambda s: order.index(s.name) if s.name in order else len(order))
 
 
+def _approval(state: PipelineState) -> dict[str, Any] | None:
+    """The result's ``approval``: the rule, the times, the decision and who made it (None: none needed)."""
+    approval = state.approval
+    if approval is None:
+        return None
+    return {
+        "rule": approval.rule,
+        "requested_at": approval.requested_at,
+        "decided_at": approval.decided_at,
+        "decision": approval.decision or "timed_out",
+        "approver": approval.approver,
+        "reason": approval.reason,
+    }
+
+
 def build_result(state: PipelineState) -> DeploymentResult:
     """Return the final DeploymentResult for a state whose stages have all run."""
     failure: Failure | None = state.failure.as_failure() if state.failure else None
@@ -329,7 +357,12 @@ def build_result(state: PipelineState) -> DeploymentResult:
             "reason": f"rollback requested by {state.request.get('requested_by') or 'an operator'}",
             "to_task_definition_arn": state.task_definition_arn,
         }
-    elif failure is not None and touched and (state.rollback_requested or state.ecs_rolled_back):
+    elif (
+        failure is not None
+        and touched
+        and (state.rollback_requested or state.ecs_rolled_back)
+        and failure.type not in APPROVAL_ENDINGS  # production untouched: only the new release removed
+    ):
         rollback = {
             "trigger": str(failure.trigger),
             "reason": failure.message,
@@ -358,6 +391,7 @@ def build_result(state: PipelineState) -> DeploymentResult:
             "error": None if failure is None else {"type": failure.type, "message": failure.message},
             "errors": state.rejections,
             "zero_downtime": state.zero_downtime,
+            "approval": _approval(state),
             "requested_by": state.request.get("requested_by"),
             "labels": state.request.get("labels") or {},
         }

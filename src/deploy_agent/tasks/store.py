@@ -5,7 +5,7 @@ Keys (all under ``deploy-agent:``)::
     deployment:<id>        JSON of the pipeline state (see ``tasks.state.PipelineState``)
     events:<id>            list of JSON progress events, oldest first
     result:<id>            JSON of the final DeploymentResult
-    lock:<cluster>/<svc>   the per-service lock; its value is the deployment id holding it
+    lock:<region>:<cluster>/<svc>   the per-service lock; its value is the deployment id holding it
     recent                 sorted set of deployment ids by start time
 """
 
@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 import redis
+
+from deploy_agent.tasks.scrub import scrub_release, scrub_state
 
 PREFIX = "deploy-agent:"
 
@@ -61,7 +63,7 @@ class DeploymentStore:
     def create(self, deployment_id: str, state: Mapping[str, Any]) -> bool:
         """Record a new deployment; False when the id was seen before (idempotency)."""
         created = self._r.set(
-            self._key("deployment", deployment_id), json.dumps(state), nx=True, ex=self._ttl
+            self._key("deployment", deployment_id), json.dumps(scrub_state(state)), nx=True, ex=self._ttl
         )
         if created:
             self._r.zadd(PREFIX + "recent", {deployment_id: time.time()})
@@ -73,8 +75,11 @@ class DeploymentStore:
         return None if raw is None else cast(dict[str, Any], json.loads(cast(bytes, raw)))
 
     def save(self, deployment_id: str, state: Mapping[str, Any]) -> None:
-        """Overwrite the stored state (the pipeline has one writer at a time: the lock holder)."""
-        self._r.set(self._key("deployment", deployment_id), json.dumps(state), ex=self._ttl)
+        """Overwrite the stored state (the pipeline has one writer at a time: the lock holder).
+
+        Environment and build-arg values are dropped once no stage needs them (``tasks.scrub``).
+        """
+        self._r.set(self._key("deployment", deployment_id), json.dumps(scrub_state(state)), ex=self._ttl)
 
     # --- events --------------------------------------------------------------------------------
     def append_event(self, deployment_id: str, event: Mapping[str, Any]) -> None:
@@ -116,10 +121,13 @@ class ServiceLock:
     through ``fence`` before every step and every mutating AWS call, and stops when that fails.
     """
 
-    def __init__(self, client: redis.Redis, cluster: str, service: str, ttl_seconds: int) -> None:
+    def __init__(
+        self, client: redis.Redis, cluster: str, service: str, ttl_seconds: int, region: str
+    ) -> None:
         self._r = client
-        self.key = f"{PREFIX}lock:{cluster}/{service}"
-        self.last_key = f"{PREFIX}lock-last:{cluster}/{service}"
+        # Same-named services in two regions are two services: the region is part of the key.
+        self.key = f"{PREFIX}lock:{region}:{cluster}/{service}"
+        self.last_key = f"{PREFIX}lock-last:{region}:{cluster}/{service}"
         self._ttl_ms = ttl_seconds * 1000
 
     def acquire(self, token: str) -> bool:
@@ -160,9 +168,9 @@ class WaitingLine:
     deploying a release that a newer request replaces only delays the newer one.
     """
 
-    def __init__(self, client: redis.Redis, cluster: str, service: str) -> None:
+    def __init__(self, client: redis.Redis, cluster: str, service: str, region: str) -> None:
         self._r = client
-        self.key = f"{PREFIX}waiting:{cluster}/{service}"
+        self.key = f"{PREFIX}waiting:{region}:{cluster}/{service}"
 
     def join(self, deployment_id: str, accepted_at: float) -> None:
         self._r.zadd(self.key, {deployment_id: accepted_at}, nx=True)
@@ -176,20 +184,76 @@ class WaitingLine:
         return newest[0].decode() if newest else None
 
 
+#: KEYS[1] the cluster's slots (sorted set: deployment id -> time taken), KEYS[2] each holder's
+#: service-lock key (hash). ARGV: deployment id, its lock key, the limit, now, force (1: take a slot
+#: even when full, for a deployment that already runs), the result key prefix. A holder whose
+#: result is stored (finished) or whose service lock it no longer holds (finished, or its worker
+#: died and the lock lapsed) is pruned first, so a crashed deployment does not keep a slot.
+_TAKE_SLOT = """
+for _, member in ipairs(redis.call('zrange', KEYS[1], 0, -1)) do
+  local lock = redis.call('hget', KEYS[2], member)
+  if member ~= ARGV[1] and (redis.call('exists', ARGV[6] .. member) == 1
+      or not lock or redis.call('get', lock) ~= member) then
+    redis.call('zrem', KEYS[1], member) redis.call('hdel', KEYS[2], member)
+  end
+end
+if redis.call('zscore', KEYS[1], ARGV[1]) or ARGV[5] == '1'
+    or redis.call('zcard', KEYS[1]) < tonumber(ARGV[3]) then
+  redis.call('zadd', KEYS[1], 'NX', ARGV[4], ARGV[1]) redis.call('hset', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('expire', KEYS[1], 604800) redis.call('expire', KEYS[2], 604800)
+  return 1
+end
+return 0
+"""
+
+
+class ClusterSlots:
+    """At most N deployments at once in one cluster (the operator's policy): one slot per deployment.
+
+    A deployment takes a slot while it holds its service's lock; the slot goes with the lock (a
+    holder that no longer holds its lock, or whose result is stored, is pruned on the next take),
+    and ``release`` frees it at once.
+    """
+
+    def __init__(self, client: redis.Redis, cluster: str, limit: int, region: str = "") -> None:
+        self._r = client
+        self.key = f"{PREFIX}cluster-slots:{region}:{cluster}"
+        self.locks_key = f"{PREFIX}cluster-slot-locks:{region}:{cluster}"
+        self._limit = limit
+
+    def take(self, deployment_id: str, lock_key: str, *, force: bool = False) -> bool:
+        """Take a slot for ``deployment_id`` (True also when it has one); ``force``: even when full."""
+        args = (deployment_id, lock_key, str(self._limit), str(time.time()), "1" if force else "0")
+        keys = (self.key, self.locks_key)
+        return int(cast(int, self._r.eval(_TAKE_SLOT, 2, *keys, *args, PREFIX + "result:"))) == 1
+
+    def release(self, deployment_id: str) -> None:
+        pipe = self._r.pipeline()
+        pipe.zrem(self.key, deployment_id)
+        pipe.hdel(self.locks_key, deployment_id)
+        pipe.execute()
+
+    def holders(self) -> list[str]:
+        return [m.decode() for m in cast(list[bytes], self._r.zrange(self.key, 0, -1))]
+
+
 class ReleaseLedger:
     """The last N good releases of each service, newest first: what a manual rollback can go back to.
 
-    Task-definition revisions named here are never deregistered by the cleanup.
+    Task-definition revisions named here are never deregistered by the cleanup. Kept per region
+    (``region``): same-named services in two regions have two ledgers. Stored definitions hold no
+    environment values (``tasks.scrub``).
     """
 
-    def __init__(self, client: redis.Redis, keep: int) -> None:
+    def __init__(self, client: redis.Redis, keep: int, region: str) -> None:
         self._r = client
         self._keep = keep
+        self._region = region
 
     def record(self, cluster: str, service: str, release: Mapping[str, Any]) -> None:
         key = self._key(cluster, service)
         pipe = self._r.pipeline()
-        pipe.lpush(key, json.dumps(release))
+        pipe.lpush(key, json.dumps(scrub_release(release)))
         pipe.ltrim(key, 0, self._keep - 1)
         pipe.execute()
 
@@ -203,21 +267,25 @@ class ReleaseLedger:
         Kept so a rollback can register the revision again after it was deregistered and deleted.
         """
         for release in self.releases(cluster, service):
-            if release.get("task_definition_arn") == task_definition_arn and release.get("register_kwargs"):
-                return dict(release["register_kwargs"])
+            if release.get("task_definition_arn") != task_definition_arn:
+                continue
+            if not release.get("register_kwargs"):
+                continue
+            if release.get("environment_values_dropped"):
+                return None  # registering it again would start its containers without their environment
+            return dict(release["register_kwargs"])
         return None
 
     def remember_registered(self, family: str, task_definition_arn: str) -> None:
         """Note a revision we registered: only ours are ever candidates for cleanup."""
-        self._r.rpush(f"{PREFIX}registered:{family}", task_definition_arn)
+        self._r.rpush(f"{PREFIX}registered:{self._region}:{family}", task_definition_arn)
 
     def registered(self, family: str) -> list[str]:
-        raw = cast(list[bytes], self._r.lrange(f"{PREFIX}registered:{family}", 0, -1))
+        raw = cast(list[bytes], self._r.lrange(f"{PREFIX}registered:{self._region}:{family}", 0, -1))
         return [item.decode() for item in raw]
 
     def forget_registered(self, family: str, task_definition_arn: str) -> None:
-        self._r.lrem(f"{PREFIX}registered:{family}", 0, task_definition_arn)
+        self._r.lrem(f"{PREFIX}registered:{self._region}:{family}", 0, task_definition_arn)
 
-    @staticmethod
-    def _key(cluster: str, service: str) -> str:
-        return f"{PREFIX}ledger:{cluster}/{service}"
+    def _key(self, cluster: str, service: str) -> str:
+        return f"{PREFIX}ledger:{self._region}:{cluster}/{service}"

@@ -54,10 +54,17 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": {"deploy_agent.*": {"queue": settings.queue}},
         "task_track_started": True,
         "result_expires": settings.result_ttl_seconds,
-        "result_extended": True,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Nothing of the message is kept in Redis by Celery: results hold no task arguments, and no
+        # task events are sent (their ``kwargsrepr`` is the message, set by the publisher, and goes to
+        # every subscriber). Progress is in the state Redis, metrics and the status server instead.
+        "result_extended": False,
+        "worker_send_task_events": False,
+        "task_send_sent_event": False,
+        # Shutdown, revoke and rate-limit commands over the broker: off unless the operator turns it on.
+        "worker_enable_remote_control": settings.remote_control,
         "worker_hijack_root_logger": False,
+        # A message the consumer cannot decode ends rejected instead of being dropped without a result.
+        "worker_consumer": "deploy_agent.worker.signals:RejectingConsumer",
         # SIGTERM: stop taking messages, give running stages this long to finish, then requeue them.
         "worker_soft_shutdown_timeout": settings.soft_shutdown_seconds,
         "worker_enable_soft_shutdown_on_idle": True,
@@ -74,11 +81,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 def _tls(settings: Settings) -> dict[str, Any]:
-    """TLS options for rediss:// URLs: verify the server against the configured CA."""
+    """TLS options for rediss:// URLs: verify the server against the configured CA and its host name."""
     import ssl
 
     options: dict[str, Any] = {}
-    ca = {"ssl_cert_reqs": ssl.CERT_REQUIRED, "ssl_ca_certs": settings.redis_ssl_ca_certs}
+    ca = {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        "ssl_ca_certs": settings.redis_ssl_ca_certs,
+        # redis-py 5 does not check the certificate's host name unless told to
+        "ssl_check_hostname": True,
+    }
     if settings.broker_url.startswith("rediss://"):
         options["broker_use_ssl"] = ca
     if settings.result_backend.startswith("rediss://"):

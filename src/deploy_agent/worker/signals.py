@@ -1,4 +1,5 @@
-"""Celery signal handlers: our logging, the host's HTTP server, multiprocess metric files."""
+"""Celery signal handlers (our logging, the policy check at start, the host's HTTP server,
+multiprocess metric files) and the worker's consumer (a message it cannot decode ends ``rejected``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from celery import states
 from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.worker.consumer import Consumer
 
 from deploy_agent.worker.logging import configure_logging
 
@@ -36,6 +39,42 @@ def _zero_metrics(**_: Any) -> None:
     metrics.initialize_labels(tuple(strategy_names()))
 
 
+@worker_init.connect
+def _check_policy(**_: Any) -> None:
+    """Before the pool forks: refuse to start with a policy file that cannot be read or is invalid."""
+    from deploy_agent.models.policy import PolicyError, load_policy
+    from deploy_agent.worker.settings import Settings
+
+    path = Settings().policy
+    if path is None:
+        return
+    try:
+        load_policy(path)
+    except PolicyError as exc:
+        log.critical("the worker does not start: %s", exc)
+        # SystemExit, not an Exception: Celery logs and ignores a signal handler's exceptions.
+        raise SystemExit(f"deploy-agent: {exc}") from None
+
+
+@worker_ready.connect
+def _log_policy(**_: Any) -> None:
+    """Say once, at start (logging is set up by now), which policy the worker enforces, if any."""
+    from deploy_agent.models.policy import load_policy
+    from deploy_agent.worker.settings import Settings
+
+    path = Settings().policy
+    if path is None:
+        log.warning("no policy set (DEPLOY_AGENT_POLICY): publishers may deploy anything")
+        return
+    policy = load_policy(path)
+    log.info(
+        "enforcing the policy %s (%d approval rule(s), cluster limits: %s)",
+        path,
+        len(policy.approvals),
+        "yes" if policy.cluster_limits or policy.max_concurrent_deployments_per_cluster else "none",
+    )
+
+
 @worker_ready.connect
 def _serve_http(**_: Any) -> None:
     """Start the host's HTTP server (metrics, status page, JSON API) in this, the main, process."""
@@ -47,7 +86,8 @@ def _serve_http(**_: Any) -> None:
 
     global _http
     host = os.environ.get("DEPLOY_AGENT_METRICS_HOST", "127.0.0.1")
-    _http = StatusServer(host, port, store=lambda: get_runtime().store).start()
+    options = StatusServer.options(get_runtime().settings)  # Host check, token, thread bound
+    _http = StatusServer(host, port, store=lambda: get_runtime().store, **options).start()
     log.info("metrics on %s/metrics, status page on %s/status", _http.url, _http.url)
 
 
@@ -72,3 +112,56 @@ def prepare_multiprocess_dir(path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
         stale.unlink()
+
+
+#: the tasks whose publishers wait for a DeploymentResult
+_RESULT_TASKS = frozenset({"deploy_agent.deploy", "deploy_agent.rollback"})
+
+
+class RejectingConsumer(Consumer):  # type: ignore[misc]
+    """The worker's consumer (``worker_consumer``): a message it cannot decode ends ``rejected``.
+
+    Celery's own consumer logs a message its JSON decoder refuses (nested about 1000 deep, or not
+    JSON at all), with the start of its body, and drops it: no result is ever stored and the
+    publisher's ``get()`` waits forever. Here the message's task id gets a ``rejected``
+    DeploymentResult, the rejection is counted, and the body is never logged (it may hold secrets).
+    """
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        headers = message.headers if isinstance(getattr(message, "headers", None), dict) else {}
+        task_id, task = headers.get("id"), headers.get("task")
+        log.error(
+            "rejected a message that cannot be decoded (%s, content type %s): %s",
+            task if isinstance(task, str) else "no task name",
+            message.content_type,
+            _decode_problem(exc),
+        )
+        if isinstance(task_id, str) and task in _RESULT_TASKS:
+            try:
+                _store_undecodable(self.app, task_id, _decode_problem(exc))
+            except Exception:  # the backend is down: the message is dropped as Celery would
+                log.exception("could not store the rejected result of task %s", task_id)
+        message.ack()
+
+
+def _decode_problem(exc: BaseException) -> str:
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, RecursionError):
+            return "the message is nested too deeply to decode"
+        cause = cause.__cause__ or cause.__context__
+    return "the message body is not valid JSON"
+
+
+def _store_undecodable(app: Any, task_id: str, problem: str) -> None:
+    from deploy_agent.core.errors import RequestRejected
+    from deploy_agent.core.state import utcnow
+    from deploy_agent.models import DeploymentResult
+    from deploy_agent.tasks import metrics
+
+    exc = RequestRejected(
+        f"invalid DeployToECSTask: 1 problem: (message): {problem}", [{"field": "", "problem": problem}]
+    )
+    result = DeploymentResult.rejected(None, exc, utcnow())
+    app.backend.store_result(task_id, result.model_dump(mode="json"), states.SUCCESS)
+    metrics.DEPLOYMENTS.labels("unknown", "rejected").inc()

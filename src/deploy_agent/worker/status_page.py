@@ -34,7 +34,7 @@ def summarize_deployment(state: PipelineState, now: datetime) -> dict[str, Any]:
         "cluster": state.cluster,
         "service": state.service,
         "strategy": state.strategy,
-        "phase": str(state.phase),
+        "phase": "awaiting_approval" if state.awaiting_approval else str(state.phase),
         "outcome": state.outcome or RUNNING,
         "started_at": state.started_at.isoformat(),
         "finished_at": state.finished_at.isoformat() if state.finished_at else None,
