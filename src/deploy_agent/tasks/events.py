@@ -13,7 +13,7 @@ from typing import Any
 
 from celery import Task, current_app, shared_task
 
-from deploy_agent.adapters.webhook import NotificationFailed, WebhookSender
+from deploy_agent.adapters.webhook import NotificationFailed
 from deploy_agent.core.state import PipelineState
 from deploy_agent.tasks.runtime import Runtime, get_runtime
 
@@ -69,8 +69,11 @@ def publish_notifications(urls: Iterable[str], payload: Mapping[str, Any]) -> No
 
 
 def deliver_now(urls: Iterable[str], payload: Mapping[str, Any]) -> None:
-    """Deliver synchronously, once each, logging failures (the in-process runner's notifier)."""
-    sender = WebhookSender()
+    """Deliver synchronously, once each, logging failures (the in-process runner's notifier).
+
+    Through the runtime's sender, so a message's webhooks obey the policy's outbound rules here too.
+    """
+    sender = get_runtime().webhooks
     for url in urls:
         try:
             sender.post(url, payload)
