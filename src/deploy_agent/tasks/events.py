@@ -19,8 +19,19 @@ from deploy_agent.tasks.runtime import Runtime, get_runtime
 
 log = logging.getLogger("deploy_agent.notify")
 
+#: events webhooks hear about; a deployment that waits for a human says so (a chat hook can ask)
 NOTIFIED = frozenset(
-    {"started", "stage_finished", "traffic_shifted", "rollback_started", "rollback_finished", "finished"}
+    {
+        "started",
+        "stage_finished",
+        "traffic_shifted",
+        "rollback_started",
+        "rollback_finished",
+        "finished",
+        "awaiting_approval",
+        "approved",
+        "denied",
+    }
 )
 NOTIFY_ATTEMPTS = 4
 
