@@ -14,6 +14,7 @@ Deregistration, draining, counts and rollout states are as for real tasks.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,6 +41,9 @@ from .tasks import (
 
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 KILLED = 137  # SIGKILL: how a container the scheduler stops ends
+
+
+log = logging.getLogger("deploy_agent.sandbox.tasks")
 
 
 @dataclass(frozen=True)
@@ -235,6 +239,7 @@ class TaskRunner:
         if any(state is None for state in mine.values()):
             return  # started after this tick's look at Docker
         if any(state is not None and not state.running for state in mine.values()):
+            self._log_exit(record, mine)
             self.fail(record, "Essential container in task exited", "EssentialContainerExited", states)
             return
         if record.targets:
@@ -297,6 +302,26 @@ class TaskRunner:
             )
             record.targets.append((tg_arn, target_id))
             events.append(f"(service {record.service_name}) registered 1 targets in (target-group {tg_arn})")
+
+    def _log_exit(self, record: TaskRecord, mine: dict[str, ContainerState | None]) -> None:
+        """Log an exited container's exit code and last lines (what CloudWatch Logs would hold)."""
+        for name, state in mine.items():
+            if state is None or state.running:
+                continue
+            container_id = record.container_ids[name]
+            try:
+                tail = self.runner.client.api.logs(container_id, tail=5).decode(errors="replace")
+            except Exception as error:
+                tail = f"(no logs: {error})"
+            log.warning(
+                "task %s of %s: container %s exited (code %s) on port %s: %s",
+                record.task_id[:8],
+                record.service_name,
+                name,
+                state.exit_code,
+                record.ports.get(name),
+                tail.strip()[-500:],
+            )
 
     def fail(
         self, record: TaskRecord, reason: str, stop_code: str, states: dict[str, ContainerState]
