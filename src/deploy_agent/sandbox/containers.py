@@ -161,7 +161,9 @@ class ContainerRunner:
     def states(self) -> dict[str, ContainerState]:
         """Return the state of every container of this runner, by container id."""
         summaries = self.client.api.containers(all=True, filters={"label": f"{LABEL}={self.instance}"})
-        return {str(s["Id"]): _state_of(s) for s in summaries}
+        # A container listed between its create and its start is "created": not started yet, not exited
+        # (a loaded host widens that window; counting it as exited failed healthy tasks at start).
+        return {str(s["Id"]): _state_of(s) for s in summaries if s.get("State") != "created"}
 
     def remove(self, container_id: str) -> None:
         """Kill and remove one container (gone already is fine)."""
@@ -175,5 +177,5 @@ class ContainerRunner:
 
     def remove_all(self) -> None:
         """Kill and remove every container this runner started."""
-        for container_id in self.states():
-            self.remove(container_id)
+        for summary in self.client.api.containers(all=True, filters={"label": f"{LABEL}={self.instance}"}):
+            self.remove(str(summary["Id"]))
