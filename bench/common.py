@@ -46,8 +46,8 @@ from celery import Celery
 from deploy_agent.sandbox import Sandbox
 from deploy_agent.sandbox.redis_server import LocalRedis
 from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
+from deploy_agent.settings import Settings
 from deploy_agent.worker.app import create_app
-from deploy_agent.worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -326,8 +326,8 @@ class Bench:
 
     def start_worker(self) -> None:
         from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
+        from deploy_agent.settings import Settings
         from deploy_agent.worker.app import create_app
-        from deploy_agent.worker.settings import Settings
 
         class ProductDefaults(StackConfig):
             """The stack's environment without the poll interval: the worker keeps its own default."""

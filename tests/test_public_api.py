@@ -9,8 +9,8 @@ import pytest
 
 import deploy_agent
 from deploy_agent.cli import main
+from deploy_agent.settings import Settings
 from deploy_agent.worker.app import celery_config
-from deploy_agent.worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,8 +26,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     prepare_multiprocess_dir(metrics_dir)
     if args.metrics_port is not None:
         os.environ["DEPLOY_AGENT_METRICS_PORT"] = str(args.metrics_port)
+    from deploy_agent.settings import Settings
     from deploy_agent.worker.app import app
-    from deploy_agent.worker.settings import Settings
 
     argv = [
         "worker",

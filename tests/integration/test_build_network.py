@@ -22,8 +22,8 @@ import pytest
 import redis
 
 from deploy_agent.adapters.docker_builder import BuildNetwork, DockerBuilder
+from deploy_agent.settings import Settings
 from deploy_agent.tasks.runtime import Runtime
-from deploy_agent.worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -173,8 +173,8 @@ def test_ledger_keeps_needed_revisions_and_cleans_older_ones(
             "extra_env": {**stack_config.extra_env, "DEPLOY_AGENT_KEEP_RELEASES": "2"},
         }
     )
+    from deploy_agent.settings import Settings
     from deploy_agent.worker.app import create_app
-    from deploy_agent.worker.settings import Settings
 
     own = create_app(
         Settings(

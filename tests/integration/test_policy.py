@@ -24,10 +24,11 @@ import pytest
 import redis
 import requests
 
+from deploy_agent.adapters.redis_locks import ClusterSlots
+from deploy_agent.adapters.redis_store import PREFIX
 from deploy_agent.sandbox.environment import Sandbox, provision_service
 from deploy_agent.sandbox.redis_server import LocalRedis
 from deploy_agent.sandbox.stack import WorkerProcess
-from deploy_agent.tasks.store import PREFIX, ClusterSlots
 from tests.integration.conftest import ACCOUNT, ECR_HOST, unique
 from tests.integration.test_security import IsolatedStack, isolated_stack, prebuilt_release
 

@@ -14,8 +14,8 @@ import requests
 
 from deploy_agent.sandbox.environment import Sandbox, provision_service
 from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
+from deploy_agent.settings import Settings
 from deploy_agent.worker.app import create_app
-from deploy_agent.worker.settings import Settings
 from tests.integration.conftest import REDIS_URL, unique
 from tests.integration.test_rolling import publish, served_version
 

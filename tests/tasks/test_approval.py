@@ -22,13 +22,13 @@ from deploy_agent.cli import main
 from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.state import PipelineState, utcnow
 from deploy_agent.sandbox.redis_server import LocalRedis
+from deploy_agent.settings import Settings
 from deploy_agent.strategies.approval import await_approval
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.tasks import finish
 from deploy_agent.tasks.approval import decide
 from deploy_agent.tasks.runtime import Runtime, set_runtime
 from deploy_agent.tasks.stages import STEPS, advance_stage
-from deploy_agent.worker.settings import Settings
 from deploy_agent.worker.status_page import summarize_deployment
 
 ALICE = "alice@laptop"

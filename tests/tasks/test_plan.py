@@ -17,9 +17,9 @@ import redis
 
 from deploy_agent.sandbox import Sandbox
 from deploy_agent.sandbox.realism import IDEALISED
+from deploy_agent.settings import Settings
 from deploy_agent.tasks.plan import MutationRefused, ReadOnly, plan_request
 from deploy_agent.tasks.runtime import Runtime
-from deploy_agent.worker.settings import Settings
 from tests.sandbox.realism_helpers import playing
 
 READS = ("Describe", "List", "Get")

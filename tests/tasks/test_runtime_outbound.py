@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from deploy_agent.adapters.webhook import NotificationFailed
+from deploy_agent.settings import Settings
 from deploy_agent.tasks.runtime import Runtime
-from deploy_agent.worker.settings import Settings
 
 
 class _Ok(BaseHTTPRequestHandler):

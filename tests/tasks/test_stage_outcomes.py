@@ -16,11 +16,11 @@ from deploy_agent.core.errors import AwsError, AwsThrottled
 from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.state import PipelineState, utcnow
 from deploy_agent.sandbox.redis_server import LocalRedis
+from deploy_agent.settings import Settings
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.tasks import steps
 from deploy_agent.tasks.runtime import Runtime
 from deploy_agent.tasks.stages import advance_stage
-from deploy_agent.worker.settings import Settings
 
 Step = Callable[[Runtime, Run], Progress]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ssl
 
+from deploy_agent.settings import Settings
 from deploy_agent.worker.app import celery_config, create_app
-from deploy_agent.worker.settings import Settings
 
 
 def test_no_task_arguments_in_results_or_events() -> None:

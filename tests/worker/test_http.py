@@ -14,11 +14,11 @@ import redis
 import requests
 from prometheus_client import CollectorRegistry, Counter
 
+from deploy_agent.adapters.redis_store import DeploymentStore
 from deploy_agent.core.outcome import Phase
 from deploy_agent.core.state import PipelineState, StageState
-from deploy_agent.tasks.store import DeploymentStore
+from deploy_agent.settings import Settings
 from deploy_agent.worker.http import StatusServer
-from deploy_agent.worker.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -23,12 +23,12 @@ import redis
 from celery import shared_task
 from pydantic import TypeAdapter
 
+from deploy_agent.adapters.redis_store import PREFIX
 from deploy_agent.core.errors import RequestRejected
 from deploy_agent.core.state import ApprovalState, PipelineState
 from deploy_agent.models.policy import ApprovalRule, Policy
 from deploy_agent.models.request import DEPLOYMENT_ID_PATTERN
 from deploy_agent.tasks.runtime import Runtime, get_runtime
-from deploy_agent.tasks.store import PREFIX
 
 APPROVER_MAX = 256
 TEXT_MAX = 2000

@@ -17,6 +17,8 @@ from typing import Any
 from celery import Task, chain, current_app, shared_task
 from celery.exceptions import Ignore
 
+from deploy_agent.adapters.redis_locks import ClusterSlots
+from deploy_agent.adapters.redis_store import PREFIX, ReleaseLedger, WaitingLine
 from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected, is_transient
 from deploy_agent.core.outcome import Phase, Trigger, plan_stages
 from deploy_agent.core.policy import Violation, check_request, check_rollback, check_target
@@ -28,7 +30,6 @@ from deploy_agent.strategies import strategy_for
 from deploy_agent.tasks import finish, metrics, steps
 from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.runtime import Runtime, get_runtime
-from deploy_agent.tasks.store import PREFIX, ClusterSlots, ReleaseLedger, WaitingLine
 
 log = logging.getLogger("deploy_agent.pipeline")
 

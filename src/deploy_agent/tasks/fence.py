@@ -8,20 +8,16 @@ still this deployment's (``ServiceLock.fence``); when it is not, ``LockLost`` st
 The adapters a strategy gets are wrapped by ``fenced``: every method is fenced except the ones
 named as reads, so a mutating method added later is fenced without anyone remembering to.
 
-``StepMutex`` keeps two copies of one deployment's stage (a chain published twice, a message
-redelivered while its first delivery still runs) from stepping at the same time.
+``adapters.redis_locks.StepMutex`` keeps two copies of one deployment's stage (a chain published
+twice, a message redelivered while its first delivery still runs) from stepping at the same time.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-import redis
-
-from deploy_agent.tasks.store import PREFIX, ServiceLock
+from deploy_agent.adapters.redis_locks import ServiceLock
 
 T = TypeVar("T")
 
@@ -94,28 +90,3 @@ def fenced(adapter: T, fence: Callable[[], None]) -> T:
     if adapter is None:
         return adapter
     return _Fenced(adapter, fence)  # type: ignore[return-value]
-
-
-class StepMutex:
-    """One step of a deployment at a time, across processes: a Redis key with a random owner."""
-
-    _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-
-    def __init__(self, client: redis.Redis, deployment_id: str, ttl_seconds: float) -> None:
-        self._r = client
-        self.key = f"{PREFIX}stepping:{deployment_id}"
-        # A step never outlives the task time limit; a killed one frees the key within it, and
-        # a redelivery comes only after the visibility timeout, which is above that limit.
-        self._ttl_ms = max(1000, int(ttl_seconds * 1000))
-
-    @contextmanager
-    def held(self) -> Iterator[bool]:
-        """Yield whether this caller holds the mutex for the block (False: another copy steps)."""
-        owner = uuid.uuid4().hex
-        if not self._r.set(self.key, owner, nx=True, px=self._ttl_ms):
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            self._r.eval(self._RELEASE, 1, self.key, owner)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from deploy_agent.adapters.redis_store import ReleaseLedger, WaitingLine
 from deploy_agent.core.errors import DeployError
 from deploy_agent.core.outcome import Phase
 from deploy_agent.core.releases import family_of, plan_revision_cleanup
@@ -14,7 +15,6 @@ from deploy_agent.tasks.approval import book_for
 from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.revisions import register_kwargs_of
 from deploy_agent.tasks.runtime import Runtime
-from deploy_agent.tasks.store import ReleaseLedger, WaitingLine
 
 log = logging.getLogger("deploy_agent.pipeline")
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from deploy_agent.adapters.redis_store import ReleaseLedger
 from deploy_agent.core.errors import AwsNotFound, RolloutFailed
 from deploy_agent.core.taskdef import image_of, plan_task_definition
-from deploy_agent.tasks.store import ReleaseLedger
 
 #: tag on a revision registered again for a rollback, naming the one it restores
 RESTORED_TAG = "deploy-agent:restored-from"

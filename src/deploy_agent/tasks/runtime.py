@@ -26,14 +26,15 @@ from deploy_agent.adapters.elb import ElbApi
 from deploy_agent.adapters.health import HttpProber
 from deploy_agent.adapters.logs import LogsApi
 from deploy_agent.adapters.outbound import Outbound
+from deploy_agent.adapters.redis_locks import ServiceLock
+from deploy_agent.adapters.redis_store import DeploymentStore
+from deploy_agent.adapters.service_reader import BatchedServiceReader
 from deploy_agent.adapters.traffic_probe import TrafficProbe
 from deploy_agent.adapters.webhook import WebhookSender
 from deploy_agent.core.state import utcnow
 from deploy_agent.models.policy import Policy, load_policy
+from deploy_agent.settings import Settings
 from deploy_agent.tasks import metrics
-from deploy_agent.tasks.service_reader import BatchedServiceReader
-from deploy_agent.tasks.store import DeploymentStore, ServiceLock
-from deploy_agent.worker.settings import Settings
 
 #: a push may take minutes on a slow link; docker-py's default of 60 s is the source of many
 #: "Read timed out" reports

@@ -14,6 +14,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
+from deploy_agent.adapters.redis_locks import StepMutex
+from deploy_agent.adapters.redis_store import ReleaseLedger
 from deploy_agent.core.errors import DeployError
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.polling import PollPolicy
@@ -23,10 +25,9 @@ from deploy_agent.strategies.approval import GATE, POLL
 from deploy_agent.tasks import finish, metrics, retries, revisions, steps
 from deploy_agent.tasks.approval import book_for
 from deploy_agent.tasks.events import record_event
-from deploy_agent.tasks.fence import LOCK_LOST, LockLost, StepMutex, fence_for, fenced
+from deploy_agent.tasks.fence import LOCK_LOST, LockLost, fence_for, fenced
 from deploy_agent.tasks.preflight import preflight
 from deploy_agent.tasks.runtime import Runtime, get_runtime
-from deploy_agent.tasks.store import ReleaseLedger
 
 log = logging.getLogger("deploy_agent.pipeline")
 

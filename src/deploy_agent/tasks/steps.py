@@ -14,6 +14,7 @@ from typing import Any
 from deploy_agent.adapters.docker_builder import DockerfileOutsideContext, confine_dockerfile
 from deploy_agent.adapters.ecr import Repository, registry_for_push
 from deploy_agent.adapters.outbound import mask_url
+from deploy_agent.adapters.redis_store import ReleaseLedger
 from deploy_agent.core.errors import PreflightFailed, PushFailed, RequestRejected
 from deploy_agent.core.health import Probe, assess_health
 from deploy_agent.core.image_tags import decide_tag_push, is_tag_immutable
@@ -31,7 +32,6 @@ from deploy_agent.strategies import strategy_for
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.tasks import metrics
 from deploy_agent.tasks.runtime import Runtime
-from deploy_agent.tasks.store import ReleaseLedger
 
 log = logging.getLogger("deploy_agent.pipeline")
 

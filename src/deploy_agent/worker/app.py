@@ -10,7 +10,7 @@ from typing import Any
 
 from celery import Celery
 
-from deploy_agent.worker.settings import Settings
+from deploy_agent.settings import Settings
 
 TASK_MODULES = [
     "deploy_agent.tasks.entry",

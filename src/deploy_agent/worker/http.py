@@ -45,10 +45,10 @@ from urllib.parse import unquote, urlsplit
 import redis
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from deploy_agent.adapters.redis_store import DeploymentStore
 from deploy_agent.core.state import utcnow
-from deploy_agent.tasks.store import DeploymentStore
+from deploy_agent.settings import Settings
 from deploy_agent.worker import status_page
-from deploy_agent.worker.settings import Settings
 
 log = logging.getLogger("deploy_agent.worker.http")
 

@@ -43,7 +43,7 @@ def _zero_metrics(**_: Any) -> None:
 def _check_policy(**_: Any) -> None:
     """Before the pool forks: refuse to start with a policy file that cannot be read or is invalid."""
     from deploy_agent.models.policy import PolicyError, load_policy
-    from deploy_agent.worker.settings import Settings
+    from deploy_agent.settings import Settings
 
     path = Settings().policy
     if path is None:
@@ -60,7 +60,7 @@ def _check_policy(**_: Any) -> None:
 def _log_policy(**_: Any) -> None:
     """Say once, at start (logging is set up by now), which policy the worker enforces, if any."""
     from deploy_agent.models.policy import load_policy
-    from deploy_agent.worker.settings import Settings
+    from deploy_agent.settings import Settings
 
     path = Settings().policy
     if path is None:

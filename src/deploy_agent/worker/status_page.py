@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from deploy_agent.adapters.redis_store import DeploymentStore
 from deploy_agent.core.state import PipelineState
-from deploy_agent.tasks.store import DeploymentStore
 
 MAX_DEPLOYMENTS = 50
 RUNNING = "running"

@@ -16,7 +16,7 @@ from typing import Any, cast
 import redis
 
 from deploy_agent.adapters.ecs import EcsApi
-from deploy_agent.tasks.store import PREFIX
+from deploy_agent.adapters.redis_store import PREFIX
 
 BATCH = 10
 
