@@ -19,10 +19,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from deploy_agent.adapters.redis_client import redis_client
 from deploy_agent.adapters.redis_store import DeploymentStore
 from deploy_agent.models import DeploymentResult
 from deploy_agent.settings import Settings
-from deploy_agent.tasks.runtime import redis_client
 
 TERMINAL_EVENT = "finished"
 

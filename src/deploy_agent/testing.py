@@ -6,8 +6,9 @@ also keeps the temporary (green/canary) services it is asked to create, each wit
 its own that the test completes or fails.
 
 The traffic strategies' other ports: ``FakeElb`` (listeners, target groups, target health),
-``FakeAlarms`` (CloudWatch alarm states), ``FakeProber`` (scripted HTTP probes) and
-``FakeTrafficProbes`` (the zero-downtime probe factory). ``FakeEcs`` and ``FakeElb`` append every
+``FakeAlarms`` (CloudWatch alarm states), ``FakeProber`` (scripted HTTP probes),
+``FakeTrafficWatch`` (the zero-downtime watch) and ``FakeRevisions``; ``FakeAws.ports`` is where
+mypy checks each of them against its ``core.ports`` Protocol. ``FakeEcs`` and ``FakeElb`` append every
 AWS-visible change to a ``journal`` of :class:`AwsCall`; give both the same list to see one order.
 """
 
@@ -22,9 +23,12 @@ from typing import Any
 from deploy_agent.core.errors import AwsError, AwsNotFound
 from deploy_agent.core.health import Probe
 from deploy_agent.core.outcome import Phase
+from deploy_agent.core.polling import PollPolicy
+from deploy_agent.core.ports import ApprovalPort
 from deploy_agent.core.state import PipelineState
 from deploy_agent.core.traffic import ZeroDowntimeReport, listener_forward_weights, with_forward_weights
-from deploy_agent.strategies.base import Progress, Run
+from deploy_agent.models.request import DeployToECSTask
+from deploy_agent.strategies import Ports, Progress, Run, Tunables, strategy_for
 
 
 @dataclass(frozen=True)
@@ -134,11 +138,11 @@ class FakeEcs:
         cluster: str,
         service: str,
         task_definition_arn: str,
-        desired_count: int | None,
-        maximum_percent: int | None,
-        minimum_healthy_percent: int | None,
-        circuit_breaker: bool | None,
-        circuit_breaker_rollback: bool | None,
+        desired_count: int | None = None,
+        maximum_percent: int | None = None,
+        minimum_healthy_percent: int | None = None,
+        circuit_breaker: bool | None = None,
+        circuit_breaker_rollback: bool | None = None,
     ) -> dict[str, Any]:
         self.updates.append(
             UpdateCall(
@@ -485,36 +489,54 @@ class FakeProber:
 
 
 @dataclass
-class FakeTrafficProbe:
-    """One zero-downtime probe: remembers being started and stopped, and reports what it was given."""
+class WatchedChange:
+    """One listener change a ``FakeTrafficWatch`` watched: its key, URL and scripted report."""
 
+    key: str
     url: str
     report: ZeroDowntimeReport
-    started: int = 0
-    stopped: int = 0
-
-    def start(self) -> None:
-        self.started += 1
-
-    def stop(self) -> ZeroDowntimeReport:
-        self.stopped += 1
-        return self.report
+    ended_after: float | None = None
 
 
 @dataclass
-class FakeTrafficProbes:
-    """The ``traffic_probe`` factory: each call makes a probe whose report is the next of ``reports``.
+class FakeTrafficWatch:
+    """The zero-downtime watch (``TrafficWatchPort``): each change gets the next of ``reports``.
 
-    Without scripted reports a probe reports 10 requests and no failures.
+    Without scripted reports a change reports 10 requests and no failures. A change's report is
+    available as soon as ``end_after`` was called (the fake needs no time to propagate).
     """
 
     reports: list[ZeroDowntimeReport] = field(default_factory=list)
-    probes: list[FakeTrafficProbe] = field(default_factory=list)
+    changes: list[WatchedChange] = field(default_factory=list)
 
-    def __call__(self, url: str) -> FakeTrafficProbe:
+    def begin(self, key: str, url: str) -> None:
+        if any(c.key == key for c in self.changes):
+            return
         report = self.reports.pop(0) if self.reports else ZeroDowntimeReport(10, 0, 0.0)
-        self.probes.append(FakeTrafficProbe(url, report))
-        return self.probes[-1]
+        self.changes.append(WatchedChange(key, url, report))
+
+    def end_after(self, key: str, seconds: float) -> None:
+        for change in self.changes:
+            if change.key == key:
+                change.ended_after = seconds
+
+    def report(self, key: str) -> ZeroDowntimeReport | None:
+        for change in self.changes:
+            if change.key == key and change.ended_after is not None:
+                return change.report
+        return None
+
+
+@dataclass
+class FakeRevisions:
+    """``RevisionsPort``: every revision is usable as it is, unless ``copies`` maps it to a copy."""
+
+    copies: dict[str, str] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)
+
+    def usable_revision(self, task_definition_arn: str) -> str:
+        self.asked.append(task_definition_arn)
+        return self.copies.get(task_definition_arn, task_definition_arn)
 
 
 # --- all the ports together, with saves and crashes ---------------------------------------------
@@ -535,9 +557,13 @@ class FakeAws:
     elb: FakeElb
     alarms: FakeAlarms = field(default_factory=FakeAlarms)
     prober: FakeProber = field(default_factory=FakeProber)
-    traffic_probes: FakeTrafficProbes = field(default_factory=FakeTrafficProbes)
+    traffic: FakeTrafficWatch = field(default_factory=FakeTrafficWatch)
+    revisions: FakeRevisions = field(default_factory=FakeRevisions)
     clock: FakeClock = field(default_factory=FakeClock)
+    approvals: ApprovalPort | None = None
     poll_seconds: float = 5.0
+    #: a listener change is watched this long (0: not watched, finished at once)
+    settle_seconds: float = 2.0
     events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     saved: list[str] = field(default_factory=list)
     crash_at_save: int | None = None
@@ -549,10 +575,23 @@ class FakeAws:
     def journal(self) -> list[AwsCall]:
         return self.ecs.journal
 
-    def run(self, state: PipelineState) -> Run:
-        """Return a run of ``state`` wired to these fakes."""
+    def ports(self) -> Ports:
+        """Return these fakes as a strategy's ports (mypy checks each against its Protocol here)."""
+        return Ports(
+            ecs=self.ecs,
+            elb=self.elb,
+            alarms=self.alarms,
+            prober=self.prober,
+            traffic=self.traffic,
+            revisions=self.revisions,
+            clock=self.clock,
+            approvals=self.approvals,
+        )
 
-        def save() -> None:
+    def run(self, state: PipelineState) -> Run[Any]:
+        """Return a run of ``state`` wired to these fakes (its message parsed, its memory loaded)."""
+
+        def persist() -> None:
             self.saved.append(state.model_dump_json())
             if self.crash_at_save is not None and len(self.saved) >= self.crash_at_save:
                 self.crash_at_save = None
@@ -560,24 +599,25 @@ class FakeAws:
 
         return Run(
             state=state,
-            ecs=self.ecs,
-            now=self.clock,
+            request=DeployToECSTask.model_validate(state.request),
+            memory=strategy_for(state.strategy).memory.model_validate(state.strategy_state),
+            ports=self.ports(),
             emit=lambda kind, **fields: self.events.append((kind, fields)),
-            poll_seconds=self.poll_seconds,
-            extras={"save": save, "rollback_timeout": 600},
-            elb=self.elb,
-            alarms=self.alarms,
-            prober=self.prober,
-            traffic_probe=self.traffic_probes,
+            tunables=Tunables(
+                poll=PollPolicy(fast=self.poll_seconds, slow=self.poll_seconds),
+                rollback_timeout_seconds=600,
+                settle_seconds=self.settle_seconds,
+            ),
+            persist=persist,
         )
 
-    def step(self, call: Callable[[Run], Progress], run: Run) -> Progress:
+    def step(self, call: Callable[[Run[Any]], Progress], run: Run[Any]) -> Progress:
         """Advance one step and persist the state afterwards, as the pipeline's stage task does."""
         progress = call(run)
         run.save()
         return progress
 
-    def redeliver(self) -> Run:
+    def redeliver(self) -> Run[Any]:
         """Return the run a redelivered message sees: the last persisted state, these fakes."""
         return self.run(PipelineState.model_validate_json(self.saved[-1]))
 

@@ -11,15 +11,16 @@ metadata service, a Redis on 127.0.0.1), so it is for local use only.
 
 The Dockerfile is confined to the build context like the context is to the build root: an absolute
 path, ``..``, a NUL byte or a symlink that resolves outside the context is refused
-(:func:`confine_dockerfile`), and docker-py gets the path relative to the context.
+(``adapters.build_context.confine_dockerfile``), and docker-py gets the path relative to the context.
 
 Timeouts: docker-py builds with no read timeout, but every other call uses the client's timeout
 (60 s by default), and the engine cancels a push when the connection closes. Give the push an
-``APIClient`` created with a generous timeout, e.g. ``docker.APIClient(base_url=..., timeout=900)``.
+``APIClient`` created with a generous timeout: ``DockerBuilder.connect`` does.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,7 @@ import docker
 import docker.errors
 import requests
 
+from deploy_agent.adapters.build_context import DockerfileOutsideContext, confine_dockerfile
 from deploy_agent.adapters.ecr import RegistryAuth
 from deploy_agent.core.errors import BuildFailed, DeployError, PushFailed
 
@@ -41,47 +43,9 @@ _TRANSPORT_ERRORS = (requests.exceptions.RequestException, OSError)
 
 LogCallback = Callable[[str], None]
 BuildNetwork = Literal["default", "none", "host"]
-
-
-class DockerfileOutsideContext(ValueError):
-    """``build.dockerfile`` does not name a file inside the build context; ``problem`` says why."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(f"build.dockerfile: {problem}")
-        self.problem = problem
-
-
-def confine_dockerfile(context_dir: Path, dockerfile: str) -> str:
-    """Return ``dockerfile`` as a path relative to the (resolved) context, after checking that it
-    names a file inside it: no absolute path, no ``..``, no NUL byte, no symlink that leads out.
-
-    Raises :class:`DockerfileOutsideContext`.
-    """
-    if not dockerfile:
-        raise DockerfileOutsideContext("must not be empty")
-    if "\x00" in dockerfile:
-        raise DockerfileOutsideContext("must not contain NUL bytes")
-    relative = Path(dockerfile)
-    if relative.is_absolute() or dockerfile.startswith("\\"):
-        raise DockerfileOutsideContext("must be a path relative to the build context")
-    if ".." in re.split(r"[/\\]", dockerfile):
-        raise DockerfileOutsideContext("must not contain '..' (it must name a file inside the build context)")
-    try:
-        context = Path(context_dir).resolve()
-        resolved = (context / relative).resolve()  # follows symlinks: one leading out is refused
-    except (OSError, RuntimeError, ValueError) as exc:  # symlink loops, names too long
-        raise DockerfileOutsideContext(f"is not a usable path ({type(exc).__name__})") from None
-    if context not in resolved.parents:
-        raise DockerfileOutsideContext(
-            "must name a file inside the build context (a symlink may not lead out)"
-        )
-    try:
-        is_file = resolved.is_file()
-    except OSError as exc:
-        raise DockerfileOutsideContext(f"is not a usable path ({type(exc).__name__})") from None
-    if not is_file:
-        raise DockerfileOutsideContext("is not a file in the build context")
-    return resolved.relative_to(context).as_posix()
+#: a push may take minutes on a slow link; docker-py's default of 60 s is the source of many
+#: "Read timed out" reports
+DOCKER_TIMEOUT_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -156,6 +120,19 @@ class DockerBuilder:
         self._clock = clock
         #: the network of RUN steps: the engine's default, "none" or "host"
         self.network: BuildNetwork = network
+
+    @classmethod
+    def connect(
+        cls,
+        base_url: str | None = None,
+        timeout: int = DOCKER_TIMEOUT_SECONDS,
+        *,
+        network: BuildNetwork = "default",
+    ) -> DockerBuilder:
+        """Return a builder on the engine at ``base_url`` (default: ``DOCKER_HOST``, else the local
+        socket); asks the engine its API version, so this is the call that first reaches Docker."""
+        url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        return cls(docker.APIClient(base_url=url, timeout=timeout, version="auto"), network=network)
 
     def build(
         self,

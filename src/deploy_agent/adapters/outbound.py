@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit
 
 from deploy_agent.core.errors import DeployError
 from deploy_agent.models.policy import OutboundPolicy, matches
@@ -135,18 +135,6 @@ def literal_address(host: str) -> Address | None:
         except OSError:
             return None
     return None
-
-
-def mask_url(url: str) -> str:
-    """Return ``url`` safe to show: user info and query replaced by ``***``, fragment dropped."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rpartition("@")[2]
-        if "@" in parts.netloc:
-            netloc = f"***@{netloc}"
-        return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
-    except ValueError:
-        return "<invalid URL>"
 
 
 def url_host(url: str) -> str:

@@ -5,6 +5,7 @@ Keys (all under ``deploy-agent:``; the locks are in ``adapters.redis_locks``)::
     deployment:<id>        JSON of the pipeline state (see ``tasks.state.PipelineState``)
     events:<id>            list of JSON progress events, oldest first
     result:<id>            JSON of the final DeploymentResult
+    chain-published:<id>   set once the deployment's stage chain reached the broker
     recent                 sorted set of deployment ids by start time
     waiting:<region>:<cluster>/<svc>   deployments waiting for the service's lock
     ledger:<region>:<cluster>/<svc>    the last good releases of the service
@@ -77,6 +78,15 @@ class DeploymentStore:
     def result(self, deployment_id: str) -> dict[str, Any] | None:
         raw = self._r.get(self._key("result", deployment_id))
         return None if raw is None else cast(dict[str, Any], json.loads(cast(bytes, raw)))
+
+    # --- the chain mark ---------------------------------------------------------------------------
+    def is_chain_published(self, deployment_id: str) -> bool:
+        """Return whether this deployment's stage chain was marked as handed to the broker."""
+        return bool(self._r.exists(self._key("chain-published", deployment_id)))
+
+    def mark_chain_published(self, deployment_id: str) -> None:
+        """Note that this deployment's stage chain reached the broker (kept as long as its result)."""
+        self._r.set(self._key("chain-published", deployment_id), "1", ex=self._ttl)
 
     def recent(self, limit: int = 50) -> list[str]:
         """Return the ids of the most recently started deployments, newest first."""

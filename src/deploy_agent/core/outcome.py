@@ -14,10 +14,8 @@ Phases of a deployment (the ``phase`` written to Redis before the step that need
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 
 class Phase(StrEnum):
@@ -83,19 +81,3 @@ def decide_outcome(
     if rollback_failed or not touched_service:
         return "failed"
     return "rolled_back" if rolled_back else "failed"
-
-
-def plan_stages(stages: list[str], request: Mapping[str, Any]) -> tuple[list[str], list[str]]:
-    """Split a strategy's stages into those to run and those with nothing to do for this message.
-
-    A prebuilt ``image.uri`` needs no build or push, and without a health URL there is nothing to
-    check; skipping them up front saves a task run (and its Redis round trips) each.
-    """
-    image: Mapping[str, Any] = request.get("image") or {}
-    health: Mapping[str, Any] = request.get("health_check") or {}
-    idle = {
-        "build": not request.get("build"),
-        "push": bool(image.get("uri")),
-        "healthcheck": not health.get("url"),
-    }
-    return [s for s in stages if not idle.get(s, False)], [s for s in stages if idle.get(s, False)]

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploy_agent.core.taskdef import REGISTER_FIELDS
-from deploy_agent.core.traffic import plan_canary_weights
 
 #: name-keyed lists whose values may be sensitive: their entries are shown by name only
 HIDDEN_LISTS = frozenset({"environment", "secrets"})
@@ -146,6 +145,8 @@ class PlanContext:
     #: the operator's approval rule that applies (``Policy.approval_for``), and its deadline
     approval_rule: str | None = None
     approval_timeout_seconds: int | None = None
+    #: (weight, pause seconds) of each weighted step of the recipe, in order (canary, linear)
+    weights: Sequence[tuple[int, int]] = ()
 
 
 @dataclass(frozen=True)
@@ -297,22 +298,33 @@ STEP_TEXTS: dict[str, Any] = {
 }
 
 
-def _canary_texts(ctx: PlanContext) -> list[str]:
-    steps = [(int(s["weight"]), int(s.get("pause_seconds", 0))) for s in ctx.strategy.get("steps") or []]
-    if not steps:
-        return []  # not a canary
+def _weight_texts(ctx: PlanContext) -> list[str]:
     lb = _lb(ctx)
     return [
-        f"weight listener {lb.get('listener_arn')}: {ctx.service} {100 - p.weight}%, canary {p.weight}%; "
-        f"hold {p.pause_seconds} s while the gates pass: {_gates(ctx)}"
-        for p in plan_canary_weights(steps)
+        f"weight listener {lb.get('listener_arn')}: {ctx.service} {100 - weight}%, new release {weight}%; "
+        f"hold {pause} s while the gates pass: {_gates(ctx)}"
+        for weight, pause in ctx.weights
     ]
+
+
+#: the temporary service's steps, by prefix: ``create_green``, ``wait_canary``, ``delete_linear`` ...
+TEMP_STEP_TEXTS: dict[str, Any] = {
+    "create_": lambda kind: _create_temp(kind),
+    "wait_": lambda _kind: _wait_temp,
+    "verify_": lambda _kind: _verify_temp,
+    "delete_": lambda _kind: _delete_temp,
+}
 
 
 def step_text(name: str, ctx: PlanContext) -> str | None:
     """Return what recipe step ``name`` would do, or None when this module does not know it."""
     text = STEP_TEXTS.get(name)
-    return None if text is None else str(text(ctx))
+    if text is None:
+        prefix = next((p for p in TEMP_STEP_TEXTS if name.startswith(p) and name != "wait_rollout"), None)
+        if prefix is None:
+            return None
+        text = TEMP_STEP_TEXTS[prefix](name.removeprefix(prefix))
+    return str(text(ctx))
 
 
 def _stage_text(stage: str, ctx: PlanContext) -> str:
@@ -382,7 +394,7 @@ def plan_steps(
     ``weight_<w>`` steps in order).
     """
     idle_set = set(idle)
-    canary = iter(_canary_texts(ctx))
+    weights = iter(_weight_texts(ctx))
     out: list[PlannedStep] = []
     for stage in stages:
         if stage in idle_set:
@@ -394,6 +406,6 @@ def plan_steps(
                 if name == "await_approval" and ctx.approval_rule is None:
                     out.append(PlannedStep(stage, name, "skipped: no approval rule applies", skipped=True))
                     continue
-                text = next(canary, name) if name.startswith("weight_") else step_text(name, ctx) or name
+                text = next(weights, name) if name.startswith("weight_") else step_text(name, ctx) or name
                 out.append(PlannedStep(stage, name, text))
     return out

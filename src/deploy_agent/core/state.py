@@ -94,6 +94,11 @@ class PipelineState(BaseModel):
     rollback_done: bool = False
     rollback_failed: bool = False
     rollback_started_at: datetime | None = None
+    #: why the rollback did not settle, when it did not
+    rollback_failure: str | None = None
+    #: transient AWS failures of the current step in a row, and in all (``tasks.retries``)
+    aws_retries: int = 0
+    aws_retries_total: int = 0
     diagnostics: dict[str, Any] = Field(default_factory=dict)
     #: strategy-owned durable facts (temporary service, recorded listener actions, step index ...)
     strategy_state: dict[str, Any] = Field(default_factory=dict)

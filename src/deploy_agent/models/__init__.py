@@ -24,15 +24,12 @@ from deploy_agent.models.result import (
     StoppedTask,
     ZeroDowntime,
 )
-from deploy_agent.models.strategy import (
-    BlueGreenStrategy,
-    CanaryStep,
-    CanaryStrategy,
-    LoadBalancerSpec,
-    RollingStrategy,
-    Strategy,
-)
+from deploy_agent.models.strategy import CanaryStep, LoadBalancerSpec
 from deploy_agent.models.task_definition import TaskDefinitionSpec
+from deploy_agent.strategies.blue_green import BlueGreenStrategy
+from deploy_agent.strategies.canary import CanaryStrategy
+from deploy_agent.strategies.linear import LinearStrategy
+from deploy_agent.strategies.rolling import RollingStrategy
 
 __all__ = [
     "BlueGreenStrategy",
@@ -48,6 +45,7 @@ __all__ = [
     "ErrorInfo",
     "HealthCheckSpec",
     "ImageSpec",
+    "LinearStrategy",
     "LoadBalancerSpec",
     "Outcome",
     "PortMapping",
@@ -56,7 +54,6 @@ __all__ = [
     "RollingStrategy",
     "StageRecord",
     "StoppedTask",
-    "Strategy",
     "TaskDefinitionSpec",
     "ZeroDowntime",
     "parse_request",

@@ -15,7 +15,7 @@ from pydantic_core import ErrorDetails
 from deploy_agent.core.errors import RequestRejected
 from deploy_agent.models._base import EcsName, FieldProblem, MessageModel
 from deploy_agent.models.request import DEPLOYMENT_ID_PATTERN, REGION_PATTERN, DeployToECSTask
-from deploy_agent.models.strategy import STRATEGY_TYPES
+from deploy_agent.strategies.registry import strategy_names
 
 SCHEMA_ID = "https://deploy-agent.dev/schemas/deploy_to_ecs_task.v1.json"
 MAX_PAYLOAD_BYTES = 1_048_576
@@ -183,7 +183,7 @@ def _clip(text: str) -> str:
 def _path(loc: tuple[int | str, ...]) -> list[str]:
     """Return ``loc`` as path parts, without the tag pydantic inserts after a discriminated ``strategy``."""
     parts = [str(part) for part in loc]
-    if len(parts) > 1 and parts[0] == "strategy" and parts[1] in STRATEGY_TYPES:
+    if len(parts) > 1 and parts[0] == "strategy" and parts[1] in strategy_names():
         del parts[1]
     return parts
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -23,8 +23,15 @@ from deploy_agent.models._base import (
     has_pattern,
 )
 from deploy_agent.models.seed_names import translate_seed_names
-from deploy_agent.models.strategy import RollingStrategy, Strategy
+from deploy_agent.models.strategy import StrategyOptions
 from deploy_agent.models.task_definition import TaskDefinitionSpec
+from deploy_agent.strategies import registry
+
+if TYPE_CHECKING:
+    Strategy = StrategyOptions
+else:
+    # One options model per registered strategy module, told apart by ``type`` (strategies.registry).
+    Strategy = Annotated[Union[registry.options_models()], Field(discriminator="type")]  # noqa: UP007
 
 DEPLOYMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
@@ -260,7 +267,10 @@ class DeployToECSTask(MessageModel):
     task_definition: TaskDefinitionSpec | None = None
     container_name: EcsName | None = None
     desired_count: int | None = Field(default=None, ge=0, le=5000)
-    strategy: Strategy = RollingStrategy()
+    strategy: Strategy = Field(
+        default_factory=lambda: cast(StrategyOptions, registry.strategy_for(registry.DEFAULT).options()),
+        description="how the new release replaces the old one; default: rolling",
+    )
     health_check: HealthCheckSpec | None = None
     rollback: RollbackSpec = RollbackSpec()
     timeout_seconds: int | None = Field(default=None, ge=30, le=86_400)

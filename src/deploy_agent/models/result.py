@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from deploy_agent.core.errors import RequestRejected
 from deploy_agent.models.request import DEPLOYMENT_ID_PATTERN, new_deployment_id
-from deploy_agent.models.strategy import STRATEGY_TYPES
+from deploy_agent.strategies.registry import strategy_names
 
 
 class Outcome(StrEnum):
@@ -170,7 +170,7 @@ def _strategy_type(raw: dict[str, Any]) -> str:
     if strategy is None:
         return "rolling"
     kind = strategy.get("type") if isinstance(strategy, dict) else None
-    return kind if isinstance(kind, str) and kind in STRATEGY_TYPES else ""
+    return kind if isinstance(kind, str) and kind in strategy_names() else ""
 
 
 def _labels(raw: dict[str, Any]) -> dict[str, str]:

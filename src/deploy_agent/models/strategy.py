@@ -1,8 +1,13 @@
-"""How the new release replaces the old one: rolling, blue/green or canary, told apart by ``type``."""
+"""What every strategy's options share: the ``type`` that tells them apart, and the load-balancer
+setup and step shapes of the traffic strategies.
+
+Each strategy module defines its own options model (``strategies.rolling.RollingStrategy``, ...);
+the message's ``strategy`` field is the union of those the registry found (``models.request``).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
 
@@ -20,36 +25,10 @@ TargetGroupArn = Annotated[
 ]
 
 
-class RollingStrategy(MessageModel):
-    """ECS's own rolling update, with its deployment circuit breaker."""
+class StrategyOptions(MessageModel):
+    """The message's ``strategy`` object: ``type`` names the strategy, the rest are its options."""
 
-    type: Literal["rolling"] = "rolling"
-    # Each setting left out (None) keeps the service's own: UpdateService changes only what it is
-    # given (aws/copilot-cli#4565), so a service tuned to 150/50 with rollback off stays so.
-    maximum_percent: int | None = Field(
-        default=None,
-        ge=100,
-        le=400,
-        description="deploymentConfiguration.maximumPercent; default: the service's",
-    )
-    minimum_healthy_percent: int | None = Field(
-        default=None,
-        ge=0,
-        le=100,
-        description="deploymentConfiguration.minimumHealthyPercent; default: the service's",
-    )
-    circuit_breaker: bool | None = Field(
-        default=None, description="deploymentCircuitBreaker.enable; default: the service's"
-    )
-    circuit_breaker_rollback: bool | None = Field(
-        default=None, description="deploymentCircuitBreaker.rollback; default: the service's"
-    )
-
-    @model_validator(mode="after")
-    def _can_make_progress(self) -> RollingStrategy:
-        if self.maximum_percent == 100 and self.minimum_healthy_percent == 100:
-            raise FieldProblem("maximum_percent", "must exceed 100 when minimum_healthy_percent is 100")
-        return self
+    type: str
 
 
 class LoadBalancerSpec(MessageModel):
@@ -77,34 +56,12 @@ class LoadBalancerSpec(MessageModel):
         return self
 
 
-class BlueGreenStrategy(MessageModel):
-    """Start the new tasks beside the old, then move all traffic at once and bake."""
+class TrafficStrategyOptions(StrategyOptions):
+    """The options of a strategy that moves traffic with the listener (blue-green, canary, linear)."""
 
-    type: Literal["blue_green"] = "blue_green"
     load_balancer: LoadBalancerSpec
-    bake_seconds: int = Field(default=0, ge=0, le=86_400)
 
 
 class CanaryStep(MessageModel):
     weight: int = Field(ge=0, le=100, description="percent of traffic on the new release")
     pause_seconds: int = Field(default=0, ge=0, le=86_400)
-
-
-class CanaryStrategy(MessageModel):
-    """Move traffic to the new tasks step by step, checking health at each step."""
-
-    type: Literal["canary"] = "canary"
-    load_balancer: LoadBalancerSpec
-    steps: list[CanaryStep] = Field(min_length=1, max_length=20)
-    bake_seconds: int = Field(default=0, ge=0, le=86_400)
-
-    @model_validator(mode="after")
-    def _weights_never_fall(self) -> CanaryStrategy:
-        for i in range(1, len(self.steps)):
-            if self.steps[i].weight < self.steps[i - 1].weight:
-                raise FieldProblem(f"steps.{i}.weight", "weights must not decrease from one step to the next")
-        return self
-
-
-Strategy = Annotated[RollingStrategy | BlueGreenStrategy | CanaryStrategy, Field(discriminator="type")]
-STRATEGY_TYPES = ("rolling", "blue_green", "canary")

@@ -1,9 +1,10 @@
-"""What every strategy is: a named recipe for the deploy and rollback stages of the pipeline.
+"""What every strategy is: a named recipe for the preflight, deploy and rollback stages of the pipeline.
 
-A strategy is one module with one class, registered by name. The pipeline asks it for its
-stage list, then calls ``deploy`` and ``rollback`` again and again until they say they are done;
-between calls the Celery task returns and schedules its next check, so waiting on AWS never holds
-a worker process.
+A strategy is one module with one class, registered by name (``strategies.registry``). The pipeline
+calls its ``preflight``, ``deploy`` and ``rollback`` again and again until they say they are done;
+between calls the Celery task returns and schedules its next look, so waiting on AWS never holds a
+worker process. Each call gets a :class:`Run`: the deployment's state, the validated message, the
+strategy's own typed memory and the ports (``core.ports``) it may act through.
 """
 
 from __future__ import annotations
@@ -11,9 +12,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
+from pydantic import BaseModel
+
+from deploy_agent.core.outcome import Trigger
+from deploy_agent.core.polling import PollPolicy, plan_next_poll
+from deploy_agent.core.ports import (
+    AlarmsPort,
+    ApprovalPort,
+    Clock,
+    EcsPort,
+    ElbPort,
+    ProberPort,
+    RevisionsPort,
+    TrafficWatchPort,
+)
 from deploy_agent.core.state import PipelineState
+from deploy_agent.core.traffic import CanaryStepPlan
+
+if TYPE_CHECKING:
+    from deploy_agent.models.request import DeployToECSTask
 
 
 @dataclass(frozen=True)
@@ -38,68 +57,92 @@ class Progress:
         return cls(False, seconds)
 
 
-class EcsPort(Protocol):
-    def describe_service(self, cluster: str, service: str) -> dict[str, Any]: ...
+@dataclass(frozen=True)
+class Ports:
+    """Everything outside the process a strategy may reach, each behind its ``core.ports`` Protocol."""
 
-    def update_service(
-        self,
-        cluster: str,
-        service: str,
-        task_definition_arn: str,
-        desired_count: int | None,
-        maximum_percent: int | None,
-        minimum_healthy_percent: int | None,
-        circuit_breaker: bool | None,
-        circuit_breaker_rollback: bool | None,
-    ) -> dict[str, Any]: ...
-
-    def create_service(
-        self,
-        cluster: str,
-        template: dict[str, Any],
-        name: str,
-        task_definition_arn: str,
-        target_group_arn: str,
-        desired_count: int,
-    ) -> dict[str, Any]: ...
-
-    def delete_service(self, cluster: str, service: str) -> None: ...
+    ecs: EcsPort
+    elb: ElbPort
+    alarms: AlarmsPort
+    prober: ProberPort
+    traffic: TrafficWatchPort
+    revisions: RevisionsPort
+    clock: Clock
+    #: None: no operator policy, so no approvals ever
+    approvals: ApprovalPort | None = None
 
 
-@dataclass
-class Run:
-    """One deployment as a strategy sees it: its state, the AWS ports, the clock and the event sink.
+@dataclass(frozen=True)
+class Tunables:
+    """The waits a strategy works with, from the worker's settings (tests make them short)."""
 
-    ``ecs`` is all rolling needs; the traffic strategies also use ``elb`` (listeners, target groups),
-    ``alarms`` (CloudWatch), ``prober`` (HTTP health) and ``traffic_probe`` (a factory of zero-downtime
-    probes). ``extras`` carries ``save`` (persist the state now) and the tunables.
+    poll: PollPolicy = field(default_factory=PollPolicy)
+    rollback_timeout_seconds: float = 900.0
+    approval_poll_seconds: float = 5.0
+    #: how long a listener change is watched for dropped requests after it is made
+    settle_seconds: float = 2.0
+    #: how long DescribeServices may answer MISSING for a service we just created (eventual consistency)
+    temp_missing_grace_seconds: float = 30.0
+
+    @property
+    def poll_seconds(self) -> float:
+        return self.poll.slow
+
+
+class Memory(BaseModel):
+    """A strategy's own durable facts, kept in ``PipelineState.strategy_state`` between task runs."""
+
+
+M = TypeVar("M", bound=Memory, covariant=True)
+
+
+def _no_fence() -> None:
+    return None
+
+
+def _no_save() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Run(Generic[M]):
+    """One deployment as a strategy sees it, for one task run.
 
     ``fence`` raises when this deployment no longer holds its service's lock. The pipeline calls it
-    before each step, and ``ecs`` and ``elb`` come wrapped so that it runs right before each of
-    their mutating calls (``tasks.fence.fenced``): a strategy cannot forget it. A strategy about to
-    act on AWS through anything else calls ``run.fence()`` first.
+    before each step, and ``ports.ecs`` and ``ports.elb`` come wrapped so that it runs right before
+    each of their mutating calls (``tasks.fence.fenced``): a strategy cannot forget it.
+    ``save`` persists the state (the memory included) before an AWS call that would need undoing.
     """
 
     state: PipelineState
-    ecs: EcsPort
-    now: Callable[[], datetime]
+    request: DeployToECSTask
+    memory: M
+    ports: Ports
     emit: Callable[..., None]
-    poll_seconds: float
-    extras: dict[str, Any] = field(default_factory=dict)
-    elb: Any = None
-    alarms: Any = None
-    prober: Any = None
-    traffic_probe: Callable[[str], Any] | None = None
-    fence: Callable[[], None] = field(default=lambda: None)
+    tunables: Tunables = field(default_factory=Tunables)
+    persist: Callable[[], None] = _no_save
+    fence: Callable[[], None] = _no_fence
+
+    def now(self) -> datetime:
+        return self.ports.clock()
+
+    @property
+    def poll_seconds(self) -> float:
+        return self.tunables.poll_seconds
+
+    def save(self) -> None:
+        """Write the memory into the state and persist both now."""
+        self.state.strategy_state = self.memory.model_dump(mode="json")
+        self.persist()
+
+    def fail(self, type_: str, message: str, trigger: Trigger) -> Progress:
+        """Record the deployment's failure (the first one wins) and end the step."""
+        self.state.fail(type_, message, trigger)
+        return Progress.finished()
 
     def next_poll(self, changed: bool) -> float:
         """Note a look at ECS (``changed``: it saw something move) and return when to look again."""
-        from deploy_agent.core.polling import PollPolicy, plan_next_poll
-
         state, now = self.state, self.now()
-        policy: PollPolicy = self.extras.get("poll_policy") or PollPolicy(
-            fast=self.poll_seconds, slow=self.poll_seconds
-        )
         state.polls += 1
         if changed or state.last_change_at is None:
             state.last_change_at, state.quiet_polls = now, 0
@@ -107,7 +150,7 @@ class Run:
             state.quiet_polls += 1
         began = state.update_requested_at or state.started_at
         return plan_next_poll(
-            policy,
+            self.tunables.poll,
             (now - began).total_seconds(),
             (now - state.last_change_at).total_seconds(),
             state.quiet_polls,
@@ -115,52 +158,41 @@ class Run:
             state.expected_rollout_seconds,
         )
 
-    def save(self) -> None:
-        """Persist the state before an AWS call that would need undoing."""
-        saver = self.extras.get("save")
-        if saver is not None:
-            saver()
 
-    @property
-    def request(self) -> dict[str, Any]:
-        return self.state.request
+Step = Callable[["Run[Any]"], Progress]
 
 
 class Strategy(Protocol):
-    """The extension point: one class per strategy module, constructed without arguments."""
+    """The extension point: one class per strategy module, constructed without arguments.
+
+    ``options`` is the message's ``strategy`` object for this strategy (its ``type`` is ``name``);
+    it becomes part of ``DeployToECSTask`` and its JSON Schema. ``memory`` is the model of its
+    durable state. ``stages`` is its chain; ``triggers`` the rollback triggers it can report
+    (metric labels are made for each).
+    """
 
     name: ClassVar[str]
+    options: ClassVar[type[BaseModel]]
+    memory: ClassVar[type[Memory]]
+    stages: ClassVar[tuple[str, ...]]
+    triggers: ClassVar[tuple[Trigger, ...]]
 
-    def stages(self) -> list[str]:
-        """Return the stage names of this strategy's chain, in order."""
+    def preflight(self, run: Run[Any]) -> Progress:
+        """Refuse, with nothing touched, a setup this strategy cannot deploy."""
         ...
 
-    def deploy(self, run: Run) -> Progress:
+    def deploy(self, run: Run[Any]) -> Progress:
         """Advance the deployment one step."""
         ...
 
-    def rollback(self, run: Run) -> Progress:
+    def rollback(self, run: Run[Any]) -> Progress:
         """Advance the undoing of a failed deployment one step."""
         ...
 
+    def recipe(self, request: DeployToECSTask) -> list[str]:
+        """Return the names of the deploy stage's steps for this message (``deploy-agent plan``)."""
+        ...
 
-_REGISTRY: dict[str, type[Strategy]] = {}
-
-
-def register_strategy(cls: type[Strategy]) -> type[Strategy]:
-    """Class decorator: make a strategy available under its ``name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def strategy_for(name: str) -> Strategy:
-    """Return a new instance of the strategy registered as ``name``."""
-    try:
-        return _REGISTRY[name]()
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise KeyError(f"unknown strategy {name!r} (known: {known})") from None
-
-
-def strategy_names() -> list[str]:
-    return sorted(_REGISTRY)
+    def weights(self, request: DeployToECSTask) -> list[CanaryStepPlan]:
+        """Return the traffic weights its steps set, in order (none for rolling and blue-green)."""
+        ...

@@ -6,7 +6,7 @@ Recipe (the seed's flow with its gap closed; each step returns early while it is
 2. create the green service on the new task definition, in the green target group;
 3. wait until green's tasks are running and its targets healthy;
 4. verify green through the test listener (when given); then, when the operator's policy asks for
-   it, wait for a human's approval (``strategies.approval``; denied: green deleted, nothing moved);
+   it, wait for a human's approval (``steps.approval``; denied: green deleted, nothing moved);
 5. move the listener to green; bake (``bake_seconds``) with health and alarm gates, blue kept ready
    for an instant switch back;
 6. update the original (blue) service to the new task definition and wait;
@@ -19,52 +19,67 @@ Any failure is undone in reverse: listener restored, blue reverted if it was upd
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-from deploy_agent.strategies import traffic
-from deploy_agent.strategies.approval import await_approval
-from deploy_agent.strategies.base import Progress, Run, register_strategy
+from pydantic import Field
 
-STAGES = ["preflight", "build", "push", "register", "deploy", "healthcheck", "rollback", "finalize"]
+from deploy_agent.models.strategy import TrafficStrategyOptions
+from deploy_agent.strategies.base import Progress, Run
+from deploy_agent.strategies.registry import register
+from deploy_agent.strategies.steps.approval import await_approval
+from deploy_agent.strategies.steps.gates import gate_pause
+from deploy_agent.strategies.steps.listener import restore_listener, shift_traffic
+from deploy_agent.strategies.steps.memory import TrafficMemory
+from deploy_agent.strategies.steps.recipe import Step, load_balancer
+from deploy_agent.strategies.steps.temp_service import (
+    create_temp_service,
+    delete_temp_service,
+    verify_temp_service,
+    wait_temp_service,
+)
+from deploy_agent.strategies.steps.traffic import ListenerDriven, update_original_service
+
+if TYPE_CHECKING:
+    from deploy_agent.models.request import DeployToECSTask
 
 
-def _to_green(run: Run) -> Progress:
-    # Keyed on the flag written after the call: a crash before it repeats the (idempotent) shift.
-    if not run.state.strategy_state.get("shifted:to green"):
-        lb = traffic.load_balancer(run)
-        traffic.shift_traffic(
-            run, {lb["blue_target_group_arn"]: 0, lb["green_target_group_arn"]: 100}, "to green"
-        )
-    return Progress.finished()
+class BlueGreenStrategy(TrafficStrategyOptions):
+    """Start the new tasks beside the old, then move all traffic at once and bake."""
+
+    type: Literal["blue_green"] = "blue_green"
+    bake_seconds: int = Field(default=0, ge=0, le=86_400)
 
 
-def _bake(run: Run) -> Progress:
-    seconds = float((run.request.get("strategy") or {}).get("bake_seconds") or 0)
-    return traffic.gate_pause(run, seconds, "bake")
+def _to_green(run: Run[TrafficMemory]) -> Progress:
+    lb = load_balancer(run)
+    return shift_traffic(run, {lb.blue_target_group_arn: 0, lb.green_target_group_arn: 100}, "to green")
 
 
-STEPS: list[traffic.Step] = [
-    ("create_green", traffic.create_temp_service("green")),
-    ("wait_green", traffic.wait_temp_service),
-    ("verify_green", traffic.verify_temp_service),
+def _bake(run: Run[TrafficMemory]) -> Progress:
+    options = run.request.strategy
+    seconds = options.bake_seconds if isinstance(options, BlueGreenStrategy) else 0
+    return gate_pause(run, float(seconds), "bake")
+
+
+STEPS: list[Step] = [
+    ("create_green", create_temp_service("green")),
+    ("wait_green", wait_temp_service),
+    ("verify_green", verify_temp_service),
     ("await_approval", await_approval),
     ("shift_to_green", _to_green),
     ("bake", _bake),
-    ("update_blue", traffic.update_original_service),
-    ("shift_to_blue", traffic.restore_listener),
-    ("delete_green", traffic.delete_temp_service),
+    ("update_blue", update_original_service),
+    ("shift_to_blue", restore_listener),
+    ("delete_green", delete_temp_service),
 ]
 
 
-@register_strategy
-class BlueGreenStrategy:
+class BlueGreen(ListenerDriven):
     name: ClassVar[str] = "blue_green"
+    options: ClassVar[type[BlueGreenStrategy]] = BlueGreenStrategy
 
-    def stages(self) -> list[str]:
-        return list(STAGES)
+    def steps(self, request: DeployToECSTask) -> list[Step]:
+        return STEPS
 
-    def deploy(self, run: Run) -> Progress:
-        return traffic.run_recipe(run, STEPS)
 
-    def rollback(self, run: Run) -> Progress:
-        return traffic.undo(run)
+register(BlueGreen)

@@ -11,30 +11,33 @@ for) the first one's result.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
 from celery import Task, chain, current_app, shared_task
 from celery.exceptions import Ignore
 
+from deploy_agent.adapters.build_context import resolve_build_context
 from deploy_agent.adapters.redis_locks import ClusterSlots
-from deploy_agent.adapters.redis_store import PREFIX, ReleaseLedger, WaitingLine
+from deploy_agent.adapters.redis_store import ReleaseLedger, WaitingLine
 from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected, is_transient
-from deploy_agent.core.outcome import Phase, Trigger, plan_stages
+from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.policy import Violation, check_request, check_rollback, check_target
 from deploy_agent.core.releases import NoRollbackTarget, choose_rollback_target
 from deploy_agent.core.state import PipelineState
 from deploy_agent.models import DeploymentResult, parse_request
 from deploy_agent.models.parsing import parse_rollback_request
 from deploy_agent.strategies import strategy_for
-from deploy_agent.tasks import finish, metrics, steps
+from deploy_agent.tasks import finish, metrics
 from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.runtime import Runtime, get_runtime
+from deploy_agent.tasks.wiring import chain_for
 
 log = logging.getLogger("deploy_agent.pipeline")
 
 #: a manual rollback's chain: preflight first, like every chain (another controller's service is refused)
-ROLLBACK_STAGES = ["preflight", "deploy", "rollback", "finalize"]
+ROLLBACK_STAGES = ("preflight", "deploy", "rollback", "finalize")
 
 
 @shared_task(bind=True, name="deploy_agent.deploy", max_retries=None, acks_late=True)
@@ -45,7 +48,7 @@ def deploy(self: Task, request: Any = None) -> dict[str, Any] | None:
         state = plan_deployment(rt, request)
     except RequestRejected as exc:
         return _rejected(rt, request, exc)
-    return _accept_and_run(self, rt, state, strategy_for(state.strategy).stages())
+    return _accept_and_run(self, rt, state, strategy_for(state.strategy).stages)
 
 
 def _rejected(rt: Runtime, request: Any, exc: RequestRejected) -> dict[str, Any]:
@@ -71,7 +74,7 @@ def plan_deployment(rt: Runtime, request: Any) -> PipelineState:
     if policy is not None and (violations := check_request(policy, message, region)):
         raise _policy_rejected(violations)
     if message.build is not None:
-        steps.resolve_build_context(rt.settings.build_root, message.build.context, message.build.dockerfile)
+        resolve_build_context(rt.settings.build_root, message.build.context, message.build.dockerfile)
     strategy = strategy_for(message.strategy.type)
     timeout = message.timeout_seconds or rt.settings.default_timeout_seconds
     return PipelineState(
@@ -161,7 +164,7 @@ def _image_of(task_definition: dict[str, Any], releases: list[dict[str, Any]]) -
 
 
 def _accept_and_run(
-    self: Task, rt: Runtime, state: PipelineState, stages: list[str]
+    self: Task, rt: Runtime, state: PipelineState, order: Sequence[str]
 ) -> dict[str, Any] | None:
     """Record (once), wait for the service's lock (or be superseded), then replace self with the chain."""
     store = rt.store
@@ -203,11 +206,7 @@ def _accept_and_run(
         record_event(rt, recorded, "waiting_for_cluster_slot", cluster=recorded.cluster)
         raise self.retry(countdown=rt.settings.lock_wait_seconds)
     line.leave(deployment_id)
-    stages, idle = plan_stages(stages, recorded.request)
-    now = rt.now()
-    for name in idle:  # shown in the result as skipped, without a task run each
-        record, _ = recorded.begin_stage(name, now)
-        record.outcome, record.finished_at = "skipped", now
+    stages = chain_for(recorded, rt.now(), order)
     if not recorded.chain_started:  # else resumed: the state may be a running copy's by now
         recorded.chain_started = True
         store.save(deployment_id, recorded.model_dump(mode="json"))
@@ -245,15 +244,11 @@ def _chain_published(rt: Runtime, deployment_id: str) -> bool:
     mark publishes it twice; the stages step one copy at a time (``StepMutex``) and a copy that
     finds its stage done moves on, so the second copy only repeats looks.
     """
-    return bool(rt.redis.exists(_published_key(deployment_id)))
+    return rt.store.is_chain_published(deployment_id)
 
 
 def _mark_chain_published(rt: Runtime, deployment_id: str) -> None:
-    rt.redis.set(_published_key(deployment_id), "1", ex=rt.settings.result_ttl_seconds)
-
-
-def _published_key(deployment_id: str) -> str:
-    return f"{PREFIX}chain-published:{deployment_id}"
+    rt.store.mark_chain_published(deployment_id)
 
 
 def _supersede(rt: Runtime, state: PipelineState, newer: str) -> dict[str, Any] | None:

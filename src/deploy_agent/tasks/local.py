@@ -11,15 +11,15 @@ from collections.abc import Callable
 from typing import Any
 
 from deploy_agent.core.errors import RequestRejected
-from deploy_agent.core.outcome import Phase, plan_stages
+from deploy_agent.core.outcome import Phase
 from deploy_agent.core.state import PipelineState
 from deploy_agent.models import DeploymentResult
-from deploy_agent.strategies import strategy_for
 from deploy_agent.tasks import finish
 from deploy_agent.tasks.entry import plan_deployment
 from deploy_agent.tasks.events import deliver_now, record_event
 from deploy_agent.tasks.runtime import Runtime, get_runtime
 from deploy_agent.tasks.stages import STEPS, advance_stage
+from deploy_agent.tasks.wiring import chain_for
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -60,13 +60,8 @@ def run_locally(
         record_event(rt, state, "waiting_for_lock", holder=lock.holder())
         flush()
         sleep(rt.settings.lock_wait_seconds)
-    stages, idle = plan_stages(strategy_for(state.strategy).stages(), state.request)
-    if idle:
-        now = rt.now()
-        for name in idle:
-            record, _ = state.begin_stage(name, now)
-            record.outcome, record.finished_at = "skipped", now
-        store.save(deployment_id, state.model_dump(mode="json"))
+    stages = chain_for(state, rt.now())
+    store.save(deployment_id, state.model_dump(mode="json"))
     rt.services(state.region).track(state.cluster, state.service)
     record_event(rt, state, "started", strategy=state.strategy, stages=stages)
     for stage in stages:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from deploy_agent.core.outcome import Trigger
+from deploy_agent.strategies import registry
+
 # Deployments take seconds in the sandbox and up to an hour on a big service.
 DURATION_BUCKETS = (1, 2.5, 5, 10, 20, 30, 60, 120, 180, 300, 450, 600, 900, 1200, 1800, 2700, 3600)
 SHORT_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
@@ -49,19 +52,21 @@ ZERO_DOWNTIME = Counter(
 )
 
 OUTCOMES = ("succeeded", "rolled_back", "failed", "timed_out", "rejected", "superseded", "denied")
-TRIGGERS = ("circuit_breaker", "ecs_rollback", "health_check", "deadline", "alarm", "error", "manual")
-STAGES = ("preflight", "build", "push", "register", "deploy", "healthcheck", "rollback", "finalize")
 
 
-def initialize_labels(strategies: tuple[str, ...]) -> None:
-    """Create every label combination at 0, so rates and quantiles exist before the first event."""
-    for strategy in strategies:
+def initialize_labels() -> None:
+    """Create every label combination at 0, so rates and quantiles exist before the first event.
+
+    The strategies, their stages and the rollback triggers each can report come from the registry.
+    """
+    for name in registry.strategy_names():
+        strategy = registry.strategy_for(name)
         for outcome in OUTCOMES:
-            DEPLOYMENTS.labels(strategy, outcome)
-            DEPLOYMENT_SECONDS.labels(strategy, outcome)
-        for trigger in TRIGGERS:
-            ROLLBACKS.labels(strategy, trigger)
-        for stage in STAGES:
-            STAGE_SECONDS.labels(stage, strategy)
+            DEPLOYMENTS.labels(name, outcome)
+            DEPLOYMENT_SECONDS.labels(name, outcome)
+        for trigger in {*map(str, strategy.triggers), str(Trigger.MANUAL)}:
+            ROLLBACKS.labels(name, trigger)
+        for stage in strategy.stages:
+            STAGE_SECONDS.labels(stage, name)
     for result in ("ok", "failed"):
         ZERO_DOWNTIME.labels(result)

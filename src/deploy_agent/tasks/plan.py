@@ -20,7 +20,7 @@ from typing import Any
 from celery import shared_task
 
 from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected
-from deploy_agent.core.outcome import plan_stages
+from deploy_agent.core.orchestration import plan_chain
 from deploy_agent.core.plan import PlanContext, diff_task_definition, plan_steps
 from deploy_agent.core.policy import check_request
 from deploy_agent.core.state import PipelineState
@@ -31,8 +31,8 @@ from deploy_agent.core.taskdef import (
     plan_task_definition,
 )
 from deploy_agent.models import DeployToECSTask, parse_request
-from deploy_agent.strategies import Run, blue_green, canary, strategy_for
-from deploy_agent.strategies.traffic import temp_service_name
+from deploy_agent.strategies import Ports, Run, strategy_for
+from deploy_agent.strategies.steps.temp_service import temp_service_name
 from deploy_agent.tasks.entry import plan_deployment
 from deploy_agent.tasks.preflight import preflight as run_preflight
 from deploy_agent.tasks.runtime import Runtime, get_runtime
@@ -61,16 +61,6 @@ class ReadOnly:
         if attr.startswith(READ_PREFIXES) or attr in READ_METHODS:
             return getattr(self._adapter, attr)
         raise MutationRefused(f"a plan makes no changes: {self._name}.{attr} refused")
-
-
-def recipe_of(strategy: str, request: dict[str, Any]) -> list[str]:
-    """Return the step names of a strategy's deploy recipe, from the strategy modules themselves."""
-    if strategy == blue_green.BlueGreenStrategy.name:
-        return [name for name, _ in blue_green.STEPS]
-    if strategy == canary.CanaryStrategy.name:
-        return [name for name, _ in canary.steps_for(request)]
-    # rolling's deploy stage: the approval gate, then update_and_follow (UpdateService, then follow it)
-    return ["await_approval", "update_service", "wait_rollout"]
 
 
 def _approval(rt: Runtime, region: str, cluster: str, service: str) -> dict[str, Any] | None:
@@ -127,14 +117,20 @@ def plan_request(request: Any, rt: Runtime | None = None) -> dict[str, Any]:
 
     problems: list[dict[str, str]] = []
     ecs: Any = ReadOnly(rt.ecs(region), "ecs")
-    run = Run(
+    strategy = strategy_for(state.strategy)
+    ports: Any = {
+        "elb": ReadOnly(rt.elb(region), "elb"),
+        "alarms": ReadOnly(rt.alarms(region), "cloudwatch"),
+        "prober": ReadOnly(rt.prober, "http"),
+        "traffic": ReadOnly(rt.traffic_watch, "traffic"),
+        "revisions": ReadOnly(object(), "revisions"),
+    }
+    run: Run[Any] = Run(
         state=state,
-        ecs=ecs,
-        now=rt.now,
+        request=message,
+        memory=strategy.memory.model_validate(state.strategy_state),
+        ports=Ports(ecs=ecs, clock=rt.now, **ports),
         emit=lambda *_a, **_k: None,
-        poll_seconds=rt.settings.poll_interval_seconds,
-        elb=ReadOnly(rt.elb(region), "elb"),
-        alarms=ReadOnly(rt.alarms(region), "cloudwatch"),
     )
     service: dict[str, Any] | None = None
     try:
@@ -152,9 +148,8 @@ def plan_request(request: Any, rt: Runtime | None = None) -> dict[str, Any]:
         result["task_definition"] = planned
     result["preflight"] = {"ran": True, "ok": not problems, "problems": problems}
 
-    strategy = strategy_for(state.strategy)
-    every = strategy.stages()
-    _, idle = plan_stages(every, state.request)
+    every = list(strategy.stages)
+    idle = plan_chain(every, message).idle
     ctx = PlanContext(
         cluster=state.cluster,
         service=state.service,
@@ -166,17 +161,16 @@ def plan_request(request: Any, rt: Runtime | None = None) -> dict[str, Any]:
         service_config=(service or {}).get("deploymentConfiguration") or {},
         temp_service=None
         if state.strategy == "rolling"
-        else temp_service_name(run, _temp_kind(state.strategy)),
+        else temp_service_name(state.service, state.deployment_id, _temp_kind(state.strategy)),
         log_groups_created=[
             g["group"] for g in (planned or {}).get("log_groups", []) if g["action"] == "create"
         ],
         timeout_seconds=message.timeout_seconds or rt.settings.default_timeout_seconds,
         approval_rule=(result["approval"] or {}).get("rule"),
         approval_timeout_seconds=(result["approval"] or {}).get("timeout_seconds"),
+        weights=[(p.weight, p.pause_seconds) for p in strategy.weights(message)],
     )
-    result["steps"] = [
-        s.as_dict() for s in plan_steps(every, idle, recipe_of(state.strategy, state.request), ctx)
-    ]
+    result["steps"] = [s.as_dict() for s in plan_steps(every, idle, strategy.recipe(message), ctx)]
     result["would_deploy"] = not problems
     return result
 
@@ -195,7 +189,7 @@ def _desired(message: DeployToECSTask, service: dict[str, Any] | None) -> int | 
 
 
 def _temp_kind(strategy: str) -> str:
-    return "green" if strategy == blue_green.BlueGreenStrategy.name else "canary"
+    return "green" if strategy == "blue_green" else strategy
 
 
 def _task_definition(

@@ -8,8 +8,8 @@ and shared with every other tool in the account
 (docs.aws.amazon.com/AmazonECS/latest/APIReference/request-throttling.html), so a storm is not ours
 to end: waiting it out is the only safe answer.
 
-The attempts are counted in ``state.strategy_state`` (``aws_retries``: failures in a row,
-``aws_retries_total``: all of them), so a redelivered stage keeps its place in the back-off.
+The attempts are counted on the state (``aws_retries``: failures in a row, ``aws_retries_total``:
+all of them), so a redelivered stage keeps its place in the back-off.
 """
 
 from __future__ import annotations
@@ -25,9 +25,6 @@ from deploy_agent.tasks.runtime import Runtime
 
 log = logging.getLogger("deploy_agent.pipeline")
 
-STREAK = "aws_retries"
-TOTAL = "aws_retries_total"
-
 
 def wait_out_transient(rt: Runtime, state: PipelineState, stage: str, error: DeployError) -> Progress | None:
     """Return a wait when ``error`` is transient and the deadline allows one, else None (fail).
@@ -39,11 +36,10 @@ def wait_out_transient(rt: Runtime, state: PipelineState, stage: str, error: Dep
     now = rt.now()
     if state.past_deadline(now):
         return None  # the failure stands; the deadline, not the error, is what ended it
-    ss = state.strategy_state
-    ss[STREAK] = int(ss.get(STREAK) or 0) + 1
-    ss[TOTAL] = int(ss.get(TOTAL) or 0) + 1
+    state.aws_retries += 1
+    state.aws_retries_total += 1
     wait = plan_retry_delay(
-        ss[STREAK],
+        state.aws_retries,
         rt.settings.aws_retry_base_seconds,
         rt.settings.aws_retry_cap_seconds,
         random.random(),  # noqa: S311  (jitter, not secrets)
@@ -52,7 +48,7 @@ def wait_out_transient(rt: Runtime, state: PipelineState, stage: str, error: Dep
     log.warning(
         "transient AWS failure in %s (attempt %d), retrying in %.2f s: %s",
         stage,
-        ss[STREAK],
+        state.aws_retries,
         wait,
         error.message,
         extra={"deployment_id": state.deployment_id, "stage": stage},
@@ -62,4 +58,4 @@ def wait_out_transient(rt: Runtime, state: PipelineState, stage: str, error: Dep
 
 def clear_streak(state: PipelineState) -> None:
     """Note that a step ran without a transient failure: the next one starts the back-off afresh."""
-    state.strategy_state.pop(STREAK, None)
+    state.aws_retries = 0

@@ -6,16 +6,11 @@ open Docker or AWS connections.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-
-import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from deploy_agent.adapters.aws import AwsClients
 from deploy_agent.adapters.cloudwatch import CloudWatchApi
@@ -26,19 +21,17 @@ from deploy_agent.adapters.elb import ElbApi
 from deploy_agent.adapters.health import HttpProber
 from deploy_agent.adapters.logs import LogsApi
 from deploy_agent.adapters.outbound import Outbound
+from deploy_agent.adapters.redis_client import Redis, redis_client
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.adapters.redis_store import DeploymentStore
 from deploy_agent.adapters.service_reader import BatchedServiceReader
 from deploy_agent.adapters.traffic_probe import TrafficProbe
+from deploy_agent.adapters.traffic_watch import TrafficWatch
 from deploy_agent.adapters.webhook import WebhookSender
 from deploy_agent.core.state import utcnow
 from deploy_agent.models.policy import Policy, load_policy
 from deploy_agent.settings import Settings
 from deploy_agent.tasks import metrics
-
-#: a push may take minutes on a slow link; docker-py's default of 60 s is the source of many
-#: "Read timed out" reports
-DOCKER_TIMEOUT_SECONDS = 900
 
 
 @dataclass
@@ -46,11 +39,12 @@ class Runtime:
     """Everything a stage needs, per worker process."""
 
     settings: Settings
-    redis: redis.Redis
+    redis: Redis
     now: Callable[[], datetime] = utcnow
     _aws: dict[str, AwsClients] = field(default_factory=dict)
     _docker: DockerBuilder | None = None
     _prober: HttpProber | None = None
+    _traffic_watch: TrafficWatch | None = None
     _webhooks: WebhookSender | None = None
     _outbound: Outbound | None = None
     #: how events reach webhooks: None means through the ``deploy_agent.notify`` task
@@ -126,6 +120,19 @@ class Runtime:
     def alarms(self, region: str) -> CloudWatchApi:
         return CloudWatchApi(self.aws(region))
 
+    @property
+    def traffic_watch(self) -> TrafficWatch:
+        """This process's zero-downtime watches (one per process: it holds their probe threads)."""
+        if self._traffic_watch is None:
+            self._traffic_watch = TrafficWatch(
+                self.redis,
+                self.traffic_probe,
+                on_report=lambda report: metrics.ZERO_DOWNTIME.labels(
+                    "failed" if report.failures else "ok"
+                ).inc(),
+            )
+        return self._traffic_watch
+
     def traffic_probe(self, url: str) -> TrafficProbe:
         return TrafficProbe(
             url, rate_per_second=self.settings.zero_downtime_rate_per_second, outbound=self.outbound
@@ -134,11 +141,7 @@ class Runtime:
     @property
     def docker(self) -> DockerBuilder:
         if self._docker is None:
-            import docker
-
-            base_url = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-            api = docker.APIClient(base_url=base_url, timeout=DOCKER_TIMEOUT_SECONDS, version="auto")
-            self._docker = DockerBuilder(api, network=self.settings.build_network)
+            self._docker = DockerBuilder.connect(network=self.settings.build_network)
         return self._docker
 
 
@@ -162,31 +165,3 @@ def set_runtime(runtime: Runtime | None) -> None:
     """Install a runtime (tests and the in-process ``run`` command use this)."""
     global _runtime, _runtime_pid
     _runtime, _runtime_pid = runtime, os.getpid()
-
-
-@functools.cache
-def _redis_pool(url: str, ssl_ca_certs: str | None) -> redis.ConnectionPool:
-    options: dict[str, Any] = {
-        "health_check_interval": 30,
-        "socket_connect_timeout": 5,
-        "socket_timeout": 30,
-        # A Redis restart must not end a deployment: retry for about a minute with backoff.
-        # OSError too: a refused connect (Redis restarting) surfaces as the socket's own error, which
-        # redis-py's default set misses, so a fresh connection was not retried at all.
-        "retry": Retry(
-            ExponentialBackoff(cap=5.0, base=0.1),
-            retries=30,
-            supported_errors=(redis.ConnectionError, redis.TimeoutError, OSError),
-        ),
-        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
-    }
-    if url.startswith("rediss://"):
-        options["ssl_check_hostname"] = True  # redis-py 5 does not check it unless told to
-        if ssl_ca_certs:
-            options["ssl_ca_certs"] = ssl_ca_certs
-    return redis.ConnectionPool.from_url(url, **options)
-
-
-def redis_client(url: str, ssl_ca_certs: str | None = None) -> redis.Redis:
-    """Return a client for the state Redis that rides out restarts (password and TLS via the URL)."""
-    return redis.Redis(connection_pool=_redis_pool(url, ssl_ca_certs))

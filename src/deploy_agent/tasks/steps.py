@@ -8,26 +8,26 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any
 
-from deploy_agent.adapters.docker_builder import DockerfileOutsideContext, confine_dockerfile
+from deploy_agent.adapters.build_context import resolve_build_context
 from deploy_agent.adapters.ecr import Repository, registry_for_push
-from deploy_agent.adapters.outbound import mask_url
 from deploy_agent.adapters.redis_store import ReleaseLedger
-from deploy_agent.core.errors import PreflightFailed, PushFailed, RequestRejected
+from deploy_agent.core.errors import PreflightFailed, PushFailed
 from deploy_agent.core.health import Probe, assess_health
 from deploy_agent.core.image_tags import decide_tag_push, is_tag_immutable
-from deploy_agent.core.outcome import APPROVAL_TIMED_OUT, DENIED, Failure, Phase, Trigger, decide_outcome
+from deploy_agent.core.orchestration import plan_result
+from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.polling import expected_duration
-from deploy_agent.core.state import PipelineState, ProbeState, StageState
+from deploy_agent.core.redact import mask_url
+from deploy_agent.core.state import PipelineState, ProbeState
 from deploy_agent.core.taskdef import (
     default_log_configuration,
     plan_from_spec,
     plan_log_groups,
     plan_task_definition,
 )
-from deploy_agent.models import DeploymentResult, DeployToECSTask
+from deploy_agent.models import DeploymentResult
 from deploy_agent.strategies import strategy_for
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.tasks import metrics
@@ -36,52 +36,13 @@ from deploy_agent.tasks.runtime import Runtime
 log = logging.getLogger("deploy_agent.pipeline")
 
 PROBES_KEPT = 20
-#: failures an approval decided: nothing on production was touched, so the result names no rollback
-APPROVAL_ENDINGS = (DENIED, APPROVAL_TIMED_OUT)
 #: every revision we register carries the deployment that made it
 DEPLOYMENT_TAG = "deploy-agent:deployment-id"
 
 
-def resolve_build_context(build_root: Path, context: str, dockerfile: str | None = None) -> Path:
-    """Return the build context as a directory under ``build_root``, or reject the message; with
-    ``dockerfile``, reject it too unless it names a file inside that context (no symlink out)."""
-    try:
-        resolved = _resolve_build_context(build_root, context)
-    except (ValueError, OSError, RuntimeError) as exc:  # NUL bytes, names too long, symlink loops
-        if isinstance(exc, RequestRejected):
-            raise
-        raise _context_rejected(f"is not a usable path ({type(exc).__name__})") from None
-    if dockerfile is not None:
-        try:
-            confine_dockerfile(resolved, dockerfile)
-        except DockerfileOutsideContext as exc:
-            raise RequestRejected(
-                f"invalid DeployToECSTask: {exc}", [{"field": "build.dockerfile", "problem": exc.problem}]
-            ) from None
-    return resolved
-
-
-def _resolve_build_context(build_root: Path, context: str) -> Path:
-    root = build_root.resolve()
-    if Path(context).is_absolute():
-        raise _context_rejected("must be a path relative to the worker's build root")
-    candidate = (root / context).resolve()  # resolves symlinks: one pointing outside is refused
-    if candidate != root and root not in candidate.parents:
-        raise _context_rejected("must be a directory under the worker's build root")
-    if not candidate.is_dir():
-        raise _context_rejected("is not a directory under the worker's build root")
-    return candidate
-
-
-def _context_rejected(problem: str) -> RequestRejected:
-    return RequestRejected(
-        f"invalid DeployToECSTask: build.context: {problem}", [{"field": "build.context", "problem": problem}]
-    )
-
-
-def build(rt: Runtime, run: Run) -> Progress:
+def build(rt: Runtime, run: Run[Any]) -> Progress:
     state = run.state
-    request = DeployToECSTask.model_validate(state.request)
+    request = run.request
     if request.build is None or request.image.repository is None:
         return Progress.skip()
     spec = request.build
@@ -116,9 +77,9 @@ def build(rt: Runtime, run: Run) -> Progress:
     return Progress.finished()
 
 
-def push(rt: Runtime, run: Run) -> Progress:
+def push(rt: Runtime, run: Run[Any]) -> Progress:
     state = run.state
-    request = DeployToECSTask.model_validate(state.request)
+    request = run.request
     if request.image.uri is not None:
         state.image_uri = request.image.uri
         return Progress.skip()
@@ -160,7 +121,7 @@ def push(rt: Runtime, run: Run) -> Progress:
     return Progress.finished()
 
 
-def _reuse_immutable_tag(rt: Runtime, run: Run, repo: Repository, tag: str) -> str | None:
+def _reuse_immutable_tag(rt: Runtime, run: Run[Any], repo: Repository, tag: str) -> str | None:
     """Return the digest to reuse when an immutable tag already holds our build, else None (push).
 
     Raises ``PushFailed`` when the tag holds another image: ECR would refuse the push
@@ -206,11 +167,11 @@ def _ensure_log_groups(
     return planned
 
 
-def register(rt: Runtime, run: Run) -> Progress:
+def register(rt: Runtime, run: Run[Any]) -> Progress:
     state = run.state
     if state.task_definition_arn is not None:
         return Progress.finished()  # a redelivered stage: the revision is registered already
-    request = DeployToECSTask.model_validate(state.request)
+    request = run.request
     ecs = rt.ecs(state.region)
     service = ecs.describe_service(state.cluster, state.service)
     state.previous_task_definition_arn = str(service["taskDefinition"])
@@ -246,24 +207,17 @@ def register(rt: Runtime, run: Run) -> Progress:
     return Progress.finished()
 
 
-def healthcheck(rt: Runtime, run: Run) -> Progress:
-    state = run.state
-    spec: dict[str, Any] | None = state.request.get("health_check")
-    if not spec or not spec.get("url"):
+def healthcheck(rt: Runtime, run: Run[Any]) -> Progress:
+    state, spec = run.state, run.request.health_check
+    if spec is None or not spec.url:
         return Progress.skip()
     if state.past_deadline(run.now()):
-        state.fail(
+        return run.fail(
             "deadline_exceeded",
             "the deployment did not pass its health check before its deadline",
             Trigger.DEADLINE,
         )
-        return Progress.finished()
-    probe = rt.prober.probe(
-        spec["url"],
-        int(spec.get("expected_status", 200)),
-        float(spec.get("timeout_seconds", 5)),
-        spec.get("max_latency_ms"),
-    )
+    probe = run.ports.prober.probe(spec.url, spec.expected_status, spec.timeout_seconds, spec.max_latency_ms)
     metrics.HEALTH_SECONDS.observe(probe.latency_ms / 1000.0)
     state.probes = [
         *state.probes,
@@ -281,23 +235,20 @@ def healthcheck(rt: Runtime, run: Run) -> Progress:
             Probe(ok=p.ok, status=p.status, latency_ms=p.latency_ms, error=p.error, at=0.0)
             for p in state.probes
         ],
-        int(spec.get("healthy_threshold", 3)),
-        int(spec.get("unhealthy_threshold", 3)),
+        spec.healthy_threshold,
+        spec.unhealthy_threshold,
     )
     if verdict == "healthy":
         return Progress.finished()
     if verdict == "unhealthy":
         last = state.probes[-1]
-        why = last.error or f"status {last.status}, expected {spec.get('expected_status', 200)}"
-        state.fail(
+        why = last.error or f"status {last.status}, expected {spec.expected_status}"
+        return run.fail(
             "health_check_failed",
-            f"health check of {mask_url(spec['url'])} failed "
-            f"{spec.get('unhealthy_threshold', 3)} times in a row: {why}",
+            f"health check of {mask_url(spec.url)} failed {spec.unhealthy_threshold} times in a row: {why}",
             Trigger.HEALTH_CHECK,
         )
-        return Progress.finished()
-    interval = spec.get("interval_seconds") or rt.settings.health_interval_default_seconds
-    return Progress.wait(float(interval))
+    return Progress.wait(float(spec.interval_seconds or rt.settings.health_interval_default_seconds))
 
 
 def collect_diagnostics(rt: Runtime, state: PipelineState) -> None:
@@ -323,76 +274,6 @@ def collect_diagnostics(rt: Runtime, state: PipelineState) -> None:
     state.diagnostics["service_events"] = events[:50]
 
 
-def _in_order(state: PipelineState) -> list[StageState]:
-    """The stage records in the strategy's order (skipped ones were recorded up front)."""
-    order = strategy_for(state.strategy).stages()
-    return sorted(state.stages, key=lambda s: order.index(s.name) if s.name in order else len(order))
-
-
-def _approval(state: PipelineState) -> dict[str, Any] | None:
-    """The result's ``approval``: the rule, the times, the decision and who made it (None: none needed)."""
-    approval = state.approval
-    if approval is None:
-        return None
-    return {
-        "rule": approval.rule,
-        "requested_at": approval.requested_at,
-        "decided_at": approval.decided_at,
-        "decision": approval.decision or "timed_out",
-        "approver": approval.approver,
-        "reason": approval.reason,
-    }
-
-
 def build_result(state: PipelineState) -> DeploymentResult:
     """Return the final DeploymentResult for a state whose stages have all run."""
-    failure: Failure | None = state.failure.as_failure() if state.failure else None
-    touched = state.update_requested_at is not None
-    outcome = decide_outcome(failure, touched, state.rollback_done, state.rollback_failed)
-    finished = state.finished_at or state.started_at
-    rollback = None
-    if state.manual_rollback:
-        rollback = {
-            "trigger": "manual",
-            "reason": f"rollback requested by {state.request.get('requested_by') or 'an operator'}",
-            "to_task_definition_arn": state.task_definition_arn,
-        }
-    elif (
-        failure is not None
-        and touched
-        and (state.rollback_requested or state.ecs_rolled_back)
-        and failure.type not in APPROVAL_ENDINGS  # production untouched: only the new release removed
-    ):
-        rollback = {
-            "trigger": str(failure.trigger),
-            "reason": failure.message,
-            "to_task_definition_arn": state.previous_task_definition_arn,
-        }
-    return DeploymentResult.model_validate(
-        {
-            "deployment_id": state.deployment_id,
-            "outcome": outcome,
-            "strategy": state.strategy,
-            "cluster_name": state.cluster,
-            "service_name": state.service,
-            "image_uri": state.image_uri,
-            "task_definition_arn": state.task_definition_arn,
-            "previous_task_definition_arn": state.previous_task_definition_arn,
-            "started_at": state.started_at,
-            "finished_at": finished,
-            "duration_seconds": round((finished - state.started_at).total_seconds(), 3),
-            "stages": [s.model_dump(mode="json") for s in _in_order(state)],
-            "rollback": rollback,
-            "diagnostics": {
-                "stopped_tasks": state.diagnostics.get("stopped_tasks", []),
-                "service_events": state.diagnostics.get("service_events", []),
-                "target_health": state.diagnostics.get("target_health", []),
-            },
-            "error": None if failure is None else {"type": failure.type, "message": failure.message},
-            "errors": state.rejections,
-            "zero_downtime": state.zero_downtime,
-            "approval": _approval(state),
-            "requested_by": state.request.get("requested_by"),
-            "labels": state.request.get("labels") or {},
-        }
-    )
+    return DeploymentResult.model_validate(plan_result(state, strategy_for(state.strategy).stages))

@@ -33,10 +33,9 @@ def _setup_logging(**_: Any) -> None:
 @worker_init.connect
 def _zero_metrics(**_: Any) -> None:
     """Before the pool forks: every label combination exists at 0 from the first scrape."""
-    from deploy_agent.strategies import strategy_names
     from deploy_agent.tasks import metrics
 
-    metrics.initialize_labels(tuple(strategy_names()))
+    metrics.initialize_labels()
 
 
 @worker_init.connect

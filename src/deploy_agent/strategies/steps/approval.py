@@ -13,46 +13,20 @@ Everything it knows is in Redis, so a worker killed while it waits leaves a depl
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from typing import Protocol
+from datetime import timedelta
+from typing import Any
 
 from deploy_agent.core.outcome import APPROVAL_TIMED_OUT, DENIED, Trigger
 from deploy_agent.core.state import ApprovalState
-from deploy_agent.models.policy import ApprovalRule
 from deploy_agent.strategies.base import Progress, Run
 
-#: ``run.extras`` keys: the gate (absent: no policy, no approvals ever) and how often to look
-GATE = "approvals"
-POLL = "approval_poll_seconds"
-DEFAULT_POLL_SECONDS = 5.0
 
-
-class ApprovalGate(Protocol):
-    """Where approvals are asked for and decided (``tasks.approval.ApprovalBook`` on Redis)."""
-
-    def rule_for(self, region: str, cluster: str, service: str) -> ApprovalRule | None: ...
-
-    def open(
-        self, deployment_id: str, rule: str, requested_at: datetime, deadline: datetime
-    ) -> ApprovalState:
-        """Ask for an approval (idempotent: an earlier request's times are kept); return it."""
-        ...
-
-    def look(self, deployment_id: str) -> ApprovalState | None:
-        """Return the approval as decided so far (``decision`` None: still waiting)."""
-        ...
-
-    def expire(self, deployment_id: str, now: datetime) -> ApprovalState | None:
-        """End a waiting approval ``timed_out``; a decision that came first wins. Return the outcome."""
-        ...
-
-
-def await_approval(run: Run) -> Progress:
+def await_approval(run: Run[Any]) -> Progress:
     """Wait for a human's decision when the policy asks for one; finished once approved or ended."""
     state = run.state
     if state.approval is not None and state.approval.decision is not None:
         return Progress.finished()  # decided before (a redelivered step): a denial failed the state then
-    gate: ApprovalGate | None = run.extras.get(GATE)
+    gate = run.ports.approvals
     if gate is None or state.manual_rollback:
         return Progress.finished()  # no policy; an operator's rollback is a human's decision already
     now = run.now()
@@ -76,8 +50,7 @@ def await_approval(run: Run) -> Progress:
     if decided.decision is None:
         left = (asked.deadline - now).total_seconds()
         if left > 0:
-            poll = float(run.extras.get(POLL) or DEFAULT_POLL_SECONDS)
-            return Progress.wait(min(poll, left))
+            return Progress.wait(min(run.tunables.approval_poll_seconds, left))
         decided = gate.expire(state.deployment_id, now) or decided.model_copy(
             update={"decision": "timed_out"}
         )
@@ -85,7 +58,7 @@ def await_approval(run: Run) -> Progress:
     return _decided(run, decided)
 
 
-def _decided(run: Run, approval: ApprovalState) -> Progress:
+def _decided(run: Run[Any], approval: ApprovalState) -> Progress:
     state = run.state
     when = approval.decided_at.isoformat() if approval.decided_at else None
     if approval.decision == "approved":
