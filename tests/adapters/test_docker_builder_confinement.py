@@ -11,10 +11,14 @@ from pathlib import Path
 import docker
 import pytest
 
-from deploy_agent.adapters.docker_builder import DockerBuilder, DockerfileOutsideContext, confine_dockerfile
+from deploy_agent.adapters.build_context import (
+    DockerfileOutsideContext,
+    confine_dockerfile,
+    resolve_build_context,
+)
+from deploy_agent.adapters.docker_builder import DockerBuilder
 from deploy_agent.core.errors import BuildFailed, RequestRejected
 from deploy_agent.models.parsing import parse_request
-from deploy_agent.tasks.steps import resolve_build_context
 
 from .conftest import free_port
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 
+from deploy_agent.adapters.approval_book import ApprovalBook
 from deploy_agent.core.outcome import Phase, Trigger, decide_outcome
 from deploy_agent.core.state import PipelineState
 from deploy_agent.models.policy import ApprovalRule, Policy
@@ -20,7 +21,6 @@ from deploy_agent.sandbox.redis_server import LocalRedis
 from deploy_agent.strategies import Run, strategy_for
 from deploy_agent.strategies.approval import GATE, POLL, await_approval
 from deploy_agent.strategies.traffic import preflight
-from deploy_agent.tasks.approval import ApprovalBook
 from deploy_agent.testing import (
     GREEN_TG_ARN,
     LISTENER_ARN,

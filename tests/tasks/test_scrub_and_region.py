@@ -12,6 +12,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from deploy_agent.adapters.redis_client import _redis_pool, redis_client
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.adapters.redis_store import DeploymentStore, ReleaseLedger, WaitingLine
 from deploy_agent.core.outcome import Phase
@@ -19,7 +20,7 @@ from deploy_agent.core.scrub import DROPPED, scrub_state
 from deploy_agent.core.state import PipelineState, utcnow
 from deploy_agent.sandbox.redis_server import LocalRedis
 from deploy_agent.settings import Settings
-from deploy_agent.tasks.runtime import Runtime, _redis_pool, redis_client
+from deploy_agent.tasks.runtime import Runtime
 
 ENV_SECRET = "env-s3cret-value-planted"
 ARG_VALUE = "build-arg-value-planted"

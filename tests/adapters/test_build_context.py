@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from deploy_agent.adapters.build_context import resolve_build_context
 from deploy_agent.core.errors import RequestRejected
-from deploy_agent.tasks.steps import resolve_build_context
 
 
 @pytest.fixture
