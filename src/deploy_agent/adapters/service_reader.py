@@ -1,16 +1,25 @@
 """DescribeServices for many deployments at once: one call answers for up to 10 services.
 
 Every deployment in flight is listed per cluster in Redis. When a stage needs its service, the
-reader serves it from a snapshot younger than ``ttl`` seconds if there is one; otherwise it describes
-the cluster's in-flight services in batches of 10 and stores the snapshot for the others. A write to
-a service (UpdateService, CreateService, DeleteService) marks it, so a snapshot taken before the
-write is never used after it.
+reader serves it from a snapshot if there is a usable one; otherwise it describes the cluster's
+in-flight services in batches of 10 and stores the snapshot for the others.
+
+Freshness never compares clocks of different hosts. Each service has a write generation, a Redis
+counter that every write (UpdateService, CreateService, DeleteService) increments before its call
+and again after it. A snapshot records the generation read before its DescribeServices, and is
+used only while the counter still holds that value: a write that started before, ran during or
+ended after the describe has moved it. Snapshots expire through Redis (``PX``), on Redis's clock.
+
+Keys (under ``deploy-agent:``)::
+
+    inflight:<region>:<cluster>        set of the services with a deployment in flight
+    svc:<region>:<cluster>/<svc>       JSON {"generation": n, "service": DescribeServices entry}
+    svc-gen:<region>:<cluster>/<svc>   the service's write generation (missing reads as 0)
 """
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, cast
 
 import redis
@@ -19,6 +28,23 @@ from deploy_agent.adapters.ecs import EcsApi
 from deploy_agent.adapters.redis_store import PREFIX
 
 BATCH = 10
+#: how long a generation is kept after the last write: far beyond any snapshot's TTL, so a
+#: counter that lapsed and restarted cannot come back to a value a live snapshot recorded
+GENERATION_TTL_SECONDS = 24 * 3600
+
+#: KEYS[1] the cluster's in-flight set; ARGV[1] the generation key prefix, ARGV[2] the service
+#: asked for. Returns name, generation, name, generation, ... for that service and the others in
+#: flight, read in one step so no write falls between the names and their generations.
+_GENERATIONS = """
+local out = {ARGV[2], redis.call('get', ARGV[1] .. ARGV[2]) or '0'}
+for _, name in ipairs(redis.call('smembers', KEYS[1])) do
+  if name ~= ARGV[2] then
+    out[#out + 1] = name
+    out[#out + 1] = redis.call('get', ARGV[1] .. name) or '0'
+  end
+end
+return out
+"""
 
 
 class BatchedServiceReader:
@@ -42,19 +68,14 @@ class BatchedServiceReader:
         cached = self._cached(cluster, service)
         if cached is not None:
             return cached
-        others = [
-            name.decode()
-            for name in cast(list[bytes], self._r.smembers(self._inflight(cluster)))
-            if name != service.encode()
-        ]
-        names = [service, *sorted(others)]
-        taken = time.time()
+        generations = self._generations(cluster, service)  # before the describe: see the module note
+        names = [service, *sorted(name for name in generations if name != service)]
         described: dict[str, dict[str, Any]] = {}
         for start in range(0, len(names), BATCH):
             described.update(self._ecs.describe_services(cluster, names[start : start + BATCH]))
         pipe = self._r.pipeline()
         for name, found in described.items():
-            entry = json.dumps({"at": taken, "service": found}, default=str)
+            entry = json.dumps({"generation": generations[name], "service": found}, default=str)
             pipe.set(self._snapshot(cluster, name), entry, px=self._ttl_ms)
         pipe.execute()
         if service not in described or described[service].get("status") == "INACTIVE":
@@ -62,19 +83,25 @@ class BatchedServiceReader:
         return described[service]
 
     def _cached(self, cluster: str, service: str) -> dict[str, Any] | None:
-        raw, written = cast(
+        raw, generation = cast(
             list[bytes | None],
-            self._r.mget(self._snapshot(cluster, service), self._written(cluster, service)),
+            self._r.mget(self._snapshot(cluster, service), self._generation(cluster, service)),
         )
         if raw is None:
             return None
         entry = json.loads(raw)
-        if written is not None and float(written) >= float(entry["at"]):
-            return None  # taken before our own last write to this service
+        if entry.get("generation") != int(generation or 0):
+            return None  # a write to this service began or ended since the snapshot's describe
         found = cast(dict[str, Any], entry["service"])
         return None if found.get("status") == "INACTIVE" else found
 
-    # --- writes: pass through, and mark the service so older snapshots are ignored ---------------
+    def _generations(self, cluster: str, service: str) -> dict[str, int]:
+        """Return the write generation of ``service`` and of every other service in flight."""
+        prefix = self._generation(cluster, "")
+        raw = cast(list[bytes], self._r.eval(_GENERATIONS, 1, self._inflight(cluster), prefix, service))
+        return {raw[i].decode(): int(raw[i + 1]) for i in range(0, len(raw), 2)}
+
+    # --- writes: pass through, and move the generation so older snapshots are refused -----------
     def update_service(self, cluster: str, service: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self._mark_written(cluster, service)
         result = self._ecs.update_service(cluster, service, *args, **kwargs)
@@ -91,9 +118,11 @@ class BatchedServiceReader:
         desired_count: int,
     ) -> dict[str, Any]:
         self._mark_written(cluster, name)
-        return self._ecs.create_service(
+        created = self._ecs.create_service(
             cluster, template, name, task_definition_arn, target_group_arn, desired_count
         )
+        self._mark_written(cluster, name)
+        return created
 
     def delete_service(self, cluster: str, service: str) -> None:
         self._mark_written(cluster, service)
@@ -105,7 +134,10 @@ class BatchedServiceReader:
 
     # --- keys -------------------------------------------------------------------------------------
     def _mark_written(self, cluster: str, service: str) -> None:
-        self._r.set(self._written(cluster, service), repr(time.time()), ex=3600)
+        pipe = self._r.pipeline()
+        pipe.incr(self._generation(cluster, service))
+        pipe.expire(self._generation(cluster, service), GENERATION_TTL_SECONDS)
+        pipe.execute()
 
     def _inflight(self, cluster: str) -> str:
         return f"{PREFIX}inflight:{self._region}:{cluster}"
@@ -113,5 +145,5 @@ class BatchedServiceReader:
     def _snapshot(self, cluster: str, service: str) -> str:
         return f"{PREFIX}svc:{self._region}:{cluster}/{service}"
 
-    def _written(self, cluster: str, service: str) -> str:
-        return f"{PREFIX}written:{self._region}:{cluster}/{service}"
+    def _generation(self, cluster: str, service: str) -> str:
+        return f"{PREFIX}svc-gen:{self._region}:{cluster}/{service}"
