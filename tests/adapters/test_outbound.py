@@ -23,10 +23,10 @@ from deploy_agent.adapters.outbound import (
     OutboundRules,
     address_class,
     literal_address,
-    mask_url,
 )
 from deploy_agent.adapters.traffic_probe import TrafficProbe
 from deploy_agent.adapters.webhook import NotificationFailed, WebhookSender
+from deploy_agent.core.redact import mask_url
 from deploy_agent.models.policy import OutboundPolicy
 
 LOOPBACK_ONLY = OutboundRules(allow_loopback=True, allow_private=False, allow_link_local=False)
