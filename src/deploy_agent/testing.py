@@ -641,6 +641,8 @@ NEW_TASK_DEFINITION = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:2"
 LISTENER_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/web/1/80"
 BLUE_TG_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-blue/1"
 GREEN_TG_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-green/2"
+#: the pushed image the new revision runs
+IMAGE_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64
 
 
 def traffic_aws() -> FakeAws:
@@ -673,10 +675,15 @@ def traffic_state(
         "green_target_group_arn": GREEN_TG_ARN,
     }
     request: dict[str, Any] = {
+        "deployment_id": "d-1",
+        "cluster_name": "c",
+        "service_name": "web",
+        "image": {"uri": IMAGE_URI},
         "strategy": {"load_balancer": lb, **strategy},
         "desired_count": None,
         "health_check": health_check,
         "rollback": rollback or {"enabled": True, "alarm_names": []},
+        "timeout_seconds": max(30, min(86_400, int(timeout_seconds))),
     }
     return PipelineState(
         deployment_id="d-1",

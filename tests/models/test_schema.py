@@ -25,6 +25,7 @@ PUBLIC_NAMES = {
     "RollingStrategy",
     "BlueGreenStrategy",
     "CanaryStrategy",
+    "LinearStrategy",
     "CanaryStep",
     "LoadBalancerSpec",
     "Strategy",

@@ -13,6 +13,7 @@ from deploy_agent.models.request import (
     HealthCheckSpec,
     ImageSpec,
     RollbackSpec,
+    Strategy,
 )
 from deploy_agent.models.result import (
     DeploymentResult,
@@ -54,6 +55,7 @@ __all__ = [
     "RollingStrategy",
     "StageRecord",
     "StoppedTask",
+    "Strategy",
     "TaskDefinitionSpec",
     "ZeroDowntime",
     "parse_request",

@@ -268,7 +268,7 @@ class DeployToECSTask(MessageModel):
     container_name: EcsName | None = None
     desired_count: int | None = Field(default=None, ge=0, le=5000)
     strategy: Strategy = Field(
-        default_factory=lambda: cast(StrategyOptions, registry.strategy_for(registry.DEFAULT).options()),
+        default=cast(StrategyOptions, registry.strategy_for(registry.DEFAULT).options()),
         description="how the new release replaces the old one; default: rolling",
     )
     health_check: HealthCheckSpec | None = None
