@@ -1,4 +1,4 @@
-"""Blue-green and canary through the sandbox's weighted load balancer, under a steady request load."""
+"""Blue-green, canary and linear through the sandbox's weighted load balancer, under a steady request load."""
 
 from __future__ import annotations
 
@@ -289,6 +289,38 @@ class TestCanary:
         wait_until_gone(cluster, f"{service}-canary")
         assert snapshot(setup, cluster, service) == before
         assert served_version(setup) == "v1"
+
+
+class TestLinear:
+    def test_equal_steps_send_the_share_they_say(
+        self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
+    ) -> None:
+        """Linear in 25% steps under load: each step's observed share on the new release is near
+        25, 50, 75 and 100 percent, nothing is dropped, and the original ends on the new release."""
+        cluster, service = "linear", unique("web")
+        setup = provision_blue_green(sandbox, cluster, service, image=push_app("v1"), desired_count=2)
+        request = bg_request(
+            setup, cluster, service, push_app("v2"), type="linear", step_percent=25, step_pause_seconds=3
+        )
+        with Load(f"{setup.url}/version", rate=120, threads=4) as load:
+            result = publish(request)
+        assert result["outcome"] == "succeeded", result
+        assert load.failures == []
+        shifts = [e for e in events(request["deployment_id"]) if e["event"] == "traffic_shifted"]
+        assert [e["label"] for e in shifts] == [
+            "step 1 (25%)",
+            "step 2 (50%)",
+            "step 3 (75%)",
+            "step 4 (100%)",
+        ]
+        for shift, weight in zip(shifts[:3], (25, 50, 75), strict=True):
+            start = datetime.fromisoformat(shift["at"]).timestamp() + 0.3
+            share, n = load.share("v2", start, start + 2.5)
+            print(f"\nlinear weight {weight}%: observed {share * 100:.1f}% of {n} requests")
+            assert n > 50, n
+            assert abs(share * 100 - weight) <= 10, (weight, share, n)
+        assert served_version(setup) == "v2"
+        wait_until_gone(cluster, f"{service}-linear")
 
 
 class TestPreflight:
