@@ -6,6 +6,7 @@ decided through ``tasks.approval.decide`` as the Celery tasks do.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -17,12 +18,11 @@ from deploy_agent.adapters.approval_book import ApprovalBook
 from deploy_agent.core.outcome import Phase, Trigger, decide_outcome
 from deploy_agent.core.state import PipelineState
 from deploy_agent.models.policy import ApprovalRule, Policy
-from deploy_agent.sandbox.redis_server import LocalRedis
 from deploy_agent.strategies import Run, strategy_for
-from deploy_agent.strategies.approval import GATE, POLL, await_approval
-from deploy_agent.strategies.traffic import preflight
+from deploy_agent.strategies.steps.approval import await_approval
 from deploy_agent.testing import (
     GREEN_TG_ARN,
+    IMAGE_URI,
     LISTENER_ARN,
     NEW_TASK_DEFINITION,
     OLD_TASK_DEFINITION,
@@ -34,6 +34,7 @@ from deploy_agent.testing import (
     traffic_aws,
     traffic_state,
 )
+from sandbox_harness.redis_server import LocalRedis
 
 RULE = ApprovalRule(name="production", clusters=["c"], timeout_seconds=600)
 POLICY = Policy(approvals=[RULE])
@@ -54,10 +55,10 @@ def conn(server: LocalRedis) -> Iterator[redis.Redis]:
 
 
 def gated(aws: FakeAws, state: PipelineState, book: ApprovalBook | None, poll: float = 2.0) -> Run:
+    """Return a run of ``state`` whose approvals port is ``book``, looking again every ``poll`` s."""
+    aws.approvals = book
     run = aws.run(state)
-    run.extras[GATE] = book
-    run.extras[POLL] = poll
-    return run
+    return dataclasses.replace(run, tunables=dataclasses.replace(run.tunables, approval_poll_seconds=poll))
 
 
 def decide(book: ApprovalBook, clock: FakeClock, decision: str, reason: str | None = None) -> str:
@@ -65,7 +66,11 @@ def decide(book: ApprovalBook, clock: FakeClock, decision: str, reason: str | No
 
 
 def traffic_run(
-    conn: redis.Redis, kind: str = "blue_green", policy: Policy | None = POLICY, timeout: float = 3600
+    conn: redis.Redis,
+    kind: str = "blue_green",
+    policy: Policy | None = POLICY,
+    timeout: float = 3600,
+    gate: bool = True,
 ) -> tuple[FakeAws, Run, ApprovalBook]:
     aws = traffic_aws()
     strategy: dict[str, Any] = {"type": kind}
@@ -73,8 +78,8 @@ def traffic_run(
         strategy["steps"] = [{"weight": 10, "pause_seconds": 0}, {"weight": 100}]
     state = traffic_state(strategy, aws.clock, timeout_seconds=timeout)
     book = ApprovalBook(conn, 3600, policy)
-    run = gated(aws, state, book)
-    assert aws.step(preflight, run).done
+    run = gated(aws, state, book if gate else None)
+    assert aws.step(strategy_for(kind).preflight, run).done
     return aws, run, book
 
 
@@ -107,7 +112,7 @@ class TestBlueGreen:
         waits = advance(aws, run)
         assert waits
         assert 0 < waits[0] <= 2.0
-        assert run.state.strategy_state["temp_created"] is True
+        assert run.memory.temp_created is True
         assert aws.ecs.is_active("web-green-d-1")
         assert listener_changes(aws) == []
         assert "awaiting_approval" in aws.kinds()
@@ -216,9 +221,7 @@ class TestBlueGreen:
 
     def test_no_matching_rule_and_no_policy_never_wait(self, conn: redis.Redis) -> None:
         for policy in (Policy(approvals=[ApprovalRule(name="other", clusters=["prod-*"])]), None):
-            aws, run, _book = traffic_run(conn, policy=policy)
-            if policy is None:
-                run.extras[GATE] = None
+            aws, run, _book = traffic_run(conn, policy=policy, gate=policy is not None)
             advance(aws, run)
             assert run.state.failure is None
             assert run.state.approval is None
@@ -245,7 +248,14 @@ def rolling_run(conn: redis.Redis, manual: bool = False) -> tuple[FakeAws, Run, 
     now = aws.clock()
     state = PipelineState(
         deployment_id="d-1",
-        request={"strategy": {"type": "rolling"}, "rollback": {"enabled": True}},
+        request={
+            "deployment_id": "d-1",
+            "cluster_name": "c",
+            "service_name": "web",
+            "image": {"uri": IMAGE_URI},
+            "strategy": {"type": "rolling"},
+            "rollback": {"enabled": True},
+        },
         strategy="rolling",
         cluster="c",
         service="web",

@@ -10,7 +10,6 @@ from deploy_agent.core.outcome import Trigger, decide_outcome
 from deploy_agent.core.state import PipelineState
 from deploy_agent.strategies import Run, strategy_for
 from deploy_agent.strategies.blue_green import STEPS
-from deploy_agent.strategies.traffic import preflight
 from deploy_agent.testing import (
     BLUE_TG_ARN as BLUE,
 )
@@ -49,7 +48,7 @@ def start(rollback: dict[str, Any] | None = None) -> tuple[FakeAws, Run]:
         rollback=rollback or {"enabled": True, "alarm_names": ["web-5xx"]},
     )
     run = aws.run(state)
-    assert aws.step(preflight, run).done
+    assert aws.step(BG.preflight, run).done
     assert run.state.failure is None
     return aws, run
 
@@ -57,7 +56,7 @@ def start(rollback: dict[str, Any] | None = None) -> tuple[FakeAws, Run]:
 def deploy_until(aws: FakeAws, run: Run, step: str) -> None:
     """Advance the deployment, letting AWS progress between calls, until the recipe waits in ``step``."""
     for _ in range(50):
-        if STEP_NAMES[int(run.state.strategy_state.get("step", 0))] == step:
+        if STEP_NAMES[run.memory.step] == step:
             return
         progress = aws.step(BG.deploy, run)
         assert run.state.failure is None, run.state.failure
@@ -146,7 +145,7 @@ class TestUndo:
         aws.ecs.fail_service(GREEN_SERVICE, failed_tasks=3, circuit_breaker=True)
         assert aws.step(BG.deploy, run).done
         assert run.state.failure is not None
-        assert (run.state.failure.type, run.state.strategy_state["failed_step"]) == (
+        assert (run.state.failure.type, run.memory.failed_step) == (
             "rollout_failed",
             "wait_green",
         )
@@ -238,7 +237,7 @@ class TestRedelivery:
         aws.let_aws_progress()
         aws.step(BG.deploy, again)
         assert aws.ecs.created == [GREEN_SERVICE]
-        assert again.state.strategy_state["step"] > STEP_NAMES.index("wait_green")
+        assert again.memory.step > STEP_NAMES.index("wait_green")
 
     def test_redelivered_create_after_a_crash_before_the_call_creates_green(self) -> None:
         """The worker died between saving temp_created and CreateService: the redelivery creates green."""
@@ -259,7 +258,7 @@ class TestRedelivery:
         again = aws.redeliver()
         aws.step(BG.deploy, again)
         assert [c.call for c in aws.elb.changes] == ["set_forward_weights"]
-        assert again.state.strategy_state["original_actions"] == ORIGINAL
+        assert again.memory.original_actions == ORIGINAL
 
     def test_redelivered_shift_after_a_crash_before_the_call_moves_traffic(self) -> None:
         """The worker died between saving listener_changed and ModifyListener: the redelivery shifts."""

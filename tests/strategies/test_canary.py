@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 
 from deploy_agent.core.outcome import Trigger
+from deploy_agent.models.request import DeployToECSTask
 from deploy_agent.strategies import Run, strategy_for
-from deploy_agent.strategies.canary import steps_for
-from deploy_agent.strategies.traffic import preflight
 from deploy_agent.testing import (
     BLUE_TG_ARN as BLUE,
 )
@@ -21,6 +20,7 @@ from deploy_agent.testing import (
 )
 from deploy_agent.testing import (
     FakeAws,
+    FakeClock,
     forward_action,
     probe_failed,
     traffic_aws,
@@ -33,10 +33,16 @@ HEALTH = {"url": "http://web.example/health", "unhealthy_threshold": 3}
 
 
 def start(
-    weights: list[int], pause: int = 30, health_check: dict[str, Any] | None = None, timeout: float = 3600
+    weights: list[int],
+    pause: int = 30,
+    health_check: dict[str, Any] | None = None,
+    timeout: float = 3600,
+    poll: float | None = None,
 ) -> tuple[FakeAws, Run]:
-    """Return fakes and a canary run (alarm web-5xx OK) past preflight."""
+    """Return fakes and a canary run (alarm web-5xx OK) past preflight; ``poll``: its poll interval."""
     aws = traffic_aws()
+    if poll is not None:
+        aws.poll_seconds = poll
     aws.alarms.set_state("web-5xx", "OK")
     strategy = {"type": "canary", "steps": [{"weight": w, "pause_seconds": pause} for w in weights]}
     state = traffic_state(
@@ -47,14 +53,14 @@ def start(
         timeout_seconds=timeout,
     )
     run = aws.run(state)
-    assert aws.step(preflight, run).done
+    assert aws.step(CANARY.preflight, run).done
     return aws, run
 
 
 def until_weight_step(aws: FakeAws, run: Run, index: int) -> None:
     """Advance until the canary's ``index``-th weight step (0-based) has set its weight and pauses."""
     for _ in range(100):
-        if run.state.strategy_state.get("weight_set") == index:
+        if run.memory.weight_step == index:
             return
         progress = aws.step(CANARY.deploy, run)
         assert run.state.failure is None, run.state.failure
@@ -109,7 +115,9 @@ class TestWeights:
 
     def test_a_last_step_below_100_adds_a_100_step(self) -> None:
         """The recipe of a plan ending at 40 has a weight_100 step before promotion."""
-        names = [name for name, _ in steps_for({"strategy": {"steps": [{"weight": 20}, {"weight": 40}]}})]
+        state = traffic_state({"type": "canary", "steps": [{"weight": 20}, {"weight": 40}]}, FakeClock())
+        names = CANARY.recipe(DeployToECSTask.model_validate(state.request))
+        assert names == [name for name, _ in CANARY.steps(DeployToECSTask.model_validate(state.request))]
         assert names[3:] == [
             "await_approval",
             "weight_20",
@@ -140,14 +148,14 @@ class TestPause:
     )
     def test_pause_waits_at_most_the_poll_interval(self, pause: int, poll: float, waits: list[float]) -> None:
         """A step's pause is a series of waits, none longer than the poll interval nor than what is left."""
-        aws, run = start([100], pause=pause)
-        aws.poll_seconds = run.poll_seconds = poll
+        aws, run = start([100], pause=pause, poll=poll)
+        assert run.poll_seconds == poll
         aws.step(CANARY.deploy, run)  # creates the canary
         aws.let_aws_progress()
         seen: list[float] = []
         while True:
             progress = aws.step(CANARY.deploy, run)
-            if run.state.strategy_state.get("step") != 4 or progress.done:
+            if run.memory.step != 4 or progress.done:
                 break
             seen.append(progress.wait_seconds)
             aws.clock.advance(progress.wait_seconds)
@@ -167,7 +175,7 @@ class TestGates:
         assert (failure.type, failure.trigger) == ("alarm_gate_failed", Trigger.ALARM)
         assert "step 2" in failure.message
         assert "web-5xx" in failure.message
-        assert run.state.strategy_state["failed_step"] == "weight_50"
+        assert run.memory.failed_step == "weight_50"
 
     @pytest.mark.parametrize(("index", "label"), [(0, "step 1 (10%)"), (1, "step 2 (50%)")])
     def test_a_failing_health_gate_names_the_step(self, index: int, label: str) -> None:
@@ -203,7 +211,7 @@ class TestGates:
         failure = run.state.failure
         assert failure is not None
         assert (failure.type, failure.trigger) == ("deadline_exceeded", Trigger.DEADLINE)
-        assert run.state.strategy_state["step"] == 4  # weight_10 (after await_approval), in its pause
+        assert run.memory.step == 4  # weight_10 (after await_approval), in its pause
         assert shifted_weights(aws) == [{BLUE: 90, GREEN: 10}]
 
 
@@ -217,5 +225,5 @@ class TestRedelivery:
         again = aws.redeliver()
         aws.step(CANARY.deploy, again)
         assert shifted_weights(aws)[-1] == {BLUE: 50, GREEN: 50}
-        assert again.state.strategy_state["original_actions"] == [forward_action(BLUE)]
+        assert again.memory.original_actions == [forward_action(BLUE)]
         assert aws.ecs.created == [CANARY_SERVICE]

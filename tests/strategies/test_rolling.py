@@ -7,21 +7,62 @@ from typing import Any
 
 import pytest
 
+from deploy_agent.core.errors import RolloutFailed
 from deploy_agent.core.outcome import Phase, Trigger
+from deploy_agent.core.polling import PollPolicy
+from deploy_agent.core.ports import RevisionsPort
 from deploy_agent.core.state import PipelineState
-from deploy_agent.strategies import Run, strategy_for, strategy_names
-from deploy_agent.testing import FakeClock, FakeEcs, deployment
+from deploy_agent.models.request import DeployToECSTask
+from deploy_agent.strategies import Ports, Run, Tunables, strategy_for, strategy_names
+from deploy_agent.strategies.steps.memory import ServiceUpdateMemory
+from deploy_agent.testing import (
+    FakeAlarms,
+    FakeClock,
+    FakeEcs,
+    FakeElb,
+    FakeProber,
+    FakeRevisions,
+    FakeTrafficWatch,
+    deployment,
+)
 
 OLD = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1"
 NEW = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:2"
 
 
-def make_run(strategy: dict[str, Any] | None = None, timeout: float = 600) -> tuple[Run, FakeEcs, FakeClock]:
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64
+
+
+def rolling_message(strategy: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Return a complete, valid message for service ``s`` of cluster ``c`` (the request is the model)."""
+    return {
+        "deployment_id": "d-1",
+        "cluster_name": "c",
+        "service_name": "s",
+        "image": {"uri": IMAGE},
+        "strategy": strategy or {"type": "rolling"},
+        "desired_count": None,
+    }
+
+
+class RefusingRevisions:
+    """A ``RevisionsPort`` whose revisions can be neither used nor restored."""
+
+    def usable_revision(self, task_definition_arn: str) -> str:
+        raise RolloutFailed(f"cannot roll back to {task_definition_arn}")
+
+
+def make_run(
+    strategy: dict[str, Any] | None = None,
+    timeout: float = 600,
+    revisions: RevisionsPort | None = None,
+) -> tuple[Run[ServiceUpdateMemory], FakeEcs, FakeClock, list[Phase]]:
+    """Return a run of deployment d-1 (revision 2 of ``s``), its ECS, its clock and its saves' phases."""
     clock = FakeClock()
     ecs = FakeEcs(OLD, [deployment("ecs-svc/0", OLD, "COMPLETED")])
     state = PipelineState(
         deployment_id="d-1",
-        request={"strategy": strategy or {"type": "rolling"}, "desired_count": None},
+        request=rolling_message(strategy),
         strategy="rolling",
         cluster="c",
         service="s",
@@ -33,16 +74,24 @@ def make_run(strategy: dict[str, Any] | None = None, timeout: float = 600) -> tu
         previous_task_definition_arn=OLD,
     )
     saves: list[Phase] = []
-    run = Run(
+    run: Run[ServiceUpdateMemory] = Run(
         state=state,
-        ecs=ecs,
-        now=clock,
+        request=DeployToECSTask.model_validate(state.request),
+        memory=ServiceUpdateMemory(),
+        ports=Ports(
+            ecs=ecs,
+            elb=FakeElb(),
+            alarms=FakeAlarms(),
+            prober=FakeProber(),
+            traffic=FakeTrafficWatch(),
+            revisions=revisions or FakeRevisions(),
+            clock=clock,
+        ),
         emit=lambda *_a, **_k: None,
-        poll_seconds=0.5,
-        extras={"save": lambda: saves.append(state.phase), "rollback_timeout": 60},
+        tunables=Tunables(poll=PollPolicy(fast=0.5, slow=0.5), rollback_timeout_seconds=60),
+        persist=lambda: saves.append(state.phase),
     )
-    run.extras["saves"] = saves
-    return run, ecs, clock
+    return run, ecs, clock, saves
 
 
 ROLLING = strategy_for("rolling")
@@ -51,18 +100,20 @@ ROLLING = strategy_for("rolling")
 class TestDeploy:
     def test_first_step_saves_the_phase_then_updates_the_service(self) -> None:
         """UpdateService is sent once, after the updating phase is durable, with the message's percents."""
-        run, ecs, _ = make_run({"type": "rolling", "maximum_percent": 150, "minimum_healthy_percent": 50})
+        run, ecs, _, saves = make_run(
+            {"type": "rolling", "maximum_percent": 150, "minimum_healthy_percent": 50}
+        )
         progress = ROLLING.deploy(run)
         assert not progress.done
         assert progress.wait_seconds == 0.5
-        assert run.extras["saves"] == [Phase.UPDATING]
+        assert saves == [Phase.UPDATING]
         assert [
             (u.task_definition_arn, u.maximum_percent, u.minimum_healthy_percent) for u in ecs.updates
         ] == [(NEW, 150, 50)]
 
     def test_in_progress_waits_without_a_second_update(self) -> None:
         """While ECS works, the step only polls."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         ROLLING.deploy(run)
         assert not ROLLING.deploy(run).done
         assert len(ecs.updates) == 1
@@ -70,7 +121,7 @@ class TestDeploy:
 
     def test_completed_moves_to_verifying(self) -> None:
         """Our deployment COMPLETED ends the deploy stage and starts verification."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         ROLLING.deploy(run)
         ecs.settle()
         assert ROLLING.deploy(run).done
@@ -79,7 +130,7 @@ class TestDeploy:
 
     def test_circuit_breaker_failure_is_recorded(self) -> None:
         """A FAILED rolloutState is a circuit-breaker failure with ECS's reason."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         ROLLING.deploy(run)
         ecs.set_rollout("FAILED", "ECS deployment circuit breaker: tasks failed to start.")
         assert ROLLING.deploy(run).done
@@ -90,7 +141,7 @@ class TestDeploy:
 
     def test_deadline_fails_with_the_deadline_trigger(self) -> None:
         """Past the deadline the step stops waiting and records why."""
-        run, _, clock = make_run(timeout=30)
+        run, _, clock, _ = make_run(timeout=30)
         ROLLING.deploy(run)
         clock.advance(31)
         assert ROLLING.deploy(run).done
@@ -99,7 +150,7 @@ class TestDeploy:
 
     def test_lost_update_is_sent_again(self) -> None:
         """A redelivered stage whose UpdateService never reached ECS sends it (once more)."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         run.state.phase = Phase.UPDATING  # saved, then the worker died before the call
         ROLLING.deploy(run)
         assert [u.task_definition_arn for u in ecs.updates] == [NEW]
@@ -108,7 +159,7 @@ class TestDeploy:
 class TestRollback:
     def test_rollback_puts_the_previous_definition_back_and_waits(self) -> None:
         """Rollback updates the service to the previous revision and finishes when it is settled."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         ROLLING.deploy(run)
         run.state.fail("health_check_failed", "500", Trigger.HEALTH_CHECK)
         assert not ROLLING.rollback(run).done
@@ -120,7 +171,7 @@ class TestRollback:
 
     def test_ecs_rollback_is_only_awaited(self) -> None:
         """When ECS rolled back by itself, the worker sends no UpdateService of its own."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         ROLLING.deploy(run)
         run.state.ecs_rolled_back = True
         ecs.update_service("c", "s", OLD, None, 200, 100, True, True)  # ECS's own rollback
@@ -132,7 +183,7 @@ class TestRollback:
 
     def test_rollback_that_never_settles_is_reported(self) -> None:
         """A rollback that does not settle in time ends with rollback_failed, not a hang."""
-        run, _, clock = make_run()
+        run, _, clock, _ = make_run()
         ROLLING.deploy(run)
         ROLLING.rollback(run)
         clock.advance(61)
@@ -163,7 +214,7 @@ def ecs_rolls_back(ecs: FakeEcs, ours_listed: bool, ours_rollout: str = "IN_PROG
 class TestTheServicesOwnSettings:
     def test_a_message_without_settings_sends_none(self) -> None:
         """Percents and circuit breaker left out of the message are left out of UpdateService."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         ROLLING.deploy(run)
         sent: Any = ecs.updates[0]  # testing.UpdateCall still types the settings as required
         assert (sent.maximum_percent, sent.minimum_healthy_percent) == (None, None)
@@ -171,7 +222,7 @@ class TestTheServicesOwnSettings:
 
     def test_one_breaker_flag_takes_the_other_from_the_service(self) -> None:
         """The API needs both breaker flags: the one the message omits is the service's own."""
-        run, ecs, _ = make_run({"type": "rolling", "circuit_breaker": True})
+        run, ecs, _, _ = make_run({"type": "rolling", "circuit_breaker": True})
         original = ecs.describe_service
 
         def with_config(cluster: str, service: str) -> dict[str, Any]:
@@ -189,9 +240,9 @@ class TestTheServicesOwnSettings:
 class TestEcsRollbackIsNeverFought:
     def test_the_reply_names_our_deployment_and_a_stale_read_is_only_waited_out(self) -> None:
         """UpdateService's new PRIMARY is the hint; a stale read neither fails nor re-sends."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         ROLLING.deploy(run)
-        assert run.state.strategy_state["ecs_deployment_hint"] == "ecs-svc/1"
+        assert run.memory.ecs_deployment_hint == "ecs-svc/1"
         fresh = list(ecs.deployments)
         ecs.deployments[:] = [deployment("ecs-svc/0", OLD, "COMPLETED")]  # the state before the update
         ecs.task_definition = OLD
@@ -212,7 +263,7 @@ class TestEcsRollbackIsNeverFought:
         self, ours_listed: bool, ours_rollout: str
     ) -> None:
         """Every shape of ECS's rollback ends the deploy as a circuit-breaker failure that ECS undoes."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         ROLLING.deploy(run)
         ROLLING.deploy(run)  # ours seen once
         ecs_rolls_back(ecs, ours_listed, ours_rollout)
@@ -224,7 +275,7 @@ class TestEcsRollbackIsNeverFought:
 
     def test_a_rollback_done_before_our_first_look_is_not_re_sent(self) -> None:
         """ECS rolled back before we ever saw ours: no second UpdateService of the broken revision."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         ROLLING.deploy(run)
         done = deployment("ecs-svc/rb", OLD, "COMPLETED")
         ecs.deployments[:] = [done]
@@ -240,7 +291,7 @@ class TestEcsRollbackIsNeverFought:
 
     def test_the_rollback_stage_only_waits_for_ecs(self) -> None:
         """During ECS's long rollback our rollback step sends nothing and ends once ECS settles."""
-        run, ecs, _ = make_run()
+        run, ecs, _, _ = make_run()
         ROLLING.deploy(run)
         ecs_rolls_back(ecs, ours_listed=True)
         ROLLING.deploy(run)
@@ -255,9 +306,8 @@ class TestEcsRollbackIsNeverFought:
 class TestDeregisteredRevision:
     def test_the_rollback_goes_to_the_re_registered_copy(self) -> None:
         """An unusable previous revision is replaced by the runtime's copy before UpdateService."""
-        run, ecs, _ = make_run()
         copy = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:3"
-        run.extras["usable_revision"] = lambda arn: copy if arn == OLD else arn
+        run, ecs, _, _ = make_run(revisions=FakeRevisions(copies={OLD: copy}))
         ROLLING.deploy(run)
         run.state.fail("health_check_failed", "500", Trigger.HEALTH_CHECK)
         ROLLING.rollback(run)
@@ -266,14 +316,7 @@ class TestDeregisteredRevision:
 
     def test_a_revision_that_cannot_be_restored_fails_before_any_update(self) -> None:
         """When the revision cannot be restored the rollback raises before it sends UpdateService."""
-        from deploy_agent.core.errors import RolloutFailed
-
-        run, ecs, _ = make_run()
-
-        def refuse(arn: str) -> str:
-            raise RolloutFailed(f"cannot roll back to {arn}")
-
-        run.extras["usable_revision"] = refuse
+        run, ecs, _, _ = make_run(revisions=RefusingRevisions())
         ROLLING.deploy(run)
         run.state.fail("health_check_failed", "500", Trigger.HEALTH_CHECK)
         with pytest.raises(RolloutFailed):
@@ -282,9 +325,10 @@ class TestDeregisteredRevision:
 
     def test_the_failure_to_settle_is_kept_for_the_stage(self) -> None:
         """A rollback that does not settle leaves its reason for the rollback stage's record."""
-        run, _, clock = make_run()
+        run, _, clock, _ = make_run()
         ROLLING.deploy(run)
         ROLLING.rollback(run)
         clock.advance(61)
         ROLLING.rollback(run)
-        assert "did not settle" in run.state.strategy_state["rollback_failure"]
+        assert run.state.rollback_failure is not None
+        assert "did not settle" in run.state.rollback_failure

@@ -9,7 +9,13 @@ import pytest
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.traffic import ZeroDowntimeReport, listener_forward_weights
 from deploy_agent.strategies import Run, strategy_for
-from deploy_agent.strategies import traffic as steps
+from deploy_agent.strategies.steps.listener import restore_listener, shift_traffic
+from deploy_agent.strategies.steps.temp_service import (
+    check_traffic_setup,
+    create_temp_service,
+    verify_temp_service,
+    wait_temp_service,
+)
 from deploy_agent.testing import (
     BLUE_TG_ARN as BLUE,
 )
@@ -42,20 +48,25 @@ def make(alarms: list[str] | None = None, production_url: str | None = None) -> 
     return aws, aws.run(state)
 
 
-def _drop_listener(aws: FakeAws, run: Run) -> None:
+def _drop_listener(aws: FakeAws, run: Run) -> Run:
     del aws.elb.listeners[LISTENER]
+    return run
 
 
-def _drop_green(aws: FakeAws, run: Run) -> None:
+def _drop_green(aws: FakeAws, run: Run) -> Run:
     del aws.elb.target_groups[GREEN]
+    return run
 
 
-def _name_missing_alarm(aws: FakeAws, run: Run) -> None:
-    run.request["rollback"]["alarm_names"] = ["web-5xx", "web-latency"]
+def _name_missing_alarm(aws: FakeAws, run: Run) -> Run:
+    """The message names an alarm that does not exist (the request is the model: parse it again)."""
+    run.state.request["rollback"]["alarm_names"] = ["web-5xx", "web-latency"]
+    return aws.run(run.state)
 
 
-def _listener_on_green(aws: FakeAws, run: Run) -> None:
+def _listener_on_green(aws: FakeAws, run: Run) -> Run:
     aws.elb.listeners[LISTENER]["DefaultActions"] = [forward_action(GREEN)]
+    return run
 
 
 class TestPreflight:
@@ -74,33 +85,33 @@ class TestPreflight:
         ids=["missing_listener", "missing_green_group", "missing_alarm", "leftover_green_traffic"],
     )
     def test_an_unusable_setup_is_rejected_with_the_field_and_nothing_touched(
-        self, breakage: Callable[[FakeAws, Run], None], field: str, problem: str
+        self, breakage: Callable[[FakeAws, Run], Run], field: str, problem: str
     ) -> None:
         """Each problem becomes one rejection naming its message field; no AWS resource is changed."""
         aws, run = make(alarms=["web-5xx"])
-        breakage(aws, run)
-        assert steps.preflight(run).done
+        run = breakage(aws, run)
+        assert check_traffic_setup(run).done
         assert run.state.rejections == [{"field": field, "problem": problem}]
         assert run.state.failure is not None
         assert (run.state.failure.type, run.state.failure.trigger) == ("preflight_failed", Trigger.ERROR)
         assert aws.journal == []
-        assert "original_actions" not in run.state.strategy_state
+        assert run.memory.original_actions is None
 
     def test_a_usable_setup_records_the_listener_actions_and_desired_count(self) -> None:
         """Preflight of a good setup records the original DefaultActions and the desired count."""
         aws, run = make(alarms=["web-5xx"])
-        assert steps.preflight(run).done
+        assert check_traffic_setup(run).done
         assert run.state.failure is None
         assert run.state.rejections == []
-        assert run.state.strategy_state["original_actions"] == ORIGINAL
-        assert run.state.strategy_state["desired"] == 2
+        assert run.memory.original_actions == ORIGINAL
+        assert run.memory.desired == 2
         assert aws.journal == []
 
     def test_a_failed_preflight_needs_no_undo(self) -> None:
         """After a rejection the rollback has nothing to do and calls nothing."""
         aws, run = make()
         _drop_listener(aws, run)
-        steps.preflight(run)
+        check_traffic_setup(run)
         assert strategy_for("blue_green").rollback(run).skipped
         assert aws.journal == []
 
@@ -109,40 +120,50 @@ class TestListener:
     def test_the_recorded_actions_stay_the_pre_deployment_ones_when_shifting_twice(self) -> None:
         """shift_traffic records the listener's actions once; a repeated step does not modify it again."""
         aws, run = make()
-        steps.shift_traffic(run, {BLUE: 90, GREEN: 10}, "step 1")
-        steps.shift_traffic(run, {BLUE: 90, GREEN: 10}, "step 1")
-        steps.shift_traffic(run, {BLUE: 50, GREEN: 50}, "step 2")
-        assert run.state.strategy_state["original_actions"] == ORIGINAL
+        shift_traffic(run, {BLUE: 90, GREEN: 10}, "step 1")
+        shift_traffic(run, {BLUE: 90, GREEN: 10}, "step 1")
+        shift_traffic(run, {BLUE: 50, GREEN: 50}, "step 2")
+        assert run.memory.original_actions == ORIGINAL
         assert [c.weights for c in aws.elb.changes] == [{BLUE: 90, GREEN: 10}, {BLUE: 50, GREEN: 50}]
 
     def test_restore_puts_the_exact_actions_back_once(self) -> None:
         """restore_listener writes the recorded actions back, and a second call does nothing."""
         aws, run = make()
-        steps.preflight(run)
-        steps.shift_traffic(run, {BLUE: 0, GREEN: 100}, "to green")
-        steps.restore_listener(run)
-        steps.restore_listener(run)
+        check_traffic_setup(run)
+        shift_traffic(run, {BLUE: 0, GREEN: 100}, "to green")
+        restore_listener(run)
+        restore_listener(run)
         assert [c.call for c in aws.elb.changes] == ["set_forward_weights", "restore_default_actions"]
         assert aws.elb.listeners[LISTENER]["DefaultActions"] == ORIGINAL
 
     def test_restore_without_a_change_calls_nothing(self) -> None:
         """A listener we never changed is not written."""
         aws, run = make()
-        steps.preflight(run)
-        assert steps.restore_listener(run).done
+        check_traffic_setup(run)
+        assert restore_listener(run).done
         assert aws.elb.changes == []
 
     def test_every_listener_change_is_probed_and_summed(self) -> None:
-        """With a production URL, each change runs one traffic probe and the reports add up."""
+        """With a production URL, each change is watched once (begun, ended) and the reports add up.
+
+        A watched change waits the settle time; the next call of the step reads the report.
+        """
         aws, run = make(production_url="http://web.example/")
-        aws.traffic_probes.reports = [ZeroDowntimeReport(40, 0, 12.0), ZeroDowntimeReport(30, 2, 80.0)]
-        steps.preflight(run)
-        steps.shift_traffic(run, {BLUE: 0, GREEN: 100}, "to green")
-        steps.restore_listener(run)
-        assert [(p.url, p.started, p.stopped) for p in aws.traffic_probes.probes] == [
-            ("http://web.example/", 1, 1),
-            ("http://web.example/", 1, 1),
+        aws.traffic.reports = [ZeroDowntimeReport(40, 0, 12.0), ZeroDowntimeReport(30, 2, 80.0)]
+        check_traffic_setup(run)
+        for change in (
+            lambda: shift_traffic(run, {BLUE: 0, GREEN: 100}, "to green"),
+            lambda: restore_listener(run),
+        ):
+            waiting = change()
+            assert (waiting.done, waiting.wait_seconds) == (False, aws.settle_seconds)
+            aws.clock.advance(waiting.wait_seconds)
+            assert change().done
+        assert [(c.key, c.url, c.ended_after) for c in aws.traffic.changes] == [
+            ("d-1:to green", "http://web.example/", aws.settle_seconds),
+            ("d-1:restore", "http://web.example/", aws.settle_seconds),
         ]
+        assert [c.call for c in aws.elb.changes] == ["set_forward_weights", "restore_default_actions"]
         assert run.state.zero_downtime == {"requests": 70, "failures": 2, "longest_gap_ms": 80.0}
 
 
@@ -161,10 +182,10 @@ class TestTemporaryService:
     ) -> None:
         """Green fails on its deployment's FAILED rollout (our breaker), never on a failedTasks count."""
         aws, run = make()
-        steps.preflight(run)
-        steps.create_temp_service("green")(run)
+        check_traffic_setup(run)
+        create_temp_service("green")(run)
         aws.ecs.fail_service("web-green-d-1", failed_tasks, circuit_breaker=circuit_breaker)
-        progress = steps.wait_temp_service(run)
+        progress = wait_temp_service(run)
         assert (run.state.failure is not None) is fails
         assert progress.done is fails
 
@@ -178,11 +199,11 @@ class TestTemporaryService:
     ) -> None:
         """A MISSING answer right after CreateService (eventual consistency) is waited out, then fails."""
         aws, run = make()
-        steps.preflight(run)
-        steps.create_temp_service("green")(run)
+        check_traffic_setup(run)
+        create_temp_service("green")(run)
         aws.ecs.missing.add("web-green-d-1")
         aws.clock.advance(seconds_missing)
-        progress = steps.wait_temp_service(run)
+        progress = wait_temp_service(run)
         assert (run.state.failure is not None) is fails
         assert progress.done is fails
         if fails:
@@ -196,8 +217,8 @@ class TestTemporaryService:
         aws.ecs.load_balancers.append(
             {"targetGroupArn": other, "containerName": "web", "containerPort": 9000}
         )
-        steps.preflight(run)
-        steps.create_temp_service("green")(run)
+        check_traffic_setup(run)
+        create_temp_service("green")(run)
         template = aws.ecs.temp_services["web-green-d-1"].template
         assert [b["targetGroupArn"] for b in template["loadBalancers"]] == [BLUE]
 
@@ -213,17 +234,17 @@ class TestTemporaryService:
     def test_green_targets_must_be_healthy_before_traffic(self, states: list[str], outcome: str) -> None:
         """verify_temp_service waits for desired healthy targets and fails when they are all unhealthy."""
         aws, run = make()
-        steps.preflight(run)
+        check_traffic_setup(run)
         aws.elb.set_target_health(GREEN, *states)
-        progress = steps.verify_temp_service(run)
+        progress = verify_temp_service(run)
         seen = "failed" if run.state.failure else ("done" if progress.done else "wait")
         assert seen == outcome
 
     def test_create_is_recorded_before_the_call(self) -> None:
         """The temporary service's name is persisted before CreateService is sent."""
         aws, run = make()
-        steps.preflight(run)
-        steps.create_temp_service("green")(run)
+        check_traffic_setup(run)
+        create_temp_service("green")(run)
         assert '"temp_service":"web-green-d-1"' in aws.saved[0]
         assert aws.ecs.created == ["web-green-d-1"]
 
@@ -232,7 +253,7 @@ def test_the_deadline_during_the_bake_fails_with_the_deadline_trigger() -> None:
     """Past the deadline while blue-green bakes, the recipe stops with a deadline failure."""
     aws, run = make()
     bg = strategy_for("blue_green")
-    steps.preflight(run)
+    check_traffic_setup(run)
     aws.step(bg.deploy, run)
     aws.let_aws_progress()
     assert not aws.step(bg.deploy, run).done  # shifted to green, baking
@@ -250,15 +271,15 @@ class TestListenerRules:
         """Shifted with the default action's weights, recorded before the change, restored exactly."""
         aws, run = make()
         aws.elb.add_rule(LISTENER, self.RULE, forward_action(BLUE))
-        steps.preflight(run)
-        assert run.state.strategy_state["original_rules"] == {self.RULE: [forward_action(BLUE)]}
-        steps.shift_traffic(run, {BLUE: 0, GREEN: 100}, "to green")
+        check_traffic_setup(run)
+        assert run.memory.original_rules == {self.RULE: [forward_action(BLUE)]}
+        shift_traffic(run, {BLUE: 0, GREEN: 100}, "to green")
         assert '"original_rules"' in aws.saved[0]  # durable before the first change
         assert listener_forward_weights({"DefaultActions": aws.elb.rule_actions(self.RULE)}) == {
             BLUE: 0,
             GREEN: 100,
         }
-        steps.restore_listener(run)
+        restore_listener(run)
         assert aws.elb.rule_actions(self.RULE) == [forward_action(BLUE)]
         assert aws.elb.listeners[LISTENER]["DefaultActions"] == ORIGINAL
 
@@ -276,7 +297,7 @@ class TestListenerRules:
             },
         }
         aws.elb.add_rule(LISTENER, self.RULE, split)
-        steps.preflight(run)
+        check_traffic_setup(run)
         assert run.state.failure is not None
         assert run.state.failure.type == "preflight_failed"
         assert run.state.rejections[0]["field"] == "strategy.load_balancer.listener_arn"

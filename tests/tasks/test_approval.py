@@ -21,17 +21,19 @@ import redis
 from deploy_agent.cli import main
 from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.state import PipelineState, utcnow
-from deploy_agent.sandbox.redis_server import LocalRedis
 from deploy_agent.settings import Settings
-from deploy_agent.strategies.approval import await_approval
 from deploy_agent.strategies.base import Progress, Run
+from deploy_agent.strategies.steps.approval import await_approval
 from deploy_agent.tasks import finish
 from deploy_agent.tasks.approval import decide
 from deploy_agent.tasks.runtime import Runtime, set_runtime
 from deploy_agent.tasks.stages import STEPS, advance_stage
 from deploy_agent.worker.status_page import summarize_deployment
+from sandbox_harness.redis_server import LocalRedis
 
 ALICE = "alice@laptop"
+#: the pushed image of the message (the request is the validated model: it must be complete)
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64
 
 
 class Clock:
@@ -74,7 +76,13 @@ def recorded(rt: Runtime, cluster: str = "prod", deployment_id: str = "dep-1") -
     now = rt.now()
     state = PipelineState(
         deployment_id=deployment_id,
-        request={"cluster_name": cluster, "service_name": "web", "strategy": {"type": "rolling"}},
+        request={
+            "deployment_id": deployment_id,
+            "cluster_name": cluster,
+            "service_name": "web",
+            "image": {"uri": IMAGE},
+            "strategy": {"type": "rolling"},
+        },
         strategy="rolling",
         cluster=cluster,
         service="web",
