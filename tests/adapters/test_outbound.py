@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from deploy_agent.adapters.health import HttpProber
-from deploy_agent.adapters.outbound import (
+from deploy_agent.adapters.outbound import Outbound
+from deploy_agent.adapters.outbound_rules import (
     MAX_BODY_BYTES,
-    Outbound,
     OutboundFailed,
     OutboundRefused,
     OutboundRules,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from deploy_agent.adapters.outbound import Outbound, OutboundFailed, OutboundRefused
+from deploy_agent.adapters.outbound import Outbound
+from deploy_agent.adapters.outbound_rules import OutboundFailed, OutboundRefused
 from deploy_agent.core.health import Probe, assess_response
 
 _MAX_ERROR_TEXT = 300

@@ -25,45 +25,32 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import http.client
-import io
 import ipaddress
 import os
-import re
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Iterable, Mapping
 from urllib.parse import unquote, urlsplit
 
-from deploy_agent.core.errors import DeployError
+from deploy_agent.adapters.deadline_socket import DeadlineSocket
+from deploy_agent.adapters.outbound_rules import (
+    MAX_BODY_BYTES,
+    RULE_SETTINGS,
+    Address,
+    HostList,
+    OutboundFailed,
+    OutboundRefused,
+    OutboundRules,
+    Resolver,
+    Response,
+    _Target,
+    address_class,
+    literal_address,
+    system_resolver,
+)
 from deploy_agent.models.policy import OutboundPolicy, matches
 
-#: the most response body bytes read; the rest is left unread (``Response.truncated``)
-MAX_BODY_BYTES = 64 * 1024
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-#: ``(host, port) -> addresses``; the default asks the system resolver (getaddrinfo)
-Resolver = Callable[[str, int], list[str]]
-HostList = Literal["url_hosts", "webhook_hosts"]
-
-_NETWORKS: dict[str, tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]] = {
-    "loopback": (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")),
-    "link-local": (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10")),
-    "private": (
-        ipaddress.ip_network("10.0.0.0/8"),
-        ipaddress.ip_network("172.16.0.0/12"),
-        ipaddress.ip_network("192.168.0.0/16"),
-        ipaddress.ip_network("100.64.0.0/10"),
-        ipaddress.ip_network("fc00::/7"),
-        ipaddress.ip_network("fec0::/10"),  # deprecated site-local
-    ),
-}
-_RULE = {"loopback": "allow_loopback", "link-local": "allow_link_local", "private": "allow_private"}
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-#: what inet_aton may read as an IPv4 address: 2852039166, 0xa9.0xfe.0xa9.0xfe, 0251.0376.0251.0376
-_NUMERIC_HOST = re.compile(r"[0-9a-fx.]+")
 _lookups: tuple[int, concurrent.futures.ThreadPoolExecutor] | None = None
 
 
@@ -74,117 +61,6 @@ def _lookup_pool() -> concurrent.futures.ThreadPoolExecutor:
     if _lookups is None or _lookups[0] != os.getpid():
         _lookups = (os.getpid(), concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="outbound-dns"))
     return _lookups[1]
-
-
-class OutboundRefused(DeployError):
-    """The URL names a host or an address the policy does not allow; nothing was sent."""
-
-    kind = "outbound_refused"
-
-
-class OutboundFailed(DeployError):
-    """The request went out but got no answer; ``reason`` is a short name such as ``ReadTimeout``."""
-
-    kind = "outbound_failed"
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: bytes
-    #: the body was longer than the byte cap; ``body`` holds its first bytes
-    truncated: bool = False
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-
-def address_class(address: Address) -> str | None:
-    """Return ``loopback``, ``link-local``, ``private``, ``unspecified``, ``multicast`` or
-    ``reserved`` for an address a request may not reach by default, or None for a public one."""
-    if isinstance(address, ipaddress.IPv6Address):
-        address = ipaddress.IPv6Address(int(address))  # drops a %zone
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in _NAT64:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return address_class(embedded)
-    for name, networks in _NETWORKS.items():
-        if any(address in network for network in networks):
-            return name
-    if address.is_unspecified:
-        return "unspecified"
-    if address.is_multicast:
-        return "multicast"
-    if address.is_reserved or not address.is_global:
-        return "reserved"
-    return None
-
-
-def literal_address(host: str) -> Address | None:
-    """Return the address a host written as an IP literal means (any spelling), or None for a name."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if _NUMERIC_HOST.fullmatch(host.lower()):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))
-        except OSError:
-            return None
-    return None
-
-
-def url_host(url: str) -> str:
-    """Return just the host of ``url`` (for logs), or ``<invalid URL>``."""
-    try:
-        return urlsplit(url).hostname or "<no host>"
-    except ValueError:
-        return "<invalid URL>"
-
-
-@dataclass(frozen=True)
-class OutboundRules:
-    """The address classes and host patterns outgoing requests obey."""
-
-    allow_loopback: bool = True
-    allow_private: bool = True
-    allow_link_local: bool = False
-    url_hosts: tuple[str, ...] | None = None
-    webhook_hosts: tuple[str, ...] | None = None
-
-    @classmethod
-    def from_policy(cls, policy: OutboundPolicy | None) -> OutboundRules:
-        """The policy's rules; with no policy: anything but link-local (and the never-allowed classes)."""
-        if policy is None:
-            return cls()
-        return cls(
-            allow_loopback=policy.allow_loopback,
-            allow_private=policy.allow_private,
-            allow_link_local=policy.allow_link_local,
-            url_hosts=None if policy.url_hosts is None else tuple(policy.url_hosts),
-            webhook_hosts=None if policy.webhook_hosts is None else tuple(policy.webhook_hosts),
-        )
-
-    def allows(self, address_kind: str) -> bool:
-        return bool(getattr(self, _RULE[address_kind], False)) if address_kind in _RULE else False
-
-
-@dataclass(frozen=True)
-class _Target:
-    scheme: str
-    host: str  # ASCII (IDNA) name or canonical IP text
-    port: int
-    path: str
-    authorization: str | None
-
-
-def system_resolver(host: str, port: int) -> list[str]:
-    """Every address the system resolver gives for ``host`` (TCP)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 class Outbound:
@@ -288,8 +164,8 @@ class Outbound:
             return
         article = "an" if kind[0] in "aeiou" else "a"
         what = f"{host} resolves to {address}, {article}" if via else f"{address} is {article}"
-        if kind in _RULE:
-            why = f"which the policy does not allow (outbound.{_RULE[kind]})"
+        if kind in RULE_SETTINGS:
+            why = f"which the policy does not allow (outbound.{RULE_SETTINGS[kind]})"
         else:
             why = "which is never allowed"
         raise OutboundRefused(_say(field, f"{what} {kind} address, {why}"))
@@ -383,7 +259,7 @@ class Outbound:
         try:
             sock.settimeout(max(deadline - time.monotonic(), 0.001))
             connection.request(method, target.path, body=body, headers=sent)
-            response = http.client.HTTPResponse(_DeadlineSocket(sock, deadline), method=method)  # type: ignore[arg-type]
+            response = http.client.HTTPResponse(DeadlineSocket(sock, deadline), method=method)  # type: ignore[arg-type]
             response.begin()
             data = response.read(self.max_body_bytes + 1)
         except TimeoutError:
@@ -406,34 +282,6 @@ class Outbound:
             truncated=truncated,
             headers={k.lower(): v for k, v in response.getheaders()},
         )
-
-
-class _DeadlineSocket:
-    """What ``HTTPResponse`` reads from: each read may wait only until the request's deadline."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock = sock
-        self._deadline = deadline
-
-    def makefile(self, mode: str, *args: object, **kwargs: object) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline))
-
-
-class _DeadlineReader(io.RawIOBase):
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        super().__init__()
-        self._sock = sock
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        remaining = self._deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("the request's deadline passed")
-        self._sock.settimeout(remaining)
-        return self._sock.recv_into(buffer)
 
 
 def _say(field: str | None, problem: str) -> str:

@@ -28,7 +28,8 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-from deploy_agent.adapters.outbound import Outbound, OutboundFailed, OutboundRefused, url_host
+from deploy_agent.adapters.outbound import Outbound
+from deploy_agent.adapters.outbound_rules import OutboundFailed, OutboundRefused, url_host
 from deploy_agent.core.traffic import ZeroDowntimeReport
 
 __all__ = ["TrafficProbe", "ZeroDowntimeReport"]

@@ -12,7 +12,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from deploy_agent.adapters.outbound import Outbound, OutboundFailed, OutboundRefused, url_host
+from deploy_agent.adapters.outbound import Outbound
+from deploy_agent.adapters.outbound_rules import OutboundFailed, OutboundRefused, url_host
 from deploy_agent.core.errors import DeployError
 
 
