@@ -5,11 +5,11 @@ guards this list.
 """
 
 from deploy_agent.models.container import ContainerDefinition, ContainerHealthCheck, PortMapping
+from deploy_agent.models.ecr import EcrSpec
 from deploy_agent.models.parsing import parse_request, request_json_schema
 from deploy_agent.models.request import (
     BuildSpec,
     DeployToECSTask,
-    EcrSpec,
     HealthCheckSpec,
     ImageSpec,
     RollbackSpec,
