@@ -8,7 +8,7 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
-from deploy_agent.adapters.ecs import TEMPORARY_TAG, plan_clone
+from deploy_agent.core.service_clone import TEMPORARY_TAG, plan_clone
 
 BLUE = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-blue/1"
 GREEN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-green/2"
