@@ -36,7 +36,7 @@ import docker.errors
 from common import EXAMPLES, median
 
 from deploy_agent.adapters.docker_builder import DockerBuilder
-from deploy_agent.sandbox.registry import LocalRegistry
+from ecs_sandbox.registry import LocalRegistry
 
 CONTEXT = EXAMPLES / "web"
 BUILD_ARGS = {"VERSION": "bench", "MODE": "ok"}

@@ -43,11 +43,11 @@ from typing import Any, cast
 
 from celery import Celery
 
-from deploy_agent.sandbox import Sandbox
-from deploy_agent.sandbox.redis_server import LocalRedis
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
 from deploy_agent.settings import Settings
 from deploy_agent.worker.app import create_app
+from ecs_sandbox import Sandbox
+from sandbox_harness.redis_server import LocalRedis
+from sandbox_harness.stack import StackConfig, WorkerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -250,9 +250,9 @@ class Bench:
     def __enter__(self) -> Bench:
         import docker
 
-        from deploy_agent.sandbox.environment import Sandbox
-        from deploy_agent.sandbox.redis_server import LocalRedis
-        from deploy_agent.sandbox.scheduler import EcsScheduler
+        from ecs_sandbox.environment import Sandbox
+        from ecs_sandbox.scheduler import EcsScheduler
+        from sandbox_harness.redis_server import LocalRedis
 
         knobs: dict[str, Any] = {
             "task_start_delay_seconds": self.args.start_delay,
@@ -317,7 +317,7 @@ class Bench:
         return f"{ECR_HOST}/{REPOSITORY}:{tag}"
 
     def provision(self, image: str) -> dict[str, Any]:
-        from deploy_agent.sandbox.environment import provision_service
+        from ecs_sandbox.environment import provision_service
 
         provision_service(self.box, CLUSTER, SERVICE, image=image, desired_count=2, timeout_seconds=120)
         described = self.box.client("ecs").describe_services(cluster=CLUSTER, services=[SERVICE])
@@ -325,9 +325,9 @@ class Bench:
         return config
 
     def start_worker(self) -> None:
-        from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
         from deploy_agent.settings import Settings
         from deploy_agent.worker.app import create_app
+        from sandbox_harness.stack import StackConfig, WorkerProcess
 
         class ProductDefaults(StackConfig):
             """The stack's environment without the poll interval: the worker keeps its own default."""
@@ -450,7 +450,7 @@ class Bench:
 
     def refresh(self, built_ok: str) -> None:
         """Put the service on a new, ACTIVE, good revision (ecs-deploy deregisters the one it leaves)."""
-        from deploy_agent.sandbox.provision import register_image_revision
+        from ecs_sandbox.provision import register_image_revision
 
         arn = register_image_revision(self.box, service_td(self.region), self.fresh_uri(built_ok, "good"))
         self.box.client("ecs").update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=arn)

@@ -7,7 +7,7 @@ Explicit knobs a script passes (``task_start_delay_seconds``) still win over the
 
 from __future__ import annotations
 
-from deploy_agent.sandbox.realism import add_profile_arguments, describe_profile
-from deploy_agent.sandbox.realism import profile_options as profile_knobs
+from ecs_sandbox.realism import add_profile_arguments, describe_profile
+from ecs_sandbox.realism import profile_options as profile_knobs
 
 __all__ = ["add_profile_arguments", "describe_profile", "profile_knobs"]

@@ -6,4 +6,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/bootstrap.sh
 # shellcheck disable=SC1091
 source .sandbox/env
-exec python -m deploy_agent.sandbox.demo "$@"
+exec python -m sandbox_harness.demo "$@"

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from deploy_agent.sandbox import Sandbox
-from deploy_agent.sandbox.realism import REALISTIC
+from ecs_sandbox import Sandbox
+from ecs_sandbox.realism import REALISTIC
 
 #: sandbox seconds per AWS second in tests: a 5-minute ECS deployment runs in 3 s
 TEST_TIME_SCALE = 0.01

@@ -195,7 +195,7 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from deploy_agent.sandbox.__main__ import run_sandbox
+    from ecs_sandbox.__main__ import run_sandbox
 
     return run_sandbox(args.rest)
 

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from deploy_agent.adapters.aws import AwsClients
-from deploy_agent.sandbox import Sandbox
+from ecs_sandbox import Sandbox
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

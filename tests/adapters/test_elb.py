@@ -162,8 +162,8 @@ class TestTargetGroups:
 @pytest.fixture
 def aws_rules_on() -> Iterator[None]:
     """The sandbox's ELB rules, among them: an OIDC write-back needs its secret or UseExistingClientSecret."""
-    from deploy_agent.sandbox import aws_rules
-    from deploy_agent.sandbox.realism import REALISTIC
+    from ecs_sandbox import aws_rules
+    from ecs_sandbox.realism import REALISTIC
 
     was = aws_rules.installed()
     aws_rules.install(REALISTIC)

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from deploy_agent.adapters.service_reader import BatchedServiceReader
-from deploy_agent.sandbox.redis_server import LocalRedis
+from sandbox_harness.redis_server import LocalRedis
 
 pytestmark = pytest.mark.integration
 

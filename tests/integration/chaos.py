@@ -24,10 +24,10 @@ import requests
 from celery import Celery
 from celery.result import AsyncResult
 
-from deploy_agent.sandbox.redis_server import LocalRedis
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
 from deploy_agent.settings import Settings
 from deploy_agent.worker.app import create_app
+from sandbox_harness.redis_server import LocalRedis
+from sandbox_harness.stack import StackConfig, WorkerProcess
 
 TERMINAL = {"succeeded", "rolled_back", "failed", "timed_out"}
 #: the key kombu's Redis transport keeps unacknowledged deliveries in, scored by delivery time

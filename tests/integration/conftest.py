@@ -28,8 +28,8 @@ os.environ.update(
     DEPLOY_AGENT_STATE_REDIS_URL=f"{REDIS_URL}/{DBS['state_db']}",
 )
 
-from deploy_agent.sandbox.environment import Sandbox  # noqa: E402
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess  # noqa: E402
+from ecs_sandbox.environment import Sandbox  # noqa: E402
+from sandbox_harness.stack import StackConfig, WorkerProcess  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from deploy_agent.client import approve
-from deploy_agent.sandbox import Sandbox, provision_service
-from deploy_agent.sandbox.provision import provision_blue_green
-from deploy_agent.sandbox.stack import StackConfig
+from ecs_sandbox import Sandbox, provision_service
+from ecs_sandbox.provision import provision_blue_green
+from sandbox_harness.stack import StackConfig
 from tests.integration.chaos import (
     ChaosStack,
     active_temporary_services,

@@ -16,8 +16,8 @@ import pytest
 import redis
 
 from deploy_agent.client import submit
-from deploy_agent.sandbox import Sandbox, provision_service
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
+from ecs_sandbox import Sandbox, provision_service
+from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.integration.conftest import DBS, REDIS_URL, unique
 from tests.integration.test_rolling import served_version
 

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from pydantic.alias_generators import to_camel
 
 from deploy_agent.models._base import MessageModel
-from deploy_agent.sandbox.environment import Sandbox, provision_service
 from deploy_agent.tasks import entry
+from ecs_sandbox.environment import Sandbox, provision_service
 from tests.integration.conftest import unique
 from tests.integration.test_rolling import served_version
 from tests.integration.test_security import is_alive, isolated_stack, prebuilt_release

@@ -11,9 +11,9 @@ from typing import Any
 import boto3
 import pytest
 
-from deploy_agent.sandbox import Sandbox, provision_service
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
 from deploy_agent.worker.app import app
+from ecs_sandbox import Sandbox, provision_service
+from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.integration.conftest import unique
 from tests.integration.test_rolling import publish, served_version, service_td
 

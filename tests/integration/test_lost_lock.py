@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from deploy_agent.sandbox import Sandbox, provision_service
-from deploy_agent.sandbox.stack import StackConfig
+from ecs_sandbox import Sandbox, provision_service
+from sandbox_harness.stack import StackConfig
 from tests.integration.chaos import chaos_stack, count_calls, kill_group, service_task_definition
 from tests.integration.conftest import unique
 from tests.integration.test_crash_safety import CRASH_ENV

@@ -16,9 +16,9 @@ from typing import Any
 import boto3
 import pytest
 
-from deploy_agent.sandbox import Sandbox, provision_service
-from deploy_agent.sandbox.provision import provision_blue_green
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
+from ecs_sandbox import Sandbox, provision_service
+from ecs_sandbox.provision import provision_blue_green
+from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.integration.conftest import ECR_HOST, unique
 from tests.integration.test_traffic_strategies import bg_request
 

@@ -26,9 +26,9 @@ import requests
 
 from deploy_agent.adapters.redis_locks import ClusterSlots
 from deploy_agent.adapters.redis_store import PREFIX
-from deploy_agent.sandbox.environment import Sandbox, provision_service
-from deploy_agent.sandbox.redis_server import LocalRedis
-from deploy_agent.sandbox.stack import WorkerProcess
+from ecs_sandbox.environment import Sandbox, provision_service
+from sandbox_harness.redis_server import LocalRedis
+from sandbox_harness.stack import WorkerProcess
 from tests.integration.conftest import ACCOUNT, ECR_HOST, unique
 from tests.integration.test_security import IsolatedStack, isolated_stack, prebuilt_release
 

@@ -11,9 +11,9 @@ from typing import Any
 import boto3
 import pytest
 
-from deploy_agent.sandbox import Sandbox
-from deploy_agent.sandbox.provision import provision_blue_green, provision_service
-from deploy_agent.sandbox.stack import WorkerProcess
+from ecs_sandbox import Sandbox
+from ecs_sandbox.provision import provision_blue_green, provision_service
+from sandbox_harness.stack import WorkerProcess
 from tests.integration.conftest import unique
 from tests.integration.test_rolling import build_request, publish, served_version, service_td
 from tests.integration.test_traffic_strategies import bg_request, snapshot, wait_until_gone

@@ -15,9 +15,9 @@ from typing import Any
 import boto3
 import pytest
 
-from deploy_agent.sandbox import Sandbox, provision_service
-from deploy_agent.sandbox.faults import FaultRule
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
+from ecs_sandbox import Sandbox, provision_service
+from ecs_sandbox.faults import FaultRule
+from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.integration.chaos import chaos_stack
 from tests.integration.conftest import unique
 from tests.integration.test_rolling import publish, served_version

@@ -9,8 +9,8 @@ import boto3
 import pytest
 import requests
 
-from deploy_agent.sandbox.environment import Sandbox, provision_service
-from deploy_agent.sandbox.stack import WorkerProcess
+from ecs_sandbox.environment import Sandbox, provision_service
+from sandbox_harness.stack import WorkerProcess
 from tests.integration.conftest import ECR_HOST, unique
 
 pytestmark = pytest.mark.integration

@@ -26,11 +26,11 @@ import redis
 import requests
 from celery import Celery
 
-from deploy_agent.sandbox.environment import Sandbox, provision_service
-from deploy_agent.sandbox.redis_server import LocalRedis
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
 from deploy_agent.settings import Settings
 from deploy_agent.worker.app import create_app
+from ecs_sandbox.environment import Sandbox, provision_service
+from sandbox_harness.redis_server import LocalRedis
+from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.integration.conftest import ACCOUNT, APPS, unique
 from tests.integration.test_rolling import build_request, served_version
 

@@ -11,9 +11,9 @@ import boto3
 import pytest
 import redis
 
-from deploy_agent.sandbox import Sandbox
-from deploy_agent.sandbox.provision import provision_blue_green
-from deploy_agent.sandbox.stack import WorkerProcess
+from ecs_sandbox import Sandbox
+from ecs_sandbox.provision import provision_blue_green
+from sandbox_harness.stack import WorkerProcess
 from tests.integration.conftest import DBS, REDIS_URL, unique
 from tests.integration.load import Load
 from tests.integration.test_rolling import publish, served_version

@@ -23,10 +23,10 @@ import redis
 import requests
 import yaml
 
-from deploy_agent.sandbox.environment import Sandbox, provision_service
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
 from deploy_agent.settings import Settings
 from deploy_agent.worker.app import create_app
+from ecs_sandbox.environment import Sandbox, provision_service
+from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.ops.tools import RULES_FILE, as_query, dashboard_exprs, our_names_in, require_tool
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from deploy_agent.sandbox import Sandbox
+from ecs_sandbox import Sandbox
 
 from .realism_helpers import playing
 

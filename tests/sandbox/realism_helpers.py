@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from deploy_agent.sandbox import Sandbox
-from deploy_agent.sandbox.realism import Realism
+from ecs_sandbox import Sandbox
+from ecs_sandbox.realism import Realism
 
 
 @contextmanager

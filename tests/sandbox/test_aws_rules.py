@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from deploy_agent.sandbox import Sandbox, aws_rules
-from deploy_agent.sandbox.provision import provision_service
-from deploy_agent.sandbox.realism import IDEALISED
+from ecs_sandbox import Sandbox, aws_rules
+from ecs_sandbox.provision import provision_service
+from ecs_sandbox.realism import IDEALISED
 
 from .realism_helpers import playing
 

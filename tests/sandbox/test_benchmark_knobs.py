@@ -12,10 +12,10 @@ import docker
 import pytest
 import requests
 
-from deploy_agent.sandbox import EcsScheduler, Sandbox, provision_service, wait_for_rollout
-from deploy_agent.sandbox.containers import LABEL
-from deploy_agent.sandbox.deployments import RolloutLog
-from deploy_agent.sandbox.realism import IDEALISED, REALISTIC, Realism
+from ecs_sandbox import EcsScheduler, Sandbox, provision_service, wait_for_rollout
+from ecs_sandbox.containers import LABEL
+from ecs_sandbox.deployments import RolloutLog
+from ecs_sandbox.realism import IDEALISED, REALISTIC, Realism
 
 from .realism_helpers import playing
 

@@ -14,9 +14,9 @@ import boto3
 import pytest
 from moto.backends import get_backend
 
-from deploy_agent.sandbox.consistency import Write, plan_answer
-from deploy_agent.sandbox.moto_server import MotoServer
-from deploy_agent.sandbox.realism import IDEALISED, REALISTIC, Realism
+from ecs_sandbox.consistency import Write, plan_answer
+from ecs_sandbox.moto_server import MotoServer
+from ecs_sandbox.realism import IDEALISED, REALISTIC, Realism
 
 CLUSTER = "consistency"
 ARN = "arn:aws:ecs:us-east-1:123456789012:service/consistency/web"

@@ -10,8 +10,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from deploy_agent.sandbox import Sandbox
-from deploy_agent.sandbox.faults import FaultInjector, FaultRule
+from ecs_sandbox import Sandbox
+from ecs_sandbox.faults import FaultInjector, FaultRule
 
 CONTAINER = {"name": "web", "image": "busybox", "memory": 128, "essential": True}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from deploy_agent.sandbox.listener_rules import (
+from ecs_sandbox.listener_rules import (
     RequestFacts,
     Rule,
     choose_target_group,
@@ -16,7 +16,7 @@ from deploy_agent.sandbox.listener_rules import (
     matches_condition,
     plan_redirect,
 )
-from deploy_agent.sandbox.target_health import decide_drain_seconds
+from ecs_sandbox.target_health import decide_drain_seconds
 
 GET = RequestFacts("GET", "/api/users?page=2&sort=asc", {"host": "Shop.Example.com:80", "x-canary": "Yes"})
 

@@ -9,9 +9,9 @@ from dataclasses import replace
 
 import requests
 
-from deploy_agent.sandbox import BlueGreenSetup, Sandbox, provision_blue_green, provision_green_service
-from deploy_agent.sandbox.load_balancer import TARGET_HEADER, target_group_name
-from deploy_agent.sandbox.realism import REALISTIC
+from ecs_sandbox import BlueGreenSetup, Sandbox, provision_blue_green, provision_green_service
+from ecs_sandbox.load_balancer import TARGET_HEADER, target_group_name
+from ecs_sandbox.realism import REALISTIC
 
 from .traffic import Load
 

@@ -11,10 +11,10 @@ from dataclasses import replace
 import pytest
 from botocore.exceptions import ClientError
 
-from deploy_agent.sandbox import Sandbox
-from deploy_agent.sandbox.faults import FaultInjector
-from deploy_agent.sandbox.quotas import QuotaBook, bucket_of
-from deploy_agent.sandbox.realism import IDEALISED, REALISTIC
+from ecs_sandbox import Sandbox
+from ecs_sandbox.faults import FaultInjector
+from ecs_sandbox.quotas import QuotaBook, bucket_of
+from ecs_sandbox.realism import IDEALISED, REALISTIC
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from deploy_agent.sandbox import Sandbox, provision_service, wait_for_rollout
-from deploy_agent.sandbox.deployments import (
+from ecs_sandbox import Sandbox, provision_service, wait_for_rollout
+from ecs_sandbox.deployments import (
     decide_rolled_back_deployment_failed,
     plan_relaunch_delay,
     read_rollout_config,
 )
-from deploy_agent.sandbox.log_groups import MISSING_GROUP, AwslogsTarget, plan_awslogs_targets
-from deploy_agent.sandbox.realism import REALISTIC
+from ecs_sandbox.log_groups import MISSING_GROUP, AwslogsTarget, plan_awslogs_targets
+from ecs_sandbox.realism import REALISTIC
 
 from .realism_helpers import playing
 

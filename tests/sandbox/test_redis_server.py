@@ -10,8 +10,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from deploy_agent.sandbox.redis_server import LocalRedis
-from deploy_agent.sandbox.stack import StackConfig
+from sandbox_harness.redis_server import LocalRedis
+from sandbox_harness.stack import StackConfig
 
 PASSWORD = "s3cret/with:odd@chars"
 #: redis-py retries even a refused password by default; a refusal should fail at once.

@@ -12,8 +12,8 @@ import docker
 import pytest
 import requests
 
-from deploy_agent.sandbox import Sandbox
-from deploy_agent.sandbox.registry_proxy import tag_invalid_body, tag_is_immutable
+from ecs_sandbox import Sandbox
+from ecs_sandbox.registry_proxy import tag_invalid_body, tag_is_immutable
 
 _MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, "

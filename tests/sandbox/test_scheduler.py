@@ -11,8 +11,8 @@ from typing import Any
 import docker
 import requests
 
-from deploy_agent.sandbox import ProvisionedService, Sandbox, provision_service, wait_for_rollout
-from deploy_agent.sandbox.containers import LABEL
+from ecs_sandbox import ProvisionedService, Sandbox, provision_service, wait_for_rollout
+from ecs_sandbox.containers import LABEL
 
 CLUSTER, SERVICE = "app", "web"
 

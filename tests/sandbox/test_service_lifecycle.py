@@ -13,9 +13,9 @@ import docker
 import pytest
 import requests
 
-from deploy_agent.sandbox import BlueGreenSetup, Sandbox, provision_blue_green, provision_green_service
-from deploy_agent.sandbox.containers import LABEL
-from deploy_agent.sandbox.load_balancer import TARGET_HEADER, target_group_name
+from ecs_sandbox import BlueGreenSetup, Sandbox, provision_blue_green, provision_green_service
+from ecs_sandbox.containers import LABEL
+from ecs_sandbox.load_balancer import TARGET_HEADER, target_group_name
 
 from .traffic import Load
 

@@ -13,10 +13,10 @@ from typing import Any
 import boto3
 import pytest
 
-from deploy_agent.sandbox.moto_server import MotoServer
-from deploy_agent.sandbox.realism import IDEALISED, REALISTIC
-from deploy_agent.sandbox.target_group_settings import CheckSettings, decide_settings, forwarded_groups
-from deploy_agent.sandbox.target_health import TargetHealthBook
+from ecs_sandbox.moto_server import MotoServer
+from ecs_sandbox.realism import IDEALISED, REALISTIC
+from ecs_sandbox.target_group_settings import CheckSettings, decide_settings, forwarded_groups
+from ecs_sandbox.target_health import TargetHealthBook
 
 #: 1 AWS second = 10 ms: a 30 s interval is 0.3 s
 PROFILE = replace(REALISTIC, time_scale=0.01, app_start_allowance_seconds=0.0)

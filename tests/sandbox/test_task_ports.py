@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from deploy_agent.sandbox.containers import PortAllocator, _ephemeral_range, task_port_range
+from ecs_sandbox.containers import PortAllocator, _ephemeral_range, task_port_range
 
 
 def test_task_ports_are_outside_the_ephemeral_range() -> None:

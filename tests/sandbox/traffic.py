@@ -10,7 +10,7 @@ from types import TracebackType
 
 import requests
 
-from deploy_agent.sandbox.load_balancer import TARGET_HEADER
+from ecs_sandbox.load_balancer import TARGET_HEADER
 
 
 @dataclass(frozen=True)

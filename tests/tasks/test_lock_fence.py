@@ -19,13 +19,13 @@ from celery.exceptions import Ignore
 from deploy_agent.adapters.redis_locks import ServiceLock, StepMutex
 from deploy_agent.core.outcome import Phase
 from deploy_agent.core.state import PipelineState, utcnow
-from deploy_agent.sandbox.redis_server import LocalRedis
 from deploy_agent.settings import Settings
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.tasks import entry, finish
 from deploy_agent.tasks.fence import LockLost, fenced
 from deploy_agent.tasks.runtime import Runtime
 from deploy_agent.tasks.stages import advance_stage
+from sandbox_harness.redis_server import LocalRedis
 
 
 @pytest.fixture(scope="module")

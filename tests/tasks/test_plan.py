@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 import redis
 
-from deploy_agent.sandbox import Sandbox
-from deploy_agent.sandbox.realism import IDEALISED
 from deploy_agent.settings import Settings
 from deploy_agent.tasks.plan import MutationRefused, ReadOnly, plan_request
 from deploy_agent.tasks.runtime import Runtime
+from ecs_sandbox import Sandbox
+from ecs_sandbox.realism import IDEALISED
 from tests.sandbox.realism_helpers import playing
 
 READS = ("Describe", "List", "Get")

@@ -18,9 +18,9 @@ from deploy_agent.adapters.redis_store import DeploymentStore, ReleaseLedger, Wa
 from deploy_agent.core.outcome import Phase
 from deploy_agent.core.scrub import DROPPED, scrub_state
 from deploy_agent.core.state import PipelineState, utcnow
-from deploy_agent.sandbox.redis_server import LocalRedis
 from deploy_agent.settings import Settings
 from deploy_agent.tasks.runtime import Runtime
+from sandbox_harness.redis_server import LocalRedis
 
 ENV_SECRET = "env-s3cret-value-planted"
 ARG_VALUE = "build-arg-value-planted"

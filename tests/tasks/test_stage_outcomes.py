@@ -15,12 +15,12 @@ import redis
 from deploy_agent.core.errors import AwsError, AwsThrottled
 from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.state import PipelineState, utcnow
-from deploy_agent.sandbox.redis_server import LocalRedis
 from deploy_agent.settings import Settings
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.tasks import steps
 from deploy_agent.tasks.runtime import Runtime
 from deploy_agent.tasks.stages import advance_stage
+from sandbox_harness.redis_server import LocalRedis
 
 Step = Callable[[Runtime, Run], Progress]
 

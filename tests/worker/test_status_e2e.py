@@ -18,10 +18,10 @@ import pytest
 import redis
 import requests
 
-from deploy_agent.sandbox.environment import Sandbox, provision_service
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
 from deploy_agent.settings import Settings
 from deploy_agent.worker.app import create_app
+from ecs_sandbox.environment import Sandbox, provision_service
+from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.integration.conftest import APPS, REDIS_URL, unique
 
 pytestmark = pytest.mark.integration

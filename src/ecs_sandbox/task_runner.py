@@ -43,7 +43,7 @@ _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 KILLED = 137  # SIGKILL: how a container the scheduler stops ends
 
 
-log = logging.getLogger("deploy_agent.sandbox.tasks")
+log = logging.getLogger("ecs_sandbox.tasks")
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from typing import Any
 import docker
 import requests
 
-from deploy_agent.sandbox.environment import Sandbox, provision_service
-from deploy_agent.sandbox.realism import add_profile_arguments, profile_options
-from deploy_agent.sandbox.stack import StackConfig, WorkerProcess
+from ecs_sandbox.environment import Sandbox, provision_service
+from ecs_sandbox.realism import add_profile_arguments, profile_options
+from sandbox_harness.stack import StackConfig, WorkerProcess
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 
 

@@ -1,4 +1,4 @@
-"""``python -m deploy_agent.sandbox``: run the sandbox until SIGINT/SIGTERM."""
+"""``python -m ecs_sandbox``: run the sandbox until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def _write_state(sandbox: Sandbox, path: Path) -> None:
 
 def run_sandbox(args: Sequence[str] | None = None) -> int:
     """Start the sandbox, keep ``<state_dir>/sandbox.json`` current, stop cleanly on a signal; return 0."""
-    parser = argparse.ArgumentParser(prog="python -m deploy_agent.sandbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ecs_sandbox", description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=Path(".sandbox/state"))
     parser.add_argument("--moto-port", type=int, default=0)
     parser.add_argument("--registry-port", type=int, default=5000)
