@@ -7,8 +7,8 @@ into the build, and the engine's parse error quoted its first line back into the
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import docker
 import pytest
 
 from deploy_agent.adapters.build_context import (
@@ -19,8 +19,10 @@ from deploy_agent.adapters.build_context import (
 from deploy_agent.adapters.docker_builder import DockerBuilder
 from deploy_agent.core.errors import BuildFailed, RequestRejected
 from deploy_agent.models.parsing import parse_request
+from tests.support import free_port
 
-from .conftest import free_port
+if TYPE_CHECKING:  # docker-py is imported by the one test that needs it: the rest are unit tests
+    import docker
 
 SECRET = "root-secret-line-7f3a"
 
@@ -119,6 +121,8 @@ class TestAtAcceptTime:
 class TestInTheBuilder:
     def test_refused_before_any_engine_call(self, layout: tuple[Path, Path], tmp_path: Path) -> None:
         """The engine here is a closed port: the error is the Dockerfile's, not 'cannot reach'."""
+        import docker  # a client only: no engine answers on a free port
+
         _, context = layout
         (context / "Dockerfile.evil").symlink_to(tmp_path / "outside")
         api = docker.APIClient(base_url=f"tcp://127.0.0.1:{free_port()}", version="1.41", timeout=2)

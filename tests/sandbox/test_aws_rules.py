@@ -15,6 +15,8 @@ from ecs_sandbox.realism import IDEALISED
 
 from .realism_helpers import playing
 
+pytestmark = pytest.mark.integration
+
 CONTAINER = {"name": "app", "image": "busybox", "memory": 128, "essential": True}
 OIDC = {
     "Issuer": "https://idp.example.com",

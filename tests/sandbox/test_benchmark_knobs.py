@@ -19,6 +19,8 @@ from ecs_sandbox.realism import IDEALISED, REALISTIC, Realism
 
 from .realism_helpers import playing
 
+pytestmark = pytest.mark.integration
+
 CLUSTER, SERVICE = "knobs", "web"
 NO_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/never-pulled:1"
 

@@ -18,6 +18,8 @@ from ecs_sandbox.consistency import Write, plan_answer
 from ecs_sandbox.moto_server import MotoServer
 from ecs_sandbox.realism import IDEALISED, REALISTIC, Realism
 
+pytestmark = pytest.mark.integration
+
 CLUSTER = "consistency"
 ARN = "arn:aws:ecs:us-east-1:123456789012:service/consistency/web"
 #: a 5 s AWS window at scale 0.1: 0.5 s of sandbox time, every read inside it stale

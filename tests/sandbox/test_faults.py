@@ -13,6 +13,8 @@ from botocore.exceptions import ClientError
 from ecs_sandbox import Sandbox
 from ecs_sandbox.faults import FaultInjector, FaultRule
 
+pytestmark = pytest.mark.integration
+
 CONTAINER = {"name": "web", "image": "busybox", "memory": 128, "essential": True}
 
 

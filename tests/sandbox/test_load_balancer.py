@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 
+import pytest
 import requests
 
 from ecs_sandbox import BlueGreenSetup, Sandbox, provision_blue_green, provision_green_service
@@ -14,6 +15,8 @@ from ecs_sandbox.load_balancer import TARGET_HEADER, target_group_name
 from ecs_sandbox.realism import REALISTIC
 
 from .traffic import Load
+
+pytestmark = pytest.mark.integration
 
 CLUSTER, SERVICE, GREEN = "app", "web", "web-green"
 

@@ -16,6 +16,8 @@ from ecs_sandbox.faults import FaultInjector
 from ecs_sandbox.quotas import QuotaBook, bucket_of
 from ecs_sandbox.realism import IDEALISED, REALISTIC
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def quotas(sandbox: Sandbox) -> Iterator[FaultInjector]:

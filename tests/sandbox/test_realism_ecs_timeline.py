@@ -27,6 +27,8 @@ from ecs_sandbox.realism import REALISTIC
 
 from .realism_helpers import playing
 
+pytestmark = pytest.mark.integration
+
 CLUSTER, SERVICE = "real", "web"
 NO_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/never-pulled:1"
 # A 10-minute AWS timeline in 12 s; DescribeServices consistent, because these tests read the

@@ -13,6 +13,8 @@ from redis.retry import Retry
 from sandbox_harness.redis_server import LocalRedis
 from sandbox_harness.stack import StackConfig
 
+pytestmark = pytest.mark.integration
+
 PASSWORD = "s3cret/with:odd@chars"
 #: redis-py retries even a refused password by default; a refusal should fail at once.
 ONCE = Retry(NoBackoff(), 0)

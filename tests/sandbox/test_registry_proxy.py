@@ -15,6 +15,8 @@ import requests
 from ecs_sandbox import Sandbox
 from ecs_sandbox.registry_proxy import tag_invalid_body, tag_is_immutable
 
+pytestmark = pytest.mark.integration
+
 _MANIFEST_TYPES = (
     "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, "
     "application/vnd.oci.image.index.v1+json"

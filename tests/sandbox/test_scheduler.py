@@ -9,10 +9,13 @@ from collections.abc import Callable
 from typing import Any
 
 import docker
+import pytest
 import requests
 
 from ecs_sandbox import ProvisionedService, Sandbox, provision_service, wait_for_rollout
 from ecs_sandbox.containers import LABEL
+
+pytestmark = pytest.mark.integration
 
 CLUSTER, SERVICE = "app", "web"
 

@@ -19,6 +19,8 @@ from ecs_sandbox.load_balancer import TARGET_HEADER, target_group_name
 
 from .traffic import Load
 
+pytestmark = pytest.mark.integration
+
 CLUSTER, SERVICE, GREEN = "app", "web", "web-green"
 SLOW_IMAGE = "deploy-agent/sandbox-slow:test"
 

@@ -18,6 +18,8 @@ from ecs_sandbox.realism import IDEALISED, REALISTIC
 from ecs_sandbox.target_group_settings import CheckSettings, decide_settings, forwarded_groups
 from ecs_sandbox.target_health import TargetHealthBook
 
+pytestmark = pytest.mark.integration
+
 #: 1 AWS second = 10 ms: a 30 s interval is 0.3 s
 PROFILE = replace(REALISTIC, time_scale=0.01, app_start_allowance_seconds=0.0)
 _names = iter(range(10_000))

@@ -36,6 +36,8 @@ from deploy_agent.testing import (
 )
 from sandbox_harness.redis_server import LocalRedis
 
+pytestmark = pytest.mark.integration
+
 RULE = ApprovalRule(name="production", clusters=["c"], timeout_seconds=600)
 POLICY = Policy(approvals=[RULE])
 

@@ -31,6 +31,8 @@ from deploy_agent.tasks.stages import STEPS, advance_stage
 from deploy_agent.worker.status_page import summarize_deployment
 from sandbox_harness.redis_server import LocalRedis
 
+pytestmark = pytest.mark.integration
+
 ALICE = "alice@laptop"
 #: the pushed image of the message (the request is the validated model: it must be complete)
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:" + "a" * 64

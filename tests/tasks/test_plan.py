@@ -22,6 +22,8 @@ from ecs_sandbox import Sandbox
 from ecs_sandbox.realism import IDEALISED
 from tests.sandbox.realism_helpers import playing
 
+pytestmark = pytest.mark.integration
+
 READS = ("Describe", "List", "Get")
 SECRET = "planted-secret-value-4711"
 

@@ -22,6 +22,8 @@ from deploy_agent.settings import Settings
 from deploy_agent.tasks.runtime import Runtime
 from sandbox_harness.redis_server import LocalRedis
 
+pytestmark = pytest.mark.integration
+
 ENV_SECRET = "env-s3cret-value-planted"
 ARG_VALUE = "build-arg-value-planted"
 
