@@ -28,7 +28,9 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     monkeypatch.setattr(real_parts, "RERUN", pytest.mark.flaky(reruns=1, reruns_delay=0))
     pytester.makeconftest(CONFTEST)
     pytester.makeini(
-        "[pytest]\nmarkers =\n    integration: needs the real parts\naddopts = -p no:cacheprovider -p no:hypothesispytest\n"
+        "[pytest]\n"
+        "markers =\n    integration: needs the real parts\n"
+        "addopts = -p no:cacheprovider -p no:hypothesispytest\n"
     )
     return pytester
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,28 +19,20 @@ import requests
 
 from deploy_agent.adapters.aws import AwsClients
 from ecs_sandbox import Sandbox
+from tests.support import free_port, wait_until
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 
 
-def free_port() -> int:
-    """Return a loopback port nothing listens on (closed again before it is returned)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for_http(url: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
+    """Return once ``url`` answers at all (any status)."""
+    wait_until(
+        lambda: requests.get(url, timeout=1).status_code,
+        what=f"{url} to answer",
+        timeout=timeout,
+        ignoring=(requests.ConnectionError,),
+    )
 
 
 @pytest.fixture(scope="session")

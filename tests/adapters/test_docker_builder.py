@@ -15,8 +15,9 @@ import requests
 from deploy_agent.adapters.docker_builder import DockerBuilder
 from deploy_agent.adapters.ecr import RegistryAuth
 from deploy_agent.core.errors import BuildFailed, PushFailed
+from tests.support import free_port
 
-from .conftest import Registry, free_port
+from .conftest import Registry
 
 pytestmark = pytest.mark.integration
 

@@ -18,8 +18,9 @@ from deploy_agent.adapters.aws import AwsClients, call
 from deploy_agent.adapters.ecs import EcsApi
 from deploy_agent.core.errors import AwsError, AwsNotFound, AwsThrottled
 from deploy_agent.core.taskdef import diff_task_definitions, plan_task_definition
+from tests.support import free_port
 
-from .conftest import ACCOUNT, REGION, free_port
+from .conftest import ACCOUNT, REGION
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs.type_defs import NetworkConfigurationTypeDef

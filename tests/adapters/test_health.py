@@ -12,8 +12,7 @@ import pytest
 
 from deploy_agent.adapters.health import HttpProber
 from deploy_agent.core.health import Probe
-
-from .conftest import free_port
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 

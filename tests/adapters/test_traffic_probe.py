@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 
 from deploy_agent.adapters.traffic_probe import TrafficProbe
-
-from .conftest import free_port
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ from deploy_agent.settings import Settings
 from deploy_agent.worker.app import create_app
 from sandbox_harness.redis_server import LocalRedis
 from sandbox_harness.stack import StackConfig, WorkerProcess
+from tests.support import WaitTimedOut, free_port, wait_until
 
 TERMINAL = {"succeeded", "rolled_back", "failed", "timed_out"}
 #: the key kombu's Redis transport keeps unacknowledged deliveries in, scored by delivery time
@@ -47,12 +47,6 @@ def is_alive(worker: WorkerProcess) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def closed_port() -> int:
@@ -128,12 +122,12 @@ class ChaosStack:
 
     def result(self, pending: AsyncResult, timeout: float = 150) -> dict[str, Any]:
         """Return the deployment's final result, failing fast if the workers die meanwhile."""
-        deadline = time.monotonic() + timeout
-        while not pending.ready():
+
+        def ready() -> bool:
             self.check_workers()
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no result for {pending.id} within {timeout:.0f} s")
-            time.sleep(0.2)
+            return bool(pending.ready())
+
+        wait_until(ready, what=f"a result for {pending.id}", timeout=timeout, interval=0.2)
         result: dict[str, Any] = pending.get(timeout=10)
         return result
 
@@ -145,17 +139,21 @@ class ChaosStack:
         self, deployment_id: str, match: Callable[[dict[str, Any]], bool], timeout: float = 90
     ) -> dict[str, Any]:
         """Return the first progress event ``match`` accepts, polling every 0.1 s."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def arrived() -> dict[str, Any] | None:
             self.check_workers()
             for event in self.events(deployment_id):
                 if match(event):
                     return event
                 if event["event"] == "finished":
                     raise AssertionError(f"{deployment_id} finished before the awaited event: {event}")
-            time.sleep(0.1)
-        seen = [e["event"] for e in self.events(deployment_id)]
-        raise AssertionError(f"{deployment_id}: awaited event never came; saw {seen}")
+            return None
+
+        try:
+            return wait_until(arrived, what=f"{deployment_id}'s awaited event", timeout=timeout, interval=0.1)
+        except WaitTimedOut as timed_out:
+            seen = [e["event"] for e in self.events(deployment_id)]
+            raise WaitTimedOut(f"{timed_out}; saw {seen}") from None
 
     def lock_holder(self, cluster: str, service: str, region: str = "us-east-1") -> bytes | None:
         value: bytes | None = self.state.get(f"deploy-agent:lock:{region}:{cluster}/{service}")
@@ -169,12 +167,15 @@ class ChaosStack:
         """
         started = time.monotonic()
         visibility = self.settings.visibility_timeout_seconds
-        while time.monotonic() - started < timeout:
+
+        def aged() -> bool:
             newest = self.broker.zrange(UNACKED_INDEX, -1, -1, withscores=True)
-            if not newest or time.time() - float(newest[0][1]) > visibility + margin:
-                return time.monotonic() - started
-            time.sleep(0.1)
-        raise AssertionError("unacked deliveries did not age past the visibility timeout")
+            return not newest or time.time() - float(newest[0][1]) > visibility + margin
+
+        wait_until(
+            aged, what="unacked deliveries to age past the visibility timeout", timeout=timeout, interval=0.1
+        )
+        return time.monotonic() - started
 
 
 @contextmanager

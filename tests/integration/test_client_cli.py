@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +19,7 @@ from ecs_sandbox import Sandbox, provision_service
 from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.integration.conftest import DBS, REDIS_URL, unique
 from tests.integration.test_rolling import served_version
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,15 +109,13 @@ class TestClient:
             timeout=30,
         ).stdout.strip()
         results = redis.Redis.from_url(f"{REDIS_URL}/{DBS['result_db']}")
-        deadline = time.monotonic() + 120
-        meta = None
-        while time.monotonic() < deadline:
+
+        def finished() -> dict[str, Any] | None:
             raw = results.get(f"celery-task-meta-{task_id}")
             meta = json.loads(raw) if raw else None
-            if meta and meta["status"] in ("SUCCESS", "FAILURE"):
-                break
-            time.sleep(0.2)
-        assert meta is not None
+            return meta if meta and meta["status"] in ("SUCCESS", "FAILURE") else None
+
+        meta = wait_until(finished, what=f"task {task_id} to finish", timeout=120, interval=0.2)
         assert meta["status"] == "SUCCESS", meta
         assert meta["result"]["outcome"] == "succeeded"
         assert served_version(svc) == "v3"
@@ -201,9 +199,12 @@ class TestWebhooks:
         from tests.integration.test_rolling import publish
 
         result = publish(message)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not any(e["event"] == "finished" for e in receiver.received):
-            time.sleep(0.1)
+        wait_until(
+            lambda: any(e["event"] == "finished" for e in receiver.received),
+            what="the finished webhook",
+            timeout=20,
+            interval=0.1,
+        )
         kinds = [e["event"] for e in receiver.received]
         assert "started" in kinds
         assert "rollback_started" in kinds

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from ecs_sandbox import Sandbox, provision_service
-from ecs_sandbox.faults import FaultRule
 from ecs_sandbox.provision import provision_blue_green
+from ecs_sandbox.faults import FaultRule
 from sandbox_harness.stack import StackConfig
 from tests.integration.chaos import (
     TERMINAL,
@@ -21,13 +21,13 @@ from tests.integration.chaos import (
     chaos_stack,
     closed_port,
     count_calls,
-    free_port,
     listener_actions,
     service_task_definition,
 )
 from tests.integration.conftest import unique
 from tests.integration.test_rolling import served_version
 from tests.integration.test_traffic_strategies import bg_request
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -31,6 +31,7 @@ from sandbox_harness.redis_server import LocalRedis
 from sandbox_harness.stack import WorkerProcess
 from tests.integration.conftest import ACCOUNT, ECR_HOST, unique
 from tests.integration.test_security import IsolatedStack, isolated_stack, prebuilt_release
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -68,12 +69,6 @@ class CountingListener:
         self._sock.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def listener() -> Iterator[CountingListener]:
     counting = CountingListener()
@@ -83,7 +78,7 @@ def listener() -> Iterator[CountingListener]:
 
 @pytest.fixture(scope="module")
 def metrics_port() -> int:
-    return _free_port()
+    return free_port()
 
 
 @pytest.fixture(scope="module")

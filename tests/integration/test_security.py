@@ -7,7 +7,6 @@ import json
 import os
 import pathlib
 import pickle
-import socket
 import subprocess
 import sys
 import threading
@@ -33,6 +32,7 @@ from sandbox_harness.redis_server import LocalRedis
 from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.integration.conftest import ACCOUNT, APPS, unique
 from tests.integration.test_rolling import build_request, served_version
+from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -92,14 +92,12 @@ def is_alive(pid: int | None) -> bool:
 
 def wait_for_log(log_path: Path, needles: list[str], timeout: float = 30.0) -> None:
     """Wait until every needle appears in the worker's log."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def missing() -> list[str]:
         text = log_path.read_text(errors="replace")
-        if all(n in text for n in needles):
-            return
-        time.sleep(0.2)
-    missing = [n for n in needles if n not in log_path.read_text(errors="replace")]
-    raise AssertionError(f"not in the worker log within {timeout:.0f} s: {missing}")
+        return [n for n in needles if n not in text]
+
+    wait_until(lambda: not missing(), what=f"{needles} in the worker log", timeout=timeout, interval=0.2)
 
 
 def prebuilt_release(svc: Any, cluster: str, service: str, image: str) -> dict[str, Any]:
@@ -228,12 +226,6 @@ class TestJsonOnly:
         assert served_version(svc) == "v2"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _forms(value: str) -> dict[str, str]:
     """Return the ways a planted value could be written out: raw, JSON-escaped, base64, URL-encoded."""
     raw = value.encode()
@@ -355,7 +347,7 @@ class TestSecretsNeverInOutput:
         )["ARN"]
         cluster, service = "sec", unique("plant")
         svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=1)
-        metrics_port = _free_port()
+        metrics_port = free_port()
 
         extra_env = {
             "AWS_SECRET_ACCESS_KEY": planted["aws_secret_access_key"],

@@ -17,6 +17,7 @@ from sandbox_harness.stack import WorkerProcess
 from tests.integration.conftest import DBS, REDIS_URL, unique
 from tests.integration.load import Load
 from tests.integration.test_rolling import publish, served_version
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -42,18 +43,17 @@ def snapshot(setup: Any, cluster: str, service: str) -> dict[str, Any]:
 def wait_until_gone(cluster: str, prefix: str, timeout: float = 30) -> None:
     """Wait until no ACTIVE or DRAINING service whose name starts with ``prefix`` is left."""
     ecs = boto3.client("ecs")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def left() -> list[str]:
         arns = [
             a
             for a in ecs.list_services(cluster=cluster)["serviceArns"]
             if a.rsplit("/", 1)[-1].startswith(prefix)
         ]
         described = ecs.describe_services(cluster=cluster, services=arns)["services"] if arns else []
-        if all(s["status"] == "INACTIVE" for s in described):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"services {prefix}* still present")
+        return [s["serviceName"] for s in described if s["status"] != "INACTIVE"]
+
+    wait_until(lambda: not left(), what=f"services {prefix}* to be gone", timeout=timeout, interval=0.2)
 
 
 def bg_request(setup: Any, cluster: str, service: str, image: str, **strategy: Any) -> dict[str, Any]:
@@ -271,12 +271,15 @@ class TestCanary:
         request["rollback"] = {"alarm_names": [alarm]}
 
         def fire_in_step_two() -> None:
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline:
-                if any(e.get("label", "").startswith("step 2") for e in events(request["deployment_id"])):
-                    cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="5xx spike")
-                    return
-                time.sleep(0.1)
+            wait_until(
+                lambda: any(
+                    e.get("label", "").startswith("step 2") for e in events(request["deployment_id"])
+                ),
+                what="step 2",
+                timeout=90,
+                interval=0.1,
+            )
+            cloudwatch.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="5xx spike")
 
         firing = threading.Thread(target=fire_in_step_two, daemon=True)
         firing.start()
@@ -403,11 +406,10 @@ def _td_kwargs(arn: str, image: str) -> dict[str, Any]:
 def _wait_healthy(
     elbv2: Any, tg: str, count: int, version_changed: bool = False, timeout: float = 60
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def settled() -> bool:
         health = elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
         healthy = [h for h in health if h["TargetHealth"]["State"] == "healthy"]
-        if len(healthy) >= count and (not version_changed or len(health) == count):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{tg} not healthy")
+        return len(healthy) >= count and (not version_changed or len(health) == count)
+
+    wait_until(settled, what=f"{count} healthy targets in {tg}", timeout=timeout, interval=0.1)

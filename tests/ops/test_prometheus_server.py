@@ -8,9 +8,7 @@ every second with prometheus/rules/deploy-agent.yml loaded.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ from deploy_agent.worker.app import create_app
 from ecs_sandbox.environment import Sandbox, provision_service
 from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.ops.tools import RULES_FILE, as_query, dashboard_exprs, our_names_in, require_tool
+from tests.support import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -37,26 +36,9 @@ APPS = Path(__file__).resolve().parents[2] / "examples"
 ECR_HOST = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def wait_for(what: str, check: Any, timeout: float) -> Any:
-    """Return check()'s first truthy value, polling; fail with ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = check()
-        except requests.RequestException:
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.25)
+    """Return check()'s first truthy value, polling; a server not answering yet is not an answer."""
+    return wait_until(check, what=what, timeout=timeout, interval=0.25, ignoring=(requests.RequestException,))
 
 
 @dataclass

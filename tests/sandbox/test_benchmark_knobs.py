@@ -16,6 +16,7 @@ from ecs_sandbox import EcsScheduler, Sandbox, provision_service, wait_for_rollo
 from ecs_sandbox.containers import LABEL
 from ecs_sandbox.deployments import RolloutLog
 from ecs_sandbox.realism import IDEALISED, REALISTIC, Realism
+from tests.support import wait_until
 
 from .realism_helpers import playing
 
@@ -174,12 +175,13 @@ class TestVirtualTasks:
             ]["deployments"][0]["id"]
             new_id = _deploy_revision(sandbox, NO_IMAGE.replace(":1", ":2"))
             service = wait_for_rollout(sandbox, CLUSTER, SERVICE, timeout_seconds=30)
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
+
+            def old_tasks_stopped() -> list[dict[str, Any]]:
                 stopped = [t for t in _tasks(sandbox, "STOPPED") if t["startedBy"] == old_id]
-                if len(stopped) == 2 and all(t["lastStatus"] == "STOPPED" for t in stopped):
-                    break
-                time.sleep(0.05)
+                done = len(stopped) == 2 and all(t["lastStatus"] == "STOPPED" for t in stopped)
+                return stopped if done else []
+
+            stopped = wait_until(old_tasks_stopped, what="the two old tasks to stop", timeout=10)
         assert [d["id"] for d in service["deployments"]] == [new_id]
         assert (service["runningCount"], service["desiredCount"]) == (2, 2)
         assert {t["stopCode"] for t in stopped} == {"ServiceSchedulerInitiated"}

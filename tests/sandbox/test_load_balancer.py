@@ -13,6 +13,7 @@ import requests
 from ecs_sandbox import BlueGreenSetup, Sandbox, provision_blue_green, provision_green_service
 from ecs_sandbox.load_balancer import TARGET_HEADER, target_group_name
 from ecs_sandbox.realism import REALISTIC
+from tests.support import wait_until
 
 from .traffic import Load
 
@@ -171,14 +172,13 @@ class TestTargetHealth:
             wait=False,
         )
         elbv2 = sandbox.client("elbv2")
-        deadline = time.monotonic() + 20
-        unhealthy: list[dict[str, str]] = []
-        while time.monotonic() < deadline and not unhealthy:
+
+        def unhealthy_targets() -> list[dict[str, str]]:
             health = elbv2.describe_target_health(TargetGroupArn=setup.green_target_group_arn)
             states = [t["TargetHealth"] for t in health["TargetHealthDescriptions"]]
-            unhealthy = [s for s in states if s["State"] == "unhealthy"]
-            time.sleep(0.02)
-        assert unhealthy, "no target went unhealthy"
+            return [s for s in states if s["State"] == "unhealthy"]
+
+        unhealthy = wait_until(unhealthy_targets, what="an unhealthy target", timeout=20, interval=0.02)
         assert unhealthy[0]["Reason"] == "Target.ResponseCodeMismatch"
         assert "[404]" in unhealthy[0]["Description"]
 

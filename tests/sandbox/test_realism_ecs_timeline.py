@@ -24,6 +24,7 @@ from ecs_sandbox.deployments import (
 )
 from ecs_sandbox.log_groups import MISSING_GROUP, AwslogsTarget, plan_awslogs_targets
 from ecs_sandbox.realism import REALISTIC
+from tests.support import wait_until
 
 from .realism_helpers import playing
 
@@ -146,16 +147,6 @@ def _service(sandbox: Sandbox) -> dict[str, Any]:
     return dict(sandbox.client("ecs").describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0])
 
 
-def _wait(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def _deploy(
     sandbox: Sandbox, image: str, breaker: dict[str, bool], log_options: dict[str, str] | None = None
 ) -> str:
@@ -211,7 +202,9 @@ class TestSlowCircuitBreakerRollback:
             watcher = threading.Thread(target=watch)
             watcher.start()
             try:
-                _wait(lambda: "FAILED" in _states(sandbox, bad_id), timeout=60, what="our deployment FAILED")
+                wait_until(
+                    lambda: "FAILED" in _states(sandbox, bad_id), timeout=60, what="our deployment FAILED"
+                )
                 service = wait_for_rollout(sandbox, CLUSTER, SERVICE, timeout_seconds=60)
             finally:
                 done.set()
@@ -250,7 +243,7 @@ class TestSlowCircuitBreakerRollback:
         with playing(sandbox, replace(FAST, slow_circuit_breaker_rollback=False)):
             provision_service(sandbox, CLUSTER, SERVICE, web_image("v1"), desired_count=2, timeout_seconds=60)
             bad_id = _deploy(sandbox, web_image("v2", "crash"), {"enable": True, "rollback": True})
-            _wait(lambda: "FAILED" in _states(sandbox, bad_id), timeout=60, what="our deployment FAILED")
+            wait_until(lambda: "FAILED" in _states(sandbox, bad_id), timeout=60, what="our deployment FAILED")
             wait_for_rollout(sandbox, CLUSTER, SERVICE, timeout_seconds=60)
         entries = [e for e in sandbox.scheduler.rollout_log() if e.service == SERVICE]
         failed_at = next(i for i, e in enumerate(entries) if (e.deployment_id, e.state) == (bad_id, "FAILED"))
@@ -282,7 +275,7 @@ class TestFailedTasksReset:
         with playing(sandbox, profile), _virtual(sandbox):
             provision_service(sandbox, CLUSTER, SERVICE, NO_IMAGE, desired_count=1, timeout_seconds=60)
             new_id = _deploy(sandbox, NO_IMAGE.replace(":1", ":2"), NO_BREAKER, MISSING)
-            _wait(
+            wait_until(
                 lambda: (_deployment(sandbox, new_id) or {}).get("failedTasks", 0) >= 2, what="2 failed tasks"
             )
             sandbox.client("logs").create_log_group(logGroupName=MISSING["awslogs-group"])
@@ -302,7 +295,7 @@ class TestRelaunchBackOff:
         with playing(sandbox, profile), _virtual(sandbox):
             provision_service(sandbox, CLUSTER, SERVICE, NO_IMAGE, desired_count=1, timeout_seconds=60)
             new_id = _deploy(sandbox, NO_IMAGE.replace(":1", ":2"), NO_BREAKER, MISSING)
-            _wait(lambda: len(_tasks_of(sandbox, new_id)) >= 4, what="4 failed tasks")
+            wait_until(lambda: len(_tasks_of(sandbox, new_id)) >= 4, what="4 failed tasks")
         created = [t["createdAt"].timestamp() for t in _tasks_of(sandbox, new_id)[:4]]
         gaps = [b - a for a, b in itertools.pairwise(created)]
         # Each gap is the task's start time plus the back-off: 0, then 0.2 s, then 0.6 s more.
@@ -320,7 +313,7 @@ class TestAwslogsLogGroup:
         with playing(sandbox, FAST):
             provision_service(sandbox, CLUSTER, SERVICE, web_image("v1"), desired_count=1, timeout_seconds=60)
             new_id = _deploy(sandbox, web_image("v2"), NO_BREAKER, MISSING)
-            stopped = _wait(lambda: _tasks_of(sandbox, new_id), what="a stopped task")
+            stopped = wait_until(lambda: _tasks_of(sandbox, new_id), what="a stopped task")
         task = stopped[0]
         assert task["stoppedReason"] == MISSING_GROUP
         assert task["stopCode"] == "TaskFailedToStart"

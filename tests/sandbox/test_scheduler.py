@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +13,7 @@ import requests
 
 from ecs_sandbox import ProvisionedService, Sandbox, provision_service, wait_for_rollout
 from ecs_sandbox.containers import LABEL
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -45,16 +45,6 @@ def _stopped_tasks(sandbox: Sandbox, deployment_id: str | None = None) -> list[d
     arns = ecs.list_tasks(cluster=CLUSTER, serviceName=SERVICE, desiredStatus="STOPPED")["taskArns"]
     tasks = ecs.describe_tasks(cluster=CLUSTER, tasks=arns)["tasks"] if arns else []
     return [t for t in tasks if deployment_id is None or t["startedBy"] == deployment_id]
-
-
-def _wait(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _provision(sandbox: Sandbox, image: str, **config: Any) -> ProvisionedService:
@@ -128,7 +118,10 @@ class TestRollingUpdate:
         print(f"status codes through the LB during the swap: {dict(statuses)}")
         assert service["deployments"][0]["id"] == new_id
         assert service["taskDefinition"] == arn
-        stopped = _wait(lambda: len(_stopped_tasks(sandbox, old_id)) == 2 and _stopped_tasks(sandbox, old_id))
+        stopped = wait_until(
+            lambda: len(_stopped_tasks(sandbox, old_id)) == 2 and _stopped_tasks(sandbox, old_id),
+            what="the two old tasks to stop",
+        )
         assert {t["stopCode"] for t in stopped} == {"ServiceSchedulerInitiated"}
         assert len(_running_containers(docker_client, sandbox)) == 2
         assert requests.get(f"{provisioned.url}/version", timeout=5).text.strip() == "v2"
@@ -142,7 +135,7 @@ class TestFailures:
         provisioned = _provision(sandbox, web_image("v1"))
         good = _service(sandbox)["taskDefinition"]
         _, bad_id = _deploy(sandbox, web_image("v2", "crash"), {"enable": True, "rollback": True})
-        failed = _wait(
+        failed = wait_until(
             lambda: next(
                 (
                     d
@@ -178,8 +171,8 @@ class TestFailures:
             health = elbv2.describe_target_health(TargetGroupArn=provisioned.target_group_arn)
             return any(t["TargetHealth"]["State"] == "unhealthy" for t in health["TargetHealthDescriptions"])
 
-        _wait(unhealthy_seen, what="an unhealthy target")
-        stopped = _wait(lambda: _stopped_tasks(sandbox, bad_id), what="a stopped task")
+        wait_until(unhealthy_seen, what="an unhealthy target")
+        stopped = wait_until(lambda: _stopped_tasks(sandbox, bad_id), what="a stopped task")
         reason = f"Task failed ELB health checks in (target-group {provisioned.target_group_arn})"
         assert {t["stoppedReason"] for t in stopped} == {reason}
         assert {t["stopCode"] for t in stopped} == {"ServiceSchedulerInitiated"}
@@ -190,7 +183,7 @@ class TestFailures:
         """Without the circuit breaker, failed tasks keep being replaced; the deployment stays IN_PROGRESS."""
         provisioned = _provision(sandbox, web_image("v1"))
         _, bad_id = _deploy(sandbox, web_image("v2", "crash"), {"enable": False, "rollback": False})
-        stuck = _wait(
+        stuck = wait_until(
             lambda: next(
                 (d for d in _service(sandbox)["deployments"] if d["id"] == bad_id and d["failedTasks"] >= 5),
                 None,

@@ -7,7 +7,6 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import docker
 import pytest
@@ -16,6 +15,7 @@ import requests
 from ecs_sandbox import BlueGreenSetup, Sandbox, provision_blue_green, provision_green_service
 from ecs_sandbox.containers import LABEL
 from ecs_sandbox.load_balancer import TARGET_HEADER, target_group_name
+from tests.support import wait_until
 
 from .traffic import Load
 
@@ -23,16 +23,6 @@ pytestmark = pytest.mark.integration
 
 CLUSTER, SERVICE, GREEN = "app", "web", "web-green"
 SLOW_IMAGE = "deploy-agent/sandbox-slow:test"
-
-
-def _wait(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what} (last: {value!r})")
 
 
 def _status(sandbox: Sandbox, service: str) -> str:
@@ -107,14 +97,14 @@ class TestGreenService:
         assert _states(sandbox, setup.green_target_group_arn) == ["healthy", "healthy"]
         assert requests.get(f"{setup.test_url}/version", timeout=5).text.strip() == "v2"
         sandbox.client("ecs").update_service(cluster=CLUSTER, service=GREEN, desiredCount=0)
-        _wait(
+        wait_until(
             lambda: _states(sandbox, setup.green_target_group_arn) == ["draining", "draining"],
             what="draining",
         )
         assert _containers(docker_client, GREEN, sandbox) == 2  # the containers outlive the drain
         assert requests.get(f"{setup.test_url}/version", timeout=5).status_code == 503
-        _wait(lambda: _states(sandbox, setup.green_target_group_arn) == [], what="the drain to end")
-        _wait(lambda: _containers(docker_client, GREEN, sandbox) == 0, what="the containers to stop")
+        wait_until(lambda: _states(sandbox, setup.green_target_group_arn) == [], what="the drain to end")
+        wait_until(lambda: _containers(docker_client, GREEN, sandbox) == 0, what="the containers to stop")
         assert _status(sandbox, GREEN) == "ACTIVE"
 
 
@@ -136,15 +126,20 @@ class TestDraining:
             slow = [pool.submit(requests.get, f"{setup.url}/cgi-bin/slow?2", timeout=10) for _ in range(2)]
             time.sleep(0.3)  # both requests are in flight, one on each target (round robin)
             sandbox.client("ecs").update_service(cluster=CLUSTER, service=SERVICE, desiredCount=1)
-            _wait(lambda: sorted(_states(sandbox, setup.target_group_arn)) == ["draining", "healthy"])
+            wait_until(
+                lambda: sorted(_states(sandbox, setup.target_group_arn)) == ["draining", "healthy"],
+                what="one target draining, one healthy",
+            )
             fresh = {requests.get(f"{setup.url}/health", timeout=5).headers[TARGET_HEADER] for _ in range(10)}
             answers = [future.result() for future in slow]
         assert [a.status_code for a in answers] == [200, 200]
         assert {a.headers[TARGET_HEADER] for a in answers} > fresh  # two targets served; one is left
         assert len(fresh) == 1
         assert _containers(docker_client, SERVICE, sandbox) == 2  # the draining task still runs (delay 4 s)
-        _wait(lambda: _states(sandbox, setup.target_group_arn) == ["healthy"], timeout=10, what="the drain")
-        _wait(lambda: _containers(docker_client, SERVICE, sandbox) == 1, what="the drained task to stop")
+        wait_until(
+            lambda: _states(sandbox, setup.target_group_arn) == ["healthy"], timeout=10, what="the drain"
+        )
+        wait_until(lambda: _containers(docker_client, SERVICE, sandbox) == 1, what="the drained task to stop")
 
 
 class TestDeleteService:
@@ -155,11 +150,11 @@ class TestDeleteService:
         setup = _with_green(sandbox, web_image)
         reply = sandbox.client("ecs").delete_service(cluster=CLUSTER, service=GREEN, force=True)["service"]
         assert reply["status"] == "DRAINING"
-        _wait(
+        wait_until(
             lambda: _states(sandbox, setup.green_target_group_arn) == ["draining", "draining"],
             what="draining",
         )
-        _wait(lambda: _status(sandbox, GREEN) == "INACTIVE", what="INACTIVE")
+        wait_until(lambda: _status(sandbox, GREEN) == "INACTIVE", what="INACTIVE")
         assert _containers(docker_client, GREEN, sandbox) == 0
         assert _states(sandbox, setup.green_target_group_arn) == []
 
@@ -173,7 +168,7 @@ class TestDeleteService:
             time.sleep(0.5)
             deleted_at = time.monotonic()
             sandbox.client("ecs").delete_service(cluster=CLUSTER, service=GREEN, force=True)
-            _wait(lambda: _status(sandbox, GREEN) == "INACTIVE", what="INACTIVE")
+            wait_until(lambda: _status(sandbox, GREEN) == "INACTIVE", what="INACTIVE")
             time.sleep(0.3)
         failures = load.failures()
         print(f"statuses: {dict(load.statuses())}")
@@ -195,10 +190,10 @@ class TestDeleteService:
         with Load(f"{setup.url}/version", rate=50) as load:
             time.sleep(0.3)
             _weigh(sandbox, setup.listener_arn, {green: 100, blue: 0})
-            _wait(lambda: load.bodies()["v2"] >= 10, what="green to serve")
+            wait_until(lambda: load.bodies()["v2"] >= 10, what="green to serve")
             _weigh(sandbox, setup.listener_arn, {blue: 100, green: 0})
             sandbox.client("ecs").delete_service(cluster=CLUSTER, service=GREEN, force=True)
-            _wait(lambda: _status(sandbox, GREEN) == "INACTIVE", what="INACTIVE")
+            wait_until(lambda: _status(sandbox, GREEN) == "INACTIVE", what="INACTIVE")
             time.sleep(0.3)
         print(f"statuses: {dict(load.statuses())}; versions: {dict(load.bodies())}")
         assert load.failures() == []

@@ -19,6 +19,7 @@ from deploy_agent.core.outcome import Phase
 from deploy_agent.core.state import PipelineState, StageState
 from deploy_agent.settings import Settings
 from deploy_agent.worker.http import StatusServer
+from tests.support import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -259,12 +260,11 @@ class TestThreadBound:
             assert threading.active_count() <= before + 2
             for conn in idle:
                 conn.close()
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:  # the freed slots serve again
-                if requests.get(f"{http.url}/healthz", timeout=5).status_code == 200:
-                    break
-                time.sleep(0.05)
-            assert requests.get(f"{http.url}/healthz", timeout=5).status_code == 200
+            wait_until(  # the freed slots serve again
+                lambda: requests.get(f"{http.url}/healthz", timeout=5).status_code == 200,
+                what="/healthz to answer 200 again",
+                timeout=5,
+            )
         finally:
             for conn in idle:
                 conn.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import struct
 import subprocess
 from pathlib import Path
@@ -23,6 +22,7 @@ from deploy_agent.worker.app import create_app
 from ecs_sandbox.environment import Sandbox, provision_service
 from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.integration.conftest import APPS, REDIS_URL, unique
+from tests.support import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +38,6 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def chromium(profile: Path, *args: str) -> str:
