@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -94,6 +94,14 @@ class Memory(BaseModel):
 
 
 M = TypeVar("M", bound=Memory, covariant=True)
+#: the memory a strategy's steps take (a strategy is generic in it; see ``Strategy``)
+MemoryT = TypeVar("MemoryT", bound=Memory, contravariant=True)
+
+
+class Emit(Protocol):
+    def __call__(self, kind: str, **fields: Any) -> None:
+        """Record the progress event ``kind`` of the deployment, with its fields."""
+        ...
 
 
 def _no_fence() -> None:
@@ -118,7 +126,7 @@ class Run(Generic[M]):
     request: DeployToECSTask
     memory: M
     ports: Ports
-    emit: Callable[..., None]
+    emit: Emit
     tunables: Tunables = field(default_factory=Tunables)
     persist: Callable[[], None] = _no_save
     fence: Callable[[], None] = _no_fence
@@ -159,10 +167,7 @@ class Run(Generic[M]):
         )
 
 
-Step = Callable[["Run[Any]"], Progress]
-
-
-class Strategy(Protocol):
+class Strategy(Protocol[MemoryT]):
     """The extension point: one class per strategy module, constructed without arguments.
 
     ``options`` is the message's ``strategy`` object for this strategy (its ``type`` is ``name``);
@@ -171,21 +176,31 @@ class Strategy(Protocol):
     (metric labels are made for each).
     """
 
-    name: ClassVar[str]
-    options: ClassVar[type[BaseModel]]
-    memory: ClassVar[type[Memory]]
-    stages: ClassVar[tuple[str, ...]]
-    triggers: ClassVar[tuple[Trigger, ...]]
+    # read-only (properties) so that a strategy's narrower ClassVars satisfy them
+    @property
+    def name(self) -> str: ...
 
-    def preflight(self, run: Run[Any]) -> Progress:
+    @property
+    def options(self) -> type[BaseModel]: ...
+
+    @property
+    def memory(self) -> type[Memory]: ...
+
+    @property
+    def stages(self) -> tuple[str, ...]: ...
+
+    @property
+    def triggers(self) -> tuple[Trigger, ...]: ...
+
+    def preflight(self, run: Run[MemoryT]) -> Progress:
         """Refuse, with nothing touched, a setup this strategy cannot deploy."""
         ...
 
-    def deploy(self, run: Run[Any]) -> Progress:
+    def deploy(self, run: Run[MemoryT]) -> Progress:
         """Advance the deployment one step."""
         ...
 
-    def rollback(self, run: Run[Any]) -> Progress:
+    def rollback(self, run: Run[MemoryT]) -> Progress:
         """Advance the undoing of a failed deployment one step."""
         ...
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -24,21 +24,22 @@ DEFAULT = "rolling"
 #: modules of this package that are not strategies
 _NOT_STRATEGIES = frozenset({"base", "registry"})
 
-_REGISTRY: dict[str, Strategy] = {}
+_REGISTRY: dict[str, Strategy[Any]] = {}
 _discovered = False
 
-S = TypeVar("S")
+#: mypy checks every registered class against the ``Strategy`` Protocol
+S = TypeVar("S", bound=Strategy[Any])
 
 
 def register(cls: type[S]) -> type[S]:
     """Make a strategy class available under its ``name`` (usable as a class decorator)."""
-    strategy: Strategy = cls()  # type: ignore[assignment]  # checked against the Protocol below
+    strategy = cls()
     _check(strategy)
     _REGISTRY[strategy.name] = strategy
     return cls
 
 
-def _check(strategy: Strategy) -> None:
+def _check(strategy: Strategy[Any]) -> None:
     unknown = [s for s in strategy.stages if s not in PIPELINE_ORDER]
     if unknown:
         raise ValueError(f"strategy {strategy.name!r} names unknown stages {unknown}")
@@ -61,7 +62,7 @@ def discover() -> None:
         importlib.import_module(f"{package.__name__}.{module.name}")
 
 
-def strategy_for(name: str) -> Strategy:
+def strategy_for(name: str) -> Strategy[Any]:
     """Return the strategy registered as ``name``."""
     discover()
     try:
