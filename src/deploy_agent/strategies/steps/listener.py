@@ -31,7 +31,11 @@ def shift_traffic(run: Run[TrafficMemory], weights: Mapping[str, int], label: st
     if memory.original_actions is None:
         memory.original_actions = list(listener.get("DefaultActions") or [])
     if memory.shifting == label and _positive(listener_forward_weights(listener)) == _positive(weights):
-        memory.shifted.append(label)  # a redelivered step whose change already took effect
+        # A redelivered step whose change took effect before the worker died: the watch died with
+        # it, so the change stands unmeasured.
+        memory.shifted.append(label)
+        if _production_url(run) is not None:
+            run.emit("zero_downtime_unmeasured", label=label)
         return Progress.finished()
     memory.listener_changed = True
     memory.shifting = label
