@@ -98,12 +98,14 @@ def decide_stage_outcome(
     return "succeeded"
 
 
-def decide_rollback_info(state: PipelineState, failure: Failure | None) -> dict[str, Any] | None:
+def decide_rollback_info(
+    state: PipelineState, failure: Failure | None, requested_by: str | None
+) -> dict[str, Any] | None:
     """Return the result's ``rollback``: who asked for it and why, and the revision it put back."""
     if state.manual_rollback:
         return {
             "trigger": "manual",
-            "reason": f"rollback requested by {state.request.get('requested_by') or 'an operator'}",
+            "reason": f"rollback requested by {requested_by or 'an operator'}",
             "to_task_definition_arn": state.task_definition_arn,
         }
     touched = state.update_requested_at is not None
@@ -121,10 +123,10 @@ def decide_rollback_info(state: PipelineState, failure: Failure | None) -> dict[
     return None
 
 
-def plan_result(state: PipelineState, order: Sequence[str]) -> dict[str, Any]:
+def plan_result(state: PipelineState, request: DeployToECSTask, order: Sequence[str]) -> dict[str, Any]:
     """Return the final ``DeploymentResult`` (as its JSON fields) of a state whose stages have all run.
 
-    ``order`` is the strategy's stage order: the records are shown in it.
+    ``request`` is the deployment's message; ``order`` the strategy's stage order (records are shown in it).
     """
     failure = state.failure.as_failure() if state.failure else None
     touched = state.update_requested_at is not None
@@ -142,7 +144,7 @@ def plan_result(state: PipelineState, order: Sequence[str]) -> dict[str, Any]:
         "finished_at": finished,
         "duration_seconds": round((finished - state.started_at).total_seconds(), 3),
         "stages": [s.model_dump(mode="json") for s in _in_order(state.stages, order)],
-        "rollback": decide_rollback_info(state, failure),
+        "rollback": decide_rollback_info(state, failure, request.requested_by),
         "diagnostics": {
             "stopped_tasks": state.diagnostics.get("stopped_tasks", []),
             "service_events": state.diagnostics.get("service_events", []),
@@ -152,8 +154,8 @@ def plan_result(state: PipelineState, order: Sequence[str]) -> dict[str, Any]:
         "errors": state.rejections,
         "zero_downtime": state.zero_downtime,
         "approval": _approval(state),
-        "requested_by": state.request.get("requested_by"),
-        "labels": state.request.get("labels") or {},
+        "requested_by": request.requested_by,
+        "labels": dict(request.labels),
     }
 
 

@@ -15,6 +15,8 @@ from celery import Task, current_app, shared_task
 
 from deploy_agent.adapters.webhook import NotificationFailed
 from deploy_agent.core.state import PipelineState
+from deploy_agent.models.request import DeployToECSTask
+from deploy_agent.tasks.messages import request_of
 from deploy_agent.tasks.runtime import Runtime, get_runtime
 
 log = logging.getLogger("deploy_agent.notify")
@@ -53,7 +55,7 @@ def record_event(
     event = {"at": rt.now().isoformat(), "deployment_id": state.deployment_id, "event": kind, **fields}
     rt.store.append_event(state.deployment_id, event)
     if kind in NOTIFIED:
-        urls = webhook_urls(rt, state.request)
+        urls = webhook_urls(rt, request_of(state))
         if urls:
             payload = {
                 **event,
@@ -68,9 +70,9 @@ def record_event(
     return event
 
 
-def webhook_urls(rt: Runtime, request: Mapping[str, Any]) -> list[str]:
+def webhook_urls(rt: Runtime, request: DeployToECSTask) -> list[str]:
     """The worker's webhooks followed by the message's own, each once."""
-    own = list((request.get("notify") or {}).get("webhooks") or [])
+    own = list(request.notify.webhooks)
     return list(dict.fromkeys([*rt.settings.webhook_urls, *own]))
 
 

@@ -31,6 +31,7 @@ from deploy_agent.models import DeploymentResult
 from deploy_agent.strategies import strategy_for
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.tasks import metrics
+from deploy_agent.tasks.messages import request_of
 from deploy_agent.tasks.runtime import Runtime
 
 log = logging.getLogger("deploy_agent.pipeline")
@@ -276,4 +277,5 @@ def collect_diagnostics(rt: Runtime, state: PipelineState) -> None:
 
 def build_result(state: PipelineState) -> DeploymentResult:
     """Return the final DeploymentResult for a state whose stages have all run."""
-    return DeploymentResult.model_validate(plan_result(state, strategy_for(state.strategy).stages))
+    order = strategy_for(state.strategy).stages
+    return DeploymentResult.model_validate(plan_result(state, request_of(state), order))

@@ -11,43 +11,22 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from deploy_agent.adapters.redis_store import ReleaseLedger
 from deploy_agent.core.orchestration import plan_chain
 from deploy_agent.core.polling import PollPolicy
 from deploy_agent.core.ports import EcsPort
 from deploy_agent.core.state import PipelineState
-from deploy_agent.models.request import DeployToECSTask, ImageSpec, RollbackSpec
-from deploy_agent.models.strategy import StrategyOptions
 from deploy_agent.strategies import Ports, Run, Tunables, strategy_for
 from deploy_agent.tasks import revisions
 from deploy_agent.tasks.approval import book_for
 from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.fence import fence_for, fenced
+from deploy_agent.tasks.messages import request_of
 from deploy_agent.tasks.runtime import Runtime
 
 log = logging.getLogger("deploy_agent.pipeline")
-
-
-def request_of(state: PipelineState) -> DeployToECSTask:
-    """Return the deployment's message as the validated model.
-
-    An operator's rollback has no message: it redeploys a registered revision with rolling's
-    defaults, so its model carries only what the rolling steps read (no image, nothing to build).
-    """
-    if state.manual_rollback:
-        strategy = cast(StrategyOptions, strategy_for("rolling").options())
-        return DeployToECSTask.model_construct(
-            image=ImageSpec.model_construct(),  # no image: a registered revision is redeployed
-            cluster_name=state.cluster,
-            service_name=state.service,
-            strategy=strategy,
-            rollback=RollbackSpec(enabled=True),
-            requested_by=state.request.get("requested_by"),
-            labels=dict(state.request.get("labels") or {}),
-        )
-    return DeployToECSTask.model_validate(state.request)
 
 
 @dataclass(frozen=True)
