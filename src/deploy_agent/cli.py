@@ -195,8 +195,21 @@ def _cmd_decide(args: argparse.Namespace) -> int:
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:
-    from ecs_sandbox.__main__ import run_sandbox
-
+    # The emulation is not part of the wheel (it lives in the source checkout's src/ecs_sandbox), so
+    # it is imported only when this command runs, and its absence is a message, not a traceback.
+    try:
+        from ecs_sandbox.__main__ import run_sandbox
+    except ModuleNotFoundError as missing:
+        absent = (missing.name or "").split(".")[0]
+        if absent not in ("ecs_sandbox", "moto"):
+            raise
+        print(
+            f"deploy-agent sandbox: {absent} is not installed. The sandbox comes with the source "
+            "checkout, not with the deploy-agent package: run scripts/demo.sh there, or "
+            "`pip install -e '.[sandbox]'` and `python -m ecs_sandbox`.",
+            file=sys.stderr,
+        )
+        return 2
     return run_sandbox(args.rest)
 
 
@@ -275,7 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the JSON Schema of DeployToECSTask")
     p.set_defaults(func=_cmd_schema)
 
-    p = sub.add_parser("sandbox", help="run the local sandbox (moto, ECS scheduler, load balancer, registry)")
+    p = sub.add_parser(
+        "sandbox",
+        help="run the local sandbox (moto, ECS scheduler, load balancer, registry; source checkout only)",
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER)
     p.set_defaults(func=_cmd_sandbox)
     return parser
