@@ -450,7 +450,7 @@ class Bench:
 
     def refresh(self, built_ok: str) -> None:
         """Put the service on a new, ACTIVE, good revision (ecs-deploy deregisters the one it leaves)."""
-        from ecs_sandbox.provision import register_image_revision
+        from ecs_sandbox.blue_green import register_image_revision
 
         arn = register_image_revision(self.box, service_td(self.region), self.fresh_uri(built_ok, "good"))
         self.box.client("ecs").update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=arn)

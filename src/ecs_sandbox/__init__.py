@@ -34,7 +34,7 @@ One process runs:
   container: RUNNING after the delay, healthy at once, registered as healthy targets the load
   balancer never sends to; hundreds of services on one host), and ``scheduler.rollout_log()``: when
   each deployment was created (IN_PROGRESS) and reached COMPLETED or FAILED, by the wall clock;
-- set-ups (``provision``): a running service behind an ALB, optionally with a green
+- set-ups (``provision``, ``blue_green``): a running service behind an ALB, optionally with a green
   target group and a test listener for blue-green and canary deployments.
 
 Emulated loosely: the sandbox's own health timing (interval, thresholds, grace) replaces the
@@ -45,26 +45,25 @@ a healthy task or a new deployment; the failed deployment's end (FAILED once non
 left and the rollback runs its desired count) follows one field timeline, not an AWS document; log
 events are not stored (only the log group is checked); deployment alarms, task placement,
 CPU/memory limits, capacity providers, task sets, CodeDeploy and non-ECS deployment controllers are
-not emulated. moto fixes applied in-process:
-UpdateService answers with the new PRIMARY deployment and an ARN task definition; ListTasks honours
-serviceName (and then lists RUNNING-desired tasks by default); awsvpc tasks start without
-EnableDnsHostnames; DescribeTargetHealth lists draining targets.
+not emulated.
 
-The worker never imports this package: it reaches the sandbox through AWS_ENDPOINT_URL and the
-registry host only.
+moto's own code is changed in one module, ``moto_patches`` (its docstring lists each change and
+why; ``MotoServer.start`` applies them): UpdateService answers with the new PRIMARY deployment and
+an ARN task definition; ListTasks honours serviceName (and then lists RUNNING-desired tasks by
+default); awsvpc tasks start without EnableDnsHostnames; DescribeTargetHealth lists draining
+targets; the AWS rules above.
+
+This package imports nothing of deploy_agent, and deploy_agent imports nothing of it (but for the
+lazy ``deploy-agent sandbox`` command): the worker reaches the sandbox through AWS_ENDPOINT_URL and
+the registry host only. ``sandbox_harness`` starts workers against it. Neither ships in the
+deploy-agent wheel; both come with the source checkout.
 """
 
+from .blue_green import BlueGreenSetup, provision_blue_green, provision_green_service
 from .environment import Sandbox
 from .load_balancer import LocalLoadBalancer
 from .moto_server import MotoServer
-from .provision import (
-    BlueGreenSetup,
-    ProvisionedService,
-    provision_blue_green,
-    provision_green_service,
-    provision_service,
-    wait_for_rollout,
-)
+from .provision import ProvisionedService, provision_service, wait_for_rollout
 from .registry import LocalRegistry
 from .scheduler import EcsScheduler
 

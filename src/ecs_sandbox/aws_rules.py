@@ -1,9 +1,9 @@
-"""The one place moto is patched for the AWS rules it skips (realism profile ``enforce_aws_rules``).
+"""The AWS rules moto skips, enforced while switched on (realism profile ``enforce_aws_rules``).
 
-``install(profile)`` patches moto's ECS *response* layer (CreateService, UpdateService) and the ELBv2
-backend's listener/rule writers plus ``FakeAction``; ``uninstall()`` undoes it. The ECS scheduler
-patches other methods (the ECS backend's update_service/list_tasks/delete_service), so the two sets
-compose whatever the order. IMMUTABLE ECR tags are enforced on the push path by ``registry_proxy``.
+``install(profile)`` switches them on, ``uninstall()`` off. moto reaches them through the methods
+``moto_patches`` replaces (its patches 5 to 8: CreateService and UpdateService answers, ``FakeAction``,
+the listener/rule writers); while off, those answer as moto does. IMMUTABLE ECR tags are enforced on
+the push path by ``registry_proxy``.
 
 Rules, each as AWS documents it:
 
@@ -23,13 +23,11 @@ Rules, each as AWS documents it:
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from moto.backends import get_backend
 from moto.ecs.exceptions import InvalidParameterException
-from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.elbv2.exceptions import ELBClientError
 from moto.elbv2.models import ELBv2Backend, FakeAction
 
@@ -149,10 +147,10 @@ _OIDC_DEFAULTS = {
     "OnUnauthenticatedRequest": "authenticate",
 }
 
-# --- ECS patches ------------------------------------------------------------------------------------
+# --- the rules, as moto's replaced methods apply them -------------------------------------------------
 
-_ORIGINAL_CREATE = EC2ContainerServiceResponse.create_service
-_ORIGINAL_UPDATE = EC2ContainerServiceResponse.update_service
+#: the ELBv2 backend methods that write listener or rule actions
+OIDC_WRITERS = ("create_listener", "modify_listener", "create_rule", "modify_rule")
 
 
 def _associated_target_groups(account: str, region: str) -> set[str]:
@@ -166,50 +164,43 @@ def _associated_target_groups(account: str, region: str) -> set[str]:
     return used
 
 
-def _create_service(self: EC2ContainerServiceResponse) -> Any:
-    params: dict[str, Any] = self._get_params()
+def check_create_service(account: str, region: str, params: dict[str, Any]) -> None:
+    """Raise ECS's InvalidParameterException for a target group that no load balancer uses."""
     groups = [lb["targetGroupArn"] for lb in params.get("loadBalancers") or [] if lb.get("targetGroupArn")]
-    if groups:
-        used = _associated_target_groups(self.current_account, self.region)
-        for arn in groups:
-            if arn not in used:
-                raise InvalidParameterException(
-                    f"The target group with targetGroupArn {arn} does not have an associated load balancer."
-                )
-    result = _ORIGINAL_CREATE(self)
-    service = self.ecs_backend._get_service(params.get("cluster", "default"), params["serviceName"])
+    if not groups:
+        return
+    used = _associated_target_groups(account, region)
+    for arn in groups:
+        if arn not in used:
+            raise InvalidParameterException(
+                f"The target group with targetGroupArn {arn} does not have an associated load balancer."
+            )
+
+
+def keep_dropped_members(service: Any, params: dict[str, Any]) -> None:
+    """Store on moto's new service the CreateService members moto dropped."""
     for member, attribute in KEPT_ON_CREATE.items():
         if params.get(member) is not None:
             setattr(service, attribute, params[member])
     if params.get("capacityProviderStrategy") and not params.get("launchType"):
         service.launch_type = None  # ECS: a capacity provider strategy, not a launch type
-    return result
 
 
-def _update_service(self: EC2ContainerServiceResponse) -> Any:
-    params: dict[str, Any] = self._get_params()
-    service = self.ecs_backend._get_service(params.get("cluster", "default"), params["service"])
+def check_update_service(service: Any, params: dict[str, Any]) -> None:
+    """Raise ECS's InvalidParameterException for what the service's deployment controller forbids."""
     refusal = update_refusal(service.deployment_controller.get("type", "ECS"), params)
     if refusal:
         raise InvalidParameterException(refusal)
-    return _ORIGINAL_UPDATE(self)
 
 
-# --- ELBv2 patches ----------------------------------------------------------------------------------
-
-_ORIGINAL_ACTION_INIT = FakeAction.__init__
-_WRITERS = ("create_listener", "modify_listener", "create_rule", "modify_rule")
-_ORIGINAL_WRITERS: dict[str, Callable[..., Any]] = {name: getattr(ELBv2Backend, name) for name in _WRITERS}
-
-
-def _action_init(self: FakeAction, data: dict[str, Any]) -> None:
-    _ORIGINAL_ACTION_INIT(self, data)
+def hide_oidc_secret(action: FakeAction, data: dict[str, Any]) -> None:
+    """Move an authenticate-oidc action's secret out of its config and fill in ELB's defaults."""
     config = data.get("AuthenticateOidcConfig")
     if data.get("Type") != "authenticate-oidc" or not isinstance(config, dict):
         return
     # The secret lives beside the config, so no Describe* can return it.
-    self.client_secret = config.pop("ClientSecret", None)  # type: ignore[attr-defined]
-    self.reuse_secret = str(config.pop("UseExistingClientSecret", "")).lower() == "true"  # type: ignore[attr-defined]
+    action.client_secret = config.pop("ClientSecret", None)  # type: ignore[attr-defined]
+    action.reuse_secret = str(config.pop("UseExistingClientSecret", "")).lower() == "true"  # type: ignore[attr-defined]
     for key, value in _OIDC_DEFAULTS.items():
         config.setdefault(key, value)
 
@@ -220,67 +211,45 @@ def _secret_of(actions: Iterable[Any]) -> str | None:
     )
 
 
-def _writer(name: str) -> Callable[..., Any]:
-    original = _ORIGINAL_WRITERS[name]
-    signature = inspect.signature(original)
-    modifying = name.startswith("modify")
-
-    def write(self: ELBv2Backend, *args: Any, **kwargs: Any) -> Any:
-        bound = signature.bind(self, *args, **kwargs)
-        actions = bound.arguments.get("actions") or []
-        refusal = oidc_refusal(actions, modifying)
-        if refusal:
-            raise ELBClientError("InvalidConfigurationRequest", refusal)
-        previous: str | None = None
-        if modifying and actions:
-            if name == "modify_listener":
-                old = self.describe_listeners(None, [bound.arguments["arn"]])[0].default_actions
-            else:
-                old = self.describe_rules(None, [bound.arguments["rule_arn"]])[0].actions
-            previous = _secret_of(old)
-        written = original(self, *args, **kwargs)
-        new = written.default_actions if name.endswith("listener") else written.actions
-        for action in new:
-            if getattr(action, "reuse_secret", False):
-                action.client_secret = previous  # ELB keeps the secret it had
-        return written
-
-    return write
+def check_oidc_write(backend: ELBv2Backend, writer: str, arguments: dict[str, Any]) -> str | None:
+    """Raise ELB's refusal of the write's actions, or return the secret the modified actions held."""
+    actions = arguments.get("actions") or []
+    modifying = writer.startswith("modify")
+    refusal = oidc_refusal(actions, modifying)
+    if refusal:
+        raise ELBClientError("InvalidConfigurationRequest", refusal)
+    if not (modifying and actions):
+        return None
+    if writer == "modify_listener":
+        return _secret_of(backend.describe_listeners(None, [arguments["arn"]])[0].default_actions)
+    return _secret_of(backend.describe_rules(None, [arguments["rule_arn"]])[0].actions)
 
 
-# --- install ----------------------------------------------------------------------------------------
+def keep_oidc_secret(written: Any, writer: str, previous: str | None) -> None:
+    """Give actions written with UseExistingClientSecret the secret they had (ELB keeps it)."""
+    for action in written.default_actions if writer.endswith("listener") else written.actions:
+        if getattr(action, "reuse_secret", False):
+            action.client_secret = previous
+
+
+# --- on and off ---------------------------------------------------------------------------------------
 
 _installed = False
 
 
 def install(profile: Realism) -> bool:
-    """Patch moto for the AWS rules when ``profile.enforce_aws_rules``; return whether they are on.
-
-    Idempotent: installing twice patches once.
-    """
+    """Switch the rules on when ``profile.enforce_aws_rules``; return whether they are on."""
     global _installed
-    if not profile.enforce_aws_rules or _installed:
-        return _installed
-    EC2ContainerServiceResponse.create_service = _create_service  # type: ignore[method-assign]
-    EC2ContainerServiceResponse.update_service = _update_service  # type: ignore[method-assign]
-    FakeAction.__init__ = _action_init  # type: ignore[method-assign]
-    for name in _WRITERS:
-        setattr(ELBv2Backend, name, _writer(name))
-    _installed = True
-    return True
+    _installed = _installed or profile.enforce_aws_rules
+    return _installed
 
 
 def uninstall() -> None:
-    """Undo ``install`` (a no-op when nothing is installed)."""
+    """Switch the rules off (moto answers as moto does)."""
     global _installed
-    EC2ContainerServiceResponse.create_service = _ORIGINAL_CREATE  # type: ignore[method-assign]
-    EC2ContainerServiceResponse.update_service = _ORIGINAL_UPDATE  # type: ignore[method-assign]
-    FakeAction.__init__ = _ORIGINAL_ACTION_INIT  # type: ignore[method-assign]
-    for name, original in _ORIGINAL_WRITERS.items():
-        setattr(ELBv2Backend, name, original)
     _installed = False
 
 
 def installed() -> bool:
-    """Return whether the rules are patched in."""
+    """Return whether the rules are on."""
     return _installed

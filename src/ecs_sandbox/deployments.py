@@ -20,6 +20,8 @@ from typing import Any, NamedTuple
 
 from moto.core.utils import utcnow
 
+from .tasks import TaskRecord, is_gone
+
 MAX_EVENTS = 100
 
 
@@ -131,6 +133,32 @@ def set_counts(deployment: dict[str, Any], desired: int, running: int, pending: 
     if any(deployment.get(key) != value for key, value in counts.items()):
         deployment.update(counts)
         deployment["updatedAt"] = utcnow()
+
+
+def recount(service: Any, records: list[TaskRecord], rolled_back_from: str | None = None) -> None:
+    """Write true running/pending counts on the service and its deployments; drop finished ones.
+
+    A deployment the circuit breaker rolled back from (``rolled_back_from``) stays listed with no
+    task until the rollback completes, as in ECS.
+    """
+    present = [r for r in records if not is_gone(r)]
+    primary_id = service.deployments[0]["id"] if service.deployments else None
+    kept = []
+    for deployment in service.deployments:
+        mine = [r for r in present if r.deployment_id == deployment["id"]]
+        if deployment["id"] not in (primary_id, rolled_back_from) and not mine:
+            continue
+        running = sum(r.task.last_status == "RUNNING" for r in mine)
+        pending = sum(r.task.last_status in ("PROVISIONING", "PENDING") for r in mine)
+        desired = (
+            service.desired_count if deployment["id"] == primary_id else sum(not r.stopping for r in mine)
+        )
+        set_counts(deployment, desired, running, pending)
+        kept.append(deployment)
+    if len(kept) != len(service.deployments):
+        service.deployments = kept
+    service.running_count = sum(r.task.last_status == "RUNNING" for r in present)
+    service.pending_count = sum(r.task.last_status in ("PROVISIONING", "PENDING") for r in present)
 
 
 def add_events(service: Any, messages: list[str]) -> None:

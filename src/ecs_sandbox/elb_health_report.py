@@ -1,7 +1,8 @@
 """How moto's ELBv2 answers through the sandbox's target health book: states, reasons, draining.
 
-``install`` patches moto so ``DescribeTargetHealth`` reports the book's state of each target it
-knows (with ELB's reason codes from "Target health status",
+``install`` registers the book with the methods ``moto_patches`` replaces (its patches 9 to 11),
+so ``DescribeTargetHealth`` reports the book's state of each target it knows (with ELB's reason
+codes from "Target health status",
 https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html),
 ``DeregisterTargets`` starts the book's deregistration delay, and draining targets are listed with
 the registered ones as AWS lists them (moto forgets a target on deregistration).
@@ -10,10 +11,13 @@ the registered ones as AWS lists them (moto forgets a target on deregistration).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
+from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
 
+from . import moto_patches
 from .target_group_settings import is_in_use
 
 if TYPE_CHECKING:
@@ -50,57 +54,38 @@ def report_health(
     status.status, status.reason, status.description = state, reason, description
 
 
-_ORIGINAL_HEALTH_FOR = FakeTargetGroup.health_for
-_ORIGINAL_DEREGISTER = FakeTargetGroup.deregister
-_ORIGINAL_DESCRIBE_HEALTH = ELBv2Backend.describe_target_health
-_installed: list[TargetHealthBook] = []
+@dataclass(frozen=True, eq=False)
+class BookReport:
+    """A target health book as moto's ELBv2 asks about it (a ``moto_patches.HealthSource``)."""
 
+    book: TargetHealthBook
 
-def _health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> FakeHealthStatus:
-    status: FakeHealthStatus = _ORIGINAL_HEALTH_FOR(self, target, ec2_backend)
-    for book in _installed:
-        report_health(book, self, target, status)
-    return status
+    def report(self, group: FakeTargetGroup, target: dict[str, Any], status: FakeHealthStatus) -> None:
+        """Overwrite moto's answer with the book's."""
+        report_health(self.book, group, target, status)
 
-
-def _deregister(self: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
-    _ORIGINAL_DEREGISTER(self, targets)
-    for book in _installed:
-        seconds = book.drain_seconds_for(self)
+    def deregistered(self, group: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
+        """Start the group's deregistration delay for each target."""
+        seconds = self.book.drain_seconds_for(group)
         for target in targets:
-            book.drain(self.arn, str(target["Id"]), seconds)
+            self.book.drain(group.arn, str(target["Id"]), seconds)
+
+    def draining_ids(self, group_arn: str) -> Iterable[str]:
+        """Return the group's draining targets."""
+        return self.book.draining_ids(group_arn)
 
 
-def _describe_target_health(
-    self: ELBv2Backend, target_group_arn: str, targets: list[dict[str, Any]]
-) -> list[FakeHealthStatus]:
-    statuses: list[FakeHealthStatus] = _ORIGINAL_DESCRIBE_HEALTH(self, target_group_arn, targets)
-    group = self.target_groups.get(target_group_arn)
-    if targets or group is None:
-        return statuses
-    # AWS lists draining targets with the registered ones; moto forgets them on deregistration.
-    for book in _installed:
-        for target_id in book.draining_ids(target_group_arn):
-            target = group.deregistered_targets.get(target_id)
-            if target is not None and target_id not in group.targets:
-                statuses.append(group.health_for(target, self.ec2_backend))
-    # A target drained and forgotten is not listed (moto's "unused / Target.NotRegistered").
-    return [s for s in statuses if s.reason != "Target.NotRegistered"]
+_reports: dict[int, BookReport] = {}
 
 
 def install(book: TargetHealthBook) -> None:
     """Make moto report, and deregister, through the book (as well as through any other installed)."""
-    _installed.append(book)
-    FakeTargetGroup.health_for = _health_for  # type: ignore[method-assign]
-    FakeTargetGroup.deregister = _deregister  # type: ignore[method-assign]
-    ELBv2Backend.describe_target_health = _describe_target_health  # type: ignore[method-assign]
+    report = _reports.setdefault(id(book), BookReport(book))
+    moto_patches.register(moto_patches.hooks.health_sources, report)
 
 
 def uninstall(book: TargetHealthBook) -> None:
     """Stop reporting through the book; moto's own answers return once no book is installed."""
-    if book in _installed:
-        _installed.remove(book)
-    if not _installed:
-        FakeTargetGroup.health_for = _ORIGINAL_HEALTH_FOR  # type: ignore[method-assign]
-        FakeTargetGroup.deregister = _ORIGINAL_DEREGISTER  # type: ignore[method-assign]
-        ELBv2Backend.describe_target_health = _ORIGINAL_DESCRIBE_HEALTH  # type: ignore[method-assign]
+    report = _reports.pop(id(book), None)
+    if report is not None:
+        moto_patches.unregister(moto_patches.hooks.health_sources, report)

@@ -27,6 +27,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import make_server
 
+from . import moto_patches
 from .consistency import ConsistencyWindow
 from .faults import CallShape, FaultInjector, FaultKind, render_fault
 from .realism import Realism
@@ -171,7 +172,8 @@ class MotoServer:
         self.endpoint_url = ""
 
     def start(self) -> str:
-        """Start serving and return the endpoint URL (``http://127.0.0.1:PORT``)."""
+        """Patch moto (``moto_patches``), start serving and return the endpoint URL (``http://127.0.0.1:PORT``)."""
+        moto_patches.apply()
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self._server.start()
         host, port = self._server.get_host_and_port()

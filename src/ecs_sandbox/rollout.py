@@ -33,13 +33,13 @@ from .deployments import (
     plan_task_bounds,
     push_deployment,
     read_rollout_config,
-    set_counts,
+    recount,
     set_rollout,
     task_list,
 )
 from .realism import REALISTIC, Realism
 from .task_runner import TaskRunner
-from .tasks import TaskRecord
+from .tasks import TaskRecord, is_gone
 
 
 @dataclass
@@ -59,10 +59,6 @@ class ServiceMemory:
 def _readiness(record: TaskRecord) -> tuple[bool, bool]:
     """Sort key: tasks that serve nothing yet come first, so they are the first to go."""
     return (record.healthy, record.task.last_status == "RUNNING")
-
-
-def _is_gone(record: TaskRecord) -> bool:
-    return bool(record.task.last_status == "STOPPED")
 
 
 _BREAKER_FAILED = "ECS deployment circuit breaker: tasks failed to start."
@@ -158,7 +154,7 @@ class Rollout:
             events.append(f"{name} has begun draining connections on {len(draining)} tasks.")
         if started:
             events.append(task_list(f"{name} has started", [r.task_id for r in started]))
-        self.recount(service, records + started, memory)
+        recount(service, records + started, memory.rolled_back_from)
         self._settle(service, records + started, memory, events)
         add_events(service, events)
         return started
@@ -227,7 +223,7 @@ class Rollout:
         if failed["rolloutState"] != "IN_PROGRESS":
             return
         primary_id = service.deployments[0]["id"]
-        left = sum(r.deployment_id == failed["id"] and not _is_gone(r) for r in records)
+        left = sum(r.deployment_id == failed["id"] and not is_gone(r) for r in records)
         running = sum(
             r.deployment_id == primary_id and r.task.last_status == "RUNNING" and not r.stopping
             for r in records
@@ -263,7 +259,7 @@ class Rollout:
         if time.monotonic() < memory.relaunch_at:
             return []  # ECS's back-off after tasks that failed in a row
         most, _ = plan_task_bounds(service.desired_count, read_rollout_config(service))
-        present = [r for r in records if not _is_gone(r)]
+        present = [r for r in records if not is_gone(r)]
         mine = [r for r in present if r.deployment_id == primary["id"] and not r.stopping]
         count = min(service.desired_count - len(mine), most - len(present))
         if count <= 0:
@@ -271,37 +267,11 @@ class Rollout:
         definition = backend.describe_task_definition(primary["taskDefinition"])
         return [self.tasks.start(backend, region, service, definition, primary["id"]) for _ in range(count)]
 
-    def recount(self, service: Any, records: list[TaskRecord], memory: ServiceMemory | None = None) -> None:
-        """Write true running/pending counts on the service and its deployments; drop finished ones.
-
-        A deployment the circuit breaker rolled back from stays listed (with no task) until the
-        rollback completes, as in ECS.
-        """
-        present = [r for r in records if not _is_gone(r)]
-        primary_id = service.deployments[0]["id"] if service.deployments else None
-        rolled_back_from = memory.rolled_back_from if memory is not None else None
-        kept = []
-        for deployment in service.deployments:
-            mine = [r for r in present if r.deployment_id == deployment["id"]]
-            if deployment["id"] not in (primary_id, rolled_back_from) and not mine:
-                continue
-            running = sum(r.task.last_status == "RUNNING" for r in mine)
-            pending = sum(r.task.last_status in ("PROVISIONING", "PENDING") for r in mine)
-            desired = (
-                service.desired_count if deployment["id"] == primary_id else sum(not r.stopping for r in mine)
-            )
-            set_counts(deployment, desired, running, pending)
-            kept.append(deployment)
-        if len(kept) != len(service.deployments):
-            service.deployments = kept
-        service.running_count = sum(r.task.last_status == "RUNNING" for r in present)
-        service.pending_count = sum(r.task.last_status in ("PROVISIONING", "PENDING") for r in present)
-
     def _settle(
         self, service: Any, records: list[TaskRecord], memory: ServiceMemory, events: list[str]
     ) -> None:
         primary = service.deployments[0]
-        present = [r for r in records if not _is_gone(r)]
+        present = [r for r in records if not is_gone(r)]
         serving = [r for r in present if r.deployment_id == primary["id"] and r.healthy and not r.stopping]
         ended = [d for d in service.deployments[1:] if _is_ended_rollback_source(d, memory)]
         alone = len(service.deployments) - len(ended) == 1 and len(present) == len(serving)

@@ -14,28 +14,25 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import docker
 from moto.backends import get_backend
-from moto.ecs.models import EC2ContainerServiceBackend
 
+from . import moto_patches
 from .containers import ContainerRunner
-from .deployments import RolloutLog, RolloutTransition, add_events, task_list
+from .deployments import RolloutLog, RolloutTransition, add_events, recount, task_list
 from .realism import REALISTIC, Realism
 from .rollout import Rollout, ServiceMemory
 from .target_health import TargetHealthBook
-from .task_runner import TaskRunner, TaskTiming
+from .task_launch import TaskTiming
+from .task_runner import TaskRunner
 from .tasks import TaskRecord
 
 log = logging.getLogger(__name__)
 ServiceKey = tuple[str, str, str]  # (region, cluster, service name)
-
-_ORIGINAL_UPDATE_SERVICE = EC2ContainerServiceBackend.update_service
-_ORIGINAL_LIST_TASKS = EC2ContainerServiceBackend.list_tasks
-_ORIGINAL_DELETE_SERVICE = EC2ContainerServiceBackend.delete_service
 
 
 class EcsScheduler:
@@ -132,8 +129,9 @@ class EcsScheduler:
             )
 
     def start(self) -> EcsScheduler:
-        """Patch moto's ECS backend, start health checks and the scheduler thread; return self."""
-        _patch_backend(self._on_service_updated, self._on_service_deleted)
+        """Hook into moto's UpdateService/DeleteService, start health checks and the thread; return self."""
+        moto_patches.register(moto_patches.hooks.service_updated, self._on_service_updated)
+        moto_patches.register(moto_patches.hooks.service_deleted, self._on_service_deleted)
         self.health.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="sandbox-ecs", daemon=True)
@@ -146,7 +144,8 @@ class EcsScheduler:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.health.stop()
-        _unpatch_backend()
+        moto_patches.unregister(moto_patches.hooks.service_updated, self._on_service_updated)
+        moto_patches.unregister(moto_patches.hooks.service_deleted, self._on_service_deleted)
         self.tasks.shutdown()
         self.containers.remove_all()
 
@@ -244,7 +243,7 @@ class EcsScheduler:
                 return
             memory = self._memory_of(key, service)
             self.rollout.sync_deployments(backend, service, memory)
-            self.rollout.recount(service, self._records_of(service), memory)
+            recount(service, self._records_of(service), memory.rolled_back_from)
 
     def _on_service_deleted(self, backend: Any, service: Any) -> None:
         """Answer DeleteService as ECS does: a service with tasks left is DRAINING, not yet INACTIVE."""
@@ -259,39 +258,3 @@ class EcsScheduler:
                 self.tick()
             except Exception:
                 log.exception("sandbox scheduler tick failed")
-
-
-def _patch_backend(on_update: Callable[[Any, Any], None], on_delete: Callable[[Any, Any], None]) -> None:
-    def update_service(self: EC2ContainerServiceBackend, service_properties: dict[str, Any]) -> Any:
-        service = _ORIGINAL_UPDATE_SERVICE(self, service_properties)
-        on_update(self, service)
-        return service
-
-    def list_tasks(self: EC2ContainerServiceBackend, *args: Any, **kwargs: Any) -> list[Any]:
-        names = ["cluster_str", "container_instance", "family", "started_by", "service_name", "desiredStatus"]
-        params = {**dict(zip(names, args, strict=False)), **kwargs}
-        service_name = params.pop("service_name", None)
-        tasks: list[Any] = _ORIGINAL_LIST_TASKS(self, **params)
-        if not service_name:
-            return tasks
-        # moto ignores serviceName; ECS filters on it and lists RUNNING-desired tasks by default.
-        group = f"service:{str(service_name).split('/')[-1]}"
-        wanted = params.get("desiredStatus") or "RUNNING"
-        return [t for t in tasks if t.group == group and t.desired_status == wanted]
-
-    def delete_service(
-        self: EC2ContainerServiceBackend, cluster_name: str, service_name: str, force: bool
-    ) -> Any:
-        service = _ORIGINAL_DELETE_SERVICE(self, cluster_name, service_name, force)
-        on_delete(self, service)
-        return service
-
-    EC2ContainerServiceBackend.update_service = update_service  # type: ignore[method-assign]
-    EC2ContainerServiceBackend.list_tasks = list_tasks  # type: ignore[method-assign]
-    EC2ContainerServiceBackend.delete_service = delete_service  # type: ignore[method-assign]
-
-
-def _unpatch_backend() -> None:
-    EC2ContainerServiceBackend.update_service = _ORIGINAL_UPDATE_SERVICE  # type: ignore[method-assign]
-    EC2ContainerServiceBackend.list_tasks = _ORIGINAL_LIST_TASKS  # type: ignore[method-assign]
-    EC2ContainerServiceBackend.delete_service = _ORIGINAL_DELETE_SERVICE  # type: ignore[method-assign]

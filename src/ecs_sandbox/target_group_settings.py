@@ -15,6 +15,7 @@ Availability Zone that is not enabled for its load balancer").
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,3 +118,17 @@ def groups_in_use(backend: Any) -> set[str]:
 def is_in_use(target_group_arn: str) -> bool:
     """Return whether a load balancer's listener or rule forwards to the target group."""
     return target_group_arn in groups_in_use(elbv2_backend_of(target_group_arn))
+
+
+def in_use_by_arn(target_group_arns: Iterable[str]) -> dict[str, bool]:
+    """Return, for each target group ARN, whether a load balancer's listener or rule forwards to it."""
+    # One walk over the load balancers per backend, not one per target group: the health checker
+    # asks every 10 ms, and hundreds of groups made this quadratic.
+    used: dict[int, set[str]] = {}
+    in_use: dict[str, bool] = {}
+    for arn in target_group_arns:
+        backend = elbv2_backend_of(arn)
+        if id(backend) not in used:
+            used[id(backend)] = groups_in_use(backend)
+        in_use[arn] = arn in used[id(backend)]
+    return in_use

@@ -32,103 +32,26 @@ Two ways to time it:
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
 
 from moto.elbv2.models import FakeTargetGroup
 
 from .elb_health_report import install, uninstall
+from .health_checks import Target, decide_drain_seconds, decide_due, decide_state, probe
 from .realism import Realism
 from .target_group_settings import (
-    AWS_DEFAULT_DRAIN_SECONDS,
     DELAY_ATTRIBUTE,
     CheckSettings,
     decide_settings,
-    elbv2_backend_of,
     find_group,
-    groups_in_use,
+    in_use_by_arn,
 )
 
 #: how often the checker looks for due checks when each group keeps its own interval, sandbox seconds
 _CONFIGURED_POLL = 0.01
-
-
-@dataclass
-class Target:
-    """One registered target: where it really listens and what its checks have seen."""
-
-    target_group_arn: str
-    target_id: str
-    port: int
-    path: str
-    matcher: str
-    registered_at: float = field(default_factory=time.monotonic)
-    state: str = "initial"
-    successes: int = 0
-    failures: int = 0
-    last_failure: str = ""
-    drain_until: float | None = None  # set once deregistered
-    probed: bool = True  # False: a virtual task's target, healthy without checks and sent no traffic
-    grace_until: float = 0.0  # ECS ignores this target's unhealthy verdicts until then (monotonic)
-    next_check_at: float = 0.0  # when its group's own interval is due (configured timing only)
-    in_flight: bool = False  # a probe of it is under way (configured timing only)
-
-    @property
-    def deregistered(self) -> bool:
-        """Return whether the target was deregistered (it is draining or about to be forgotten)."""
-        return self.drain_until is not None
-
-
-def matches(status: int, matcher: str) -> bool:
-    """Return whether an HTTP status satisfies an ELB matcher such as "200", "200,302" or "200-299"."""
-    for part in matcher.split(","):
-        low, _, high = part.strip().partition("-")
-        if low and int(low) <= status <= int(high or low):
-            return True
-    return False
-
-
-def probe(port: int, path: str, matcher: str, timeout: float) -> str:
-    """Return "" when GET 127.0.0.1:port/path passes, else the ELB-style failure reason."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", path or "/")
-        status = connection.getresponse().status
-    except TimeoutError:
-        return "Request timed out"
-    except OSError:
-        return "Connection refused"
-    finally:
-        connection.close()
-    return "" if matches(status, matcher) else f"Health checks failed with these codes: [{status}]"
-
-
-def decide_drain_seconds(attribute: Any, default_seconds: float, max_seconds: float) -> float:
-    """Return how long a deregistered target drains, from the target group's delay attribute."""
-    try:
-        seconds = float(attribute)
-    except (TypeError, ValueError):
-        seconds = AWS_DEFAULT_DRAIN_SECONDS
-    if seconds == AWS_DEFAULT_DRAIN_SECONDS:
-        seconds = default_seconds  # nobody chose a delay: the sandbox's own default
-    return max(0.0, min(seconds, max_seconds))
-
-
-def decide_state(target: Target, failure: str, healthy_threshold: int, unhealthy_threshold: int) -> None:
-    """Move a target's counters and state by one check's result (ELB's consecutive thresholds)."""
-    if not failure:
-        target.successes, target.failures = target.successes + 1, 0
-        if target.successes >= healthy_threshold:
-            target.state = "healthy"
-        return
-    target.successes, target.failures, target.last_failure = 0, target.failures + 1, failure
-    if target.failures >= unhealthy_threshold:
-        target.state = "unhealthy"
 
 
 class TargetHealthBook:
@@ -318,29 +241,13 @@ class TargetHealthBook:
         now = time.monotonic()
         with self._lock:
             targets = [t for t in self._targets.values() if t.probed and not t.deregistered]
-        in_use: dict[str, bool] = {}
-        used: dict[int, set[str]] = {}
+        in_use = in_use_by_arn({t.target_group_arn for t in targets})
         for target in targets:
-            arn = target.target_group_arn
-            if arn not in in_use:
-                # One walk over the load balancers per pass and backend, not one per target group:
-                # the checker passes every 10 ms, and hundreds of groups made this quadratic.
-                backend = elbv2_backend_of(arn)
-                if id(backend) not in used:
-                    used[id(backend)] = groups_in_use(backend)
-                in_use[arn] = arn in used[id(backend)]
-            settings = self.settings_for(arn)
+            settings = self.settings_for(target.target_group_arn)
             with self._lock:
                 if settings is None or target.deregistered or target.in_flight:
                     continue
-                if not in_use[arn]:
-                    # ELB checks no target of a group no load balancer uses; once one does, it starts over
-                    target.state, target.successes, target.failures = "unused", 0, 0
-                    target.next_check_at = now + settings.interval
-                    continue
-                if target.state == "unused":
-                    target.state = "initial"
-                if now < target.next_check_at:
+                if not decide_due(target, settings.interval, in_use[target.target_group_arn], now):
                     continue
                 target.in_flight = True
                 target.next_check_at = max(target.next_check_at + settings.interval, now)

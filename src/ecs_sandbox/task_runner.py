@@ -14,20 +14,16 @@ Deregistration, draining, counts and rollout states are as for real tasks.
 
 from __future__ import annotations
 
-import logging
-import re
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-from moto.backends import get_backend
-
-from .containers import ContainerRunner, ContainerState, ImagePullError, PortAllocator
+from .containers import ContainerRunner, ContainerState, PortAllocator
 from .log_groups import prepare_log_groups
 from .target_health import TargetHealthBook
+from .task_launch import TaskTiming, container_spec, launch, log_exit
+from .task_targets import deregister_targets, register_targets
 from .tasks import (
-    ContainerSpec,
     LaunchResult,
     TaskRecord,
     create_task,
@@ -36,33 +32,13 @@ from .tasks import (
     mark_running,
     mark_stopped,
     mark_stopping,
-    resolve_secret,
 )
 
-_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 KILLED = 137  # SIGKILL: how a container the scheduler stops ends
-
-
-log = logging.getLogger("ecs_sandbox.tasks")
-
-
-@dataclass(frozen=True)
-class TaskTiming:
-    """How fast tasks start, are checked and drain."""
-
-    start_delay_seconds: float = 0.0  # PROVISIONING
-    pending_seconds: float = 0.0  # PENDING, at least (the image pull and container start may take longer)
-    health_check_interval_seconds: float = 0.2
-    unhealthy_threshold: int = 2
-    grace_seconds: float = 1.0
 
 
 def _essential(definition: dict[str, Any]) -> bool:
     return bool(definition.get("essential", True))
-
-
-def _nanos(seconds: float) -> int:
-    return int(seconds * 1e9)
 
 
 class TaskRunner:
@@ -114,7 +90,10 @@ class TaskRunner:
         if self.virtual:
             return record
         try:
-            specs = [self._spec(region, d, ports[str(d["name"])]) for d in definitions]
+            specs = [
+                container_spec(self.account, region, d, ports[str(d["name"])], self.timing)
+                for d in definitions
+            ]
         except Exception as error:  # any secret lookup failure fails the task, as in ECS
             reason = f"ResourceInitializationError: unable to pull secrets or registry auth: {error}"
             self.fail(record, reason, "TaskFailedToStart", {})
@@ -124,60 +103,10 @@ class TaskRunner:
             "deploy-agent.service": record.service_name,
             "deploy-agent.task": record.task_arn,
         }
-        record.launch = self._pool.submit(self._launch, record, specs, labels)
-        return record
-
-    def _spec(self, region: str, definition: dict[str, Any], port: int) -> ContainerSpec:
-        env = {str(e["name"]): str(e["value"]) for e in definition.get("environment", [])}
-        for secret in definition.get("secrets", []):
-            env[str(secret["name"])] = resolve_secret(self.account, region, str(secret["valueFrom"]))
-        env["PORT"] = str(port)
-        check = definition.get("healthCheck")
-        healthcheck = None
-        if check:
-            # ECS's timing is in whole seconds and at least 5 s; the sandbox keeps its own pace.
-            healthcheck = {
-                "test": check["command"],
-                "interval": _nanos(self.timing.health_check_interval_seconds),
-                "timeout": _nanos(max(1.0, self.timing.health_check_interval_seconds)),
-                "retries": self.timing.unhealthy_threshold,
-                "start_period": _nanos(self.timing.grace_seconds),
-            }
-        return ContainerSpec(
-            str(definition["name"]), str(definition["image"]), env, definition.get("command"), healthcheck
+        record.launch = self._pool.submit(
+            launch, self.runner, record, specs, labels, self.timing, self._prepare_logs
         )
-
-    def _launch(self, record: TaskRecord, specs: list[ContainerSpec], labels: dict[str, str]) -> LaunchResult:
-        # The delays count from the task's creation: time spent queued for a launch thread is part of it.
-        time.sleep(max(0.0, self.timing.start_delay_seconds - (time.monotonic() - record.created)))
-        refs: dict[str, str] = {}
-        for spec in specs:
-            try:
-                refs[spec.name] = self.runner.ensure_image(spec.image)
-            except ImagePullError as error:
-                return LaunchResult({}, {}, f"CannotPullContainerError: {error}")
-        # The agent creates each container's log stream as it creates the container, after the pull.
-        logger_error = self._prepare_logs(record)
-        if logger_error:
-            return LaunchResult({}, {}, logger_error)
-        started: dict[str, str] = {}
-        for spec in specs:
-            name = _NAME_UNSAFE.sub("-", f"sbx-{record.service_name}-{record.task_id[:8]}-{spec.name}")
-            try:
-                started[spec.name] = self.runner.run(
-                    refs[spec.name], name, spec.environment, labels, spec.command, spec.healthcheck
-                )
-            except Exception as error:
-                for container_id in started.values():
-                    self.runner.remove(container_id)
-                return LaunchResult({}, {}, f"CannotStartContainerError: {error}")
-        digests = {name: ref.split("@", 1)[1] for name, ref in refs.items() if "@" in ref}
-        time.sleep(max(0.0, self._running_after() - (time.monotonic() - record.created)))
-        return LaunchResult(started, digests)
-
-    def _running_after(self) -> float:
-        """Return how long after its creation a task may be RUNNING at the soonest."""
-        return self.timing.start_delay_seconds + self.timing.pending_seconds
+        return record
 
     def _prepare_logs(self, record: TaskRecord) -> str:
         """Return "" when the task's awslogs log groups exist (or were created), else its stop reason."""
@@ -213,7 +142,7 @@ class TaskRunner:
                 self.fail(record, result.error, "TaskFailedToStart", states)
                 return
             mark_running(task, result)
-            self._register_targets(record, service, events)
+            register_targets(self.book, self.account, record, service, events)
         if task.last_status == "RUNNING":
             self._assess_health(record, states, events)
 
@@ -221,14 +150,14 @@ class TaskRunner:
         """A virtual task: RUNNING, registered and healthy once the start delay is over."""
         if record.task.last_status != "PENDING":
             return
-        if time.monotonic() - record.created < self._running_after():
+        if time.monotonic() - record.created < self.timing.running_after:
             return
         logger_error = self._prepare_logs(record)
         if logger_error:
             self.fail(record, logger_error, "TaskFailedToStart", {})
             return
         mark_running(record.task, LaunchResult({}, {}))
-        self._register_targets(record, service, events)
+        register_targets(self.book, self.account, record, service, events)
         mark_health(record.task, True)
         record.healthy = True
 
@@ -239,7 +168,7 @@ class TaskRunner:
         if any(state is None for state in mine.values()):
             return  # started after this tick's look at Docker
         if any(state is not None and not state.running for state in mine.values()):
-            self._log_exit(record, mine)
+            log_exit(self.runner, record, mine)
             self.fail(record, "Essential container in task exited", "EssentialContainerExited", states)
             return
         if record.targets:
@@ -277,52 +206,6 @@ class TaskRunner:
             mark_health(record.task, True)
         record.healthy = healthy
 
-    def _register_targets(self, record: TaskRecord, service: Any, events: list[str]) -> None:
-        elbv2 = get_backend("elbv2")[self.account][record.region]
-        for lb in service.load_balancers:
-            tg_arn = lb.get("targetGroupArn")
-            group = elbv2.target_groups.get(tg_arn) if tg_arn else None
-            if group is None:
-                continue
-            port = record.ports.get(str(lb.get("containerName")), record.ports[record.target_container])
-            target_id = record.target_id
-            elbv2.register_targets(tg_arn, [{"Id": target_id, "Port": lb.get("containerPort", group.port)}])
-            matcher = str((getattr(group, "matcher", None) or {}).get("HttpCode", "200"))
-            path = group.health_check_path or "/"
-            # ECS ignores ELB's unhealthy verdicts for the service's grace period (AWS seconds; unset: 0)
-            grace = getattr(service, "health_check_grace_period_seconds", None)
-            self.book.register(
-                tg_arn,
-                target_id,
-                port,
-                path,
-                matcher,
-                probed=not record.virtual,
-                grace_seconds=float(grace) if grace is not None else None,
-            )
-            record.targets.append((tg_arn, target_id))
-            events.append(f"(service {record.service_name}) registered 1 targets in (target-group {tg_arn})")
-
-    def _log_exit(self, record: TaskRecord, mine: dict[str, ContainerState | None]) -> None:
-        """Log an exited container's exit code and last lines (what CloudWatch Logs would hold)."""
-        for name, state in mine.items():
-            if state is None or state.running:
-                continue
-            container_id = record.container_ids[name]
-            try:
-                tail = self.runner.client.api.logs(container_id, tail=5).decode(errors="replace")
-            except Exception as error:
-                tail = f"(no logs: {error})"
-            log.warning(
-                "task %s of %s: container %s exited (code %s) on port %s: %s",
-                record.task_id[:8],
-                record.service_name,
-                name,
-                state.exit_code,
-                record.ports.get(name),
-                tail.strip()[-500:],
-            )
-
     def fail(
         self, record: TaskRecord, reason: str, stop_code: str, states: dict[str, ContainerState]
     ) -> None:
@@ -351,7 +234,7 @@ class TaskRunner:
         mark_stopping(record.task, reason, stop_code)
         # As ECS: deregister from every target group first; the containers stop once the targets have
         # drained (no new requests meanwhile, requests in flight finish). No target: stop at once.
-        self._deregister_targets(record)
+        deregister_targets(self.book, self.account, record)
         self._advance_stop(record)
 
     def _advance_stop(self, record: TaskRecord) -> None:
@@ -381,15 +264,6 @@ class TaskRunner:
     def _remove(self, container_ids: list[str]) -> None:
         for container_id in container_ids:
             self.runner.remove(container_id)
-
-    def _deregister_targets(self, record: TaskRecord) -> None:
-        elbv2 = get_backend("elbv2")[self.account][record.region]
-        for tg, tid in record.targets:
-            group = elbv2.target_groups.get(tg)
-            if group is None:
-                self.book.remove(tg, tid)  # the target group is gone, and its targets with it
-            elif tid in group.targets:
-                group.deregister([{"Id": tid}])  # the book starts the target's deregistration delay
 
     def shutdown(self) -> None:
         """Wait for background starts and removals to finish."""

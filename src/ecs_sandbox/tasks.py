@@ -10,19 +10,12 @@ from typing import Any
 
 from moto.backends import get_backend
 from moto.core.utils import utcnow
-from moto.ec2.models import elastic_network_interfaces
 from moto.ecs import models as ecs_models
 
 # moto's models gain the attributes ECS has and moto never sets (stopCode, stoppedAt, ...): its
 # serializer picks up any attribute named after a botocore shape member. Typed loosely on purpose.
 Task: Any = ecs_models.Task
 Container: Any = ecs_models.Container
-_NetworkInterface: Any = elastic_network_interfaces.NetworkInterface
-
-# moto bug B1: an awsvpc task reads eni.private_dns_name, which exists only when the VPC has DNS
-# hostnames enabled. A class-level default lets tasks start in any VPC; instances still set their own.
-if not hasattr(_NetworkInterface, "private_dns_name"):
-    _NetworkInterface.private_dns_name = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +89,11 @@ class TaskRecord:
                     return str(detail["value"])
         digits = int(self.task_id.replace("-", "")[:6], 16)
         return f"10.{digits >> 16 & 255}.{digits >> 8 & 255}.{digits & 255 or 1}"
+
+
+def is_gone(record: TaskRecord) -> bool:
+    """Return whether the task has STOPPED (it no longer counts anywhere)."""
+    return bool(record.task.last_status == "STOPPED")
 
 
 def create_task(backend: Any, service: Any, task_definition: Any, deployment_id: str) -> Any:

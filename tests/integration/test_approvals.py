@@ -19,7 +19,7 @@ import pytest
 
 from deploy_agent.client import approve
 from ecs_sandbox import Sandbox, provision_service
-from ecs_sandbox.provision import provision_blue_green
+from ecs_sandbox.blue_green import provision_blue_green
 from sandbox_harness.stack import StackConfig
 from tests.integration.chaos import (
     ChaosStack,

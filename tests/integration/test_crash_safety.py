@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ecs_sandbox import Sandbox, provision_service
-from ecs_sandbox.provision import provision_blue_green
+from ecs_sandbox.blue_green import provision_blue_green
 from sandbox_harness.stack import StackConfig
 from tests.integration.chaos import (
     TERMINAL,

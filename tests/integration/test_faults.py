@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ecs_sandbox import Sandbox, provision_service
-from ecs_sandbox.provision import provision_blue_green
+from ecs_sandbox.blue_green import provision_blue_green
 from ecs_sandbox.faults import FaultRule
 from sandbox_harness.stack import StackConfig
 from tests.integration.chaos import (

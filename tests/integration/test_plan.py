@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from ecs_sandbox import Sandbox, provision_service
-from ecs_sandbox.provision import provision_blue_green
+from ecs_sandbox.blue_green import provision_blue_green
 from sandbox_harness.stack import StackConfig, WorkerProcess
 from tests.integration.conftest import ECR_HOST, unique
 from tests.integration.test_traffic_strategies import bg_request

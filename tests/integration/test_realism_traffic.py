@@ -12,7 +12,8 @@ import boto3
 import pytest
 
 from ecs_sandbox import Sandbox
-from ecs_sandbox.provision import provision_blue_green, provision_service
+from ecs_sandbox.blue_green import provision_blue_green
+from ecs_sandbox.provision import provision_service
 from sandbox_harness.stack import WorkerProcess
 from tests.integration.conftest import unique
 from tests.integration.test_rolling import build_request, publish, served_version, service_td

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from ecs_sandbox import Sandbox
-from ecs_sandbox.provision import provision_blue_green
+from ecs_sandbox.blue_green import provision_blue_green
 from sandbox_harness.stack import WorkerProcess
 from tests.integration.conftest import DBS, REDIS_URL, unique
 from tests.integration.load import Load

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ecs_sandbox.health_checks import decide_drain_seconds
 from ecs_sandbox.listener_rules import (
     RequestFacts,
     Rule,
@@ -16,7 +17,6 @@ from ecs_sandbox.listener_rules import (
     matches_condition,
     plan_redirect,
 )
-from ecs_sandbox.target_health import decide_drain_seconds
 
 GET = RequestFacts("GET", "/api/users?page=2&sort=asc", {"host": "Shop.Example.com:80", "x-canary": "Yes"})
 
