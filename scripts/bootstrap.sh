@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Set up everything deploy-agent's sandbox and tests need on a bare Debian machine, idempotently:
-# system packages, a Python virtualenv with the project, Redis, a Docker engine and a base image.
-# Usage: source <(scripts/bootstrap.sh --print-env)   or   scripts/bootstrap.sh  (writes .sandbox/env)
+# Set up what deploy-agent's sandbox needs on a bare Debian machine, idempotently: system packages, a
+# Python virtualenv with the project, Redis, a Docker engine and a base image; writes .sandbox/env.
+# Usage: scripts/bootstrap.sh [--for tests|demo]
+#   --for tests (the default): everything the test suite needs, the project with its [dev] extra
+#     (test tools, linters) and the tools tests/ops and tests/worker use (chromium, prometheus, compose);
+#   --for demo: only what scripts/demo.sh needs, the project with its [sandbox] extra.
+# The terminal gets one line per step; apt's output goes to .sandbox/apt.log and pip's to .sandbox/pip.log.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -10,14 +14,38 @@ VENV="${DEPLOY_AGENT_VENV:-$ROOT/.venv}"
 mkdir -p "$STATE"
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
+FOR=tests
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --for) FOR="${2:-}"; shift 2 ;;
+    --for=*) FOR="${1#--for=}"; shift ;;
+    *) log "unknown argument: $1 (usage: scripts/bootstrap.sh [--for tests|demo])"; exit 2 ;;
+  esac
+done
+case "$FOR" in
+  tests) EXTRA=dev ;;
+  demo) EXTRA=sandbox ;;
+  *) log "--for takes tests or demo, not '$FOR'"; exit 2 ;;
+esac
+
+# Run a noisy command with its output in a log file; on failure show the log's end and stop.
+quietly() {
+  local logfile="$1"; shift
+  if ! "$@" >>"$logfile" 2>&1; then
+    log "failed: $* (last lines of $logfile:)"; tail -20 "$logfile" >&2; exit 1
+  fi
+}
+
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 [ -x /bin/busybox ] || command -v busybox >/dev/null || need_apt+=(busybox-static)
-command -v chromium >/dev/null || need_apt+=(chromium)  # renders the status page in tests/worker
-{ command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)  # promtool + server (tests/ops)
-# Compose validates docker-compose.yml (tests/ops): the v2 plugin when the engine has one, else Debian's v1.
-docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+if [ "$FOR" = tests ]; then
+  command -v chromium >/dev/null || need_apt+=(chromium)  # renders the status page in tests/worker
+  { command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)  # promtool + server (tests/ops)
+  # Compose validates docker-compose.yml (tests/ops): the v2 plugin when the engine has one, else Debian's v1.
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+fi
 engine_ok() { docker info >/dev/null 2>&1; }
 
 # --- Docker engine: use the user's own when one answers, else our own ---------------------------
@@ -27,10 +55,11 @@ if ! command -v docker >/dev/null || ! engine_ok; then
 fi
 if [ "${#need_apt[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then log "missing packages: ${need_apt[*]} (run as root or install them)"; exit 1; fi
-  log "installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq "${need_apt[@]}" >&2
+  log "updating apt's package lists (output: $STATE/apt.log)"
+  quietly "$STATE/apt.log" apt-get update
+  log "installing ${need_apt[*]} (output: $STATE/apt.log)"
+  quietly "$STATE/apt.log" apt-get install -y "${need_apt[@]}"
 fi
 
 if ! engine_ok; then
@@ -71,11 +100,17 @@ fi
 # --- Python environment ---------------------------------------------------------------------------
 if [ "${DEPLOY_AGENT_SKIP_PIP:-0}" != 1 ]; then
   if [ ! -x "$VENV/bin/python" ]; then log "creating $VENV"; python3 -m venv "$VENV"; fi
-  if [ ! -f "$VENV/.installed" ] || [ "$ROOT/pyproject.toml" -nt "$VENV/.installed" ]; then
-    log "installing the project and its test tools"
-    "$VENV/bin/pip" install -q --upgrade pip >&2
-    "$VENV/bin/pip" install -q -e "$ROOT[dev]" >&2
-    touch "$VENV/.installed"
+  # .installed holds the extra the venv has; [dev] includes [sandbox], so a demo venv is upgraded when
+  # the tests run and a test venv serves the demo. (An empty marker predates the modes: it meant dev.)
+  installed="$(cat "$VENV/.installed" 2>/dev/null || echo none)"
+  [ -n "$installed" ] || installed=dev
+  if [ "$installed" = none ] || [ "$ROOT/pyproject.toml" -nt "$VENV/.installed" ] \
+    || { [ "$EXTRA" = dev ] && [ "$installed" != dev ]; }; then
+    [ "$installed" = dev ] && EXTRA=dev  # never take the test tools away from a venv that had them
+    log "installing the project with its [$EXTRA] extra into $VENV (output: $STATE/pip.log)"
+    quietly "$STATE/pip.log" "$VENV/bin/pip" install --upgrade pip
+    quietly "$STATE/pip.log" "$VENV/bin/pip" install -e "$ROOT[$EXTRA]"
+    printf '%s\n' "$EXTRA" >"$VENV/.installed"
   fi
 fi
 

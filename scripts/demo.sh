@@ -3,7 +3,7 @@
 # worker (one succeeds, one is rolled back) and follow each to its end.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-scripts/bootstrap.sh
+scripts/bootstrap.sh --for demo  # what the demo needs, not the test tools
 # shellcheck disable=SC1091
 source .sandbox/env
 exec python -m sandbox_harness.demo "$@"
