@@ -1,15 +1,30 @@
-"""The terminal outcome and whether we must roll back, as tables."""
+"""The terminal outcome and whether we must roll back, as tables.
+
+(Which stages a chain runs is ``core.orchestration.plan_chain``: tests/core/test_orchestration.py.)
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from deploy_agent.core.outcome import Failure, Phase, Trigger, decide_outcome, needs_rollback, plan_stages
+from deploy_agent.core.outcome import (
+    APPROVAL_TIMED_OUT,
+    DENIED,
+    Failure,
+    Phase,
+    Trigger,
+    decide_outcome,
+    needs_rollback,
+)
 
 CB = Failure("rollout_failed", "circuit breaker", Trigger.CIRCUIT_BREAKER)
 LATE = Failure("deadline_exceeded", "too slow", Trigger.DEADLINE)
 BUILD = Failure("build_failed", "RUN exit 3", Trigger.ERROR)
 HEALTH = Failure("health_check_failed", "500", Trigger.HEALTH_CHECK)
+REJECTED = Failure("preflight_failed", "not ours", Trigger.ERROR)
+NO = Failure(DENIED, "denied by ana: not today", Trigger.ERROR)
+NOBODY = Failure(APPROVAL_TIMED_OUT, "nobody approved", Trigger.DEADLINE)
+NEWER = Failure("superseded", "a newer deployment (d-2) was requested", Trigger.ERROR)
 
 
 @pytest.mark.parametrize(
@@ -23,6 +38,11 @@ HEALTH = Failure("health_check_failed", "500", Trigger.HEALTH_CHECK)
         (HEALTH, True, False, True, "failed"),
         (LATE, True, True, False, "timed_out"),
         (LATE, False, False, False, "timed_out"),
+        (REJECTED, False, False, False, "rejected"),
+        (NO, False, False, False, "denied"),
+        (NO, True, True, False, "denied"),
+        (NOBODY, False, False, False, "timed_out"),
+        (NEWER, False, False, False, "superseded"),
     ],
     ids=[
         "no failure succeeds",
@@ -33,11 +53,17 @@ HEALTH = Failure("health_check_failed", "500", Trigger.HEALTH_CHECK)
         "a rollback that itself failed is failed",
         "the deadline is timed out even when rolled back",
         "the deadline before any update is timed out",
+        "a preflight refusal is rejected",
+        "a denial is denied",
+        "a denial of a traffic strategy that removed its new service is still denied",
+        "an approval nobody gave in time is timed out",
+        "a newer deployment of the service makes it superseded",
     ],
 )
 def test_decide_outcome(
     failure: Failure | None, touched: bool, rolled_back: bool, rollback_failed: bool, outcome: str
 ) -> None:
+    """The outcome follows from the failure, whether the service was touched and how the undo went."""
     assert decide_outcome(failure, touched, rolled_back, rollback_failed) == outcome
 
 
@@ -61,38 +87,5 @@ def test_decide_outcome(
     ],
 )
 def test_needs_rollback(phase: Phase, enabled: bool, ecs_rolled_back: bool, expected: bool) -> None:
+    """We put the previous revision back only once the service was touched, and only if nobody did."""
     assert needs_rollback(phase, enabled, ecs_rolled_back) is expected
-
-
-@pytest.mark.parametrize(
-    ("request_", "run", "idle"),
-    [
-        (
-            {"image": {"uri": "r/x@sha256:1"}},
-            ["register", "deploy", "rollback", "finalize"],
-            ["build", "push", "healthcheck"],
-        ),
-        (
-            {
-                "build": {"context": "web"},
-                "image": {"repository": "web"},
-                "health_check": {"url": "http://x/h"},
-            },
-            ["build", "push", "register", "deploy", "healthcheck", "rollback", "finalize"],
-            [],
-        ),
-        (
-            {"image": {"uri": "r/x:1"}, "health_check": {"url": "http://x/h"}},
-            ["register", "deploy", "healthcheck", "rollback", "finalize"],
-            ["build", "push"],
-        ),
-    ],
-    ids=[
-        "a prebuilt image without a health URL runs only what it needs",
-        "a build with a health URL runs every stage",
-        "a prebuilt image with a health URL still checks health",
-    ],
-)
-def test_plan_stages(request_: dict[str, object], run: list[str], idle: list[str]) -> None:
-    stages = ["build", "push", "register", "deploy", "healthcheck", "rollback", "finalize"]
-    assert plan_stages(stages, request_) == (run, idle)

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from deploy_agent.core.outcome import plan_stages
-from deploy_agent.core.plan import STEP_TEXTS, PlanContext, diff_task_definition, plan_steps
-from deploy_agent.strategies import blue_green, canary, strategy_for
-from deploy_agent.tasks.plan import recipe_of
+from deploy_agent.core.orchestration import plan_chain
+from deploy_agent.core.plan import PlanContext, diff_task_definition, plan_steps, step_text
+from deploy_agent.models.request import DeployToECSTask
+from deploy_agent.strategies import strategy_for, strategy_names
 
 SECRET = "hunter2-planted-value"
 
@@ -89,21 +89,35 @@ def changed(**edits: Any) -> dict[str, Any]:
             ['containerDefinitions[web].logConfiguration: added {"logDriver":"awslogs"}'],
         ),
         (changed(networkMode=None), ["networkMode: removed (was awsvpc)"]),
-        # output-only fields and tags are not part of the diff
         (changed(revision=4, taskDefinitionArn="x", tags=[]), []),
+    ],
+    ids=[
+        "the same task definition has no changes",
+        "a new image is one line with both values",
+        "top-level fields are listed in order",
+        "an environment change names its entries but never their values",
+        "an added environment entry is named without its value",
+        "a changed secret reads value changed",
+        "a list of unnamed entries is shown whole",
+        "a new nested object is shown as added",
+        "a removed field shows what it was",
+        "output-only fields and tags are not part of the diff",
     ],
 )
 def test_diff_task_definition(new: dict[str, Any], expected: list[str]) -> None:
+    """The diff is one path-level line per change, in a stable order."""
     assert diff_task_definition(CURRENT, new) == expected
 
 
 def test_diff_removed_container() -> None:
+    """A container gone from the new revision is one line naming it."""
     new = copy.deepcopy(CURRENT)
     del new["containerDefinitions"][1]
     assert diff_task_definition(CURRENT, new) == ["containerDefinitions[sidecar] removed"]
 
 
 def test_diff_added_container_and_nested_change() -> None:
+    """An added container is shown whole; a change inside another is shown by its path."""
     new = copy.deepcopy(CURRENT)
     new["containerDefinitions"].append({"name": "log", "image": "fluent:1"})
     new["containerDefinitions"][1]["healthCheck"] = {"command": ["CMD", "true"], "interval": 10}
@@ -114,6 +128,7 @@ def test_diff_added_container_and_nested_change() -> None:
 
 
 def test_diff_never_shows_environment_or_secret_values() -> None:
+    """No environment or secret value reaches the diff, whether changed, added or in a new container."""
     new = copy.deepcopy(CURRENT)
     new["containerDefinitions"][0]["environment"] = [
         {"name": "MODE", "value": "x"},
@@ -132,43 +147,67 @@ def test_diff_never_shows_environment_or_secret_values() -> None:
     assert not [line for line in lines if SECRET in line]
 
 
-def ctx(request: dict[str, Any], **extra: Any) -> PlanContext:
+def message(**fields: Any) -> DeployToECSTask:
+    """A valid message for service web of cluster c1 (a prebuilt image unless ``image`` is given)."""
+    return DeployToECSTask.model_validate(
+        {"cluster_name": "c1", "service_name": "web", "image": {"uri": IMAGE}, **fields}
+    )
+
+
+def ctx(msg: DeployToECSTask, **extra: Any) -> PlanContext:
+    """The plan's context as ``tasks.plan`` builds it: the stored (JSON) message and its weights."""
+    request = msg.model_dump(mode="json")
+    strategy = strategy_for(msg.strategy.type)
     return PlanContext(
         cluster="c1",
         service="web",
         strategy=request.get("strategy") or {},
         request=request,
-        image=(request.get("image") or {}).get("uri") or "web:v2 (to be built)",
+        image=msg.image.uri or "web:v2 (to be built)",
         family="web",
         desired_count=2,
+        weights=[(p.weight, p.pause_seconds) for p in strategy.weights(msg)],
         **extra,
     )
 
 
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:2"
+ELB = "arn:aws:elasticloadbalancing:us-east-1:123456789012"
+LISTENER = f"{ELB}:listener/app/web/1/80"
+BLUE = f"{ELB}:targetgroup/web-blue/1"
+GREEN = f"{ELB}:targetgroup/web-green/2"
 LB = {
-    "listener_arn": "L-arn",
-    "blue_target_group_arn": "TG-blue",
-    "green_target_group_arn": "TG-green",
+    "listener_arn": LISTENER,
+    "blue_target_group_arn": BLUE,
+    "green_target_group_arn": GREEN,
     "test_url": "http://127.0.0.1:9/test",
+}
+#: each strategy's options, with what it requires
+OPTIONS: dict[str, dict[str, Any]] = {
+    "rolling": {"type": "rolling"},
+    "blue_green": {"type": "blue_green", "load_balancer": LB},
+    "canary": {"type": "canary", "load_balancer": LB, "steps": [{"weight": 20}]},
+    "linear": {"type": "linear", "load_balancer": LB, "step_percent": 25},
 }
 
 
-def steps_of(request: dict[str, Any], **extra: Any) -> list[tuple[str, str | None, str, bool]]:
-    name = (request.get("strategy") or {}).get("type", "rolling")
-    every = strategy_for(name).stages()
-    _, idle = plan_stages(every, request)
-    planned = plan_steps(every, idle, recipe_of(name, request), ctx(request, **extra))
+def steps_of(msg: DeployToECSTask, **extra: Any) -> list[tuple[str, str | None, str, bool]]:
+    """The plan's steps as ``tasks.plan`` makes them: (stage, step, text, skipped)."""
+    strategy = strategy_for(msg.strategy.type)
+    every = list(strategy.stages)
+    idle = plan_chain(every, msg).idle
+    planned = plan_steps(every, idle, strategy.recipe(msg), ctx(msg, **extra))
     return [(s.stage, s.step, s.text, s.skipped) for s in planned]
 
 
 def test_rolling_steps() -> None:
-    request = {
-        "image": {"uri": "repo/web:2"},
-        "strategy": {"type": "rolling", "maximum_percent": 150, "minimum_healthy_percent": 50},
-        "health_check": {"url": "http://h/health", "healthy_threshold": 2},
-    }
+    """Rolling's plan lists every stage, skips the idle ones and expands deploy into its recipe."""
+    msg = message(
+        strategy={"type": "rolling", "maximum_percent": 150, "minimum_healthy_percent": 50},
+        health_check={"url": "http://h/health", "healthy_threshold": 2},
+    )
     steps = steps_of(
-        request,
+        msg,
         service_config={"deploymentCircuitBreaker": {"enable": True, "rollback": False}},
         timeout_seconds=900,
     )
@@ -201,55 +240,62 @@ def test_rolling_steps() -> None:
         ({"circuit_breaker": False, "circuit_breaker_rollback": False}, "circuit breaker off, rollback off"),
         ({"circuit_breaker_rollback": True}, "circuit breaker on, rollback on"),
     ],
+    ids=[
+        "turning the breaker on keeps the service's rollback setting (off)",
+        "turning both off says so",
+        "asking for rollback keeps the service's breaker (on)",
+    ],
 )
 def test_rolling_breaker_text(strategy: dict[str, Any], breaker: str) -> None:
-    request = {"image": {"uri": "r:2"}, "strategy": {"type": "rolling", **strategy}}
-    steps = steps_of(request, service_config={"deploymentCircuitBreaker": {"enable": True}})
+    """The update step says what the circuit breaker will be: asked for, else the service's own."""
+    msg = message(strategy={"type": "rolling", **strategy})
+    steps = steps_of(msg, service_config={"deploymentCircuitBreaker": {"enable": True}})
     text = next(t for _, n, t, _ in steps if n == "update_service")
     assert text.endswith(breaker)
 
 
 def test_blue_green_steps_with_approval_and_build() -> None:
-    request = {
-        "build": {"context": "web"},
-        "image": {"repository": "web", "tag": "v2"},
-        "strategy": {"type": "blue_green", "load_balancer": LB, "bake_seconds": 30},
-        "rollback": {"alarm_names": ["5xx"]},
-    }
+    """Blue-green's plan follows its recipe, each step's text naming the listener and target groups."""
+    msg = message(
+        build={"context": "web"},
+        image={"repository": "web", "tag": "v2"},
+        strategy={"type": "blue_green", "load_balancer": LB, "bake_seconds": 30},
+        rollback={"alarm_names": ["5xx"]},
+    )
     steps = steps_of(
-        request,
+        msg,
         temp_service="web-green-d1",
         approval_rule="production",
         approval_timeout_seconds=3600,
         log_groups_created=["/ecs/web"],
     )
     deploy = [(n, t) for s, n, t, _ in steps if s == "deploy"]
-    assert [n for n, _ in deploy] == [name for name, _ in blue_green.STEPS]
+    assert [n for n, _ in deploy] == strategy_for("blue_green").recipe(msg)
     texts = dict(deploy)
     assert texts["create_green"] == (
-        "create green service web-green-d1 on the new revision with 2 tasks in target group TG-green"
+        f"create green service web-green-d1 on the new revision with 2 tasks in target group {GREEN}"
     )
     assert texts["verify_green"] == (
-        "wait until 2 targets are healthy in target group TG-green, "
+        f"wait until 2 targets are healthy in target group {GREEN}, "
         "then probe the test URL http://127.0.0.1:9/test until healthy"
     )
     assert "rule production, up to 3600 s" in texts["await_approval"]
-    assert texts["shift_to_green"].startswith("move listener L-arn to green: TG-blue 0%, TG-green 100%")
+    assert texts["shift_to_green"].startswith(f"move listener {LISTENER} to green: {BLUE} 0%, {GREEN} 100%")
     assert texts["bake"] == "bake 30 s while the gates pass: alarms 5xx not in ALARM"
-    assert texts["shift_to_blue"] == "move listener L-arn back to web (its original actions)"
+    assert texts["shift_to_blue"] == f"move listener {LISTENER} back to web (its original actions)"
     assert texts["delete_green"].startswith("delete web-green-d1")
     stage_texts = {s: t for s, n, t, _ in steps if n is None}
     assert stage_texts["build"] == "build web/Dockerfile as web:v2 (to be built)"
     assert stage_texts["push"] == "push to ECR repository web (created when missing)"
     assert stage_texts["register"].endswith("create log group /ecs/web")
     assert stage_texts["healthcheck"] == "skipped: no health_check.url"
-    assert "TG-green (green)" in stage_texts["preflight"]
+    assert f"{GREEN} (green)" in stage_texts["preflight"]
 
 
 def test_canary_weight_steps_in_order() -> None:
-    request = {
-        "image": {"uri": "r:2"},
-        "strategy": {
+    """Each canary weight step gets its own text, in order, with its weight, hold and gates."""
+    msg = message(
+        strategy={
             "type": "canary",
             "load_balancer": LB,
             "steps": [
@@ -258,26 +304,52 @@ def test_canary_weight_steps_in_order() -> None:
                 {"weight": 100, "pause_seconds": 5},
             ],
         },
-        "health_check": {"url": "http://h/health", "max_latency_ms": 250},
-    }
-    steps = steps_of(request, temp_service="web-canary-d1")
+        health_check={"url": "http://h/health", "max_latency_ms": 250},
+    )
+    steps = steps_of(msg, temp_service="web-canary-d1")
     weights = [(n, t) for s, n, t, _ in steps if n and n.startswith("weight_")]
     assert [n for n, _ in weights] == ["weight_10", "weight_50", "weight_100"]
     assert weights[0][1] == (
-        "weight listener L-arn: web 90%, canary 10%; hold 60 s while the gates pass: "
+        f"weight listener {LISTENER}: web 90%, new release 10%; hold 60 s while the gates pass: "
         "health http://h/health (status 200, latency <= 250 ms)"
     )
-    assert weights[1][1].startswith("weight listener L-arn: web 50%, canary 50%; hold 0 s")
-    assert weights[2][1].startswith("weight listener L-arn: web 0%, canary 100%; hold 5 s")
+    assert weights[1][1].startswith(f"weight listener {LISTENER}: web 50%, new release 50%; hold 0 s")
+    assert weights[2][1].startswith(f"weight listener {LISTENER}: web 0%, new release 100%; hold 5 s")
 
 
-@pytest.mark.parametrize("strategy", ["rolling", "blue_green", "canary"])
+def test_linear_steps_name_its_temporary_service_and_weights() -> None:
+    """Linear's temporary-service steps are found by prefix, and its equal weights are shown in order."""
+    msg = message(
+        strategy={"type": "linear", "load_balancer": LB, "step_percent": 40, "step_pause_seconds": 30}
+    )
+    steps = steps_of(msg, temp_service="web-linear-d1")
+    texts = {n: t for s, n, t, _ in steps if s == "deploy"}
+    assert texts["create_linear"] == (
+        f"create linear service web-linear-d1 on the new revision with 2 tasks in target group {GREEN}"
+    )
+    assert texts["wait_linear"].startswith("wait until web-linear-d1's deployment is COMPLETED")
+    assert texts["delete_linear"].startswith("delete web-linear-d1")
+    weights = [t for n, t in texts.items() if n and n.startswith("weight_")]
+    assert [t.split(";")[0] for t in weights] == [
+        f"weight listener {LISTENER}: web 60%, new release 40%",
+        f"weight listener {LISTENER}: web 20%, new release 80%",
+        f"weight listener {LISTENER}: web 0%, new release 100%",
+    ]
+    assert all("hold 30 s" in t for t in weights[:2])
+
+
+@pytest.mark.parametrize("strategy", sorted(OPTIONS))
 def test_every_recipe_step_has_a_text(strategy: str) -> None:
     """A step added to a strategy's recipe without a plan text fails here (the plan cannot drift)."""
-    request = {"strategy": {"type": strategy, "load_balancer": LB, "steps": [{"weight": 20}]}}
-    names = recipe_of(strategy, request)
-    if strategy == "canary":
-        assert names == [name for name, _ in canary.steps_for(request)]
-    unknown = [n for n in names if n not in STEP_TEXTS and not n.startswith("weight_")]
+    msg = message(strategy=OPTIONS[strategy])
+    names = strategy_for(strategy).recipe(msg)
+    weighted = [n for n in names if n.startswith("weight_")]
+    assert len(weighted) == len(strategy_for(strategy).weights(msg))
+    unknown = [n for n in names if not n.startswith("weight_") and step_text(n, ctx(msg)) is None]
     assert unknown == []
     assert names
+
+
+def test_every_strategy_is_in_the_recipe_table() -> None:
+    """A new strategy must be added to ``OPTIONS`` so its recipe is checked above."""
+    assert sorted(OPTIONS) == strategy_names()

@@ -27,6 +27,15 @@ from deploy_agent.tasks.runtime import Runtime
 from deploy_agent.tasks.stages import advance_stage
 from sandbox_harness.redis_server import LocalRedis
 
+pytestmark = pytest.mark.integration
+
+#: a message the worker accepts (``tasks.wiring.request_of`` validates the stored one every step)
+REQUEST = {
+    "cluster_name": "c1",
+    "service_name": "web",
+    "image": {"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:2"},
+}
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
@@ -174,7 +183,7 @@ def state_for(deployment_id: str, **fields: Any) -> PipelineState:
     now = utcnow()
     return PipelineState(
         deployment_id=deployment_id,
-        request={"cluster_name": "c1", "service_name": "web"},
+        request=REQUEST,
         strategy="rolling",
         cluster="c1",
         service="web",
@@ -221,10 +230,10 @@ class TestAdvanceStage:
         saved(rt, state_for("A"))
         assert rt.lock("c1", "web", "us-east-1").acquire("A")
 
-        def step(rt_: Runtime, run: Run) -> Progress:
+        def step(rt_: Runtime, run: Run[Any]) -> Progress:
             rt_.redis.delete(rt_.lock("c1", "web", "us-east-1").key)
             assert rt_.lock("c1", "web", "us-east-1").acquire("B")  # B takes the lapsed lock meanwhile
-            run.ecs.update_service("c1", "web", "td:2", None, 200, 100, True, True)
+            run.ports.ecs.update_service("c1", "web", "td:2", None, 200, 100, True, True)
             raise AssertionError("UpdateService was sent without the lock")
 
         advance_stage(rt, "A", "deploy", step)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -22,7 +23,9 @@ from deploy_agent.tasks.runtime import Runtime
 from deploy_agent.tasks.stages import advance_stage
 from sandbox_harness.redis_server import LocalRedis
 
-Step = Callable[[Runtime, Run], Progress]
+pytestmark = pytest.mark.integration
+
+Step = Callable[[Runtime, Run[Any]], Progress]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,12 @@ def recorded(rt: Runtime, timeout: float = 600, phase: Phase = Phase.REGISTERED)
     now = utcnow()
     state = PipelineState(
         deployment_id="dep-1",
-        request={"cluster_name": "c", "service_name": "web", "strategy": {"type": "rolling"}},
+        request={
+            "cluster_name": "c",
+            "service_name": "web",
+            "image": {"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:2"},
+            "strategy": {"type": "rolling"},
+        },
         strategy="rolling",
         cluster="c",
         service="web",
@@ -62,7 +70,7 @@ def load(rt: Runtime, deployment_id: str) -> PipelineState:
 
 
 def raising(error: Exception) -> Step:
-    def step(_rt: Runtime, _run: Run) -> Progress:
+    def step(_rt: Runtime, _run: Run[Any]) -> Progress:
         raise error
 
     return step
@@ -81,7 +89,7 @@ class TestTransientFailures:
         assert 1.0 <= waits[2].wait_seconds <= 2.0
         state = load(rt, dep)
         assert state.failure is None
-        assert state.strategy_state["aws_retries"] == 3
+        assert state.aws_retries == 3
         assert state.stage("deploy") is not None
         assert state.stage("deploy").outcome == "running"  # type: ignore[union-attr]
 
@@ -92,9 +100,9 @@ class TestTransientFailures:
         advance_stage(rt, dep, "deploy", throttled)
         advance_stage(rt, dep, "deploy", throttled)
         advance_stage(rt, dep, "deploy", lambda _rt, _run: Progress.wait(0.1))
-        assert "aws_retries" not in load(rt, dep).strategy_state
+        assert load(rt, dep).aws_retries == 0
         assert advance_stage(rt, dep, "deploy", throttled).wait_seconds <= 0.5
-        assert load(rt, dep).strategy_state["aws_retries_total"] == 3
+        assert load(rt, dep).aws_retries_total == 3
 
     def test_past_the_deadline_the_failure_stands(self, rt: Runtime) -> None:
         """A throttle after the deadline fails the stage: waiting has no time left."""
@@ -124,10 +132,10 @@ class TestRollbackThatDidNotSettle:
         state.update_requested_at = state.started_at
         rt.store.save(dep, state.model_dump(mode="json"))
 
-        def undo_times_out(_rt: Runtime, run: Run) -> Progress:
+        def undo_times_out(_rt: Runtime, run: Run[Any]) -> Progress:
             run.state.rollback_requested = True
             run.state.rollback_failed = True
-            run.state.strategy_state["rollback_failure"] = "the service did not settle on web:1 in time"
+            run.state.rollback_failure = "the service did not settle on web:1 in time"
             return Progress.finished()
 
         assert advance_stage(rt, dep, "rollback", undo_times_out).done
