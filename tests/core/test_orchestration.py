@@ -60,6 +60,10 @@ def state(**fields: Any) -> PipelineState:
     return PipelineState(**{**values, **fields})
 
 
+#: the message every result below is planned with (``plan_result`` reads who asked and the labels)
+MESSAGE = message(requested_by="ci")
+
+
 def failure(type_: str, trigger: Trigger, message_: str = "it broke") -> FailureState:
     return FailureState(type=type_, message=message_, trigger=trigger)
 
@@ -242,7 +246,6 @@ def test_decide_stage_outcome(
 
 
 # --- decide_rollback_info -----------------------------------------------------------------------
-MANUAL_REQUEST = {"cluster_name": "c1", "service_name": "web", "requested_by": "ana"}
 
 
 @pytest.mark.parametrize(
@@ -267,11 +270,11 @@ MANUAL_REQUEST = {"cluster_name": "c1", "service_name": "web", "requested_by": "
         ({"failure": NO, "update_requested_at": TOUCHED, "rollback_requested": True}, None),
         ({"failure": NOBODY, "update_requested_at": TOUCHED, "rollback_requested": True}, None),
         (
-            {"manual_rollback": True, "request": MANUAL_REQUEST},
+            {"manual_rollback": True, "requested_by": "ana"},
             {"trigger": "manual", "reason": "rollback requested by ana", "to_task_definition_arn": NEW},
         ),
         (
-            {"manual_rollback": True, "request": {"cluster_name": "c1", "service_name": "web"}},
+            {"manual_rollback": True},
             {
                 "trigger": "manual",
                 "reason": "rollback requested by an operator",
@@ -279,7 +282,7 @@ MANUAL_REQUEST = {"cluster_name": "c1", "service_name": "web", "requested_by": "
             },
         ),
         (
-            {"manual_rollback": True, "request": MANUAL_REQUEST, "failure": HEALTH},
+            {"manual_rollback": True, "requested_by": "ana", "failure": HEALTH},
             {"trigger": "manual", "reason": "rollback requested by ana", "to_task_definition_arn": NEW},
         ),
     ],
@@ -300,8 +303,10 @@ MANUAL_REQUEST = {"cluster_name": "c1", "service_name": "web", "requested_by": "
 )
 def test_decide_rollback_info(fields: dict[str, Any], info: dict[str, Any] | None) -> None:
     """The result names a rollback only when production was touched and undone, or an operator asked."""
+    fields = dict(fields)
+    requested_by = fields.pop("requested_by", None)  # the message's, not the state's
     s = state(**fields)
-    assert decide_rollback_info(s, s.failure.as_failure() if s.failure else None) == info
+    assert decide_rollback_info(s, s.failure.as_failure() if s.failure else None, requested_by) == info
 
 
 # --- plan_result --------------------------------------------------------------------------------
@@ -354,7 +359,7 @@ def test_decide_rollback_info(fields: dict[str, Any], info: dict[str, Any] | Non
 )
 def test_plan_result_outcome(fields: dict[str, Any], outcome: str) -> None:
     """The result's outcome follows from the state's failure, what was touched and how the undo went."""
-    assert plan_result(state(**fields), ALL)["outcome"] == outcome
+    assert plan_result(state(**fields), MESSAGE, ALL)["outcome"] == outcome
 
 
 def record(name: str, outcome: str = "succeeded", detail: str | None = None) -> StageState:
@@ -380,14 +385,14 @@ def record(name: str, outcome: str = "succeeded", detail: str | None = None) -> 
 )
 def test_plan_result_stage_order(recorded: list[str], order: tuple[str, ...], shown: list[str]) -> None:
     """The result lists the stage records in the strategy's stage order."""
-    result = plan_result(state(stages=[record(n) for n in recorded]), order)
+    result = plan_result(state(stages=[record(n) for n in recorded]), MESSAGE, order)
     assert [s["name"] for s in result["stages"]] == shown
 
 
 def test_plan_result_stage_records_keep_outcome_and_detail() -> None:
     """A stage record reaches the result with its outcome and detail, as JSON."""
     s = state(stages=[record("rollback", "failed", "did not settle on web:1")], failure=HEALTH)
-    assert plan_result(s, ALL)["stages"] == [
+    assert plan_result(s, MESSAGE, ALL)["stages"] == [
         {
             "name": "rollback",
             "started_at": T0.isoformat().replace("+00:00", "Z"),
@@ -448,7 +453,7 @@ APPROVAL = {"rule": "production", "requested_at": T0, "deadline": T0 + timedelta
 )
 def test_plan_result_approval(approval: ApprovalState | None, shown: dict[str, Any] | None) -> None:
     """The result's approval block is the approval the deployment waited for, decided or not."""
-    assert plan_result(state(approval=approval), ALL)["approval"] == shown
+    assert plan_result(state(approval=approval), MESSAGE, ALL)["approval"] == shown
 
 
 def test_plan_result_of_a_manual_rollback() -> None:
@@ -456,10 +461,17 @@ def test_plan_result_of_a_manual_rollback() -> None:
     s = state(
         manual_rollback=True,
         update_requested_at=TOUCHED,
-        request={**MANUAL_REQUEST, "labels": {"deploy-agent/kind": "manual-rollback"}},
         stages=[record(n) for n in reversed(ROLLBACK_CHAIN)],
     )
-    result = plan_result(s, ROLLBACK_CHAIN)
+    # a manual rollback has no message: the worker makes one of what the operator asked
+    # (``tasks.messages.request_of``), unvalidated because it carries no image
+    asked = DeployToECSTask.model_construct(
+        cluster_name="c1",
+        service_name="web",
+        requested_by="ana",
+        labels={"deploy-agent/kind": "manual-rollback"},
+    )
+    result = plan_result(s, asked, ROLLBACK_CHAIN)
     assert result["outcome"] == "succeeded"
     assert result["rollback"] == {
         "trigger": "manual",
@@ -492,7 +504,7 @@ def test_plan_result_error(
     fields: dict[str, Any], error: dict[str, str] | None, errors: list[dict[str, str]]
 ) -> None:
     """The result's error is the first failure; a refusal's problems are listed field by field."""
-    result = plan_result(state(**fields), ALL)
+    result = plan_result(state(**fields), MESSAGE, ALL)
     assert (result["error"], result["errors"]) == (error, errors)
 
 
@@ -507,7 +519,7 @@ def test_plan_result_error(
 )
 def test_plan_result_duration(finished_at: datetime | None, seconds: float) -> None:
     """The result's duration is the state's finish minus its start, in seconds."""
-    result = plan_result(state(finished_at=finished_at), ALL)
+    result = plan_result(state(finished_at=finished_at), MESSAGE, ALL)
     assert result["duration_seconds"] == seconds
     assert result["finished_at"] == (finished_at or T0)
 
@@ -523,7 +535,7 @@ def test_plan_result_duration(finished_at: datetime | None, seconds: float) -> N
             "rollback_done": True,
         },
         {"failure": NO, "approval": ApprovalState(**APPROVAL, decision="denied", approver="bo")},
-        {"manual_rollback": True, "request": MANUAL_REQUEST},
+        {"manual_rollback": True},
         {"failure": REFUSED, "rejections": [{"field": "x", "problem": "y"}]},
     ],
     ids=[
@@ -536,6 +548,6 @@ def test_plan_result_duration(finished_at: datetime | None, seconds: float) -> N
 )
 def test_plan_result_is_a_deployment_result(fields: dict[str, Any]) -> None:
     """Every planned result validates as the published ``DeploymentResult``."""
-    result = DeploymentResult.model_validate(plan_result(state(**fields), ALL))
+    result = DeploymentResult.model_validate(plan_result(state(**fields), MESSAGE, ALL))
     assert result.deployment_id == "d-1"
     assert result.strategy == "rolling"
