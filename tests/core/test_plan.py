@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from deploy_agent.core.orchestration import plan_chain
-from deploy_agent.core.plan import PlanContext, diff_task_definition, plan_steps, step_text
+from deploy_agent.core.plan import plan_steps, step_text
+from deploy_agent.core.plan_context import PlanContext
+from deploy_agent.core.taskdef_diff import diff_task_definition
 from deploy_agent.models.request import DeployToECSTask
 from deploy_agent.strategies import strategy_for, strategy_names
 
@@ -155,14 +157,12 @@ def message(**fields: Any) -> DeployToECSTask:
 
 
 def ctx(msg: DeployToECSTask, **extra: Any) -> PlanContext:
-    """The plan's context as ``tasks.plan`` builds it: the stored (JSON) message and its weights."""
-    request = msg.model_dump(mode="json")
+    """The plan's context as ``tasks.plan`` builds it: the message and its strategy's weights."""
     strategy = strategy_for(msg.strategy.type)
     return PlanContext(
         cluster="c1",
         service="web",
-        strategy=request.get("strategy") or {},
-        request=request,
+        request=msg,
         image=msg.image.uri or "web:v2 (to be built)",
         family="web",
         desired_count=2,

@@ -21,7 +21,8 @@ from celery import shared_task
 
 from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected
 from deploy_agent.core.orchestration import plan_chain
-from deploy_agent.core.plan import PlanContext, diff_task_definition, plan_steps
+from deploy_agent.core.plan import plan_steps
+from deploy_agent.core.plan_context import PlanContext
 from deploy_agent.core.policy import check_request
 from deploy_agent.core.state import PipelineState
 from deploy_agent.core.taskdef import (
@@ -30,6 +31,7 @@ from deploy_agent.core.taskdef import (
     plan_log_groups,
     plan_task_definition,
 )
+from deploy_agent.core.taskdef_diff import diff_task_definition
 from deploy_agent.models import DeployToECSTask, parse_request
 from deploy_agent.strategies import Ports, Run, strategy_for
 from deploy_agent.strategies.steps.temp_service import temp_service_name
@@ -153,8 +155,7 @@ def plan_request(request: Any, rt: Runtime | None = None) -> dict[str, Any]:
     ctx = PlanContext(
         cluster=state.cluster,
         service=state.service,
-        strategy=state.request.get("strategy") or {},
-        request=state.request,
+        request=message,
         image=_image(message, state.deployment_id),
         family=(planned or {}).get("family"),
         desired_count=_desired(message, service),
