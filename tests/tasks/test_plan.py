@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import redis
 
+from deploy_agent.adapters.read_only import MutationRefused, ReadOnly
 from deploy_agent.settings import Settings
-from deploy_agent.tasks.plan import MutationRefused, ReadOnly, plan_request
+from deploy_agent.tasks.plan import plan_request
 from deploy_agent.tasks.runtime import Runtime
 from ecs_sandbox import Sandbox
 from ecs_sandbox.realism import IDEALISED

@@ -34,6 +34,7 @@ import docker.errors
 import requests
 
 from deploy_agent.adapters.build_context import DockerfileOutsideContext, confine_dockerfile
+from deploy_agent.adapters.build_log import LineSplitter
 from deploy_agent.adapters.ecr import RegistryAuth
 from deploy_agent.core.errors import BuildFailed, DeployError, PushFailed
 
@@ -80,30 +81,6 @@ def _translated(error: type[DeployError], action: str) -> Iterator[None]:
         raise error(f"{action}: {_api_error_text(exc)}") from exc
     except _TRANSPORT_ERRORS as exc:
         raise error(f"{action}: cannot reach the Docker engine: {type(exc).__name__}: {exc}") from exc
-
-
-class _LineSplitter:
-    """Turns stream fragments into whole lines (a RUN step may print half a line per chunk)."""
-
-    def __init__(self, sink: LogCallback | None) -> None:
-        self._sink = sink
-        self._pending = ""
-
-    def feed(self, text: str) -> None:
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            self._emit(line)
-
-    def flush(self) -> None:
-        if self._pending:
-            self._emit(self._pending)
-            self._pending = ""
-
-    def _emit(self, line: str) -> None:
-        line = line.rstrip("\r")
-        if line.strip() and self._sink is not None:
-            self._sink(line)
 
 
 class DockerBuilder:
@@ -160,7 +137,7 @@ class DockerBuilder:
             raise BuildFailed(str(exc)) from None
         context = context.resolve()
         started = self._clock()
-        lines = _LineSplitter(on_log)
+        lines = LineSplitter(on_log)
         image_id: str | None = None
         with _translated(BuildFailed, f"docker build of {tag or context}"):
             stream = self._api.build(

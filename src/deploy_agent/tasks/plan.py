@@ -19,6 +19,7 @@ from typing import Any
 
 from celery import shared_task
 
+from deploy_agent.adapters.read_only import ReadOnly
 from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected
 from deploy_agent.core.orchestration import plan_chain
 from deploy_agent.core.plan import plan_steps
@@ -40,29 +41,6 @@ from deploy_agent.tasks.preflight import preflight as run_preflight
 from deploy_agent.tasks.runtime import Runtime, get_runtime
 
 log = logging.getLogger("deploy_agent.plan")
-
-#: adapter methods that only read (every other attribute of a wrapped adapter raises)
-READ_PREFIXES = ("describe_", "list_", "get_")
-READ_METHODS = frozenset(
-    {"missing_alarms", "alarms_in_alarm", "log_group_exists", "target_group_attributes", "forward_weights"}
-)
-
-
-class MutationRefused(RuntimeError):
-    """A plan tried to change something on AWS: a bug, never an outcome."""
-
-
-class ReadOnly:
-    """An adapter that answers reads and refuses everything else, so a plan cannot change AWS."""
-
-    def __init__(self, adapter: Any, name: str) -> None:
-        self._adapter = adapter
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith(READ_PREFIXES) or attr in READ_METHODS:
-            return getattr(self._adapter, attr)
-        raise MutationRefused(f"a plan makes no changes: {self._name}.{attr} refused")
 
 
 def _approval(rt: Runtime, region: str, cluster: str, service: str) -> dict[str, Any] | None:
