@@ -89,7 +89,9 @@ def _release(url: str, version: str, mode: str, cluster: str, service: str) -> d
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m sandbox_harness.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--state-dir", type=Path, default=Path(".sandbox/demo"))
     parser.add_argument(
