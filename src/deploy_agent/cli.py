@@ -7,9 +7,10 @@ import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
+
+from deploy_agent.progress import follow, format_event
 
 
 def _cmd_schema(_: argparse.Namespace) -> int:
@@ -54,38 +55,9 @@ def _cmd_submit(args: argparse.Namespace) -> int:
     print(json.dumps({"task_id": result.id, "deployment_id": deployment_id}))
     if not args.wait:
         return 0
-    final = _follow(result, deployment_id, args.timeout)
+    final = follow(result, deployment_id, args.timeout)
     print(json.dumps(final, indent=2))
     return 0 if final.get("outcome") == "succeeded" else 1
-
-
-def _follow(async_result: Any, deployment_id: str | None, timeout: float) -> dict[str, Any]:
-    """Print each progress event as it happens until the final result arrives."""
-    from deploy_agent.tasks.runtime import get_runtime
-
-    store = get_runtime().store
-    seen = 0
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if deployment_id:
-            for event in store.events(deployment_id, seen):
-                seen += 1
-                print(_format_event(event), file=sys.stderr)
-        if async_result.ready():
-            final: dict[str, Any] = async_result.get(timeout=5)
-            if deployment_id:
-                for event in store.events(deployment_id, seen):
-                    print(_format_event(event), file=sys.stderr)
-            return final
-        time.sleep(0.2)
-    raise SystemExit(f"no result within {timeout:.0f} s")
-
-
-def _format_event(event: dict[str, Any]) -> str:
-    skip = {"at", "deployment_id", "event", "stage"}
-    details = " ".join(f"{k}={v}" for k, v in event.items() if k not in skip and v is not None)
-    stage = event.get("stage") or "-"
-    return f"{event.get('at', '')[11:23]} {stage:<12} {event.get('event')} {details}".rstrip()
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
@@ -113,7 +85,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from deploy_agent.tasks.local import run_locally
 
     payload = json.loads(Path(args.file).read_text()) if args.file != "-" else json.load(sys.stdin)
-    result = run_locally(payload, on_event=lambda e: print(_format_event(e), file=sys.stderr, flush=True))
+    result = run_locally(payload, on_event=lambda e: print(format_event(e), file=sys.stderr, flush=True))
     print(json.dumps(result, indent=2))
     return 0 if result.get("outcome") == "succeeded" else 1
 
@@ -150,7 +122,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps({"result": result, "events": store.events(args.deployment_id)}, indent=2))
         return 0
     for event in store.events(args.deployment_id):
-        print(_format_event(event))
+        print(format_event(event))
     if result is not None:
         print(f"outcome: {result['outcome']}")
     else:

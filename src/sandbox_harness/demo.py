@@ -55,7 +55,7 @@ def _push_initial(box: Sandbox, api: docker.APIClient) -> str:
 
 
 def _follow(deployment_id: str, async_result: Any, timeout: float) -> dict[str, Any]:
-    from deploy_agent.cli import _format_event
+    from deploy_agent.progress import format_event
     from deploy_agent.tasks.runtime import get_runtime
 
     store = get_runtime().store
@@ -64,11 +64,11 @@ def _follow(deployment_id: str, async_result: Any, timeout: float) -> dict[str, 
     while time.monotonic() < deadline:
         for event in store.events(deployment_id, seen):
             seen += 1
-            print("   " + _format_event(event), flush=True)
+            print("   " + format_event(event), flush=True)
         if async_result.ready():
             result: dict[str, Any] = async_result.get(timeout=5)
             for event in store.events(deployment_id, seen):
-                print("   " + _format_event(event), flush=True)
+                print("   " + format_event(event), flush=True)
             return result
         time.sleep(0.2)
     raise TimeoutError(f"deployment {deployment_id} did not finish within {timeout:.0f} s")
