@@ -22,7 +22,7 @@ from deploy_agent.core.traffic import CanaryStepPlan
 from deploy_agent.models._base import FieldProblem
 from deploy_agent.models.strategy import StrategyOptions
 from deploy_agent.strategies.base import Progress, Run
-from deploy_agent.strategies.registry import register
+from deploy_agent.strategies.registry import PIPELINE_ORDER, register
 from deploy_agent.strategies.steps.approval import await_approval
 from deploy_agent.strategies.steps.memory import ServiceUpdateMemory
 from deploy_agent.strategies.steps.service_update import RolloutSettings, revert_service, update_and_follow
@@ -75,16 +75,7 @@ class Rolling:
     name: ClassVar[str] = "rolling"
     options: ClassVar[type[RollingStrategy]] = RollingStrategy
     memory: ClassVar[type[ServiceUpdateMemory]] = ServiceUpdateMemory
-    stages: ClassVar[tuple[str, ...]] = (
-        "preflight",
-        "build",
-        "push",
-        "register",
-        "deploy",
-        "healthcheck",
-        "rollback",
-        "finalize",
-    )
+    stages: ClassVar[tuple[str, ...]] = PIPELINE_ORDER
     triggers: ClassVar[tuple[Trigger, ...]] = (
         Trigger.CIRCUIT_BREAKER,
         Trigger.ECS_ROLLBACK,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.traffic import CanaryStepPlan, forward_weights_for
 from deploy_agent.strategies.base import Progress, Run
+from deploy_agent.strategies.registry import PIPELINE_ORDER
 from deploy_agent.strategies.steps.approval import await_approval
 from deploy_agent.strategies.steps.gates import gate_pause
 from deploy_agent.strategies.steps.listener import restore_listener, shift_traffic
@@ -107,16 +108,7 @@ class ListenerDriven:
     """
 
     memory: ClassVar[type[TrafficMemory]] = TrafficMemory
-    stages: ClassVar[tuple[str, ...]] = (
-        "preflight",
-        "build",
-        "push",
-        "register",
-        "deploy",
-        "healthcheck",
-        "rollback",
-        "finalize",
-    )
+    stages: ClassVar[tuple[str, ...]] = PIPELINE_ORDER
     triggers: ClassVar[tuple[Trigger, ...]] = (
         Trigger.HEALTH_CHECK,
         Trigger.ALARM,
