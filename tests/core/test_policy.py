@@ -117,6 +117,18 @@ def _build(message: dict[str, Any]) -> None:
     message["build"] = {"context": "web"}
 
 
+def _gate(url: str, name: str = "a") -> dict[str, Any]:
+    """An analysis gate querying the Prometheus at ``url``."""
+    return {
+        "name": name,
+        "url": url,
+        "query": "up",
+        "success_condition": "result == 1",
+        "interval_seconds": 1,
+        "count": 1,
+    }
+
+
 TD = "task_definition"
 APP = f"{TD}.container_definitions.0"
 #: id -> (policy changes, message change or None, the (field, rule) broken or None when allowed)
@@ -202,6 +214,12 @@ CASES: dict[str, tuple[dict[str, Any], Any, tuple[str, str] | None]] = {
         _set("strategy.load_balancer.production_url", "http://[::1]:6379/"),
         ("strategy.load_balancer.production_url", "outbound.url_hosts"),
     ),
+    "analysis URL host not allowed": (
+        {},
+        _set("analysis", [_gate("http://metrics.internal:9090"), _gate("http://169.254.169.254:9090", "b")]),
+        ("analysis.1.url", "outbound.url_hosts"),
+    ),
+    "analysis URL host allowed": ({}, _set("analysis", [_gate("http://prometheus.internal:9090")]), None),
     "webhook host not allowed": (
         {},
         _set("notify.webhooks", ["https://hooks.example.com/x", "http://10.0.0.8/steal"]),

@@ -267,6 +267,7 @@ def _urls(policy: Policy, message: DeployToECSTask) -> list[Violation]:
         url = getattr(load_balancer, name, None)
         if isinstance(url, str):
             urls.append((f"strategy.load_balancer.{name}", url))
+    urls.extend((f"analysis.{i}.url", gate.url) for i, gate in enumerate(message.analysis))
     found = [
         Violation(field, "outbound.url_hosts", f"host {host!r} is not one of the allowed outbound.url_hosts")
         for field, url in urls

@@ -21,6 +21,7 @@ from deploy_agent.models._base import (
     MessageModel,
     has_pattern,
 )
+from deploy_agent.models.analysis import AnalysisGate, check_unique_names
 from deploy_agent.models.ecr import EcrSpec
 from deploy_agent.models.seed_names import translate_seed_names
 from deploy_agent.models.strategy import StrategyOptions
@@ -181,6 +182,11 @@ class DeployToECSTask(MessageModel):
     )
     health_check: HealthCheckSpec | None = None
     rollback: RollbackSpec = RollbackSpec()
+    analysis: list[AnalysisGate] = Field(
+        default_factory=list,
+        max_length=10,
+        description="Prometheus analysis gates held at every gated step (blue-green bake, canary and linear steps)",
+    )
     timeout_seconds: int | None = Field(default=None, ge=30, le=86_400)
     requested_by: Annotated[str, StringConstraints(max_length=256)] | None = None
     labels: Labels = Field(default_factory=dict)
@@ -222,6 +228,12 @@ class DeployToECSTask(MessageModel):
                 )
         if self.task_definition is not None:
             self._check_target_container(self.task_definition)
+        if self.analysis:
+            check_unique_names(self.analysis)
+            if self.strategy.type == "rolling":
+                raise FieldProblem(
+                    "analysis", "rolling holds no gated step; use blue_green, canary or linear for analysis"
+                )
         return self
 
     def _check_target_container(self, task_definition: TaskDefinitionSpec) -> None:
