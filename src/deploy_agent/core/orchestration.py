@@ -153,6 +153,7 @@ def plan_result(state: PipelineState, request: DeployToECSTask, order: Sequence[
         "error": None if failure is None else {"type": failure.type, "message": failure.message},
         "errors": state.rejections,
         "zero_downtime": state.zero_downtime,
+        "analysis": list(state.analysis),
         "approval": _approval(state),
         "requested_by": request.requested_by,
         "labels": dict(request.labels),

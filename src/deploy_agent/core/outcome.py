@@ -41,6 +41,8 @@ class Trigger(StrEnum):
     HEALTH_CHECK = "health_check"
     DEADLINE = "deadline"
     ALARM = "alarm"
+    #: a Prometheus analysis gate failed (the message's ``analysis``)
+    ANALYSIS = "analysis"
     ERROR = "error"
     MANUAL = "manual"
 

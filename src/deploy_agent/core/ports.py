@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+from deploy_agent.core.analysis import QueryResult
 from deploy_agent.core.health import Probe
 from deploy_agent.core.state import ApprovalState
 from deploy_agent.core.traffic import ZeroDowntimeReport
@@ -98,6 +99,25 @@ class ProberPort(Protocol):
         timeout_seconds: float = 5.0,
         max_latency_ms: int | None = None,
     ) -> Probe: ...
+
+
+class PrometheusPort(Protocol):
+    """Prometheus's instant-query API, for the analysis gates."""
+
+    def query(self, url: str, query: str, timeout_seconds: float = 10.0) -> QueryResult:
+        """Return the sample values ``query`` has now at the Prometheus whose base URL is ``url``.
+
+        Never raises: a refused URL, a transport error, a timeout or an error answer is a result
+        with ``error`` set (an inconclusive measurement).
+        """
+        ...
+
+
+class GateVerdictCounter(Protocol):
+    def __call__(self, kind: str, result: str) -> None:
+        """Count one gate verdict: ``kind`` health, alarm, latency or prometheus; ``result`` passed,
+        failed or inconclusive (``deploy_agent_gate_verdicts_total``)."""
+        ...
 
 
 class TrafficWatchPort(Protocol):

@@ -105,6 +105,8 @@ class PipelineState(BaseModel):
     #: per-field problems when a pre-flight check refused the deployment
     rejections: list[dict[str, str]] = Field(default_factory=list)
     zero_downtime: dict[str, Any] | None = None
+    #: the analysis gates' measurements, oldest first (the last ``ANALYSIS_KEPT``; ``steps.analysis``)
+    analysis: list[dict[str, Any]] = Field(default_factory=list)
     #: the approval the operator's policy requires before production is touched (None: none needed)
     approval: ApprovalState | None = None
     #: a rollback an operator asked for (``deploy_agent.rollback``), not a deployment of new code

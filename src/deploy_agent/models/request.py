@@ -185,7 +185,7 @@ class DeployToECSTask(MessageModel):
     analysis: list[AnalysisGate] = Field(
         default_factory=list,
         max_length=10,
-        description="Prometheus analysis gates held at every gated step (blue-green bake, canary and linear steps)",
+        description="Prometheus analysis gates held at every gated step (blue-green bake, canary, linear)",
     )
     timeout_seconds: int | None = Field(default=None, ge=30, le=86_400)
     requested_by: Annotated[str, StringConstraints(max_length=256)] | None = None

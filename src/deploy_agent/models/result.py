@@ -9,7 +9,7 @@ import json
 import re
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -53,7 +53,7 @@ class StageRecord(ResultModel):
 
 
 class RollbackInfo(ResultModel):
-    #: what started it: circuit_breaker, health_check, deadline, alarm, ecs_rollback, manual, error
+    #: what started it: circuit_breaker, health_check, deadline, alarm, analysis, ecs_rollback, manual, error
     trigger: str
     reason: str
     to_task_definition_arn: str | None = None
@@ -103,6 +103,22 @@ class ApprovalInfo(ResultModel):
     reason: str | None = None
 
 
+class AnalysisMeasurement(ResultModel):
+    """One measurement of an analysis gate (the message's ``analysis``) at a gated step."""
+
+    #: the gate's name
+    gate: str
+    #: the hold it was taken in: ``bake``, ``step 2 (50%)`` ...
+    step: str
+    query: str
+    #: the query's single value (null when it had none: empty, NaN, several series, an error)
+    value: float | None = None
+    verdict: Literal["successful", "failed", "inconclusive"]
+    #: the value and the condition it met, or why it is inconclusive
+    reason: str
+    at: AwareDatetime
+
+
 class DeploymentResult(ResultModel):
     deployment_id: str
     outcome: Outcome
@@ -123,6 +139,8 @@ class DeploymentResult(ResultModel):
     #: one ``{"field", "problem"}`` per invalid field when ``outcome`` is rejected
     errors: list[dict[str, str]] = Field(default_factory=list)
     zero_downtime: ZeroDowntime | None = None
+    #: the analysis gates' measurements, oldest first (the last 100)
+    analysis: list[AnalysisMeasurement] = Field(default_factory=list)
     #: the approval this deployment needed, or null when the policy required none
     approval: ApprovalInfo | None = None
     requested_by: str | None = None

@@ -24,7 +24,9 @@ from deploy_agent.core.ports import (
     Clock,
     EcsPort,
     ElbPort,
+    GateVerdictCounter,
     ProberPort,
+    PrometheusPort,
     RevisionsPort,
     TrafficWatchPort,
 )
@@ -57,6 +59,10 @@ class Progress:
         return cls(False, seconds)
 
 
+def _no_count(kind: str, result: str) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class Ports:
     """Everything outside the process a strategy may reach, each behind its ``core.ports`` Protocol."""
@@ -70,6 +76,10 @@ class Ports:
     clock: Clock
     #: None: no operator policy, so no approvals ever
     approvals: ApprovalPort | None = None
+    #: None: no Prometheus client wired; every analysis measurement is then inconclusive
+    prometheus: PrometheusPort | None = None
+    #: counts each gate's verdicts (the worker: ``deploy_agent_gate_verdicts_total``)
+    count_verdict: GateVerdictCounter = _no_count
 
 
 @dataclass(frozen=True)

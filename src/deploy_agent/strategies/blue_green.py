@@ -27,7 +27,7 @@ from deploy_agent.models.strategy import TrafficStrategyOptions
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.strategies.registry import register
 from deploy_agent.strategies.steps.approval import await_approval
-from deploy_agent.strategies.steps.gates import gate_pause
+from deploy_agent.strategies.steps.gates import hold_gates
 from deploy_agent.strategies.steps.listener import restore_listener, shift_traffic
 from deploy_agent.strategies.steps.memory import TrafficMemory
 from deploy_agent.strategies.steps.recipe import Step, load_balancer
@@ -58,7 +58,7 @@ def _to_green(run: Run[TrafficMemory]) -> Progress:
 def _bake(run: Run[TrafficMemory]) -> Progress:
     options = run.request.strategy
     seconds = options.bake_seconds if isinstance(options, BlueGreenStrategy) else 0
-    return gate_pause(run, float(seconds), "bake")
+    return hold_gates(run, "bake", float(seconds))
 
 
 STEPS: list[Step] = [

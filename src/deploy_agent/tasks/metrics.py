@@ -50,8 +50,15 @@ AWS_THROTTLES = Counter("deploy_agent_aws_throttles", "AWS calls throttled.", ["
 ZERO_DOWNTIME = Counter(
     "deploy_agent_zero_downtime_checks", "Traffic shifts checked for dropped requests, by result.", ["result"]
 )
+GATE_VERDICTS = Counter(
+    "deploy_agent_gate_verdicts",
+    "Verdicts of the gates of held steps (health, alarm, latency, prometheus), by result.",
+    ["kind", "result"],
+)
 
 OUTCOMES = ("succeeded", "rolled_back", "failed", "timed_out", "rejected", "superseded", "denied")
+GATE_KINDS = ("health", "alarm", "latency", "prometheus")
+GATE_RESULTS = ("passed", "failed", "inconclusive")
 
 
 def initialize_labels() -> None:
@@ -70,3 +77,6 @@ def initialize_labels() -> None:
             STAGE_SECONDS.labels(stage, name)
     for result in ("ok", "failed"):
         ZERO_DOWNTIME.labels(result)
+    for kind in GATE_KINDS:
+        for result in GATE_RESULTS:
+            GATE_VERDICTS.labels(kind, result)

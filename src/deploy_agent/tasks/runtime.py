@@ -21,6 +21,7 @@ from deploy_agent.adapters.elb import ElbApi
 from deploy_agent.adapters.health import HttpProber
 from deploy_agent.adapters.logs import LogsApi
 from deploy_agent.adapters.outbound import Outbound
+from deploy_agent.adapters.prometheus import PrometheusApi
 from deploy_agent.adapters.redis_client import Redis, redis_client
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.adapters.redis_store import DeploymentStore
@@ -77,6 +78,16 @@ class Runtime:
         if self._prober is None:
             self._prober = HttpProber(self.outbound)
         return self._prober
+
+    @property
+    def prometheus(self) -> PrometheusApi:
+        """The analysis gates' Prometheus client, under the same outbound rules as the health probes."""
+        return PrometheusApi(self.outbound)
+
+    @staticmethod
+    def count_verdict(kind: str, result: str) -> None:
+        """Count one gate verdict in ``deploy_agent_gate_verdicts_total``."""
+        metrics.GATE_VERDICTS.labels(kind, result).inc()
 
     @property
     def webhooks(self) -> WebhookSender:

@@ -83,6 +83,8 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run[Any]:
         revisions=_Revisions(fenced(rt.ecs(state.region), fence), ledger, state.cluster, state.service),
         clock=rt.now,
         approvals=book_for(rt) if rt.policy is not None else None,  # no policy, no approvals ever
+        prometheus=rt.prometheus,
+        count_verdict=rt.count_verdict,
     )
     return Run(
         state=state,

@@ -7,7 +7,8 @@ its own that the test completes or fails.
 
 The traffic strategies' other ports: ``FakeElb`` (listeners, target groups, target health),
 ``FakeAlarms`` (CloudWatch alarm states), ``FakeProber`` (scripted HTTP probes),
-``FakeTrafficWatch`` (the zero-downtime watch) and ``FakeRevisions``; ``FakeAws.ports`` is where
+``FakeTrafficWatch`` (the zero-downtime watch), ``FakeRevisions`` and ``FakePrometheus``
+(scripted analysis queries; ``VerdictLog`` counts gate verdicts); ``FakeAws.ports`` is where
 mypy checks each of them against its ``core.ports`` Protocol. ``FakeEcs`` and ``FakeElb`` append every
 AWS-visible change to a ``journal`` of :class:`AwsCall`; give both the same list to see one order.
 """
@@ -36,6 +37,7 @@ from deploy_agent.testing.probes import (
     probe_failed,
     probe_ok,
 )
+from deploy_agent.testing.prometheus import FakePrometheus, VerdictLog, sample
 
 __all__ = [
     "BLUE_TG_ARN",
@@ -52,16 +54,19 @@ __all__ = [
     "FakeEcs",
     "FakeElb",
     "FakeProber",
+    "FakePrometheus",
     "FakeRevisions",
     "FakeTrafficWatch",
     "ListenerChange",
     "TempService",
     "UpdateCall",
+    "VerdictLog",
     "WatchedChange",
     "deployment",
     "forward_action",
     "probe_failed",
     "probe_ok",
+    "sample",
     "traffic_aws",
     "traffic_state",
 ]

@@ -17,6 +17,7 @@ from deploy_agent.testing.clock import FakeClock
 from deploy_agent.testing.ecs import AwsCall, FakeEcs, deployment
 from deploy_agent.testing.elb import FakeElb
 from deploy_agent.testing.probes import FakeAlarms, FakeProber, FakeRevisions, FakeTrafficWatch
+from deploy_agent.testing.prometheus import FakePrometheus, VerdictLog
 
 
 # --- all the ports together, with saves and crashes ---------------------------------------------
@@ -41,6 +42,8 @@ class FakeAws:
     revisions: FakeRevisions = field(default_factory=FakeRevisions)
     clock: FakeClock = field(default_factory=FakeClock)
     approvals: ApprovalPort | None = None
+    prometheus: FakePrometheus = field(default_factory=FakePrometheus)
+    verdicts: VerdictLog = field(default_factory=VerdictLog)
     poll_seconds: float = 5.0
     #: a listener change is watched this long (0: not watched, finished at once)
     settle_seconds: float = 2.0
@@ -66,6 +69,8 @@ class FakeAws:
             revisions=self.revisions,
             clock=self.clock,
             approvals=self.approvals,
+            prometheus=self.prometheus,
+            count_verdict=self.verdicts,
         )
 
     def run(self, state: PipelineState) -> Run[Any]:

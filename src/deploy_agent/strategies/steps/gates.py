@@ -1,6 +1,9 @@
-"""The gates of the traffic strategies: a paused step held while health, alarms and latency pass.
+"""The gates of a held step: health, alarms, latency and Prometheus analysis, for any strategy.
 
-Probes are kept in the strategy's memory, so a redelivered step counts on.
+``hold_gates`` holds a step for its pause while every gate passes, and until every analysis gate
+has succeeded; the first failing gate fails the step. It keeps its facts in a ``GateMemory``, so any
+strategy whose memory subclasses it (the listener-driven ones, ECS-native hooks) can hold gates,
+and a redelivered step counts on.
 """
 
 from __future__ import annotations
@@ -12,36 +15,56 @@ from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.redact import mask_url
 from deploy_agent.core.traffic import gate_verdict
 from deploy_agent.strategies.base import Progress, Run
-from deploy_agent.strategies.steps.memory import ProbeRecord, TrafficMemory
+from deploy_agent.strategies.steps.analysis import describe_failure, look_at_analysis
+from deploy_agent.strategies.steps.memory import AnalysisRecord, GateMemory, ProbeRecord, TrafficMemory
 
 PROBES_KEPT = 20
 
 
-def alarm_names(run: Run[TrafficMemory]) -> list[str]:
+def alarm_names(run: Run[GateMemory]) -> list[str]:
     """Return the CloudWatch alarms the message's rollback watches."""
     return list(run.request.rollback.alarm_names)
 
 
-def gate_pause(run: Run[TrafficMemory], seconds: float, label: str) -> Progress:
-    """Hold for ``seconds`` while the gates (health, alarms, latency) pass; fail at the first failing one."""
+def hold_gates(run: Run[GateMemory], label: str, seconds: float) -> Progress:
+    """Hold the step ``label`` for ``seconds`` behind every gate.
+
+    Finished once the hold has elapsed and every analysis gate of the message has succeeded; failed
+    (``run.fail``) at the first failing gate, naming the step and the gate; else come back at the
+    next poll, the hold's end or the next measurement, whichever is first.
+    """
     memory = run.memory
     if label not in memory.pause_started:
         memory.pause_started[label] = run.now()
         memory.gate_probes = []
+        memory.analysis = {gate.name: AnalysisRecord() for gate in run.request.analysis}
     started = memory.pause_started[label]
     verdict = check_gates(run)
     if verdict is not None:
         gate, reason = verdict
         trigger = Trigger.ALARM if gate == "alarm" else Trigger.HEALTH_CHECK
         return run.fail(f"{gate}_gate_failed", f"{label}: {reason}", trigger)
+    analysis = look_at_analysis(run, label)
+    if analysis.failed is not None:
+        name, reason = analysis.failed
+        return run.fail("analysis_failed", describe_failure(label, name, reason), Trigger.ANALYSIS)
     remaining = seconds - (run.now() - started).total_seconds()
-    if remaining <= 0:
+    if remaining <= 0 and analysis.succeeded:
         return Progress.finished()
-    return Progress.wait(min(run.poll_seconds, remaining))
+    waits = [run.poll_seconds, analysis.next_in, *([remaining] if remaining > 0 else [])]
+    return Progress.wait(min(waits))
 
 
-def check_gates(run: Run[TrafficMemory]) -> tuple[str, str] | None:
-    """Return (gate, reason) of the first failing gate, or None when all pass for now."""
+def gate_pause(run: Run[GateMemory], seconds: float, label: str) -> Progress:
+    """``hold_gates`` under its earlier name and argument order."""
+    return hold_gates(run, label, seconds)
+
+
+def check_gates(run: Run[GateMemory]) -> tuple[str, str] | None:
+    """Return (gate, reason) of the first failing gate, or None when all pass for now.
+
+    Each gate that ran is counted (``ports.count_verdict``): health, alarm, latency.
+    """
     spec = run.request.health_check
     memory = run.memory
     health_ok: bool | None = None
@@ -55,6 +78,9 @@ def check_gates(run: Run[TrafficMemory]) -> tuple[str, str] | None:
     names = alarm_names(run)
     alarms = [a["name"] for a in run.ports.alarms.alarms_in_alarm(names)] if names else []
     max_latency = spec.max_latency_ms if spec is not None else None
+    _count(run, "health", health_ok)
+    _count(run, "alarm", not alarms if names else None)
+    _count(run, "latency", None if latency is None or max_latency is None else latency <= max_latency)
     verdict = gate_verdict(health_ok, alarms, latency, max_latency)
     if verdict.passed:
         return None
@@ -96,6 +122,11 @@ def with_path(base: str, run: Run[TrafficMemory]) -> str:
     if target.path not in ("", "/"):
         return base
     return str(urlunsplit((target.scheme, target.netloc, path.path, path.query, "")))
+
+
+def _count(run: Run[GateMemory], kind: str, passed: bool | None) -> None:
+    if passed is not None:
+        run.ports.count_verdict(kind, "passed" if passed else "failed")
 
 
 def _record(probe: Probe) -> ProbeRecord:

@@ -7,11 +7,44 @@ a strategy's own memory model subclasses the one of the steps it uses.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from deploy_agent.strategies.base import Memory
+
+
+class ProbeRecord(BaseModel):
+    ok: bool
+    status: int | None = None
+    error: str | None = None
+
+
+class MeasurementRecord(BaseModel):
+    """One analysis measurement as ``core.analysis.Measurement`` judged it."""
+
+    value: float | None = None
+    verdict: Literal["successful", "failed", "inconclusive"]
+    reason: str
+
+
+class AnalysisRecord(BaseModel):
+    """One analysis gate in the hold in progress: its measurements so far and when it last measured."""
+
+    measurements: list[MeasurementRecord] = Field(default_factory=list)
+    last_at: datetime | None = None
+    phase: Literal["running", "successful", "failed"] = "running"
+
+
+class GateMemory(Memory):
+    """What a gated hold (``steps.gates.hold_gates``) keeps: any strategy that holds gates subclasses it."""
+
+    #: when each gated hold began, by its label
+    pause_started: dict[str, datetime] = Field(default_factory=dict)
+    #: the health gate's probes in the hold in progress
+    gate_probes: list[ProbeRecord] = Field(default_factory=list)
+    #: the analysis gates of the hold in progress, by gate name (each hold starts them afresh)
+    analysis: dict[str, AnalysisRecord] = Field(default_factory=dict)
 
 
 class ServiceUpdateMemory(Memory):
@@ -35,12 +68,6 @@ class RecipeMemory(ServiceUpdateMemory):
     failed_step: str | None = None
 
 
-class ProbeRecord(BaseModel):
-    ok: bool
-    status: int | None = None
-    error: str | None = None
-
-
 class ListenerChange(BaseModel):
     """A listener change being watched for dropped requests (``steps.listener``)."""
 
@@ -49,7 +76,7 @@ class ListenerChange(BaseModel):
     until: datetime
 
 
-class TrafficMemory(RecipeMemory):
+class TrafficMemory(RecipeMemory, GateMemory):
     """The temporary service, the listener's recorded actions and the gates' probes."""
 
     #: tasks the temporary service runs (the message's desired count, else the service's)
@@ -71,9 +98,6 @@ class TrafficMemory(RecipeMemory):
     shifted: list[str] = Field(default_factory=list)
     #: the change being watched now, if any
     watching: ListenerChange | None = None
-    #: when each gated pause began, by its label
-    pause_started: dict[str, datetime] = Field(default_factory=dict)
-    gate_probes: list[ProbeRecord] = Field(default_factory=list)
     test_probes: list[ProbeRecord] = Field(default_factory=list)
     #: the original service was sent the new revision (promotion): undoing reverts it
     original_updated: bool = False

@@ -12,7 +12,7 @@ from deploy_agent.core.traffic import CanaryStepPlan, forward_weights_for
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.strategies.registry import PIPELINE_ORDER
 from deploy_agent.strategies.steps.approval import await_approval
-from deploy_agent.strategies.steps.gates import gate_pause
+from deploy_agent.strategies.steps.gates import hold_gates
 from deploy_agent.strategies.steps.listener import restore_listener, shift_traffic
 from deploy_agent.strategies.steps.memory import TrafficMemory
 from deploy_agent.strategies.steps.recipe import Step, load_balancer, run_recipe
@@ -73,7 +73,7 @@ def weight_step(plan: CanaryStepPlan) -> Step:
             if not shifted.done or run.state.failure is not None:
                 return shifted
             memory.weight_step, memory.weight = plan.index, plan.weight
-        return gate_pause(run, float(plan.pause_seconds), label)
+        return hold_gates(run, label, float(plan.pause_seconds))
 
     return f"weight_{plan.weight}", step
 
@@ -112,6 +112,7 @@ class ListenerDriven:
     triggers: ClassVar[tuple[Trigger, ...]] = (
         Trigger.HEALTH_CHECK,
         Trigger.ALARM,
+        Trigger.ANALYSIS,
         Trigger.CIRCUIT_BREAKER,
         Trigger.DEADLINE,
         Trigger.ERROR,
