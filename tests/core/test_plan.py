@@ -188,6 +188,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "blue_green": {"type": "blue_green", "load_balancer": LB},
     "canary": {"type": "canary", "load_balancer": LB, "steps": [{"weight": 20}]},
     "linear": {"type": "linear", "load_balancer": LB, "step_percent": 25},
+    "ecs_blue_green": {"type": "ecs_blue_green"},
+    "ecs_linear": {"type": "ecs_linear", "step_percent": 50.0},
+    "ecs_canary": {"type": "ecs_canary", "canary_percent": 10.0},
 }
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from deploy_agent.adapters.aws import AwsClients, call
+from deploy_agent.adapters.ecs_deployments import ServiceDeploymentCalls
 from deploy_agent.core.errors import AwsNotFound
 from deploy_agent.core.service_clone import plan_clone
 
@@ -20,7 +21,7 @@ def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
         yield list(items[start : start + size])
 
 
-class EcsApi:
+class EcsApi(ServiceDeploymentCalls):
     """The ECS calls of the pipeline. Task definitions are always named by full ARN when deploying."""
 
     def __init__(self, clients: AwsClients) -> None:
@@ -87,34 +88,37 @@ class EcsApi:
         minimum_healthy_percent: int | None = None,
         circuit_breaker: bool | None = None,
         circuit_breaker_rollback: bool | None = None,
+        deployment_configuration: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Return the service after pointing it at ``task_definition_arn``; None settings are left out.
 
         UpdateService keeps every setting it is not given (aws/copilot-cli#4565), so a service's own
         percents and circuit breaker survive a deployment that names none. The breaker's two flags
         are sent together or not at all (``DeploymentCircuitBreaker`` requires both); a missing one
-        is False. ``desired_count=None`` keeps the service's count. A full ARN is required: moto
+        is False. ``deployment_configuration`` (ECS's native strategies: ``strategy``, hooks, bake
+        time) is sent as given, the other settings over it.
+        ``desired_count=None`` keeps the service's count. A full ARN is required: moto
         stores the string verbatim, and an ARN is the only name that cannot drift to another revision.
         """
         if not task_definition_arn.startswith("arn:"):
             raise ValueError(f"update_service needs a task definition ARN, got {task_definition_arn!r}")
-        deployment_configuration: dict[str, Any] = {}
+        config: dict[str, Any] = dict(deployment_configuration or {})
         if circuit_breaker is not None or circuit_breaker_rollback is not None:
-            deployment_configuration["deploymentCircuitBreaker"] = {
+            config["deploymentCircuitBreaker"] = {
                 "enable": bool(circuit_breaker),
                 "rollback": bool(circuit_breaker_rollback),
             }
         if maximum_percent is not None:
-            deployment_configuration["maximumPercent"] = maximum_percent
+            config["maximumPercent"] = maximum_percent
         if minimum_healthy_percent is not None:
-            deployment_configuration["minimumHealthyPercent"] = minimum_healthy_percent
+            config["minimumHealthyPercent"] = minimum_healthy_percent
         kwargs: dict[str, Any] = {
             "cluster": cluster,
             "service": service,
             "taskDefinition": task_definition_arn,
         }
-        if deployment_configuration:
-            kwargs["deploymentConfiguration"] = deployment_configuration
+        if config:
+            kwargs["deploymentConfiguration"] = config
         if desired_count is not None:
             kwargs["desiredCount"] = desired_count
         response = call(self._clients.ecs.update_service, **kwargs)

@@ -7,8 +7,8 @@ own BLUE_GREEN / LINEAR / CANARY strategies (2025) the call *starts* ECS's blue/
 moves the production listener itself and would fight ours
 (docs.aws.amazon.com/AmazonECS/latest/developerguide/deployment-type-blue-green.html). An Express
 service (``resourceManagementType`` ECS, botocore ECS model ``Service.resourceManagementType``) is
-managed by ECS as a whole. All are refused before anything is touched, until a strategy that drives
-that controller exists.
+managed by ECS as a whole. All are refused before anything is touched, except that ECS's native
+strategies are what the ``ecs_*`` strategies drive (``drives_native``).
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ class ForeignController:
         return {"field": "service_name", "problem": self.problem}
 
 
-def decide_controller(service: Mapping[str, Any]) -> ForeignController | None:
-    """Return why another controller owns this described service, or None when ECS rolling does."""
+def decide_controller(service: Mapping[str, Any], drives_native: bool = False) -> ForeignController | None:
+    """Return why another controller owns this described service, or None when we may deploy it.
+
+    ``drives_native``: the deployment is one of ECS's native strategies, whose services are ours.
+    """
     name = str(service.get("serviceName") or "the service")
     controller = str((service.get("deploymentController") or {}).get("type") or "ECS")
     if controller == "CODE_DEPLOY":
@@ -58,19 +61,22 @@ def decide_controller(service: Mapping[str, Any]) -> ForeignController | None:
             f"{name} is an ECS Express service (resourceManagementType ECS), managed by ECS as a whole; "
             "deploy it with UpdateExpressGatewayService",
         )
+    if drives_native:
+        return None
     strategy = str((service.get("deploymentConfiguration") or {}).get("strategy") or "ROLLING")
     if strategy != "ROLLING":
         return ForeignController(
             f"ECS_{strategy}",
             f"{name} uses ECS's native {strategy} deployments (deploymentConfiguration.strategy), which "
-            "shift its load balancer themselves; deploy it through ECS's own strategy, or set the "
-            "service's strategy to ROLLING",
+            "shift its load balancer themselves; deploy it with strategy ecs_blue_green, ecs_linear or "
+            "ecs_canary, or set the service's strategy to ROLLING",
         )
     advanced = [lb for lb in service.get("loadBalancers") or [] if lb.get("advancedConfiguration")]
     if advanced:
         return ForeignController(
             "ECS_BLUE_GREEN",
             f"{name} has a load balancer with advancedConfiguration (an alternate target group for "
-            "ECS's native blue/green); remove it, or deploy through ECS's own strategy",
+            "ECS's native blue/green); deploy it with strategy ecs_blue_green, ecs_linear or ecs_canary, "
+            "or remove it",
         )
     return None

@@ -155,6 +155,7 @@ def plan_result(state: PipelineState, request: DeployToECSTask, order: Sequence[
         "zero_downtime": state.zero_downtime,
         "analysis": list(state.analysis),
         "approval": _approval(state),
+        "service_deployment": _service_deployment(state),
         "requested_by": request.requested_by,
         "labels": dict(request.labels),
     }
@@ -163,6 +164,15 @@ def plan_result(state: PipelineState, request: DeployToECSTask, order: Sequence[
 def _in_order(stages: Sequence[StageState], order: Sequence[str]) -> list[StageState]:
     """The stage records in the strategy's order (skipped ones were recorded up front)."""
     return sorted(stages, key=lambda s: order.index(s.name) if s.name in order else len(order))
+
+
+def _service_deployment(state: PipelineState) -> dict[str, Any] | None:
+    """The result's ``service_deployment``: ECS's native deployment as followed (None: not native)."""
+    native = state.service_deployment
+    if native is None:
+        return None
+    fields = native.model_dump()
+    return {"service_deployment_arn": fields.pop("arn"), **fields}
 
 
 def _approval(state: PipelineState) -> dict[str, Any] | None:

@@ -12,7 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from deploy_agent.core.ecs_native import NativeShape
 from deploy_agent.core.plan_context import PlanContext, PlannedStep, gates_text, load_balancer_of, option_of
+from deploy_agent.core.plan_native import native_step_text
+from deploy_agent.models.strategy import NativeStrategyOptions
 
 
 def _count(ctx: PlanContext) -> str:
@@ -157,8 +160,17 @@ TEMP_STEP_TEXTS: dict[str, Any] = {
 }
 
 
+def native_shape_of(ctx: PlanContext) -> NativeShape | None:
+    """ECS's native deployment the message asks for, or None for our own strategies."""
+    options = ctx.request.strategy
+    return options.native_shape() if isinstance(options, NativeStrategyOptions) else None
+
+
 def step_text(name: str, ctx: PlanContext) -> str | None:
     """Return what recipe step ``name`` would do, or None when this module does not know it."""
+    native = native_shape_of(ctx)
+    if native is not None:
+        return native_step_text(name, ctx, native)
     text = STEP_TEXTS.get(name)
     if text is None:
         prefix = next((p for p in TEMP_STEP_TEXTS if name.startswith(p) and name != "wait_rollout"), None)
@@ -170,6 +182,13 @@ def step_text(name: str, ctx: PlanContext) -> str | None:
 
 def _stage_text(stage: str, ctx: PlanContext) -> str:
     request, lb = ctx.request, load_balancer_of(ctx)
+    if stage == "preflight" and native_shape_of(ctx) is not None:
+        return (
+            f"check that {ctx.service}'s load balancer has ECS's advancedConfiguration (alternate target "
+            "group, production listener rule, role) and that what it names exists"
+        )
+    if stage == "rollback" and native_shape_of(ctx) is not None:
+        return "only on failure: StopServiceDeployment ROLLBACK and wait until ROLLBACK_SUCCESSFUL"
     if stage == "preflight":
         text = f"check that {ctx.service} is ours to deploy (ECS rolling controller)"
         if lb is not None:

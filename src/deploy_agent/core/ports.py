@@ -42,6 +42,7 @@ class EcsPort(Protocol):
         minimum_healthy_percent: int | None = None,
         circuit_breaker: bool | None = None,
         circuit_breaker_rollback: bool | None = None,
+        deployment_configuration: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]: ...
 
     def create_service(
@@ -55,6 +56,19 @@ class EcsPort(Protocol):
     ) -> dict[str, Any]: ...
 
     def delete_service(self, cluster: str, service: str) -> None: ...
+
+    # ECS's native deployments (``core.ecs_native``): botocore's ServiceDeployment shapes
+    def list_service_deployments(
+        self, cluster: str, service: str, created_after: datetime | None = None
+    ) -> list[dict[str, Any]]: ...
+
+    def describe_service_deployment(self, arn: str) -> dict[str, Any]: ...
+
+    def describe_service_revision(self, arn: str) -> dict[str, Any]: ...
+
+    def continue_service_deployment(self, arn: str, hook_id: str, action: str) -> None: ...
+
+    def stop_service_deployment(self, arn: str, stop_type: str) -> None: ...
 
 
 class ElbPort(Protocol):

@@ -55,6 +55,40 @@ class ApprovalState(BaseModel):
     reason: str | None = None
 
 
+class LifecycleVisit(BaseModel):
+    """A lifecycle stage of ECS's service deployment, and when we first saw it."""
+
+    stage: str
+    at: datetime
+
+
+class HookAnswer(BaseModel):
+    """One PAUSE hook firing and how we answered it (``core.ecs_native``)."""
+
+    point: str
+    hook_id: str
+    #: CONTINUE, or ROLLBACK (a gate failed: StopServiceDeployment followed)
+    action: str
+    at: datetime
+    #: the new revision's production traffic share when the hook fired
+    traffic_percent: float | None = None
+    reason: str | None = None
+
+
+class ServiceDeploymentState(BaseModel):
+    """ECS's own service deployment that a native strategy drives, as far as we followed it."""
+
+    arn: str
+    status: str | None = None
+    status_reason: str | None = None
+    lifecycle_stages: list[LifecycleVisit] = Field(default_factory=list)
+    hooks: list[HookAnswer] = Field(default_factory=list)
+    #: the StopServiceDeployment type we sent (None: we stopped nothing)
+    stopped_with: str | None = None
+    rollback_reason: str | None = None
+    rollback_started_at: datetime | None = None
+
+
 class PipelineState(BaseModel):
     """Where one deployment stands. Only the holder of the service lock writes it."""
 
@@ -107,6 +141,8 @@ class PipelineState(BaseModel):
     zero_downtime: dict[str, Any] | None = None
     #: the analysis gates' measurements, oldest first (the last ``ANALYSIS_KEPT``; ``steps.analysis``)
     analysis: list[dict[str, Any]] = Field(default_factory=list)
+    #: ECS's service deployment of a native strategy (None for the others)
+    service_deployment: ServiceDeploymentState | None = None
     #: the approval the operator's policy requires before production is touched (None: none needed)
     approval: ApprovalState | None = None
     #: a rollback an operator asked for (``deploy_agent.rollback``), not a deployment of new code

@@ -103,6 +103,40 @@ class ApprovalInfo(ResultModel):
     reason: str | None = None
 
 
+class LifecycleStageRecord(ResultModel):
+    stage: str
+    #: when the worker first saw ECS's deployment in this stage
+    at: AwareDatetime
+
+
+class HookRecord(ResultModel):
+    """A PAUSE lifecycle hook ECS held the deployment at, and the worker's answer."""
+
+    #: which point of the deployment: "test traffic", "before production traffic", "step 2 (50%)", ...
+    point: str
+    hook_id: str
+    #: CONTINUE, or ROLLBACK when a gate failed there
+    action: str
+    at: AwareDatetime
+    traffic_percent: float | None = None
+    reason: str | None = None
+
+
+class ServiceDeploymentInfo(ResultModel):
+    """ECS's own service deployment (native strategies): what it did and how it ended."""
+
+    service_deployment_arn: str
+    #: ECS's final ServiceDeployment status (SUCCESSFUL, ROLLBACK_SUCCESSFUL, ...)
+    status: str | None = None
+    status_reason: str | None = None
+    lifecycle_stages: list[LifecycleStageRecord] = Field(default_factory=list)
+    hooks: list[HookRecord] = Field(default_factory=list)
+    #: the StopServiceDeployment stopType the worker sent (null: it stopped nothing)
+    stopped_with: str | None = None
+    rollback_reason: str | None = None
+    rollback_started_at: AwareDatetime | None = None
+
+
 class AnalysisMeasurement(ResultModel):
     """One measurement of an analysis gate (the message's ``analysis``) at a gated step."""
 
@@ -143,6 +177,8 @@ class DeploymentResult(ResultModel):
     analysis: list[AnalysisMeasurement] = Field(default_factory=list)
     #: the approval this deployment needed, or null when the policy required none
     approval: ApprovalInfo | None = None
+    #: ECS's service deployment, for the native strategies (ecs_blue_green, ecs_linear, ecs_canary)
+    service_deployment: ServiceDeploymentInfo | None = None
     requested_by: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
 
+from deploy_agent.core.ecs_native import NativeShape
 from deploy_agent.models._base import FieldProblem, HttpUrlText, MessageModel
 
 _ELB_PREFIX = r"^arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:"
@@ -65,3 +66,36 @@ class TrafficStrategyOptions(StrategyOptions):
 class CanaryStep(MessageModel):
     weight: int = Field(ge=0, le=100, description="percent of traffic on the new release")
     pause_seconds: int = Field(default=0, ge=0, le=86_400)
+
+
+class NativeStrategyOptions(StrategyOptions):
+    """The options of ECS's own blue/green, linear and canary deployments, driven by the worker.
+
+    The service's load balancer must already have ECS's ``advancedConfiguration`` (alternate target
+    group, production and test listener rules, role); names follow ECS's (``bakeTimeInMinutes``, ...).
+    """
+
+    bake_time_in_minutes: int = Field(
+        default=0,
+        ge=0,
+        le=1440,
+        description="deploymentConfiguration.bakeTimeInMinutes: both revisions kept after all traffic moved",
+    )
+    hook_timeout_minutes: int = Field(
+        default=60,
+        ge=1,
+        le=20_160,
+        description="how long ECS waits at a PAUSE hook for the worker before it rolls back by itself",
+    )
+    test_url: HttpUrlText | None = Field(
+        default=None,
+        description="URL served by the test listener rule: the new revision is checked there first",
+    )
+    production_url: HttpUrlText | None = Field(
+        default=None,
+        description="URL served by the production listener rule: health-checked at every step",
+    )
+
+    def native_shape(self) -> NativeShape:
+        """Return what these options ask of ECS (a subclass adds its step sizes)."""
+        return NativeShape("BLUE_GREEN", self.bake_time_in_minutes, self.hook_timeout_minutes)

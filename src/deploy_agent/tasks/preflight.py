@@ -8,6 +8,7 @@ from typing import Any
 
 from deploy_agent.core.controllers import decide_controller
 from deploy_agent.core.outcome import Trigger
+from deploy_agent.models.strategy import NativeStrategyOptions
 from deploy_agent.strategies import Progress, Run, strategy_for
 from deploy_agent.tasks.runtime import Runtime
 
@@ -16,7 +17,7 @@ def preflight(rt: Runtime, run: Run[Any]) -> Progress:
     """Refuse a service another controller owns (``rejected``); then the strategy's own checks."""
     state = run.state
     service = run.ports.ecs.describe_service(state.cluster, state.service)
-    foreign = decide_controller(service)
+    foreign = decide_controller(service, isinstance(run.request.strategy, NativeStrategyOptions))
     if foreign is not None:
         state.rejections = [foreign.as_dict()]
         run.emit("rejected", controller=foreign.controller, reason=foreign.problem)

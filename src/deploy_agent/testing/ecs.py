@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from deploy_agent.core.errors import AwsError, AwsNotFound
+from deploy_agent.testing.native import FakeServiceDeployments
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,11 @@ class UpdateCall:
     minimum_healthy_percent: int | None
     circuit_breaker: bool | None
     circuit_breaker_rollback: bool | None
+    deployment_configuration: dict[str, Any] | None = None
 
 
 @dataclass
-class FakeEcs:
+class FakeEcs(FakeServiceDeployments):
     """An ECS service whose deployments the test sets; UpdateService starts a new PRIMARY deployment."""
 
     task_definition: str
@@ -121,7 +124,9 @@ class FakeEcs:
         minimum_healthy_percent: int | None = None,
         circuit_breaker: bool | None = None,
         circuit_breaker_rollback: bool | None = None,
+        deployment_configuration: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
+        config = dict(deployment_configuration or {})
         self.updates.append(
             UpdateCall(
                 cluster,
@@ -132,6 +137,7 @@ class FakeEcs:
                 minimum_healthy_percent,
                 circuit_breaker,
                 circuit_breaker_rollback,
+                config or None,
             )
         )
         self.journal.append(AwsCall("update_service", service, task_definition_arn))
@@ -141,7 +147,12 @@ class FakeEcs:
         self.deployments.insert(
             0, deployment(f"ecs-svc/{len(self.updates)}", task_definition_arn, "IN_PROGRESS")
         )
-        return self.describe_service(cluster, service)
+        described = self.describe_service(cluster, service)
+        if config.get("strategy", "ROLLING") != "ROLLING":
+            arn = self.start_native(cluster, service, task_definition_arn, config)
+            if self.names_current_deployment:
+                described["currentServiceDeployment"] = arn
+        return described
 
     def create_service(
         self,
