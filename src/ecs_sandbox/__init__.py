@@ -63,6 +63,7 @@ from .blue_green import BlueGreenSetup, provision_blue_green, provision_green_se
 from .environment import Sandbox
 from .load_balancer import LocalLoadBalancer
 from .moto_server import MotoServer
+from .native_setup import NativeSetup, provision_native
 from .provision import ProvisionedService, provision_service, wait_for_rollout
 from .registry import LocalRegistry
 from .scheduler import EcsScheduler
@@ -73,10 +74,12 @@ __all__ = [
     "LocalLoadBalancer",
     "LocalRegistry",
     "MotoServer",
+    "NativeSetup",
     "ProvisionedService",
     "Sandbox",
     "provision_blue_green",
     "provision_green_service",
+    "provision_native",
     "provision_service",
     "wait_for_rollout",
 ]

@@ -5,7 +5,7 @@ this module only, when its moto server starts (``MotoServer.start`` calls ``appl
 changes nothing). Each replacement calls moto's original and adds nothing until the sandbox asks:
 the ECS scheduler and the target health book register ``hooks``, and the AWS rules run only while
 ``aws_rules`` is switched on (realism profile ``enforce_aws_rules``). Patches 1 and 4 fix moto bugs
-and are always on.
+and are always on; patch 8 adds operations moto does not have.
 
 ECS (``moto.ecs``):
 
@@ -25,20 +25,27 @@ ECS (``moto.ecs``):
    hashicorp/terraform#32908; ``aws_rules``).
 6. ``EC2ContainerServiceResponse.update_service`` (rules on): what a CODE_DEPLOY or EXTERNAL service
    may not change is refused (botocore's UpdateService doc; ``aws_rules.update_refusal``).
+7. ``EC2ContainerServiceResponse.create_service`` and ``update_service`` (rules on): a native
+   BLUE_GREEN / LINEAR / CANARY configuration ECS refuses is refused (``native_api.check_create`` /
+   ``check_update``: ranges, PAUSE hooks at barred stages, advancedConfiguration and its listener rules).
+8. ``EC2ContainerServiceResponse.list_service_deployments``, ``describe_service_deployments``,
+   ``describe_service_revisions``, ``continue_service_deployment``, ``stop_service_deployment``
+   (new; moto has none of them): answered by ``native_api.answer`` from the controller the scheduler
+   registers in ``hooks.native_controllers`` (UnsupportedFeatureException while none is).
 
 ELBv2 (``moto.elbv2``):
 
-7. ``FakeAction.__init__`` (rules on): an authenticate-oidc action keeps its ClientSecret beside the
+9. ``FakeAction.__init__`` (rules on): an authenticate-oidc action keeps its ClientSecret beside the
    config, so no Describe* returns it, and shows the documented defaults (AuthenticateOidcActionConfig).
-8. ``ELBv2Backend.create_listener``, ``modify_listener``, ``create_rule``, ``modify_rule`` (rules on):
+10. ``ELBv2Backend.create_listener``, ``modify_listener``, ``create_rule``, ``modify_rule`` (rules on):
    authenticate-oidc needs a ClientSecret unless a modify says UseExistingClientSecret, which keeps
    the secret it had (AuthenticateOidcActionConfig).
-9. ``FakeTargetGroup.health_for`` reports each ``HealthSource``'s state, reason and description
+11. ``FakeTargetGroup.health_for`` reports each ``HealthSource``'s state, reason and description
    ("Target health status", ALB guide, target-group-health-checks.html); moto calls every registered
    target healthy.
-10. ``FakeTargetGroup.deregister`` tells each ``HealthSource``, which starts the deregistration delay
+12. ``FakeTargetGroup.deregister`` tells each ``HealthSource``, which starts the deregistration delay
     ("Deregistration delay", same guide); moto forgets the target at once.
-11. ``ELBv2Backend.describe_target_health`` (with a ``HealthSource``) lists draining targets with the
+13. ``ELBv2Backend.describe_target_health`` (with a ``HealthSource``) lists draining targets with the
     registered ones and leaves out drained ones, as AWS does.
 
 Not patches, so they live elsewhere: ``moto_server`` subclasses moto's ``ThreadedMotoServer`` (its
@@ -52,7 +59,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from moto.ec2.models import elastic_network_interfaces
 from moto.ecs.models import EC2ContainerServiceBackend
@@ -60,6 +67,9 @@ from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.elbv2.models import ELBv2Backend, FakeAction, FakeHealthStatus, FakeTargetGroup
 
 from . import aws_rules
+
+if TYPE_CHECKING:  # native_api reaches the scheduler's modules, which import this one: imported late
+    from .native_controller import NativeController
 
 #: called with (moto's ECS backend, the moto Service) after moto's own update or delete
 ServiceHook = Callable[[Any, Any], None]
@@ -86,6 +96,8 @@ class Hooks:
     service_updated: list[ServiceHook] = field(default_factory=list)
     service_deleted: list[ServiceHook] = field(default_factory=list)
     health_sources: list[HealthSource] = field(default_factory=list)
+    #: the native deployment controller that answers the service-deployment APIs (patch 8)
+    native_controllers: list[NativeController] = field(default_factory=list)
 
 
 hooks = Hooks()
@@ -159,6 +171,9 @@ def _create_service_response(self: EC2ContainerServiceResponse) -> Any:
         return _ECS_CREATE_RESPONSE(self)
     params: dict[str, Any] = self._get_params()
     aws_rules.check_create_service(self.current_account, self.region, params)
+    from . import native_api
+
+    native_api.check_create(self.current_account, self.region, params)
     result = _ECS_CREATE_RESPONSE(self)
     service = self.ecs_backend._get_service(params.get("cluster", "default"), params["serviceName"])
     aws_rules.keep_dropped_members(service, params)
@@ -170,7 +185,20 @@ def _update_service_response(self: EC2ContainerServiceResponse) -> Any:
         params: dict[str, Any] = self._get_params()
         service = self.ecs_backend._get_service(params.get("cluster", "default"), params["service"])
         aws_rules.check_update_service(service, params)
+        from . import native_api
+
+        native_api.check_update(self.current_account, self.region, service, params)
     return _ECS_UPDATE_RESPONSE(self)
+
+
+def _native_operation(name: str) -> Callable[[EC2ContainerServiceResponse], Any]:
+    def operation(self: EC2ContainerServiceResponse) -> Any:
+        from . import native_api
+
+        return native_api.answer(name, self, tuple(hooks.native_controllers))
+
+    operation.__name__ = name
+    return operation
 
 
 # --- ELBv2 --------------------------------------------------------------------------------------------
@@ -247,6 +275,10 @@ def apply() -> None:
     EC2ContainerServiceBackend.list_tasks = _list_tasks  # type: ignore[method-assign]
     EC2ContainerServiceResponse.create_service = _create_service_response  # type: ignore[method-assign]
     EC2ContainerServiceResponse.update_service = _update_service_response  # type: ignore[method-assign]
+    from . import native_api
+
+    for name in native_api.OPERATIONS:
+        setattr(EC2ContainerServiceResponse, name, _native_operation(name))
     FakeAction.__init__ = _action_init  # type: ignore[method-assign]
     for name in _ELB_WRITERS:
         setattr(ELBv2Backend, name, _elb_writer(name))

@@ -24,6 +24,7 @@ from moto.backends import get_backend
 from . import moto_patches
 from .containers import ContainerRunner
 from .deployments import RolloutLog, RolloutTransition, add_events, recount, task_list
+from .native_controller import NativeController
 from .realism import REALISTIC, Realism
 from .rollout import Rollout, ServiceMemory
 from .target_health import TargetHealthBook
@@ -101,6 +102,8 @@ class EcsScheduler:
         self.tasks = TaskRunner(self.containers, self.health, account, timing, virtual=virtual_tasks)
         self._rollout_log = RolloutLog()
         self.rollout = Rollout(self.tasks, circuit_breaker_minimum, self._rollout_log, realism)
+        #: ECS's native BLUE_GREEN / LINEAR / CANARY controller runs those services instead of ``rollout``
+        self.native = NativeController(self.rollout, account, self._lock, circuit_breaker_minimum)
         self.realism = realism
         self.use_profile(realism)
         self._records: dict[str, TaskRecord] = {}
@@ -132,6 +135,7 @@ class EcsScheduler:
         """Hook into moto's UpdateService/DeleteService, start health checks and the thread; return self."""
         moto_patches.register(moto_patches.hooks.service_updated, self._on_service_updated)
         moto_patches.register(moto_patches.hooks.service_deleted, self._on_service_deleted)
+        moto_patches.register(moto_patches.hooks.native_controllers, self.native)
         self.health.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="sandbox-ecs", daemon=True)
@@ -146,6 +150,7 @@ class EcsScheduler:
         self.health.stop()
         moto_patches.unregister(moto_patches.hooks.service_updated, self._on_service_updated)
         moto_patches.unregister(moto_patches.hooks.service_deleted, self._on_service_deleted)
+        moto_patches.unregister(moto_patches.hooks.native_controllers, self.native)
         self.tasks.shutdown()
         self.containers.remove_all()
 
@@ -170,6 +175,7 @@ class EcsScheduler:
             self._records.clear()
             self._memory.clear()
             self._rollout_log.clear()
+            self.native.forget_all()
             self.health.clear()
             self.containers.remove_all()
 
@@ -208,8 +214,9 @@ class EcsScheduler:
     def _reconcile(self, backend: Any, region: str, key: ServiceKey, service: Any, states: Any) -> None:
         records = self._records_of(service)
         memory = self._memory_of(key, service)
+        play = self.native if self.native.owns(service) else self.rollout
         try:
-            started = self.rollout.reconcile(backend, region, service, records, memory, states)
+            started = play.reconcile(backend, region, service, records, memory, states)
         except Exception:
             log.exception("sandbox scheduler: service %s failed a tick", key)
             return
@@ -243,6 +250,8 @@ class EcsScheduler:
                 return
             memory = self._memory_of(key, service)
             self.rollout.sync_deployments(backend, service, memory)
+            if self.native.owns(service):
+                self.native.on_updated(backend, service, memory)
             recount(service, self._records_of(service), memory.rolled_back_from)
 
     def _on_service_deleted(self, backend: Any, service: Any) -> None:
