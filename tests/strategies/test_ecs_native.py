@@ -292,3 +292,64 @@ class TestDeploy:
         deploy(aws, run)
         assert run.state.failure is not None
         assert run.state.failure.trigger is Trigger.DEADLINE
+
+
+class TestGatesAtHooks:
+    def test_a_prometheus_gate_failing_after_step_1_stops_ecs_naming_gate_and_step(self) -> None:
+        """The analysis measured at the hook after step 1 fails: no CONTINUE, trigger analysis."""
+        from deploy_agent.testing.prometheus import sample
+
+        aws = native_aws()
+        state = native_state(aws, {"type": "ecs_linear", "step_percent": 50.0})
+        state.request["analysis"] = [
+            {
+                "name": "error-rate",
+                "url": "http://prometheus.example:9090",
+                "query": "errors",
+                "success_condition": "result < 0.05",
+                "interval_seconds": 1,
+                "count": 1,
+            }
+        ]
+        run = aws.run(state)
+        deploy(aws, run)
+        aws.prometheus.script = [sample(0.0)]
+        through_hooks(aws, run, LINEAR_HOOKS[:2])
+        aws.prometheus.script = [sample(0.4)]
+        through_hooks(aws, run, LINEAR_HOOKS[2:3])
+        failure = run.state.failure
+        assert failure is not None
+        assert failure.trigger is Trigger.ANALYSIS
+        assert "step 1 (50%)" in failure.message
+        assert "error-rate" in failure.message
+        assert len(aws.ecs.answers) == 2
+        native = run.state.service_deployment
+        assert native is not None
+        assert (native.hooks[-1].action, native.hooks[-1].point) == ("ROLLBACK", "step 1 (50%)")
+
+    def test_dropped_requests_during_a_step_fail_it(self) -> None:
+        """The production URL is watched from one hook to the next; failures in between fail the step."""
+        from deploy_agent.core.traffic import ZeroDowntimeReport
+
+        aws = native_aws()
+        strategy = {"type": "ecs_linear", "step_percent": 50.0, "production_url": "http://web.example/"}
+        run = aws.run(native_state(aws, strategy))
+        aws.traffic.reports = [ZeroDowntimeReport(40, 3, 900.0)]
+        deploy(aws, run)
+        through_hooks(aws, run, LINEAR_HOOKS[:3])
+        failure = run.state.failure
+        assert failure is not None
+        assert failure.type == "zero_downtime_gate_failed"
+        assert failure.message.startswith("step 1 (50%): 3 of 40 requests")
+        assert run.state.zero_downtime == {"requests": 40, "failures": 3, "longest_gap_ms": 900.0}
+
+    def test_a_clean_watch_lets_every_step_pass_and_is_summed(self) -> None:
+        """Each step's report is added up; no failures, no rollback."""
+        aws = native_aws()
+        strategy = {"type": "ecs_linear", "step_percent": 50.0, "production_url": "http://web.example/"}
+        run = aws.run(native_state(aws, strategy))
+        deploy(aws, run)
+        through_hooks(aws, run, LINEAR_HOOKS)
+        assert run.state.failure is None
+        assert run.state.zero_downtime == {"requests": 20, "failures": 0, "longest_gap_ms": 0.0}
+        assert [c.url for c in aws.traffic.changes] == ["http://web.example/"] * 2

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from deploy_agent.core.ecs_native import (
-    TEST_POINT,
     NativeShape,
     native_step_names,
     plan_hook_points,
@@ -37,8 +36,6 @@ from deploy_agent.models._base import FieldProblem
 from deploy_agent.models.strategy import NativeStrategyOptions
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.strategies.registry import PIPELINE_ORDER, register
-from deploy_agent.strategies.steps.approval import await_approval
-from deploy_agent.strategies.steps.gates import gate_pause, probe_until_verdict, with_path
 from deploy_agent.strategies.steps.native import (
     NativeMemory,
     find_deployment,
@@ -46,6 +43,7 @@ from deploy_agent.strategies.steps.native import (
     start_deployment,
     stop_deployment,
 )
+from deploy_agent.strategies.steps.native_gates import judge_point
 from deploy_agent.strategies.steps.native_preflight import check_native_setup
 
 if TYPE_CHECKING:
@@ -116,18 +114,6 @@ def _options(request: DeployToECSTask) -> NativeStrategyOptions:
     if not isinstance(options, NativeStrategyOptions):
         raise TypeError(f"strategy {options.type!r} is not one of ECS's native strategies")
     return options
-
-
-def judge_point(run: Run[NativeMemory], point: str) -> Progress:
-    """Run the gates of one hook point: the test listener and the approval first, the others after."""
-    if point == TEST_POINT:
-        url = _options(run.request).test_url
-        if url:
-            checked = probe_until_verdict(run, with_path(url, run), "test listener")
-            if not checked.done or run.state.failure is not None:
-                return checked
-        return await_approval(run)
-    return gate_pause(run, 0.0, point)
 
 
 class EcsNative:

@@ -29,7 +29,7 @@ from deploy_agent.core.errors import AwsNotFound
 from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.state import HookAnswer, LifecycleVisit, ServiceDeploymentState
 from deploy_agent.strategies.base import Progress, Run
-from deploy_agent.strategies.steps.memory import TrafficMemory
+from deploy_agent.strategies.steps.native_gates import NativeGateMemory, begin_watch
 from deploy_agent.strategies.steps.service_update import deadline_message
 
 #: how long after UpdateService a deployment ECS does not list yet may take to appear
@@ -39,7 +39,7 @@ FIND_GRACE_SECONDS = 30.0
 Judge = Callable[[Run[Any], str], Progress]
 
 
-class NativeMemory(TrafficMemory):
+class NativeMemory(NativeGateMemory):
     """What the native steps keep: the UpdateService sent, the hooks answered, the stop sent."""
 
     update_sent: bool = False
@@ -143,6 +143,8 @@ def follow_deployment(run: Run[NativeMemory], points: Sequence[str], judge: Judg
     if not verdict.done:
         return verdict
     memory.answering = key
+    if point != points[-1]:
+        begin_watch(run, point)  # the traffic shift this answer lets ECS make is watched
     run.save()  # a redelivered step that finds this firing gone knows it was answered
     run.ports.ecs.continue_service_deployment(native.arn, str(hook.get("hookId")), "CONTINUE")
     memory.answered.append(key)
