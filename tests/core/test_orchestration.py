@@ -551,3 +551,24 @@ def test_plan_result_is_a_deployment_result(fields: dict[str, Any]) -> None:
     result = DeploymentResult.model_validate(plan_result(state(**fields), MESSAGE, ALL))
     assert result.deployment_id == "d-1"
     assert result.strategy == "rolling"
+
+
+def test_plan_result_carries_the_analysis_measurements() -> None:
+    """The state's analysis measurements become the result's ``analysis``, valid and in order."""
+    measured = [
+        {
+            "gate": "error-rate",
+            "step": f"step {i} (50%)",
+            "query": "sum(rate(errors[1m]))",
+            "value": value,
+            "verdict": verdict,
+            "reason": "why",
+            "at": TOUCHED.isoformat(),
+        }
+        for i, (value, verdict) in enumerate([(0.01, "successful"), (None, "inconclusive")], 1)
+    ]
+    result = DeploymentResult.model_validate(plan_result(state(analysis=measured), MESSAGE, ALL))
+    assert [(m.step, m.value, m.verdict) for m in result.analysis] == [
+        ("step 1 (50%)", 0.01, "successful"),
+        ("step 2 (50%)", None, "inconclusive"),
+    ]

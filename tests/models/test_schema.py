@@ -41,6 +41,8 @@ PUBLIC_NAMES = {
     "StoppedTask",
     "ErrorInfo",
     "ZeroDowntime",
+    "AnalysisGate",
+    "AnalysisMeasurement",
 }
 
 

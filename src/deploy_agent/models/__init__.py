@@ -4,6 +4,7 @@ Other packages import from here, never from the modules inside; ``tests/models/t
 guards this list.
 """
 
+from deploy_agent.models.analysis import AnalysisGate
 from deploy_agent.models.container import ContainerDefinition, ContainerHealthCheck, PortMapping
 from deploy_agent.models.ecr import EcrSpec
 from deploy_agent.models.parsing import parse_request, request_json_schema
@@ -16,6 +17,7 @@ from deploy_agent.models.request import (
     Strategy,
 )
 from deploy_agent.models.result import (
+    AnalysisMeasurement,
     DeploymentResult,
     Diagnostics,
     ErrorInfo,
@@ -33,6 +35,8 @@ from deploy_agent.strategies.linear import LinearStrategy
 from deploy_agent.strategies.rolling import RollingStrategy
 
 __all__ = [
+    "AnalysisGate",
+    "AnalysisMeasurement",
     "BlueGreenStrategy",
     "BuildSpec",
     "CanaryStep",
