@@ -39,7 +39,7 @@ ROOT_FIXTURES = {
 REAL_PACKAGES = ("docker", "moto")
 #: the sandbox packages, and those of their classes that start a real part
 SANDBOX_PACKAGES = ("ecs_sandbox", "sandbox_harness")
-LAUNCHERS = ("Sandbox", "LocalRedis", "MotoServer", "WorkerProcess")
+LAUNCHERS = ("Sandbox", "LocalRedis", "MotoServer", "WorkerProcess", "PrometheusServer")
 
 RERUN = pytest.mark.flaky(reruns=1, reruns_delay=2)
 
