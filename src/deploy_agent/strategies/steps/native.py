@@ -214,7 +214,7 @@ def _note(run: Run[NativeMemory], found: dict[str, Any]) -> None:
     seen = [v.stage for v in native.lifecycle_stages]
     if stage and (not seen or seen[-1] != stage):
         native.lifecycle_stages.append(LifecycleVisit(stage=str(stage), at=run.now()))
-        run.emit("lifecycle_stage", stage=stage, status=native.status)
+        run.emit("lifecycle_stage", lifecycle_stage=stage, status=native.status)
     rollback = found.get("rollback") or {}
     if rollback:
         native.rollback_reason = rollback.get("reason")

@@ -1,0 +1,286 @@
+"""ECS's native blue/green, linear and canary, driven by a real worker through the sandbox's ECS.
+
+The sandbox plays ECS's native controller (``ecs_sandbox.native_*``): service deployments, PAUSE
+hooks, the production and test listener rules whose weights ECS shifts. AWS minutes run at the
+test profile's time scale (0.02: a minute is 1.2 s).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import boto3
+import pytest
+
+from ecs_sandbox import Sandbox
+from ecs_sandbox.native_setup import NativeSetup, provision_native
+from sandbox_harness.stack import WorkerProcess
+from tests.integration.conftest import unique
+from tests.integration.load import Load
+from tests.integration.test_rolling import publish, served_version
+from tests.integration.test_traffic_strategies import events
+from tests.support import free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+
+class Switch:
+    """A health endpoint the test turns bad: 200 until ``fail()``, then 500."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        switch = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(500 if switch.failing else 200)
+                self.end_headers()
+                self.wfile.write(b"bad" if switch.failing else b"ok")
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/health"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fail(self) -> None:
+        self.failing = True
+
+
+@pytest.fixture
+def switch() -> Iterator[Switch]:
+    made = Switch()
+    yield made
+    made.server.shutdown()
+
+
+def native_request(
+    setup: NativeSetup, cluster: str, service: str, image: str, **strategy: Any
+) -> dict[str, Any]:
+    return {
+        "deployment_id": unique("nat"),
+        "cluster_name": cluster,
+        "service_name": service,
+        "image": {"uri": image},
+        "strategy": {
+            "type": strategy.pop("type", "ecs_blue_green"),
+            "test_url": f"{setup.test_url}/health",
+            "production_url": f"{setup.url}/version",
+            **strategy,
+        },
+        "health_check": {"url": f"{setup.url}/health", "unhealthy_threshold": 1, "timeout_seconds": 2},
+        "timeout_seconds": 240,
+    }
+
+
+def production_weights(setup: NativeSetup) -> dict[str, int]:
+    """The production rule's forward weights, by target group ARN."""
+    rule = boto3.client("elbv2").describe_rules(RuleArns=[setup.production_rule_arn])["Rules"][0]
+    groups = rule["Actions"][0]["ForwardConfig"]["TargetGroups"]
+    return {g["TargetGroupArn"]: g["Weight"] for g in groups}
+
+
+def shares_per_step(load: Load, deployment_id: str) -> list[tuple[float, float, int]]:
+    """Return (expected %, observed % of v2, requests) for each production step the worker let ECS take.
+
+    A step's traffic runs from the worker's CONTINUE at one hook to the next hook's firing.
+    """
+    seen = events(deployment_id)
+    answered = [e for e in seen if e["event"] == "hook_answered" and e["action"] == "CONTINUE"]
+    reached = [e for e in seen if e["event"] == "hook_reached"]
+    out = []
+    for after, nxt in zip(answered[1:], reached[2:], strict=False):
+        start = datetime.fromisoformat(after["at"]).timestamp() + 0.4
+        end = datetime.fromisoformat(nxt["at"]).timestamp() - 0.1
+        share, n = load.share("v2", start, end)
+        out.append((float(nxt["traffic_percent"] or 0.0), share * 100, n))
+    return out
+
+
+class TestNativeBlueGreen:
+    def test_under_load_it_succeeds_and_drops_nothing(
+        self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
+    ) -> None:
+        """ECS's blue/green with our hooks: SUCCESSFUL, 0 failed requests, v2 serves, every hook continued."""
+        cluster, service = "native", unique("bg")
+        setup = provision_native(sandbox, cluster, service, image=push_app("v1"), strategy="BLUE_GREEN")
+        request = native_request(setup, cluster, service, push_app("v2"), bake_time_in_minutes=1)
+        with Load(f"{setup.url}/version", rate=60) as load:
+            result = publish(request)
+        print(
+            f"\nnative blue/green under load: {len(load.answers)} requests, {len(load.failures)} failed; "
+            f"hooks {[(h['point'], h['action']) for h in result['service_deployment']['hooks']]}"
+        )
+        assert result["outcome"] == "succeeded", (result["error"], result["service_deployment"])
+        assert load.failures == [], load.failures[:5]
+        assert {a.body for a in load.answers} == {"v1", "v2"}
+        assert served_version(setup) == "v2"
+        native = result["service_deployment"]
+        assert native["status"] == "SUCCESSFUL"
+        assert [h["point"] for h in native["hooks"]] == [
+            "test traffic",
+            "before production traffic",
+            "step 1 (100%)",
+        ]
+        assert {h["action"] for h in native["hooks"]} == {"CONTINUE"}
+        stages = [s["stage"] for s in native["lifecycle_stages"]]
+        assert "BAKE_TIME" in stages or "CLEAN_UP" in stages, stages
+        assert result["zero_downtime"]["failures"] == 0
+
+
+class TestNativeShares:
+    @pytest.mark.parametrize(
+        ("strategy", "expected"),
+        [
+            pytest.param(
+                {"type": "ecs_linear", "step_percent": 25.0, "step_bake_time_in_minutes": 2},
+                [25.0, 50.0, 75.0, 100.0],
+            ),
+            pytest.param(
+                {"type": "ecs_canary", "canary_percent": 20.0, "canary_bake_time_in_minutes": 2},
+                [20.0, 100.0],
+            ),
+        ],
+        ids=["linear in quarters", "canary of 20 percent"],
+    )
+    def test_each_step_sends_the_share_ecs_was_told(
+        self,
+        sandbox: Sandbox,
+        worker: WorkerProcess,
+        push_app: Any,
+        strategy: dict[str, Any],
+        expected: list[float],
+    ) -> None:
+        """Between two hooks the production traffic on the new revision is the step's share."""
+        cluster, service = "native", unique("sh")
+        setup = provision_native(sandbox, cluster, service, image=push_app("v1"), strategy="BLUE_GREEN")
+        request = native_request(setup, cluster, service, push_app("v2"), **dict(strategy))
+        with Load(f"{setup.url}/version", rate=120, threads=4) as load:
+            result = publish(request)
+        assert result["outcome"] == "succeeded", (result["error"], result["service_deployment"])
+        assert load.failures == []
+        shares = shares_per_step(load, request["deployment_id"])
+        for want, seen, n in shares:
+            print(f"\n{strategy['type']} step at {want:g}%: observed {seen:.1f}% of {n} requests")
+        assert [round(s[0]) for s in shares] == [round(w) for w in expected]
+        for want, seen, n in shares[:-1]:  # the last step is ECS's 100%, bake and clean-up
+            assert n > 50, n
+            assert abs(seen - want) <= 10, (want, seen, n)
+
+
+class TestNativeRollback:
+    def test_a_failing_gate_at_step_2_is_rolled_back_by_ecs_naming_step_and_gate(
+        self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any, switch: Switch
+    ) -> None:
+        """The health gate fails after step 2: StopServiceDeployment ROLLBACK, traffic back on blue."""
+        cluster, service = "native", unique("rb")
+        setup = provision_native(sandbox, cluster, service, image=push_app("v1"), strategy="BLUE_GREEN")
+        request = native_request(
+            setup,
+            cluster,
+            service,
+            push_app("v2"),
+            type="ecs_linear",
+            step_percent=25.0,
+            step_bake_time_in_minutes=1,
+        )
+        request["health_check"] = {"url": switch.url, "unhealthy_threshold": 1, "timeout_seconds": 2}
+
+        def fail_after_step_1() -> None:
+            wait_until(
+                lambda: any(
+                    e["event"] == "hook_answered" and e["point"] == "step 1 (25%)"
+                    for e in events(request["deployment_id"])
+                ),
+                what="step 1 judged",
+                timeout=120,
+                interval=0.05,
+            )
+            switch.fail()
+
+        flipper = threading.Thread(target=fail_after_step_1, daemon=True)
+        flipper.start()
+        result = publish(request)
+        flipper.join(1)
+        assert result["outcome"] == "rolled_back", (result["error"], result["service_deployment"])
+        assert result["rollback"]["trigger"] == "health_check"
+        assert result["rollback"]["reason"].startswith("step 2 (50%):"), result["rollback"]
+        native = result["service_deployment"]
+        assert native["stopped_with"] == "ROLLBACK"
+        assert native["status"] == "ROLLBACK_SUCCESSFUL"
+        assert native["hooks"][-1]["action"] == "ROLLBACK"
+        assert native["hooks"][-1]["point"] == "step 2 (50%)"
+        weights = production_weights(setup)
+        assert weights[setup.target_group_arn] == 100, weights
+        assert weights[setup.alternate_target_group_arn] == 0, weights
+        assert served_version(setup) == "v1"
+
+    def test_a_hook_nobody_answers_in_time_is_rolled_back_by_ecs(
+        self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any
+    ) -> None:
+        """An analysis that never concludes holds the hook past its timeout: ECS rolls back by itself."""
+        cluster, service = "native", unique("to")
+        setup = provision_native(sandbox, cluster, service, image=push_app("v1"), strategy="BLUE_GREEN")
+        request = native_request(setup, cluster, service, push_app("v2"), hook_timeout_minutes=1)
+        request["analysis"] = [
+            {
+                "name": "never",
+                "url": f"http://127.0.0.1:{free_port()}",  # nothing listens: every query is inconclusive
+                "query": "up",
+                "success_condition": "result == 1",
+                "interval_seconds": 1,
+                "count": 50,
+                "inconclusive": "pause",
+                "inconclusive_limit": 1000,
+            }
+        ]
+        result = publish(request)
+        assert result["outcome"] in ("rolled_back", "timed_out"), (
+            result["error"],
+            result["service_deployment"],
+        )
+        native = result["service_deployment"]
+        assert native["status"] == "ROLLBACK_SUCCESSFUL", native
+        assert native["stopped_with"] is None  # ECS rolled back by itself
+        assert "timed out" in result["rollback"]["reason"], result["rollback"]
+        assert served_version(setup) == "v1"
+
+
+class TestOtherController:
+    @pytest.mark.parametrize("strategy", ["rolling", "canary"])
+    def test_a_native_service_asked_for_with_our_strategies_is_rejected(
+        self, sandbox: Sandbox, worker: WorkerProcess, push_app: Any, strategy: str
+    ) -> None:
+        """A service on ECS's native blue/green is not ours to roll or weight: rejected, untouched."""
+        cluster, service = "native", unique("oc")
+        setup = provision_native(sandbox, cluster, service, image=push_app("v1"), strategy="BLUE_GREEN")
+        before = boto3.client("ecs").describe_services(cluster=cluster, services=[service])["services"][0]
+        request: dict[str, Any] = {
+            "deployment_id": unique("oc"),
+            "cluster_name": cluster,
+            "service_name": service,
+            "image": {"uri": push_app("v2")},
+            "strategy": {"type": "rolling"},
+        }
+        if strategy == "canary":
+            request["strategy"] = {
+                "type": "canary",
+                "steps": [{"weight": 50}],
+                "load_balancer": {
+                    "listener_arn": setup.listener_arn,
+                    "blue_target_group_arn": setup.target_group_arn,
+                    "green_target_group_arn": setup.alternate_target_group_arn,
+                },
+            }
+        result = publish(request)
+        assert result["outcome"] == "rejected"
+        problem = result["errors"][0]["problem"]
+        assert "BLUE_GREEN" in problem, problem
+        assert "ecs_blue_green" in problem, problem
+        after = boto3.client("ecs").describe_services(cluster=cluster, services=[service])["services"][0]
+        assert after["taskDefinition"] == before["taskDefinition"]
