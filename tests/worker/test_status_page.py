@@ -128,6 +128,10 @@ class TestSummary:
             "finished_at",
             "duration_seconds",
             "stages",
+            "ended_because",
+            "gates",
+            "traffic_steps",
+            "service_deployment",
         }
         assert "s3cret" not in repr(summary)
 

@@ -1,9 +1,10 @@
-"""The worker host's status page: recent deployments and a timeline of their stages.
+"""The worker host's status page: recent deployments, a timeline of their stages, and why each ended.
 
-Two halves: ``describe_*`` read the store and return plain dicts holding only the fields we
-chose to show (never the request, which may carry build args or environment values), and
-``render_status_page`` turns those dicts into one self-contained HTML document. Everything taken
-from a deployment is HTML-escaped; the page loads nothing from elsewhere.
+Two halves: ``describe_*`` (``worker.status_data``) read the store and return plain dicts holding
+only the fields we chose to show (never the request, which may carry build args or environment
+values), and ``render_status_page`` turns those dicts into one self-contained HTML document, with
+each deployment's ending, traffic steps and gate measurements from ``worker.status_details``.
+Everything taken from a deployment is HTML-escaped; the page loads nothing from elsewhere.
 """
 
 from __future__ import annotations
@@ -14,86 +15,26 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from pydantic import ValidationError
+from deploy_agent.worker.status_data import (
+    MAX_DEPLOYMENTS,
+    RUNNING,
+    describe_deployment,
+    describe_recent,
+    summarize_deployment,
+)
+from deploy_agent.worker.status_details import DETAIL_STYLE, parse_time, render_details
 
-from deploy_agent.adapters.redis_store import DeploymentStore
-from deploy_agent.core.state import PipelineState
-
-MAX_DEPLOYMENTS = 50
-RUNNING = "running"
-#: event fields safe to show; others (build output lines, ARNs, holders) stay in Redis
-EVENT_FIELDS = ("at", "event", "stage", "outcome", "step", "trigger")
-
-
-# --- the data ----------------------------------------------------------------------------------
-def summarize_deployment(state: PipelineState, now: datetime) -> dict[str, Any]:
-    """Return what the page and the API show of one deployment; a running one is measured to ``now``."""
-    end = state.finished_at or now
-    return {
-        "id": state.deployment_id,
-        "cluster": state.cluster,
-        "service": state.service,
-        "strategy": state.strategy,
-        "phase": "awaiting_approval" if state.awaiting_approval else str(state.phase),
-        "outcome": state.outcome or RUNNING,
-        "started_at": state.started_at.isoformat(),
-        "finished_at": state.finished_at.isoformat() if state.finished_at else None,
-        "duration_seconds": round(max(0.0, (end - state.started_at).total_seconds()), 3),
-        "stages": [
-            {
-                "name": stage.name,
-                "started_at": stage.started_at.isoformat(),
-                "finished_at": stage.finished_at.isoformat() if stage.finished_at else None,
-                "outcome": stage.outcome,
-            }
-            for stage in state.stages
-        ],
-    }
-
-
-def describe_recent(
-    store: DeploymentStore, now: datetime, limit: int = MAX_DEPLOYMENTS
-) -> list[dict[str, Any]]:
-    """Return summaries of the most recently started deployments, newest first."""
-    summaries = []
-    for deployment_id in store.recent(limit):
-        state = _load(store, deployment_id)
-        if state is not None:
-            summaries.append(summarize_deployment(state, now))
-    return summaries
-
-
-def describe_deployment(store: DeploymentStore, deployment_id: str, now: datetime) -> dict[str, Any] | None:
-    """Return one deployment's summary, its failure and its progress events; None when unknown."""
-    state = _load(store, deployment_id)
-    if state is None:
-        return None
-    failure = state.failure
-    return {
-        **summarize_deployment(state, now),
-        "error": None
-        if failure is None
-        else {"type": failure.type, "message": failure.message, "trigger": str(failure.trigger)},
-        "events": [_safe_event(e) for e in store.events(deployment_id)],
-    }
-
-
-def _load(store: DeploymentStore, deployment_id: str) -> PipelineState | None:
-    raw = store.load(deployment_id)
-    if raw is None:
-        return None
-    try:
-        return PipelineState.model_validate(raw)
-    except ValidationError:
-        return None  # written by another version of the worker: not worth failing the page for
-
-
-def _safe_event(event: dict[str, Any]) -> dict[str, Any]:
-    shown = {k: event[k] for k in EVENT_FIELDS if k in event}
-    error = event.get("error")
-    if isinstance(error, dict):
-        shown["error"] = {"type": error.get("type"), "message": error.get("message")}
-    return shown
+#: the data half lives in ``status_data``; these names stay importable from here
+__all__ = [
+    "CONTENT_SECURITY_POLICY",
+    "MAX_DEPLOYMENTS",
+    "describe_deployment",
+    "describe_recent",
+    "format_duration",
+    "plan_bar",
+    "render_status_page",
+    "summarize_deployment",
+]
 
 
 # --- the page ----------------------------------------------------------------------------------
@@ -171,7 +112,7 @@ def render_status_page(deployments: list[dict[str, Any]]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>deploy-agent status</title><style>{STYLE}</style></head><body>"
+        f"<title>deploy-agent status</title><style>{STYLE}{DETAIL_STYLE}</style></head><body>"
         '<header><h1>deploy-agent</h1><span class="counts">'
         f"{len(running)} running &middot; {len(finished)} recent</span></header>"
         f"<main>{''.join(sections)}</main><script>{SCRIPT}</script></body></html>\n"
@@ -186,7 +127,7 @@ def _section(title: str, deployments: list[dict[str, Any]], empty: str) -> str:
 def _deployment(d: dict[str, Any]) -> str:
     outcome = str(d.get("outcome") or RUNNING)
     duration = float(d.get("duration_seconds") or 0.0)
-    started = _parse(d.get("started_at"))
+    started = parse_time(d.get("started_at"))
     return (
         f'<article class="deployment" data-id="{escape(str(d.get("id", "")))}" '
         f'data-outcome="{escape(outcome)}"><div class="head">'
@@ -196,7 +137,7 @@ def _deployment(d: dict[str, Any]) -> str:
         f'<span class="strategy">{escape(str(d.get("strategy", "")))}</span>'
         f'<span class="meta">{escape(_clock(started))} &middot; {escape(format_duration(duration))}</span>'
         f'<span class="id">{escape(str(d.get("id", "")))}</span></div>'
-        f"{_timeline(d.get('stages') or [], started, duration)}</article>"
+        f"{_timeline(d.get('stages') or [], started, duration)}{render_details(d)}</article>"
     )
 
 
@@ -221,10 +162,10 @@ def _timeline(stages: list[dict[str, Any]], started: datetime | None, total: flo
 
 def plan_bar(stage: dict[str, Any], started: datetime, total: float) -> tuple[float, float]:
     """Return a stage's (offset, length) in seconds from the deployment start; open ones run to its end."""
-    begin = _parse(stage.get("started_at"))
+    begin = parse_time(stage.get("started_at"))
     if begin is None:
         return 0.0, 0.0
-    end = _parse(stage.get("finished_at"))
+    end = parse_time(stage.get("finished_at"))
     offset = max(0.0, (begin - started).total_seconds())
     length = (end - begin).total_seconds() if end is not None else total - offset
     return offset, max(0.0, length)
@@ -248,15 +189,6 @@ _KNOWN_OUTCOMES = frozenset(
 def _outcome_class(outcome: str) -> str:
     # Only known names become class names: anything else would be attacker-chosen markup.
     return f"o-{outcome}" if outcome in _KNOWN_OUTCOMES else "o-other"
-
-
-def _parse(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
 
 
 def _clock(moment: datetime | None) -> str:
