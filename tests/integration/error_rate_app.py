@@ -21,6 +21,7 @@ class ErrorRateApp:
     def __init__(self, requests_per_second: float = 20.0) -> None:
         self.error_rate = 0.0
         self.counts = {"200": 0, "500": 0}
+        self._served = 0
         self._lock = threading.Lock()
         self._interval = 1.0 / requests_per_second
         self._stopping = threading.Event()
@@ -46,10 +47,11 @@ class ErrorRateApp:
         ]
 
     def answer(self) -> bytes:
-        """Count one request, failing it when the failed share is below ``error_rate``."""
+        """Count one request, failing ``error_rate`` of them."""
         with self._lock:
-            total = self.counts["200"] + self.counts["500"] + 1
-            failing = self.counts["500"] < self.error_rate * total
+            # spread evenly: request n fails when n * error_rate crosses a whole number
+            n = self._served = self._served + 1
+            failing = int(n * self.error_rate) > int((n - 1) * self.error_rate)
             self.counts["500" if failing else "200"] += 1
         return b"boom\n" if failing else b"ok\n"
 
