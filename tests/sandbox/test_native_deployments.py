@@ -119,14 +119,16 @@ class TestBlueGreen:
             first,
         ]
         page = sandbox.client("ecs").list_service_deployments(cluster=CLUSTER, service=SERVICE, maxResults=1)
-        assert len(page["serviceDeployments"]) == 1 and page["nextToken"]
+        assert len(page["serviceDeployments"]) == 1
+        assert page["nextToken"]
 
     def test_unknown_arns_are_failures(self, sandbox: Sandbox, web_image: Callable[..., str]) -> None:
         """DescribeServiceDeployments/Revisions answer unknown ARNs in ``failures`` as MISSING."""
         ecs = sandbox.client("ecs")
         arn = "arn:aws:ecs:us-east-1:123456789012:service-deployment/app/web/nope"
         reply = ecs.describe_service_deployments(serviceDeploymentArns=[arn])
-        assert reply["serviceDeployments"] == [] and reply["failures"] == [{"arn": arn, "reason": "MISSING"}]
+        assert reply["serviceDeployments"] == []
+        assert reply["failures"] == [{"arn": arn, "reason": "MISSING"}]
         revision = "arn:aws:ecs:us-east-1:123456789012:service-revision/app/web/1"
         assert (
             ecs.describe_service_revisions(serviceRevisionArns=[revision])["failures"][0]["arn"] == revision
@@ -145,10 +147,17 @@ class TestLinearAndHooks:
     ) -> None:
         """LINEAR 30%: held before every shift step, the production URL serves 0, 30, 60, 90% from green."""
         setup = provision_native(
-            sandbox, CLUSTER, SERVICE, web_image("v1"), strategy="LINEAR", timeout_seconds=30,
-            deployment_configuration={"linearConfiguration": {"stepPercent": 30.0, "stepBakeTimeInMinutes": 1}},
+            sandbox,
+            CLUSTER,
+            SERVICE,
+            web_image("v1"),
+            strategy="LINEAR",
+            timeout_seconds=30,
+            deployment_configuration={
+                "linearConfiguration": {"stepPercent": 30.0, "stepBakeTimeInMinutes": 1}
+            },
             pause_at=("PRE_PRODUCTION_TRAFFIC_SHIFT",),
-        )  # fmt: skip
+        )
         green = target_group_name(setup.alternate_target_group_arn)
         arn = _deploy(sandbox, setup, web_image("v2"))
         ecs = sandbox.client("ecs")
@@ -160,7 +169,9 @@ class TestLinearAndHooks:
             served = _served_by(setup.url, 200)
             assert abs(100.0 * served[green] / 200 - expected) <= 12.0, (expected, served)
             hook = next(h for h in held["lifecycleHookDetails"] if h["status"] == "AWAITING_ACTION")
-            assert hook["targetType"] == "PAUSE" and hook["timeoutAction"] == "ROLLBACK" and hook["expiresAt"]
+            assert hook["targetType"] == "PAUSE"
+            assert hook["timeoutAction"] == "ROLLBACK"
+            assert hook["expiresAt"]
             assert hook["hookId"] not in hooks_seen
             hooks_seen.append(hook["hookId"])
             ecs.continue_service_deployment(
@@ -190,11 +201,16 @@ class TestLinearAndHooks:
         _reaches(sandbox, arn, "SUCCESSFUL")
 
     def test_hook_timeout_rolls_back(self, sandbox: Sandbox, web_image: Callable[..., str]) -> None:
-        """A PAUSE hook nobody answers times out (TIMED_OUT) and its ROLLBACK action rolls the deployment back."""
+        """A PAUSE hook nobody answers times out (TIMED_OUT); its ROLLBACK action rolls it back."""
         setup = provision_native(
-            sandbox, CLUSTER, SERVICE, web_image("v1"), timeout_seconds=30, pause_at=("POST_SCALE_UP",),
+            sandbox,
+            CLUSTER,
+            SERVICE,
+            web_image("v1"),
+            timeout_seconds=30,
+            pause_at=("POST_SCALE_UP",),
             hook_timeout_minutes=1,
-        )  # fmt: skip
+        )
         arn = _deploy(sandbox, setup, web_image("v2"))
         done = _reaches(sandbox, arn, "ROLLBACK_SUCCESSFUL")
         assert [h["status"] for h in done["lifecycleHookDetails"]] == ["TIMED_OUT"]
@@ -207,7 +223,7 @@ class TestRollback:
     def test_stop_rollback_puts_traffic_back_on_blue(
         self, sandbox: Sandbox, web_image: Callable[..., str]
     ) -> None:
-        """StopServiceDeployment(ROLLBACK) after the production shift: ROLLBACK_SUCCESSFUL, all traffic on blue."""
+        """StopServiceDeployment(ROLLBACK) after the production shift: ROLLBACK_SUCCESSFUL, blue serves."""
         setup = provision_native(
             sandbox,
             CLUSTER,
@@ -227,7 +243,8 @@ class TestRollback:
         done = _reaches(sandbox, arn, "ROLLBACK_SUCCESSFUL")
 
         assert done["rollback"]["reason"] == done["statusReason"]
-        assert done["rollback"]["startedAt"] and done["finishedAt"]
+        assert done["rollback"]["startedAt"]
+        assert done["finishedAt"]
         assert _served_by(setup.url) == Counter({blue: 40})
         assert _rule_weights(sandbox, setup.production_rule_arn) == {blue: 1, green: 0}
         service = sandbox.client("ecs").describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
@@ -241,12 +258,13 @@ class TestRollback:
     def test_circuit_breaker_rolls_back_green_that_cannot_start(
         self, sandbox: Sandbox, web_image: Callable[..., str]
     ) -> None:
-        """Green tasks that crash trip the circuit breaker (TRIGGERED, failures >= threshold): ROLLBACK_SUCCESSFUL."""
+        """Crashing green tasks trip the circuit breaker (TRIGGERED, failures >= threshold): rolled back."""
         setup = provision_native(sandbox, CLUSTER, SERVICE, web_image("v1"), timeout_seconds=30)
         arn = _deploy(sandbox, setup, web_image("v2", "crash"))
         done = _reaches(sandbox, arn, "ROLLBACK_SUCCESSFUL", timeout=60)
         breaker = done["deploymentCircuitBreaker"]
-        assert breaker["status"] == "TRIGGERED" and breaker["failureCount"] >= breaker["threshold"] == 3
+        assert breaker["status"] == "TRIGGERED"
+        assert breaker["failureCount"] >= breaker["threshold"] == 3
         assert done["lifecycleStage"] == "SCALE_UP"
         assert set(_served_by(setup.url)) == {target_group_name(setup.target_group_arn)}
 
@@ -254,14 +272,25 @@ class TestRollback:
         """A deployment alarm going to ALARM during the deployment rolls it back (alarms TRIGGERED)."""
         cloudwatch = sandbox.client("cloudwatch")
         cloudwatch.put_metric_alarm(
-            AlarmName="web-5xx", MetricName="HTTPCode_Target_5XX_Count", Namespace="AWS/ApplicationELB",
-            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
-        )  # fmt: skip
+            AlarmName="web-5xx",
+            MetricName="HTTPCode_Target_5XX_Count",
+            Namespace="AWS/ApplicationELB",
+            Statistic="Sum",
+            Period=60,
+            EvaluationPeriods=1,
+            Threshold=1.0,
+            ComparisonOperator="GreaterThanThreshold",
+        )
         alarms = {"alarmNames": ["web-5xx"], "enable": True, "rollback": True}
         setup = provision_native(
-            sandbox, CLUSTER, SERVICE, web_image("v1"), timeout_seconds=30,
-            deployment_configuration={"alarms": alarms}, pause_at=("POST_TEST_TRAFFIC_SHIFT",),
-        )  # fmt: skip
+            sandbox,
+            CLUSTER,
+            SERVICE,
+            web_image("v1"),
+            timeout_seconds=30,
+            deployment_configuration={"alarms": alarms},
+            pause_at=("POST_TEST_TRAFFIC_SHIFT",),
+        )
         arn = _deploy(sandbox, setup, web_image("v2"))
         _awaiting(sandbox, arn)
         cloudwatch.set_alarm_state(AlarmName="web-5xx", StateValue="ALARM", StateReason="test")
