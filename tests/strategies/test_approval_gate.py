@@ -304,3 +304,49 @@ class TestRolling:
         assert await_approval(run).done
         assert run.state.approval is None
         assert not conn.exists("deploy-agent:approval:d-1")
+
+
+class TestEcsNative:
+    def _run(self, conn: redis.Redis) -> tuple[FakeAws, Run, ApprovalBook]:
+        from tests.strategies.test_ecs_native import native_aws, native_state
+
+        aws = native_aws()
+        book = ApprovalBook(conn, 3600, POLICY)
+        run = gated(aws, native_state(aws, {"type": "ecs_blue_green"}), book)
+        assert aws.step(strategy_for("ecs_blue_green").deploy, run).done  # UpdateService sent
+        aws.ecs.pause_at("POST_TEST_TRAFFIC_SHIFT", 0.0)
+        return aws, run, book
+
+    def test_the_approval_is_ecs_pause_hook_after_test_traffic(self, conn: redis.Redis) -> None:
+        """ECS holds at POST_TEST_TRAFFIC_SHIFT while nobody decided: no CONTINUE, no production traffic."""
+        aws, run, _book = self._run(conn)
+        for _ in range(3):
+            assert not aws.step(strategy_for("ecs_blue_green").deploy, run).done
+            aws.clock.advance(2.0)
+        assert run.state.awaiting_approval
+        assert aws.ecs.answers == []
+        assert aws.kinds().count("awaiting_approval") == 1
+        hook = aws.ecs.native_configs[0]["lifecycleHooks"][-1]
+        assert hook["timeoutConfiguration"]["timeoutInMinutes"] >= RULE.timeout_seconds / 60
+
+    def test_approved_continues_the_hook(self, conn: redis.Redis) -> None:
+        aws, run, book = self._run(conn)
+        aws.step(strategy_for("ecs_blue_green").deploy, run)
+        decide(book, aws.clock, "approved")
+        aws.step(strategy_for("ecs_blue_green").deploy, run)
+        assert [a[2] for a in aws.ecs.answers] == ["CONTINUE"]
+
+    def test_denied_stops_ecs_with_rollback_and_ends_denied(self, conn: redis.Redis) -> None:
+        """A denial never lets production traffic move: ECS's deployment is stopped with ROLLBACK."""
+        aws, run, book = self._run(conn)
+        aws.step(strategy_for("ecs_blue_green").deploy, run)
+        decide(book, aws.clock, "denied", "not today")
+        aws.step(strategy_for("ecs_blue_green").deploy, run)
+        assert run.state.failure is not None
+        assert aws.ecs.answers == []
+        aws.step(strategy_for("ecs_blue_green").rollback, run)
+        assert [s[1] for s in aws.ecs.stops] == ["ROLLBACK"]
+        aws.ecs.finish("ROLLBACK_SUCCESSFUL", "stopped")
+        aws.step(strategy_for("ecs_blue_green").rollback, run)
+        failure = run.state.failure.as_failure()
+        assert decide_outcome(failure, True, run.state.rollback_done, run.state.rollback_failed) == "denied"
