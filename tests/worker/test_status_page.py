@@ -113,6 +113,144 @@ class TestRender:
         assert not re.search(r"""(src|href)\s*=|@import|url\(""", page)
 
 
+ROLLED_BACK_CANARY: dict[str, Any] = {
+    **deployment("canary-1", outcome="rolled_back"),
+    "strategy": "canary",
+    "ended_because": {
+        "outcome": "rolled_back",
+        "trigger": "analysis",
+        "type": "analysis_failed",
+        "reason": "analysis error-rate failed: 2 of 2 measurements failed",
+        "gate": "analysis",
+        "gate_name": "error-rate",
+        "step": "step 2 (50%)",
+        "rolled_back": True,
+        "rollback_failure": None,
+        "ecs_rollback_reason": None,
+    },
+    "gates": [
+        {"gate": "error-rate", "step": "step 1 (10%)", "value": 0.01, "verdict": "successful", "at": at(3)},
+        {"gate": "error-rate", "step": "step 2 (50%)", "value": 0.3, "verdict": "failed", "at": at(6)},
+    ],
+    "traffic_steps": [
+        {"label": "step 1 (10%)", "weights": {"web-blue": 90, "web-green": 10}, "at": at(2)},
+        {"label": "step 2 (50%)", "weights": {"web-blue": 50, "web-green": 50}, "at": at(5)},
+        {"label": "restored", "weights": {}, "at": at(8)},
+    ],
+}
+
+
+def native_deployment(**changes: Any) -> dict[str, Any]:
+    return {
+        **deployment("native-1", outcome="rolled_back"),
+        "strategy": "ecs_linear",
+        "traffic_steps": [
+            {"point": "POST_TEST_TRAFFIC_SHIFT", "traffic_percent": 0.0, "action": "CONTINUE", "at": at(2)},
+            {
+                "point": "PRODUCTION_TRAFFIC_SHIFT#2",
+                "traffic_percent": 40.0,
+                "action": "ROLLBACK",
+                "at": at(6),
+            },
+        ],
+        "service_deployment": {
+            "status": "ROLLBACK_SUCCESSFUL",
+            "status_reason": "stopped by deploy-agent",
+            "rollback_reason": None,
+            "lifecycle_stages": [
+                {"stage": "PRE_SCALE_UP", "at": at(1)},
+                {"stage": "PRODUCTION_TRAFFIC_SHIFT", "at": at(4)},
+                {"stage": "ROLLBACK_IN_PROGRESS", "at": at(7)},
+            ],
+        },
+        **changes,
+    }
+
+
+class TestDetails:
+    def test_a_rolled_back_canary_says_why_it_ended(self) -> None:
+        """The "why it ended" line names the outcome, the trigger, the gate, the step and the reason."""
+        page = render_status_page([ROLLED_BACK_CANARY])
+        assert (
+            '<span class="why">Why it ended:</span> rolled back (trigger analysis): the analysis gate '
+            "error-rate failed at step 2 (50%) \u2014 analysis error-rate failed: 2 of 2 measurements failed"
+        ) in page
+        assert 'data-trigger="analysis"' in page
+
+    def test_measurements_are_listed_coloured_by_verdict(self) -> None:
+        """Each gate measurement is a row with its step and value, its verdict in that verdict's colour."""
+        page = render_status_page([ROLLED_BACK_CANARY])
+        rows = re.findall(
+            r'<tr class="measurement"><td><code>([^<]*)</code></td><td>([^<]*)</td>'
+            r'<td class="num">([^<]*)</td><td><span class="verdict (v-[a-z]+)">([^<]*)</span>',
+            page,
+        )
+        assert rows == [
+            ("error-rate", "step 1 (10%)", "0.01", "v-successful", "successful"),
+            ("error-rate", "step 2 (50%)", "0.3", "v-failed", "failed"),
+        ]
+        assert ".v-failed { background: var(--bad); }" in page
+
+    def test_traffic_steps_show_their_weights(self) -> None:
+        """Each traffic step shows its weights in words and as a bar split by the weights."""
+        page = render_status_page([ROLLED_BACK_CANARY])
+        assert re.findall(r'<tr class="step" data-label="([^"]+)"', page) == [
+            "step 1 (10%)",
+            "step 2 (50%)",
+            "restored",
+        ]
+        assert "web-blue 90 \u00b7 web-green 10" in page
+        assert (
+            '<span class="w0" style="width:50.00%"></span><span class="w1" style="width:50.00%"></span>'
+            in page
+        )
+        assert "the listener&#x27;s original actions put back" in page
+
+    def test_a_native_deployment_shows_its_hooks_and_stages(self) -> None:
+        """A native deployment lists its hooks (share, action) and ECS's lifecycle stages and status."""
+        page = render_status_page([native_deployment()])
+        assert "Traffic steps (PAUSE hooks)" in page
+        assert '<td class="a-ROLLBACK">ROLLBACK</td>' in page
+        assert "new 40%" in page
+        assert "ECS service deployment: <b>ROLLBACK_SUCCESSFUL</b> (stopped by deploy-agent)" in page
+        stages = re.findall(r'<span class="stage-name">([^<]+)</span>', page)
+        assert stages == ["PRE_SCALE_UP", "PRODUCTION_TRAFFIC_SHIFT", "ROLLBACK_IN_PROGRESS"]
+
+    def test_a_succeeded_deployment_has_no_ending_line(self) -> None:
+        """Only a deployment that did not succeed gets a "why it ended" line."""
+        assert "Why it ended" not in render_status_page([deployment()])
+
+    def test_hostile_details_are_escaped(self) -> None:
+        """Markup in a reason, a step, a gate, a weight's name, a verdict or an action stays text."""
+        hostile = '<img src=x onerror=alert(1)>"'
+        ending = {
+            **ROLLED_BACK_CANARY["ended_because"],
+            "reason": hostile,
+            "step": hostile,
+            "trigger": hostile,
+        }
+        page = render_status_page(
+            [
+                {
+                    **ROLLED_BACK_CANARY,
+                    "ended_because": ending,
+                    "gates": [
+                        {"gate": hostile, "step": hostile, "value": hostile, "verdict": hostile, "at": 1}
+                    ],
+                    "traffic_steps": [{"label": hostile, "weights": {hostile: 50, "b": "x"}, "at": hostile}],
+                },
+                native_deployment(
+                    traffic_steps=[{"point": hostile, "traffic_percent": hostile, "action": hostile}],
+                    service_deployment={"status": hostile, "lifecycle_stages": [{"stage": hostile}]},
+                ),
+            ]
+        )
+        assert "<img" not in page
+        assert page.count("&lt;img src=x onerror=alert(1)&gt;") >= 8
+        assert 'class="verdict v-other"' in page  # an unknown verdict never becomes a class name
+        assert not re.search(r"""(src|href)\s*=|@import|url\(""", page.replace("&lt;img src=", ""))
+
+
 class TestSummary:
     def test_shows_only_listed_fields_never_the_request(self) -> None:
         """A summary holds the listed fields; the request (build args, env values) is left out."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
+from typing import Any, TypeGuard
 
 #: measurements shown per deployment (the newest); the API has them all
 GATES_SHOWN = 12
@@ -110,7 +110,7 @@ def _listener_step(step: dict[str, Any]) -> str:
         shares, bar = "the listener's original actions put back", ""
     else:
         shares = " \u00b7 ".join(f"{name} {_number(w)}" for name, w in weights.items())
-        bar = _weights_bar([float(w) for w in weights.values()], shares)
+        bar = _weights_bar(list(weights.values()), shares)
     dropped = ""
     if step.get("requests") is not None:
         dropped = f"{_number(step.get('failures'))}/{_number(step.get('requests'))} failed"
@@ -125,9 +125,9 @@ def _native_step(step: dict[str, Any]) -> str:
     point, action = str(step.get("point", "")), str(step.get("action", ""))
     percent = step.get("traffic_percent")
     share, bar = "", ""
-    if isinstance(percent, int | float):
+    if _is_number(percent):
         share = f"new {_number(percent)}%"
-        bar = _weights_bar([100.0 - float(percent), float(percent)], share)
+        bar = _weights_bar([100.0 - percent, percent], share)
     action_class = f"a-{action}" if action in _ACTIONS else ""
     return (
         f'<tr class="step" data-label="{escape(point)}"><td><code>{escape(point)}</code></td>'
@@ -137,14 +137,16 @@ def _native_step(step: dict[str, Any]) -> str:
     )
 
 
-def _weights_bar(weights: list[float], title: str) -> str:
-    total = sum(w for w in weights if math.isfinite(w) and w > 0)
+def _weights_bar(weights: list[Any], title: str) -> str:
+    """Return a bar split by ``weights`` (anything but a positive number takes no room)."""
+    numbers = [float(w) if _is_number(w) and w > 0 else 0.0 for w in weights]
+    total = sum(numbers)
     if total <= 0:
         return '<div class="weights"></div>'
     segments = "".join(
         f'<span class="w{min(i, 2)}" style="width:{100.0 * w / total:.2f}%"></span>'
-        for i, w in enumerate(weights)
-        if math.isfinite(w) and w > 0
+        for i, w in enumerate(numbers)
+        if w > 0
     )
     return f'<div class="weights" title="{escape(title)}">{segments}</div>'
 
@@ -187,11 +189,13 @@ def _verdict_class(verdict: Any) -> str:
     return f"v-{verdict}" if verdict in _VERDICTS else "v-other"
 
 
+def _is_number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _number(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "-" if value is None else str(value)
-    if not math.isfinite(value):
-        return "-"
+    if not _is_number(value):
+        return "-" if value is None or isinstance(value, float) else str(value)
     return f"{value:g}" if float(value).is_integer() else f"{value:.4g}"
 
 
