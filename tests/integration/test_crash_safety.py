@@ -205,3 +205,50 @@ def test_short_task_time_limit_still_deploys_blue_green(
     print(f"\n[soft-limit] outcome={result['outcome']} error={result['error']} green left={left}")
     assert result["outcome"] == "succeeded", result["error"]
     assert left == []
+
+
+@pytest.mark.parametrize("point", ["before production traffic", "step 1 (50%)"])
+def test_sigkill_while_ecs_waits_at_a_native_hook_is_resumed_answering_each_hook_once(
+    point: str, sandbox: Sandbox, stack_config: StackConfig, push_app: Any, tmp_path: Path
+) -> None:
+    """A worker killed at one of ECS's PAUSE hooks: another answers it; no hook is continued twice."""
+    from ecs_sandbox.native_setup import provision_native
+    from tests.integration.test_native_strategies import native_request
+
+    cluster, service = "chaos", unique("nat")
+    setup = provision_native(sandbox, cluster, service, image=push_app("v1"), desired_count=1)
+    request = native_request(
+        setup,
+        cluster,
+        service,
+        push_app("v2"),
+        type="ecs_linear",
+        step_percent=50.0,
+        step_bake_time_in_minutes=1,
+    )
+    request["timeout_seconds"] = 150
+    continues_before = count_calls(sandbox, "ContinueServiceDeployment")
+    with chaos_stack(stack_config, tmp_path, CRASH_ENV) as stack:
+        worker_a = stack.start_worker("a")
+        pending = stack.publish(request)
+        stack.wait_for_event(
+            request["deployment_id"], lambda e: e["event"] == "hook_reached" and e.get("point") == point
+        )
+        kill_group(worker_a)
+        killed_at = time.monotonic()
+        stack.wait_until_redeliverable()
+        stack.start_worker("b")
+        result = stack.result(pending)
+        recovered = time.monotonic() - killed_at
+    continues = count_calls(sandbox, "ContinueServiceDeployment") - continues_before
+    print(f"\n[sigkill] native hook {point!r}: {result['outcome']} {recovered:.1f} s after the kill")
+    assert result["outcome"] == "succeeded", (result["error"], result["service_deployment"])
+    hooks = result["service_deployment"]["hooks"]
+    assert [h["point"] for h in hooks] == [
+        "test traffic",
+        "before production traffic",
+        "step 1 (50%)",
+        "step 2 (100%)",
+    ]
+    assert continues == 4, f"ContinueServiceDeployment sent {continues} times for 4 hook firings"
+    assert served_version(setup) == "v2"

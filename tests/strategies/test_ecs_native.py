@@ -271,6 +271,9 @@ class TestDeploy:
         deploy(aws, again)
         deploy(aws, again)
         assert len(aws.ecs.answers) == 1
+        native = again.state.service_deployment
+        assert native is not None
+        assert [h.point for h in native.hooks] == ["test traffic"]  # recorded once, before the call
 
     def test_a_lost_update_reply_is_found_by_listing(self) -> None:
         """Without currentServiceDeployment in the reply, the deployment of our revision is listed."""

@@ -142,14 +142,15 @@ def follow_deployment(run: Run[NativeMemory], points: Sequence[str], judge: Judg
         return Progress.finished()  # the rollback stage stops ECS's deployment
     if not verdict.done:
         return verdict
-    memory.answering = key
-    if point != points[-1]:
-        begin_watch(run, point)  # the traffic shift this answer lets ECS make is watched
-    run.save()  # a redelivered step that finds this firing gone knows it was answered
+    if memory.answering != key:  # (the same key: a retry after a crash before the call)
+        memory.answering = key
+        _record_hook(run, hook, point, "CONTINUE", _weight(found), None)
+        if point != points[-1]:
+            begin_watch(run, point)  # the traffic shift this answer lets ECS make is watched
+        run.save()  # a redelivered step that finds this firing gone knows it was answered
     run.ports.ecs.continue_service_deployment(native.arn, str(hook.get("hookId")), "CONTINUE")
     memory.answered.append(key)
     memory.answering = memory.judging = memory.judging_key = None
-    _record_hook(run, hook, point, "CONTINUE", _weight(found), None)
     return Progress.wait(run.tunables.poll.fast)
 
 
