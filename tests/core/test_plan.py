@@ -356,3 +356,25 @@ def test_every_recipe_step_has_a_text(strategy: str) -> None:
 def test_every_strategy_is_in_the_recipe_table() -> None:
     """A new strategy must be added to ``OPTIONS`` so its recipe is checked above."""
     assert sorted(OPTIONS) == strategy_names()
+
+
+def test_analysis_gates_are_shown_with_the_other_gates() -> None:
+    """A hold's text names each analysis gate with its query, server, cadence and conditions."""
+    analysis = {
+        "name": "error-rate",
+        "url": "http://prometheus.internal:9090",
+        "query": "sum(rate(errors[1m]))",
+        "success_condition": "result < 0.01",
+        "failure_condition": "result >= 0.05",
+        "interval_seconds": 30,
+        "count": 5,
+    }
+    msg = message(
+        strategy={"type": "canary", "load_balancer": LB, "steps": [{"weight": 10}]}, analysis=[analysis]
+    )
+    steps = steps_of(msg, temp_service="web-canary-d1")
+    text = next(t for _, n, t, _ in steps if n == "weight_10")
+    assert text.endswith(
+        "hold 0 s while the gates pass: analysis error-rate (sum(rate(errors[1m])) at "
+        "http://prometheus.internal:9090, every 30 s, 5 times, success result < 0.01, failure result >= 0.05)"
+    )

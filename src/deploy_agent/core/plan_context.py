@@ -66,4 +66,10 @@ def gates_text(ctx: PlanContext) -> str:
         gates.append(f"health {health.url} (status {health.expected_status}{latency})")
     if alarms:
         gates.append(f"alarms {', '.join(alarms)} not in ALARM")
+    for gate in ctx.request.analysis:
+        failing = f", failure {gate.failure_condition}" if gate.failure_condition else ""
+        gates.append(
+            f"analysis {gate.name} ({gate.query} at {gate.url}, every {gate.interval_seconds:g} s, "
+            f"{gate.count} times, success {gate.success_condition}{failing})"
+        )
     return "; ".join(gates) if gates else "no gates (no health_check.url, no rollback.alarm_names)"
