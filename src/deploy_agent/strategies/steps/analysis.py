@@ -66,11 +66,6 @@ def look_at_analysis(run: Run[GateMemory], label: str) -> AnalysisLook:
     return AnalysisLook(not running, next_in=next_in)
 
 
-def describe_failure(label: str, gate: str, decision_reason: str) -> str:
-    """Return the failure message of a hold whose analysis gate failed."""
-    return f"{label}: analysis {gate} failed: {decision_reason}"
-
-
 def _measure(
     run: Run[GateMemory], gate: AnalysisGate, record: AnalysisRecord, label: str
 ) -> AnalysisDecision:

@@ -15,7 +15,7 @@ from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.redact import mask_url
 from deploy_agent.core.traffic import gate_verdict
 from deploy_agent.strategies.base import Progress, Run
-from deploy_agent.strategies.steps.analysis import describe_failure, look_at_analysis
+from deploy_agent.strategies.steps.analysis import look_at_analysis
 from deploy_agent.strategies.steps.memory import AnalysisRecord, GateMemory, ProbeRecord, TrafficMemory
 
 PROBES_KEPT = 20
@@ -47,7 +47,7 @@ def hold_gates(run: Run[GateMemory], label: str, seconds: float) -> Progress:
     analysis = look_at_analysis(run, label)
     if analysis.failed is not None:
         name, reason = analysis.failed
-        return run.fail("analysis_failed", describe_failure(label, name, reason), Trigger.ANALYSIS)
+        return run.fail("analysis_failed", f"{label}: analysis {name} failed: {reason}", Trigger.ANALYSIS)
     remaining = seconds - (run.now() - started).total_seconds()
     if remaining <= 0 and analysis.succeeded:
         return Progress.finished()
