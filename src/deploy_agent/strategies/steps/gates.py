@@ -55,11 +55,6 @@ def hold_gates(run: Run[GateMemory], label: str, seconds: float) -> Progress:
     return Progress.wait(min(waits))
 
 
-def gate_pause(run: Run[GateMemory], seconds: float, label: str) -> Progress:
-    """``hold_gates`` under its earlier name and argument order."""
-    return hold_gates(run, label, seconds)
-
-
 def check_gates(run: Run[GateMemory]) -> tuple[str, str] | None:
     """Return (gate, reason) of the first failing gate, or None when all pass for now.
 
