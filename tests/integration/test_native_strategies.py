@@ -131,6 +131,16 @@ class TestNativeBlueGreen:
         stages = [s["stage"] for s in native["lifecycle_stages"]]
         assert "BAKE_TIME" in stages or "CLEAN_UP" in stages, stages
         assert result["zero_downtime"]["failures"] == 0
+        ecs = boto3.client("ecs")
+        config = ecs.describe_services(cluster=cluster, services=[service])["services"][0][
+            "deploymentConfiguration"
+        ]
+        assert [h for h in config.get("lifecycleHooks", []) if h["targetType"] == "PAUSE"] == []
+        listed = ecs.list_service_deployments(cluster=cluster, service=service)["serviceDeployments"]
+        newest = max(listed, key=lambda d: d["createdAt"])
+        assert (
+            newest["serviceDeploymentArn"] == native["service_deployment_arn"]
+        )  # taking hooks off started none
 
 
 class TestNativeShares:

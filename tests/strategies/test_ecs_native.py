@@ -208,6 +208,9 @@ class TestDeploy:
         native = run.state.service_deployment
         assert native is not None
         assert native.status == "SUCCESSFUL"
+        (released,) = aws.ecs.configuration_updates  # our PAUSE hooks would hold anyone's next deployment
+        assert released["strategy"] == "LINEAR"
+        assert [h for h in released["lifecycleHooks"] if h["targetType"] == "PAUSE"] == []
         assert [h.point for h in native.hooks] == [
             "test traffic",
             "before production traffic",
@@ -239,6 +242,7 @@ class TestDeploy:
         final = aws.redeliver()
         assert aws.step(rollback, final).done
         assert final.state.rollback_done
+        assert len(aws.ecs.configuration_updates) == 1  # the hooks are off the service after a rollback too
 
     def test_ecs_rolling_back_by_itself_is_rolled_back_with_its_cause(self) -> None:
         """The circuit breaker's rollback is reported with its counts, never as success."""

@@ -6,6 +6,7 @@ ECS port has one adapter.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,18 @@ class ServiceDeploymentCalls:
             serviceDeploymentArn=arn,
             hookId=hook_id,
             action=action,
+        )
+
+    def update_deployment_configuration(
+        self, cluster: str, service: str, deployment_configuration: Mapping[str, Any]
+    ) -> None:
+        """Change only the service's deploymentConfiguration: without a new task definition or
+        forceNewDeployment, ECS starts no deployment; the change applies to the next one."""
+        call(
+            self._clients.ecs.update_service,
+            cluster=cluster,
+            service=service,
+            deploymentConfiguration=dict(deployment_configuration),
         )
 
     def stop_service_deployment(self, arn: str, stop_type: str) -> None:

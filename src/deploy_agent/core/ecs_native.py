@@ -122,6 +122,19 @@ def plan_deployment_configuration(
     return config
 
 
+def plan_hooks_released(current: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return the service's deploymentConfiguration without PAUSE hooks, or None when it has none.
+
+    Left on the service, our hooks would hold every later deployment, made by anyone, until their
+    timeout rolled it back; the next deployment of ours puts them back.
+    """
+    hooks = list(current.get("lifecycleHooks") or [])
+    kept = [h for h in hooks if h.get("targetType") != "PAUSE"]
+    if len(kept) == len(hooks):
+        return None
+    return {**current, "lifecycleHooks": kept}
+
+
 def plan_hook_timeout(minutes: int, approval_timeout_seconds: float | None) -> int:
     """Return the hook timeout in minutes: the message's, stretched to outlast a human's approval."""
     if approval_timeout_seconds is None:

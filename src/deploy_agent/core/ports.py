@@ -68,6 +68,12 @@ class EcsPort(Protocol):
 
     def continue_service_deployment(self, arn: str, hook_id: str, action: str) -> None: ...
 
+    def update_deployment_configuration(
+        self, cluster: str, service: str, deployment_configuration: Mapping[str, Any]
+    ) -> None:
+        """Change only the service's deploymentConfiguration (no new deployment starts)."""
+        ...
+
     def stop_service_deployment(self, arn: str, stop_type: str) -> None: ...
 
 

@@ -40,6 +40,7 @@ from deploy_agent.strategies.steps.native import (
     NativeMemory,
     find_deployment,
     follow_deployment,
+    release_hooks,
     start_deployment,
     stop_deployment,
 )
@@ -141,14 +142,20 @@ class EcsNative:
             found = find_deployment(run)
             if not found.done or run.state.failure is not None:
                 return found
-        return follow_deployment(run, plan_hook_points(shape_of(_options(run.request))), judge_point)
+        followed = follow_deployment(run, plan_hook_points(shape_of(_options(run.request))), judge_point)
+        if followed.done and run.state.failure is None:
+            release_hooks(run)
+        return followed
 
     def rollback(self, run: Run[NativeMemory]) -> Progress:
         if run.state.service_deployment is None and run.memory.update_sent:
             found = find_deployment(run)  # a crash right after UpdateService: find what ECS started
             if not found.done:
                 return found
-        return stop_deployment(run)
+        stopped = stop_deployment(run)
+        if stopped.done:
+            release_hooks(run)
+        return stopped
 
     def recipe(self, request: DeployToECSTask) -> list[str]:
         return native_step_names(shape_of(_options(request)))

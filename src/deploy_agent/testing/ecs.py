@@ -111,6 +111,7 @@ class FakeEcs(FakeServiceDeployments):
             "desiredCount": self.desired_count,
             "loadBalancers": copy.deepcopy(self.load_balancers),
             "deployments": copy.deepcopy(self.deployments),
+            "deploymentConfiguration": copy.deepcopy(self.deployment_configuration),
             "events": [],
         }
 
@@ -127,6 +128,7 @@ class FakeEcs(FakeServiceDeployments):
         deployment_configuration: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         config = dict(deployment_configuration or {})
+        self.deployment_configuration.update(copy.deepcopy(config))
         self.updates.append(
             UpdateCall(
                 cluster,

@@ -8,6 +8,7 @@ what the worker answered (``answers``, ``stops``). Shapes follow botocore's Serv
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,10 @@ class FakeServiceDeployments:
     #: when False, UpdateService's reply does not name the deployment (older APIs): the worker lists
     names_current_deployment: bool = True
     hooks_fired: int = 0
+    #: the service's deploymentConfiguration as UpdateService last set it
+    deployment_configuration: dict[str, Any] = field(default_factory=dict)
+    #: each deploymentConfiguration-only UpdateService (the worker taking its PAUSE hooks off)
+    configuration_updates: list[dict[str, Any]] = field(default_factory=list)
 
     def start_native(self, cluster: str, service: str, task_definition: str, config: dict[str, Any]) -> str:
         """Record a native UpdateService; return the new service deployment's ARN."""
@@ -128,6 +133,12 @@ class FakeServiceDeployments:
         hooks[0]["status"] = "SUCCEEDED"
         if action == "ROLLBACK":
             dep["status"] = "ROLLBACK_REQUESTED"
+
+    def update_deployment_configuration(
+        self, cluster: str, service: str, deployment_configuration: Mapping[str, Any]
+    ) -> None:
+        self.configuration_updates.append(copy.deepcopy(dict(deployment_configuration)))
+        self.deployment_configuration = copy.deepcopy(dict(deployment_configuration))
 
     def stop_service_deployment(self, arn: str, stop_type: str) -> None:
         dep = self._deployment(arn)

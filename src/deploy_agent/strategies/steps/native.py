@@ -24,6 +24,7 @@ from deploy_agent.core.ecs_native import (
     hook_key,
     plan_deployment_configuration,
     plan_hook_timeout,
+    plan_hooks_released,
 )
 from deploy_agent.core.errors import AwsNotFound
 from deploy_agent.core.outcome import Phase, Trigger
@@ -43,6 +44,8 @@ class NativeMemory(NativeGateMemory):
     """What the native steps keep: the UpdateService sent, the hooks answered, the stop sent."""
 
     update_sent: bool = False
+    #: our PAUSE hooks were taken off the service after its deployment ended
+    hooks_released: bool = False
     #: the keys (``hook_key``) of the hook firings answered
     answered: list[str] = Field(default_factory=list)
     #: the firing being answered now (saved before ContinueServiceDeployment)
@@ -190,8 +193,17 @@ def stop_deployment(run: Run[NativeMemory]) -> Progress:
     return Progress.wait(run.poll_seconds)
 
 
-def has_started(run: Run[NativeMemory]) -> bool:
-    return run.state.service_deployment is not None
+def release_hooks(run: Run[NativeMemory]) -> None:
+    """Take our PAUSE hooks off the service once ECS's deployment has ended (once, idempotent)."""
+    memory, state = run.memory, run.state
+    if memory.hooks_released or not memory.update_sent:
+        return
+    service = run.ports.ecs.describe_service(state.cluster, state.service)
+    released = plan_hooks_released(service.get("deploymentConfiguration") or {})
+    if released is not None:
+        run.ports.ecs.update_deployment_configuration(state.cluster, state.service, released)
+        run.emit("pause_hooks_removed")
+    memory.hooks_released = True
 
 
 def _adopt(run: Run[NativeMemory], arn: str) -> None:
