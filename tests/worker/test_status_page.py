@@ -192,19 +192,25 @@ class TestDetails:
         assert ".v-failed { background: var(--bad); }" in page
 
     def test_traffic_steps_show_their_weights(self) -> None:
-        """Each traffic step shows its weights in words and as a bar split by the weights."""
+        """Each traffic step shows its weights as numbers under named target groups, and as a split bar."""
         page = render_status_page([ROLLED_BACK_CANARY])
         assert re.findall(r'<tr class="step" data-label="([^"]+)"', page) == [
             "step 1 (10%)",
             "step 2 (50%)",
             "restored",
         ]
-        assert "web-blue 90 \u00b7 web-green 10" in page
+        assert re.findall(r'<td (?:colspan="2" )?class="shares">([^<]*)</td>', page) == [
+            "90 / 10",
+            "50 / 50",
+            "original actions put back",
+        ]
+        legend = '<span class="swatch w0"></span>web-blue <span class="swatch w1"></span>web-green'
+        assert legend in page  # the target groups are named once, in the order of the weights
+        assert 'title="web-blue 90 \u00b7 web-green 10"' in page
         assert (
             '<span class="w0" style="width:50.00%"></span><span class="w1" style="width:50.00%"></span>'
             in page
         )
-        assert "the listener&#x27;s original actions put back" in page
 
     def test_a_native_deployment_shows_its_hooks_and_stages(self) -> None:
         """A native deployment lists its hooks (share, action) and ECS's lifecycle stages and status."""

@@ -31,8 +31,8 @@ DETAIL_STYLE = """
   margin-top: 8px; }
 .details h3 { font-size: 11px; margin: 0 0 4px; color: var(--muted); text-transform: uppercase;
   letter-spacing: .04em; }
-.details table { border-collapse: collapse; width: 100%; font-size: 12px; }
-.details td, .details th { padding: 1px 6px 1px 0; text-align: left; white-space: nowrap; }
+.details table { border-collapse: collapse; font-size: 12px; }
+.details td, .details th { padding: 1px 12px 1px 0; text-align: left; white-space: nowrap; }
 .details th { color: var(--muted); font-weight: 500; }
 .details .num { text-align: right; font-variant-numeric: tabular-nums; }
 .details .more { color: var(--muted); font-size: 11px; }
@@ -42,8 +42,13 @@ DETAIL_STYLE = """
 .a-CONTINUE { color: var(--ok); font-weight: 600; } .a-ROLLBACK { color: var(--bad); font-weight: 600; }
 .weights { display: flex; width: 160px; height: 10px; border-radius: 2px; overflow: hidden;
   background: #f0f2f4; }
-.weights .w0 { background: #8c959f; } .weights .w1 { background: var(--ok); }
-.weights .w2 { background: var(--run); }
+.w0 { background: #8c959f; } .w1 { background: var(--ok); } .w2 { background: var(--run); }
+.details > div { min-width: 0; overflow: hidden; }
+.details > div:only-child { grid-column: 1 / -1; }
+.details td.shares { white-space: normal; overflow-wrap: anywhere; }
+.legend { margin: 0 0 4px; font-size: 12px; color: var(--muted); overflow-wrap: anywhere; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 4px;
+  vertical-align: -1px; }
 .lifecycle { font-size: 12px; color: var(--muted); margin-top: 4px; }
 .lifecycle .stage-name { font: 11px ui-monospace, monospace; color: var(--fg); }
 """
@@ -98,25 +103,43 @@ def _ending(ended: dict[str, Any]) -> str:
 def _traffic(steps: list[dict[str, Any]], native: bool) -> str:
     if not steps:
         return ""
-    rows = "".join(_native_step(s) if native else _listener_step(s) for s in steps)
+    if native:
+        head = '<tr><th>hook</th><th colspan="2">new revision\'s share</th><th>answer</th>'
+        rows, legend = "".join(_native_step(s) for s in steps), ""
+    else:
+        head = '<tr><th>step</th><th colspan="2">weights</th><th class="num">requests failed</th>'
+        # The target groups are named once, above the table: their names are long and alike.
+        groups = next((list(s["weights"]) for s in steps if s.get("weights")), [])
+        rows = "".join(_listener_step(s, groups) for s in steps)
+        legend = "".join(
+            f'<span class="swatch w{min(i, 2)}"></span>{escape(name)} ' for i, name in enumerate(groups)
+        )
+        legend = f'<p class="legend">{legend}</p>' if legend else ""
     title = "Traffic steps (PAUSE hooks)" if native else "Traffic steps"
-    return f'<div class="traffic"><h3>{title}</h3><table>{rows}</table></div>'
+    return (
+        f'<div class="traffic"><h3>{title}</h3>{legend}<table>{head}<th class="num">time</th></tr>'
+        f"{rows}</table></div>"
+    )
 
 
-def _listener_step(step: dict[str, Any]) -> str:
+def _listener_step(step: dict[str, Any], groups: list[str]) -> str:
     label = str(step.get("label", ""))
     weights = step.get("weights") or {}
     if not weights:
-        shares, bar = "the listener's original actions put back", ""
+        shares, bar = "original actions put back", ""
     else:
-        shares = " \u00b7 ".join(f"{name} {_number(w)}" for name, w in weights.items())
-        bar = _weights_bar(list(weights.values()), shares)
+        named = " \u00b7 ".join(f"{name} {_number(w)}" for name, w in weights.items())
+        same = list(weights) == groups
+        shares = " / ".join(_number(w) for w in weights.values()) if same else named
+        bar = _weights_bar(list(weights.values()), named)
     dropped = ""
     if step.get("requests") is not None:
-        dropped = f"{_number(step.get('failures'))}/{_number(step.get('requests'))} failed"
+        dropped = f"{_number(step.get('failures'))} of {_number(step.get('requests'))}"
+    shown = f'class="shares">{escape(shares)}</td>'
+    cells = f"<td>{bar}</td><td {shown}" if bar else f'<td colspan="2" {shown}'
     return (
         f'<tr class="step" data-label="{escape(label)}"><td><code>{escape(label)}</code></td>'
-        f'<td>{bar}</td><td>{escape(shares)}</td><td class="num">{escape(dropped)}</td>'
+        f'{cells}<td class="num">{escape(dropped)}</td>'
         f'<td class="num">{escape(_time(step.get("at")))}</td></tr>'
     )
 
