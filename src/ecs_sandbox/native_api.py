@@ -117,18 +117,28 @@ def answer(operation: str, response: Any, controllers: Sequence[NativeController
             arns = _arns(params, "serviceDeploymentArns")
             counts = controller.task_counts
             found = [controller.deployments[a] for a in arns if a in controller.deployments]
-            return ActionResult({
-                "serviceDeployments": [
-                    d.to_api(lambda r: counts.get(r.ecs_deployment_id, (0, 0, 0))) for d in found
-                ],
-                "failures": [{"arn": a, "reason": "MISSING"} for a in arns if a not in controller.deployments],
-            })  # fmt: skip
+            return ActionResult(
+                {
+                    "serviceDeployments": [
+                        d.to_api(lambda r: counts.get(r.ecs_deployment_id, (0, 0, 0))) for d in found
+                    ],
+                    "failures": [
+                        {"arn": a, "reason": "MISSING"} for a in arns if a not in controller.deployments
+                    ],
+                }
+            )
         if operation == "describe_service_revisions":
             arns = _arns(params, "serviceRevisionArns")
-            return ActionResult({
-                "serviceRevisions": [controller.revisions[a].to_api() for a in arns if a in controller.revisions],
-                "failures": [{"arn": a, "reason": "MISSING"} for a in arns if a not in controller.revisions],
-            })  # fmt: skip
+            return ActionResult(
+                {
+                    "serviceRevisions": [
+                        controller.revisions[a].to_api() for a in arns if a in controller.revisions
+                    ],
+                    "failures": [
+                        {"arn": a, "reason": "MISSING"} for a in arns if a not in controller.revisions
+                    ],
+                }
+            )
     arn = str(params["serviceDeploymentArn"])
     if operation == "continue_service_deployment":
         action = str(params.get("action") or "CONTINUE")  # "the default action is CONTINUE"

@@ -206,7 +206,10 @@ def load_balancer_refusal(load_balancers: list[dict[str, Any]], forwards: Forwar
         advanced = balancer.get("advancedConfiguration")
         primary = balancer.get("targetGroupArn")
         if not advanced:
-            return "advancedConfiguration is required for each load balancer of a service using a native deployment strategy."
+            return (
+                "advancedConfiguration is required for each load balancer of a service using "
+                "a native deployment strategy."
+            )
         alternate = advanced.get("alternateTargetGroupArn")
         if not alternate:
             return "alternateTargetGroupArn is required in advancedConfiguration."

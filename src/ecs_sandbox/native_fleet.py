@@ -17,6 +17,7 @@ from typing import Any
 from moto.backends import get_backend
 
 from .containers import ContainerState
+from .native_records import Revision, new_revision_arn
 from .task_runner import TaskRunner
 from .tasks import TaskRecord, is_gone
 
@@ -42,6 +43,33 @@ def resolved_load_balancers(service: Any, side: str) -> list[dict[str, Any]]:
         for view in side_load_balancers(service, side)
         if view.get("targetGroupArn")
     ]
+
+
+def make_revision(
+    backend: Any, region: str, account: str, service: Any, ecs: dict[str, Any], side: str
+) -> Revision:
+    """Return the ServiceRevision of one of the service's ``deployments[]`` entries, served from ``side``."""
+    definition = backend.describe_task_definition(ecs["taskDefinition"])
+    return Revision(
+        arn=new_revision_arn(region, account, service.cluster_name, service.name),
+        service_arn=service.arn,
+        cluster_arn=backend.clusters[service.cluster_name].arn,
+        task_definition=definition.arn,
+        side=side,
+        resolved=resolved_load_balancers(service, side),
+        ecs_deployment_id=ecs["id"],
+        service_fields={
+            "launchType": service.launch_type,
+            "platformVersion": service.platform_version,
+            "platformFamily": ecs.get("platformFamily"),
+            "loadBalancers": list(service.load_balancers),
+            "networkConfiguration": service.network_configuration or None,
+            "capacityProviderStrategy": getattr(service, "capacity_provider_strategy", None),
+        },
+        container_images=[
+            {"containerName": c["name"], "image": c["image"]} for c in definition.container_definitions
+        ],
+    )
 
 
 class ServiceView:
@@ -108,6 +136,27 @@ class Fleet:
             return []
         definition = backend.describe_task_definition(task_definition)
         return [self.tasks.start(backend, region, service, definition, deployment_id) for _ in range(missing)]
+
+    def keep(
+        self,
+        backend: Any,
+        region: str,
+        service: Any,
+        revision: Revision,
+        records: list[TaskRecord],
+        states: dict[str, ContainerState],
+    ) -> list[TaskRecord]:
+        """Keep a revision at the service's desired count (failed tasks replaced, scaling followed)."""
+        return self.maintain(
+            backend,
+            region,
+            service,
+            revision.ecs_deployment_id,
+            revision.task_definition,
+            service.desired_count,
+            records,
+            states,
+        )
 
     def stop_all(
         self, records: list[TaskRecord], deployment_id: str, reason: str, states: dict[str, ContainerState]

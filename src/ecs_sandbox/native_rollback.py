@@ -1,4 +1,4 @@
-"""Traffic shifts, and every way a native deployment ends early: rollback, stop, superseded, monitors.
+"""Traffic shifts, and every way a native deployment ends: success, rollback, stop, superseded, monitors.
 
 A rollback of a native deployment is a weight flip back to the running revision while it still runs
 (bake time keeps it: https://docs.aws.amazon.com/AmazonECS/latest/developerguide/
@@ -45,6 +45,10 @@ class NativeState:
         return next((d for d in reversed(self.deployments) if not d.finished), None)
 
 
+def _named(service: Any, sd: ServiceDeployment) -> str:
+    return f"(service {service.name}) (deployment {sd.ecs_deployment_id})"
+
+
 def _other(side: str) -> str:
     return "primary" if side == "alternate" else "alternate"
 
@@ -58,9 +62,13 @@ class Rollbacks:
         self.log = log
 
     def shift(
-        self, region: str, service: Any, sd: ServiceDeployment, production: float | None = None,
+        self,
+        region: str,
+        service: Any,
+        sd: ServiceDeployment,
+        production: float | None = None,
         test: float | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Set the share of production and/or test traffic on the deployment's new revision."""
         blue_side = sd.sources[0].side if sd.sources else _other(sd.target.side)
         for balancer in service.load_balancers:
@@ -131,9 +139,7 @@ class Rollbacks:
             and sd.failure_count >= sd.breaker_threshold
         ):
             sd.touch(breaker_status="TRIGGERED")
-            events.append(
-                f"(service {service.name}) (deployment {sd.ecs_deployment_id}) deployment failed: tasks failed to start."
-            )
+            events.append(f"{_named(service, sd)} deployment failed: tasks failed to start.")
             (self.request if config.breaker_rollback else self.stop)(sd, _BREAKER)
             return True
         if config.alarms_enabled and sd.alarm_status == "MONITORING":
@@ -141,17 +147,23 @@ class Rollbacks:
             if triggered:
                 sd.touch(alarm_status="TRIGGERED", triggered_alarms=triggered)
                 reason = f"ECS deployment alarms: {', '.join(triggered)} in ALARM."
-                events.append(
-                    f"(service {service.name}) (deployment {sd.ecs_deployment_id}) deployment failed: alarm detected."
-                )
+                events.append(f"{_named(service, sd)} deployment failed: alarm detected.")
                 (self.request if config.alarm_rollback else self.stop)(sd, reason)
                 return True
         return False
 
     def advance(
-        self, backend: Any, region: str, service: Any, state: NativeState, sd: ServiceDeployment,
-        records: list[TaskRecord], memory: ServiceMemory, states: dict[str, ContainerState], events: list[str],
-    ) -> list[TaskRecord]:  # fmt: skip
+        self,
+        backend: Any,
+        region: str,
+        service: Any,
+        state: NativeState,
+        sd: ServiceDeployment,
+        records: list[TaskRecord],
+        memory: ServiceMemory,
+        states: dict[str, ContainerState],
+        events: list[str],
+    ) -> list[TaskRecord]:
         """Play one tick of a rollback or stop; return the running revision's tasks started."""
         rolling_back = sd.status != "STOP_REQUESTED"
         source = sd.sources[0] if sd.sources else None
@@ -164,9 +176,15 @@ class Rollbacks:
             if rolling_back:
                 sd.touch(status="ROLLBACK_IN_PROGRESS")
         started = self.fleet.maintain(
-            backend, region, service, source.ecs_deployment_id, source.task_definition,
-            service.desired_count, records, states,
-        )  # fmt: skip
+            backend,
+            region,
+            service,
+            source.ecs_deployment_id,
+            source.task_definition,
+            service.desired_count,
+            records,
+            states,
+        )
         if not present(records, sd.target.ecs_deployment_id):
             now = utcnow()
             if rolling_back:
@@ -180,10 +198,43 @@ class Rollbacks:
             )
         return started
 
+    def succeed(
+        self,
+        service: Any,
+        state: NativeState,
+        sd: ServiceDeployment,
+        memory: ServiceMemory,
+        events: list[str],
+    ) -> None:
+        """End the deployment SUCCESSFUL: its revision is production now, its ECS deployment COMPLETED."""
+        sd.touch(
+            status="SUCCESSFUL",
+            finished_at=utcnow(),
+            status_reason="Service deployment completed.",
+            breaker_status="MONITORING_COMPLETE" if sd.breaker_status == "MONITORING" else sd.breaker_status,
+            alarm_status="MONITORING_COMPLETE" if sd.alarm_status == "MONITORING" else sd.alarm_status,
+        )
+        state.production = sd.target
+        ecs = next((d for d in service.deployments if d["id"] == sd.ecs_deployment_id), None)
+        if ecs is not None:
+            set_rollout(ecs, "COMPLETED", f"ECS deployment {ecs['id']} completed.")
+            self.log.record(service, ecs)
+            memory.last_completed = (ecs["id"], ecs["taskDefinition"])
+        events.append(f"(service {service.name}) (deployment {sd.ecs_deployment_id}) deployment completed.")
+        events.append(f"(service {service.name}) has reached a steady state.")
+
     def _flip(
-        self, region: str, service: Any, state: NativeState, sd: ServiceDeployment, source: Revision,
-        memory: ServiceMemory, records: list[TaskRecord], states: dict[str, ContainerState], events: list[str],
-    ) -> None:  # fmt: skip
+        self,
+        region: str,
+        service: Any,
+        state: NativeState,
+        sd: ServiceDeployment,
+        source: Revision,
+        memory: ServiceMemory,
+        records: list[TaskRecord],
+        states: dict[str, ContainerState],
+        events: list[str],
+    ) -> None:
         """Traffic back to the running revision, its ECS deployment PRIMARY again, the new tasks stopped."""
         self.shift(region, service, sd, production=0.0, test=0.0)
         self.fleet.stop_all(records, sd.target.ecs_deployment_id, sd.status_reason or "Rolled back", states)

@@ -69,9 +69,14 @@ def provision_native(
     """
     ecs, elbv2 = sandbox.client("ecs"), sandbox.client("elbv2")
     blue = provision_service(
-        sandbox, cluster, service, image, desired_count=desired_count, timeout_seconds=timeout_seconds,
+        sandbox,
+        cluster,
+        service,
+        image,
+        desired_count=desired_count,
+        timeout_seconds=timeout_seconds,
         **service_options,
-    )  # fmt: skip
+    )
     model = elbv2.describe_target_groups(TargetGroupArns=[blue.target_group_arn])["TargetGroups"][0]
     green = elbv2.create_target_group(
         Name=f"{service[:22]}-green-tg",
@@ -89,19 +94,26 @@ def provision_native(
     elbv2.modify_target_group_attributes(
         TargetGroupArn=green, Attributes=[a for a in delay if a["Key"] == DELAY_ATTRIBUTE]
     )
-    both = {"TargetGroups": [{"TargetGroupArn": blue.target_group_arn, "Weight": 100}, {"TargetGroupArn": green, "Weight": 0}]}
+    both = {
+        "TargetGroups": [
+            {"TargetGroupArn": blue.target_group_arn, "Weight": 100},
+            {"TargetGroupArn": green, "Weight": 0},
+        ]
+    }
     production_rule = elbv2.create_rule(
-        ListenerArn=blue.listener_arn, Priority=1, Conditions=_EVERYTHING,
+        ListenerArn=blue.listener_arn,
+        Priority=1,
+        Conditions=_EVERYTHING,
         Actions=[{"Type": "forward", "ForwardConfig": both}],
-    )["Rules"][0]["RuleArn"]  # fmt: skip
+    )["Rules"][0]["RuleArn"]
     balancer = elbv2.describe_listeners(ListenerArns=[blue.listener_arn])["Listeners"][0]["LoadBalancerArn"]
     to_blue = [{"Type": "forward", "TargetGroupArn": blue.target_group_arn}]
     test_listener = elbv2.create_listener(
         LoadBalancerArn=balancer, Protocol="HTTP", Port=8080, DefaultActions=to_blue
     )["Listeners"][0]["ListenerArn"]
-    test_rule = elbv2.create_rule(ListenerArn=test_listener, Priority=1, Conditions=_EVERYTHING, Actions=to_blue)[
-        "Rules"
-    ][0]["RuleArn"]
+    test_rule = elbv2.create_rule(
+        ListenerArn=test_listener, Priority=1, Conditions=_EVERYTHING, Actions=to_blue
+    )["Rules"][0]["RuleArn"]
     role = f"arn:aws:iam::{blue.cluster_arn.split(':')[4]}:role/ecsInfrastructureRoleForLoadBalancers"
     described = ecs.describe_services(cluster=cluster, services=[service])["services"][0]
     load_balancers = [

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from ecs_sandbox import Sandbox, aws_rules
+from ecs_sandbox import Sandbox, aws_rules, provision_native
 from ecs_sandbox.provision import provision_service
 from ecs_sandbox.realism import IDEALISED
 
@@ -362,12 +362,18 @@ class TestProvisionUnderTheRules:
     def test_provisioned_service_is_valid_and_keeps_a_native_strategy(
         self, rules: Sandbox, web_image: Callable[[str, str], str]
     ) -> None:
-        """provision_service passes the target-group rule and keeps a BLUE_GREEN configuration."""
-        provisioned = provision_service(
-            rules, "c", "web", web_image("v1", "ok"), desired_count=1, deployment_configuration=BLUE_GREEN
+        """BLUE_GREEN without advancedConfiguration is refused; provision_native's BLUE_GREEN is kept."""
+        with pytest.raises(ClientError) as refused:
+            provision_service(
+                rules, "c", "web", web_image("v1", "ok"), desired_count=1, deployment_configuration=BLUE_GREEN
+            )
+        assert refused.value.response["Error"]["Code"] == "InvalidParameterException"
+
+        provisioned = provision_native(
+            rules, "c", "native", web_image("v1", "ok"), desired_count=1, deployment_configuration=BLUE_GREEN
         )
 
-        described = rules.client("ecs").describe_services(cluster="c", services=["web"])["services"][0]
+        described = rules.client("ecs").describe_services(cluster="c", services=["native"])["services"][0]
         assert described["deploymentConfiguration"]["strategy"] == "BLUE_GREEN"
         assert described["runningCount"] == 1
         assert provisioned.url
