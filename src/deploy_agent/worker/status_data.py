@@ -28,7 +28,6 @@ GATE_OF_FAILURE = {
     "analysis_failed": "analysis",
     "health_check_failed": "health",
     "deadline_exceeded": "deadline",
-    "rollout_failed": "rollout",
 }
 #: what made ECS roll its own deployment back, by trigger (``core.ecs_native.assess_rollback_cause``)
 GATE_OF_ECS_TRIGGER = {"alarm": "alarm", "circuit_breaker": "circuit_breaker", "deadline": "hook_timeout"}
@@ -150,11 +149,6 @@ def list_traffic_steps(state: PipelineState, events: Iterable[Mapping[str, Any]]
     return steps
 
 
-def _finite(value: Any) -> float | None:
-    # NaN and infinities are not JSON: the API would send text no parser accepts
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
 def summarize_service_deployment(state: PipelineState) -> dict[str, Any] | None:
     """Return ECS's service deployment of a native strategy: status, reasons and lifecycle stages."""
     native = state.service_deployment
@@ -166,6 +160,11 @@ def summarize_service_deployment(state: PipelineState) -> dict[str, Any] | None:
         "rollback_reason": native.rollback_reason,
         "lifecycle_stages": [{"stage": v.stage, "at": v.at.isoformat()} for v in native.lifecycle_stages],
     }
+
+
+def _finite(value: Any) -> float | None:
+    # NaN and infinities are not JSON: the API would send text no parser accepts
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
 def _gate_kind(failure_type: str, trigger: str) -> str | None:
