@@ -301,3 +301,65 @@ class TestRollback:
             "triggeredAlarmNames": ["web-5xx"],
         }
         assert requests.get(f"{setup.url}/version", timeout=5).text.strip() == "v1"
+
+
+class TestCanaryAndAbort:
+    def test_canary_holds_its_percent_then_shifts_the_rest(
+        self, sandbox: Sandbox, web_image: Callable[..., str]
+    ) -> None:
+        """CANARY 20%: before the second shift green serves ~20% of production; the service lists both."""
+        setup = provision_native(
+            sandbox,
+            CLUSTER,
+            SERVICE,
+            web_image("v1"),
+            strategy="CANARY",
+            timeout_seconds=30,
+            deployment_configuration={
+                "canaryConfiguration": {"canaryPercent": 20.0, "canaryBakeTimeInMinutes": 1}
+            },
+            pause_at=("PRE_PRODUCTION_TRAFFIC_SHIFT",),
+        )
+        green = target_group_name(setup.alternate_target_group_arn)
+        arn = _deploy(sandbox, setup, web_image("v2"))
+        ecs = sandbox.client("ecs")
+        first = _awaiting(sandbox, arn)["lifecycleHookDetails"][0]["hookId"]
+        ecs.continue_service_deployment(serviceDeploymentArn=arn, hookId=first)  # action defaults to CONTINUE
+        held = wait_until(
+            lambda: (d := _awaiting(sandbox, arn))["lifecycleHookDetails"][0]["hookId"] != first and d,
+            what="the second shift's hook",
+        )
+        assert held["targetServiceRevision"]["requestedProductionTrafficWeight"] == 20.0
+        served = _served_by(setup.url, 200)
+        assert abs(100.0 * served[green] / 200 - 20.0) <= 10.0, served
+        service = ecs.describe_services(cluster=CLUSTER, services=[SERVICE])["services"][0]
+        assert [(d["status"], d["rolloutState"]) for d in service["deployments"]] == [
+            ("PRIMARY", "IN_PROGRESS"),
+            ("ACTIVE", "COMPLETED"),
+        ]
+        ecs.continue_service_deployment(
+            serviceDeploymentArn=arn, hookId=held["lifecycleHookDetails"][0]["hookId"], action="CONTINUE"
+        )
+        _reaches(sandbox, arn, "SUCCESSFUL")
+        assert _served_by(setup.url) == Counter({green: 40})
+
+    def test_abort_ends_stopped_without_a_rollback(
+        self, sandbox: Sandbox, web_image: Callable[..., str]
+    ) -> None:
+        """StopServiceDeployment(ABORT) ends the deployment STOPPED, with no rollback record; blue serves."""
+        setup = provision_native(
+            sandbox,
+            CLUSTER,
+            SERVICE,
+            web_image("v1"),
+            timeout_seconds=30,
+            pause_at=("POST_TEST_TRAFFIC_SHIFT",),
+        )
+        arn = _deploy(sandbox, setup, web_image("v2"))
+        _awaiting(sandbox, arn)
+        sandbox.client("ecs").stop_service_deployment(serviceDeploymentArn=arn, stopType="ABORT")
+        done = _reaches(sandbox, arn, "STOPPED")
+        assert "rollback" not in done
+        assert done["stoppedAt"]
+        assert set(_served_by(setup.url)) == {target_group_name(setup.target_group_arn)}
+        assert [d["serviceDeploymentArn"] for d in _list(sandbox, status=["STOPPED"])] == [arn]
