@@ -243,7 +243,10 @@ class TestDetails:
                     "gates": [
                         {"gate": hostile, "step": hostile, "value": hostile, "verdict": hostile, "at": 1}
                     ],
-                    "traffic_steps": [{"label": hostile, "weights": {hostile: 50, "b": "x"}, "at": hostile}],
+                    "traffic_steps": [
+                        {"label": hostile, "weights": {hostile: 50, "b": "x"}, "at": hostile},
+                        {"label": "odd", "weights": hostile},
+                    ],
                 },
                 native_deployment(
                     traffic_steps=[{"point": hostile, "traffic_percent": hostile, "action": hostile}],

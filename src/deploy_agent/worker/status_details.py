@@ -109,7 +109,7 @@ def _traffic(steps: list[dict[str, Any]], native: bool) -> str:
     else:
         head = '<tr><th>step</th><th colspan="2">weights</th><th class="num">requests failed</th>'
         # The target groups are named once, above the table: their names are long and alike.
-        groups = next((list(s["weights"]) for s in steps if s.get("weights")), [])
+        groups = next((list(w) for w in map(_weights_of, steps) if w), [])
         rows = "".join(_listener_step(s, groups) for s in steps)
         legend = "".join(
             f'<span class="swatch w{min(i, 2)}"></span>{escape(name)} ' for i, name in enumerate(groups)
@@ -124,7 +124,7 @@ def _traffic(steps: list[dict[str, Any]], native: bool) -> str:
 
 def _listener_step(step: dict[str, Any], groups: list[str]) -> str:
     label = str(step.get("label", ""))
-    weights = step.get("weights") or {}
+    weights = _weights_of(step)
     if not weights:
         shares, bar = "original actions put back", ""
     else:
@@ -142,6 +142,11 @@ def _listener_step(step: dict[str, Any], groups: list[str]) -> str:
         f'{cells}<td class="num">{escape(dropped)}</td>'
         f'<td class="num">{escape(_time(step.get("at")))}</td></tr>'
     )
+
+
+def _weights_of(step: dict[str, Any]) -> dict[str, Any]:
+    weights = step.get("weights")
+    return {str(k): v for k, v in weights.items()} if isinstance(weights, dict) else {}
 
 
 def _native_step(step: dict[str, Any]) -> str:
