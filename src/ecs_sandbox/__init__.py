@@ -34,8 +34,18 @@ One process runs:
   container: RUNNING after the delay, healthy at once, registered as healthy targets the load
   balancer never sends to; hundreds of services on one host), and ``scheduler.rollout_log()``: when
   each deployment was created (IN_PROGRESS) and reached COMPLETED or FAILED, by the wall clock;
-- set-ups (``provision``, ``blue_green``): a running service behind an ALB, optionally with a green
-  target group and a test listener for blue-green and canary deployments.
+- ECS's native BLUE_GREEN / LINEAR / CANARY controller (``native_controller`` and its ``native_*``
+  modules), for services whose deploymentConfiguration.strategy asks for it: ServiceDeployments and
+  ServiceRevisions (ListServiceDeployments, DescribeServiceDeployments, DescribeServiceRevisions),
+  lifecycle stages from RECONCILE_SERVICE to CLEAN_UP, the new revision at full size in the
+  alternate target group, the test and production listener rules' weights shifted (all at once, per
+  linear step, canary then the rest), bake time, PAUSE hooks (ContinueServiceDeployment, timeouts),
+  StopServiceDeployment (ROLLBACK, ABORT), rollback by the circuit breaker and CloudWatch alarms; the
+  configurations ECS refuses are refused while the AWS rules are on; AWS_LAMBDA hooks are accepted
+  and count as SUCCEEDED (no Lambda runs);
+- set-ups (``provision``, ``blue_green``, ``native_setup``): a running service behind an ALB,
+  optionally with a green target group and a test listener for blue-green and canary deployments,
+  or set up for ECS's native strategies (``provision_native``).
 
 Emulated loosely: the sandbox's own health timing (interval, thresholds, grace) replaces the
 target group's and container's seconds; an ALB's fail-open (no healthy target -> try them all) is a
@@ -43,15 +53,15 @@ target group's and container's seconds; an ALB's fail-open (no healthy target ->
 that never reached RUNNING, no ``thresholdConfiguration``) and its back-off is per service, reset by
 a healthy task or a new deployment; the failed deployment's end (FAILED once none of its tasks is
 left and the rollback runs its desired count) follows one field timeline, not an AWS document; log
-events are not stored (only the log group is checked); deployment alarms, task placement,
-CPU/memory limits, capacity providers, task sets, CodeDeploy and non-ECS deployment controllers are
-not emulated.
+events are not stored (only the log group is checked); a rolling deployment's alarms, task
+placement, CPU/memory limits, capacity providers, task sets, CodeDeploy and non-ECS deployment
+controllers are not emulated.
 
 moto's own code is changed in one module, ``moto_patches`` (its docstring lists each change and
 why; ``MotoServer.start`` applies them): UpdateService answers with the new PRIMARY deployment and
 an ARN task definition; ListTasks honours serviceName (and then lists RUNNING-desired tasks by
 default); awsvpc tasks start without EnableDnsHostnames; DescribeTargetHealth lists draining
-targets; the AWS rules above.
+targets; the AWS rules above; the service-deployment operations moto lacks.
 
 This package imports nothing of deploy_agent, and deploy_agent imports nothing of it (but for the
 lazy ``deploy-agent sandbox`` command): the worker reaches the sandbox through AWS_ENDPOINT_URL and
