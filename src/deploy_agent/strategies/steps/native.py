@@ -80,10 +80,19 @@ def start_deployment(run: Run[NativeMemory], shape: NativeShape) -> Progress:
     )
     run.emit("native_deployment_requested", strategy=shape.strategy, hook_timeout_minutes=timeout)
     arn = reply.get("currentServiceDeployment")
-    if arn:
+    if arn and _is_ours(run, str(arn)):  # the reply may still name the previous deployment
         _adopt(run, str(arn))
         return Progress.finished()
     return Progress.wait(run.tunables.poll.fast)
+
+
+def _is_ours(run: Run[NativeMemory], arn: str) -> bool:
+    """Does the service deployment ``arn`` target our task definition?"""
+    ecs = run.ports.ecs
+    target = (ecs.describe_service_deployment(arn).get("targetServiceRevision") or {}).get("arn")
+    return bool(target) and ecs.describe_service_revision(str(target)).get("taskDefinition") == (
+        run.state.task_definition_arn
+    )
 
 
 def find_deployment(run: Run[NativeMemory]) -> Progress:
