@@ -173,8 +173,6 @@ class NativeController:
             self.rollbacks.supersede(region, service, current, deployment.arn)
         state.deployments.append(deployment)
         self.deployments[deployment.arn] = deployment
-        # Service.currentServiceDeployment names it (botocore ECS model, DescribeServices)
-        service.current_service_deployment = deployment.arn
 
     def _revision(
         self, backend: Any, region: str, service: Any, ecs: dict[str, Any], side: str, state: NativeState
