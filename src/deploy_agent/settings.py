@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from deploy_agent.core.quotas import check_overrides
 
 
 class Settings(BaseSettings):
@@ -32,6 +34,15 @@ class Settings(BaseSettings):
     )
     poll_fast_seconds: float = Field(
         0.25, gt=0, description="Wait between looks right after something changed (the fast poll)."
+    )
+    lease_seconds: float = Field(
+        20.0,
+        gt=0,
+        description="A running stage's lease: when its host dies, another host runs the stage again "
+        "this long after the last renewal (renewed every third of it while the stage runs).",
+    )
+    dispatch_interval_seconds: float = Field(
+        0.2, gt=0, description="How often each worker host publishes the stages on the agenda that are due."
     )
     poll_budget: int = Field(
         600, gt=0, description="Looks at ECS one deployment may make before slowing down."
@@ -112,4 +123,38 @@ class Settings(BaseSettings):
     status_max_threads: int = Field(16, gt=0, description="Most requests the status server serves at once.")
     remote_control: bool = Field(
         False, description="Enable Celery remote control (shutdown, revoke) over the broker; off by default."
+    )
+    aws_rate_limit: bool = Field(
+        True,
+        description="Every AWS request attempt first takes a token of the account's quota from a bucket "
+        "in the state Redis, shared by every worker on it (README: AWS quotas shared by the fleet).",
+    )
+    # checked as it is read, so a typo stops the worker at start rather than at its first AWS call
+    aws_quotas: Annotated[dict[str, str | float], AfterValidator(check_overrides)] = Field(
+        default_factory=dict,
+        description="Overrides of AWS's published quotas, as the account has them: JSON object of "
+        "'PER_SECOND/BURST' (or a number: the same burst) by 'service:Operation' (that operation gets "
+        "a bucket of its own), 'service:group' (a shared bucket, e.g. ecs:service_read) or '*' (the "
+        'default of untabled services); e.g. {"ecs:DescribeServices": "20/100"}.',
+    )
+    aws_quota_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Fraction of each account quota this fleet may use: the console, CI and other tools "
+        "of the account draw on the same buckets.",
+    )
+    aws_account_label: str = Field(
+        "default",
+        description="Names the account in quota keys when the credentials do not carry its id.",
+    )
+    redis_sentinel_master: str = Field(
+        "mymaster",
+        description="With sentinel:// URLs (broker, results, state): the name of the Redis primary "
+        "the sentinels watch.",
+    )
+    redis_sentinel_password: str | None = Field(
+        None,
+        description="With sentinel:// URLs: the password of the sentinels themselves (the primary's "
+        "password goes in the URL, as for redis://).",
     )

@@ -2,8 +2,8 @@
 
 Each validates, records the deployment, then takes the per-service lock and replaces itself with
 the chain of stages, so ``AsyncResult(entry_id).get()`` returns the chain's last value: the final
-``DeploymentResult``. While another deployment holds the service, the entry task waits by retrying
-(no process held); when several wait, only the newest runs and the older ones end ``superseded``.
+``DeploymentResult``. While another deployment holds the service, the entry task waits on the agenda
+(no process or message held); when several wait, only the newest runs and the older ones end ``superseded``.
 The same ``deployment_id`` is never deployed twice: a duplicate message answers with (or waits
 for) the first one's result.
 """
@@ -32,6 +32,7 @@ from deploy_agent.strategies import strategy_for
 from deploy_agent.tasks import finish, metrics
 from deploy_agent.tasks.events import record_event
 from deploy_agent.tasks.runtime import Runtime, get_runtime
+from deploy_agent.tasks.stages import stage_signature
 from deploy_agent.tasks.wiring import chain_for
 
 log = logging.getLogger("deploy_agent.pipeline")
@@ -41,14 +42,43 @@ ROLLBACK_STAGES = ("preflight", "deploy", "rollback", "finalize")
 
 
 @shared_task(bind=True, name="deploy_agent.deploy", max_retries=None, acks_late=True)
-def deploy(self: Task, request: Any = None) -> dict[str, Any] | None:
-    """Validate the message and hand the deployment to its strategy's chain."""
+def deploy(self: Task, request: Any = None, token: str | None = None) -> dict[str, Any] | None:
+    """Validate the message and hand the deployment to its strategy's chain.
+
+    ``token`` is set when the agenda published this run (after a wait for the service's lock).
+    """
     rt = get_runtime()
     try:
         state = plan_deployment(rt, request)
     except RequestRejected as exc:
         return _rejected(rt, request, exc)
-    return _accept_and_run(self, rt, state, strategy_for(state.strategy).stages)
+    return _enter(self, rt, state, strategy_for(state.strategy).stages, token)
+
+
+def _enter(
+    self: Task, rt: Runtime, state: PipelineState, order: Sequence[str], token: str | None
+) -> dict[str, Any] | None:
+    """Run ``_accept_and_run``; a wait for the lock goes on the agenda, any other end takes it off."""
+    waiting = False
+    try:
+        return _accept_and_run(self, rt, state, order, token or "")
+    except _Waiting:
+        waiting = True
+        raise Ignore() from None
+    finally:
+        if token is not None and not waiting:  # done with the agenda: it must not publish us again
+            rt.agenda.drop(str(self.request.id), token)
+
+
+class _Waiting(Exception):
+    """The entry went on the agenda to look at the lock again later."""
+
+
+def _wait(self: Task, rt: Runtime, deployment_id: str, token: str) -> _Waiting:
+    """Put this entry run on the agenda, due after ``lock_wait_seconds``; return what to raise."""
+    signature = stage_signature(self)
+    rt.agenda.wait(str(self.request.id), deployment_id, token, rt.settings.lock_wait_seconds, signature)
+    return _Waiting()
 
 
 def _rejected(rt: Runtime, request: Any, exc: RequestRejected) -> dict[str, Any]:
@@ -91,7 +121,7 @@ def plan_deployment(rt: Runtime, request: Any) -> PipelineState:
 
 
 @shared_task(bind=True, name="deploy_agent.rollback", max_retries=None, acks_late=True)
-def rollback(self: Task, request: Any = None) -> dict[str, Any] | None:
+def rollback(self: Task, request: Any = None, token: str | None = None) -> dict[str, Any] | None:
     """Put a service back on an earlier good release: the previous one, or the one named by ``to``.
 
     ``request``: ``{"cluster_name", "service_name", "to"?, "region"?, "deployment_id"?, "requested_by"?,
@@ -152,7 +182,7 @@ def rollback(self: Task, request: Any = None) -> dict[str, Any] | None:
         image_uri=_image_of(described, releases),
         manual_rollback=True,
     )
-    return _accept_and_run(self, rt, state, ROLLBACK_STAGES)
+    return _enter(self, rt, state, ROLLBACK_STAGES, token)
 
 
 def _image_of(task_definition: dict[str, Any], releases: list[dict[str, Any]]) -> str | None:
@@ -164,7 +194,7 @@ def _image_of(task_definition: dict[str, Any], releases: list[dict[str, Any]]) -
 
 
 def _accept_and_run(
-    self: Task, rt: Runtime, state: PipelineState, order: Sequence[str]
+    self: Task, rt: Runtime, state: PipelineState, order: Sequence[str], token: str
 ) -> dict[str, Any] | None:
     """Record (once), wait for the service's lock (or be superseded), then replace self with the chain."""
     store = rt.store
@@ -182,7 +212,7 @@ def _accept_and_run(
         # A duplicate message for a deployment id we know: never deploy it twice.
         if recorded.phase is Phase.DONE:
             return store.result(deployment_id)
-        raise self.retry(countdown=rt.settings.lock_wait_seconds)
+        raise _wait(self, rt, deployment_id, token)
     if recorded.chain_started and _chain_published(rt, deployment_id):
         raise Ignore()  # this entry task was redelivered after it had already handed over
     lock = rt.lock(recorded.cluster, recorded.service, recorded.region)
@@ -198,13 +228,13 @@ def _accept_and_run(
     if not lock.acquire(deployment_id):
         metrics.LOCK_WAITS.inc()
         record_event(rt, recorded, "waiting_for_lock", holder=lock.holder())
-        raise self.retry(countdown=rt.settings.lock_wait_seconds)
+        raise _wait(self, rt, deployment_id, token)
     if not _take_cluster_slot(rt, recorded, lock.key):
         # The cluster runs as many deployments as the policy allows: let the service go (a newer
         # request for it may supersede this one meanwhile) and look again later, holding no process.
         lock.release(deployment_id)
         record_event(rt, recorded, "waiting_for_cluster_slot", cluster=recorded.cluster)
-        raise self.retry(countdown=rt.settings.lock_wait_seconds)
+        raise _wait(self, rt, deployment_id, token)
     line.leave(deployment_id)
     stages = chain_for(recorded, rt.now(), order)
     if not recorded.chain_started:  # else resumed: the state may be a running copy's by now

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from deploy_agent.adapters.agenda import Agenda, LeaseKeeper
 from deploy_agent.adapters.aws import AwsClients
 from deploy_agent.adapters.cloudwatch import CloudWatchApi
 from deploy_agent.adapters.docker_builder import DockerBuilder
@@ -52,6 +53,8 @@ class Runtime:
     notifier: Callable[[Iterable[str], Mapping[str, Any]], None] | None = None
 
     _policy: Policy | None = None
+    _agenda: Agenda | None = None
+    _lease_keeper: LeaseKeeper | None = None
     _policy_loaded: bool = False
 
     @property
@@ -96,6 +99,28 @@ class Runtime:
         return self._webhooks
 
     @property
+    def agenda(self) -> Agenda:
+        """When each deployment's current stage runs next (``adapters.agenda``)."""
+        if self._agenda is None:
+            self._agenda = Agenda(self.redis, self.settings.lease_seconds)
+        return self._agenda
+
+    @property
+    def lease_keeper(self) -> LeaseKeeper:
+        """This process's lease keeper (one thread, started with the first stage run it holds)."""
+        if self._lease_keeper is None:
+            lease_ms = self.agenda.lease_ms
+
+            def extend(keys: list[str]) -> None:
+                with self.redis.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.pexpire(key, lease_ms)
+                    pipe.execute()
+
+            self._lease_keeper = LeaseKeeper(self.agenda, extend)
+        return self._lease_keeper
+
+    @property
     def store(self) -> DeploymentStore:
         return DeploymentStore(self.redis, self.settings.result_ttl_seconds, self.settings.event_history)
 
@@ -104,11 +129,30 @@ class Runtime:
 
     def aws(self, region: str) -> AwsClients:
         if region not in self._aws:
+            from deploy_agent.adapters.rate_limit import RedisRateLimiter
+            from deploy_agent.core.quotas import parse_overrides
+
+            settings = self.settings
+            # The fleet's quotas live in the state Redis, which every worker of the fleet shares.
+            limiter = (
+                RedisRateLimiter(
+                    self.redis,
+                    parse_overrides(settings.aws_quotas),
+                    settings.aws_quota_share,
+                    on_wait=lambda service, operation, seconds: metrics.AWS_RATE_LIMIT_WAIT.labels(
+                        service, operation
+                    ).observe(seconds),
+                )
+                if settings.aws_rate_limit
+                else None
+            )
             self._aws[region] = AwsClients(
                 region,
-                max_attempts=self.settings.aws_max_attempts,
-                retry_mode=self.settings.aws_retry_mode,
+                max_attempts=settings.aws_max_attempts,
+                retry_mode=settings.aws_retry_mode,
                 on_throttle=lambda service, operation: metrics.AWS_THROTTLES.labels(service, operation).inc(),
+                rate_limiter=limiter,
+                account_label=settings.aws_account_label,
             )
         return self._aws[region]
 
@@ -165,9 +209,13 @@ def get_runtime() -> Runtime:
     global _runtime, _runtime_pid
     if _runtime is None or _runtime_pid != os.getpid():
         settings = Settings()
-        _runtime = Runtime(
-            settings=settings, redis=redis_client(settings.state_redis_url, settings.redis_ssl_ca_certs)
+        state_redis = redis_client(
+            settings.state_redis_url,
+            settings.redis_ssl_ca_certs,
+            sentinel_master=settings.redis_sentinel_master,
+            sentinel_password=settings.redis_sentinel_password,
         )
+        _runtime = Runtime(settings=settings, redis=state_redis)
         _runtime_pid = os.getpid()
     return _runtime
 

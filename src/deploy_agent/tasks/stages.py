@@ -1,18 +1,22 @@
 """One Celery task per pipeline stage, and the loop that runs a stage one step at a time.
 
 Stages pass only the deployment id; the state lives in Redis. A step that waits on AWS returns and
-the task is retried after a countdown, so it never holds a worker process while it waits. A
+the stage goes on the agenda (``adapters.agenda``) until it is due or woken, so it never holds a
+worker process or a broker message while it waits; a running stage holds a lease there, so a dead
+host's stages run again elsewhere within a lease. A
 failure is recorded on the state and the chain goes on to ``rollback`` and ``finalize``. What a
 stage run does at each turn is decided by ``core.orchestration``; this module applies it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from celery import Task, shared_task
+from celery.exceptions import Ignore
 
 from deploy_agent.adapters.redis_locks import StepMutex
 from deploy_agent.core.errors import DeployError, is_transient
@@ -38,22 +42,56 @@ log = logging.getLogger("deploy_agent.pipeline")
 StepFn = Callable[[Runtime, Run[Any]], Progress]
 
 
-def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn) -> str:
-    """Advance ``stage`` one step; while it waits, retry the Celery task after the wait (no process held)."""
-    progress = advance_stage(get_runtime(), deployment_id, stage, step)
+def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: str | None) -> str:
+    """Advance ``stage`` one step under a lease; while it waits, put it on the agenda and ack."""
+    rt = get_runtime()
+    agenda, task_id, token = rt.agenda, str(task.request.id), token or ""
+    signature = stage_signature(task)
+    if not agenda.begin(task_id, deployment_id, PIPELINE_ORDER.index(stage), token, signature):
+        log.warning(
+            "dropped a stale copy of stage %s (a later copy or stage runs it)",
+            stage,
+            extra={"deployment_id": deployment_id, "stage": stage},
+        )
+        raise Ignore()
+    progress = advance_stage(rt, deployment_id, stage, step, lease=(task_id, token))
     if not progress.done:
-        raise task.retry(countdown=progress.wait_seconds, max_retries=None)
+        agenda.wait(task_id, deployment_id, token, progress.wait_seconds, signature)
+        raise Ignore()  # acknowledged; the agenda publishes it again when due or woken
+    # Leased until the next stage begins (finalize: until the result is stored), so a kill in
+    # between publishes this stage again, which finds itself done and moves on.
+    agenda.hand_over(task_id, deployment_id, token, signature)
     return deployment_id
 
 
-def advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) -> Progress:
-    """Advance ``stage`` one step, one copy of the deployment at a time; return whether it is done."""
-    with StepMutex(rt.redis, deployment_id, rt.settings.task_time_limit_seconds).held() as mine:
+def stage_signature(task: Task) -> str:
+    """Return the JSON of the Celery signature that runs this task again (what ``retry`` sends)."""
+    signature = dict(task.signature_from_request())
+    signature["kwargs"] = {k: v for k, v in (signature.get("kwargs") or {}).items() if k != "token"}
+    options = dict(signature.get("options") or {})
+    for transient in ("retries", "eta", "expires", "countdown"):
+        options.pop(transient, None)
+    signature["options"] = options
+    return json.dumps(signature)
+
+
+def advance_stage(
+    rt: Runtime, deployment_id: str, stage: str, step: StepFn, lease: tuple[str, str] | None = None
+) -> Progress:
+    """Advance ``stage`` one step, one copy of the deployment at a time; return whether it is done.
+
+    ``lease`` (task id, token) is kept alive, with the step mutex, while the step runs.
+    """
+    mutex = StepMutex(rt.redis, deployment_id, rt.settings.lease_seconds)
+    with mutex.held() as mine:
         if not mine:
             # Another copy steps this deployment (its chain published twice, or a delivery still
             # running when redelivered): look again soon; the state loaded then includes its step.
             return Progress.wait(rt.settings.poll_fast_seconds)
-        return _advance_stage(rt, deployment_id, stage, step)
+        if lease is None:
+            return _advance_stage(rt, deployment_id, stage, step)
+        with rt.lease_keeper.holding(lease[0], lease[1], mutex.key):
+            return _advance_stage(rt, deployment_id, stage, step)
 
 
 def _advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) -> Progress:
@@ -193,8 +231,8 @@ assert tuple(STEPS) == PIPELINE_ORDER
 
 def _stage_task(stage: str, step: StepFn) -> Any:
     @shared_task(bind=True, name=f"deploy_agent.stage.{stage}", max_retries=None, acks_late=True)
-    def stage_task(self: Task, deployment_id: str) -> str:
-        return run_stage(self, deployment_id, stage, step)
+    def stage_task(self: Task, deployment_id: str, token: str | None = None) -> str:
+        return run_stage(self, deployment_id, stage, step, token)
 
     stage_task.__doc__ = f"The pipeline's {stage} stage."
     return stage_task
@@ -204,7 +242,10 @@ STAGE_TASKS = {name: _stage_task(name, STEPS[name]) for name in PIPELINE_ORDER i
 
 
 @shared_task(bind=True, name="deploy_agent.stage.finalize", max_retries=None, acks_late=True)
-def finalize_stage(self: Task, deployment_id: str) -> dict[str, Any] | None:
+def finalize_stage(self: Task, deployment_id: str, token: str | None = None) -> dict[str, Any] | None:
     """Collect diagnostics, decide the outcome, store the result, release the lock; return the result."""
-    run_stage(self, deployment_id, "finalize", STEPS["finalize"])
-    return finish.finish(get_runtime(), deployment_id)
+    run_stage(self, deployment_id, "finalize", STEPS["finalize"], token)
+    rt = get_runtime()
+    result = finish.finish(rt, deployment_id)
+    rt.agenda.finish(str(self.request.id), deployment_id, token or "")
+    return result

@@ -15,12 +15,14 @@ from celery.worker.consumer import Consumer
 from deploy_agent.worker.logging import configure_logging
 
 if TYPE_CHECKING:
+    from deploy_agent.worker.dispatcher import Dispatcher
     from deploy_agent.worker.http import StatusServer
 
 log = logging.getLogger("deploy_agent.worker")
 
 #: the host's HTTP server, once the worker is ready (main process only)
 _http: StatusServer | None = None
+_dispatcher: Dispatcher | None = None
 
 
 @setup_logging.connect
@@ -88,6 +90,30 @@ def _serve_http(**_: Any) -> None:
     options = StatusServer.options(get_runtime().settings)  # Host check, token, thread bound
     _http = StatusServer(host, port, store=lambda: get_runtime().store, **options).start()
     log.info("metrics on %s/metrics, status page on %s/status", _http.url, _http.url)
+
+
+@worker_ready.connect
+def _start_dispatcher(**_: Any) -> None:
+    """Publish the agenda's due stages from this host (every host does: any one alive keeps it going)."""
+    from celery import current_app
+
+    from deploy_agent.tasks.runtime import get_runtime
+    from deploy_agent.worker.dispatcher import Dispatcher, publish_due
+
+    global _dispatcher
+    rt = get_runtime()
+    app = current_app._get_current_object()
+    _dispatcher = Dispatcher(
+        rt.agenda, lambda due: publish_due(app, due), rt.settings.dispatch_interval_seconds
+    ).start()
+
+
+@worker_shutdown.connect
+def _stop_dispatcher(**_: Any) -> None:
+    global _dispatcher
+    if _dispatcher is not None:
+        _dispatcher.stop()
+        _dispatcher = None
 
 
 @worker_shutdown.connect

@@ -1,0 +1,295 @@
+"""The agenda: when each deployment's current stage runs next, kept in Redis instead of the broker.
+
+A stage that waits on AWS does not retry itself through the broker (a Celery ETA message sits
+unacknowledged in one worker's memory until it is due, and when that host dies it comes back only
+after Redis's visibility timeout, two hours by default). It writes its Celery signature and the time
+it is due into the agenda and acknowledges its message. Every worker host runs a dispatcher
+(``worker.dispatcher``) that publishes the stages that are due.
+
+A running stage holds a *lease*: its agenda entry is due again ``lease`` seconds from now, and a
+keeper thread in the running process pushes that moment on while the stage runs. When a host dies,
+its leases lapse and another host's dispatcher publishes those stages again, within one lease.
+
+Each publication by a dispatcher carries a new *token*. A stage run that brings a token other than
+the entry's, or brings none once a dispatcher has re-published it, or belongs to a stage earlier
+than the deployment's current one, is a stale copy (Redis redelivering a dead host's message hours
+later, a second publication of a chain): it is dropped without touching anything.
+
+Keys (under ``deploy-agent:agenda``)::
+
+    agenda                    sorted set: Celery task id -> when it is due (ms, Redis's clock)
+    agenda:task:<task id>     hash: sig (JSON signature), token, mode, dep (deployment id), woken
+    agenda:dep:<deployment>   hash: task (its current stage's task id), index (that stage's place)
+
+Modes: ``running`` (leased), ``waiting`` (due at its time), ``dispatched`` (published, not started
+yet: leased too, so a dispatcher that dies before publishing loses nothing), ``handover`` (done, the
+chain publishes the next stage; leased until that stage begins, so a kill in between loses nothing).
+Every script reads the time from Redis (``TIME``): hosts' clocks never meet.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+
+from deploy_agent.adapters.redis_store import PREFIX
+
+log = logging.getLogger("deploy_agent.agenda")
+
+AGENDA = f"{PREFIX}agenda"
+TASK = f"{AGENDA}:task:"
+DEP = f"{AGENDA}:dep:"
+#: records outlive any deployment; a finished deployment's marker fences copies redelivered late
+RECORD_TTL_SECONDS = 7 * 24 * 3600
+#: the stage index a finished deployment records: every stage of it is earlier, hence stale
+FINISHED_INDEX = 1000
+
+_NOW = "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+#: KEYS: agenda, task record, dep record. ARGV: task id, deployment, index, token, sig, lease ms, ttl
+_BEGIN = (
+    _NOW
+    + """
+local index = tonumber(ARGV[3])
+local current = redis.call('hget', KEYS[3], 'index')
+if current and tonumber(current) > index then return 0 end
+local token = redis.call('hget', KEYS[2], 'token') or ''
+if token ~= ARGV[4] then return 0 end
+local previous = redis.call('hget', KEYS[3], 'task')
+if previous and previous ~= ARGV[1] then
+  redis.call('zrem', KEYS[1], previous)
+  redis.call('del', ARGV[8] .. previous)
+end
+redis.call('hset', KEYS[3], 'task', ARGV[1], 'index', index)
+redis.call('expire', KEYS[3], ARGV[7])
+redis.call('hset', KEYS[2], 'sig', ARGV[5], 'token', ARGV[4], 'mode', 'running', 'dep', ARGV[2])
+redis.call('expire', KEYS[2], ARGV[7])
+redis.call('zadd', KEYS[1], now + tonumber(ARGV[6]), ARGV[1])
+return 1
+"""
+)
+
+#: KEYS: agenda, task record. ARGV: task id, token, delay ms, sig, deployment, ttl, mode
+_SCHEDULE = (
+    _NOW
+    + """
+local token = redis.call('hget', KEYS[2], 'token')
+if token and token ~= ARGV[2] then return 0 end
+local delay = tonumber(ARGV[3])
+if redis.call('hget', KEYS[2], 'woken') == '1' and ARGV[7] == 'waiting' then delay = 0 end
+redis.call('hset', KEYS[2], 'sig', ARGV[4], 'token', ARGV[2], 'mode', ARGV[7], 'dep', ARGV[5], 'woken', '0')
+redis.call('expire', KEYS[2], ARGV[6])
+redis.call('zadd', KEYS[1], now + delay, ARGV[1])
+return 1
+"""
+)
+
+#: KEYS: agenda. ARGV: lease ms, then task id, token pairs. Pushes on the leases still ours.
+_RENEW = (
+    _NOW
+    + """
+local renewed = 0
+for i = 2, #ARGV - 1, 2 do
+  local key = ARGV[#ARGV] .. ARGV[i]
+  if redis.call('hget', key, 'token') == ARGV[i + 1] and redis.call('hget', key, 'mode') == 'running' then
+    redis.call('zadd', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
+    renewed = renewed + 1
+  end
+end
+return renewed
+"""
+)
+
+#: KEYS: agenda, sequence. ARGV: limit, lease ms, task prefix. Returns task id, token, sig, ...
+_CLAIM = (
+    _NOW
+    + """
+local out = {}
+for _, id in ipairs(redis.call('zrangebyscore', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))) do
+  local key = ARGV[3] .. id
+  local sig = redis.call('hget', key, 'sig')
+  if sig then
+    local token = 'd' .. redis.call('incr', KEYS[2])
+    redis.call('hset', key, 'token', token, 'mode', 'dispatched', 'woken', '0')
+    redis.call('zadd', KEYS[1], now + tonumber(ARGV[2]), id)
+    out[#out + 1] = id
+    out[#out + 1] = token
+    out[#out + 1] = sig
+  else
+    redis.call('zrem', KEYS[1], id)
+  end
+end
+return out
+"""
+)
+
+#: KEYS: agenda, dep record. ARGV: task prefix. Wakes the deployment's waiting stage now.
+_WAKE = (
+    _NOW
+    + """
+local id = redis.call('hget', KEYS[2], 'task')
+if not id then return 0 end
+local key = ARGV[1] .. id
+local mode = redis.call('hget', key, 'mode')
+if mode == 'waiting' then
+  redis.call('zadd', KEYS[1], 'XX', 'LT', now, id)
+  return 1
+end
+if mode then redis.call('hset', key, 'woken', '1') end
+return 0
+"""
+)
+
+#: KEYS: agenda, task record, dep record. ARGV: task id, token, finished index, ttl
+_FINISH = """
+local token = redis.call('hget', KEYS[2], 'token')
+if token and token ~= ARGV[2] then return 0 end
+redis.call('zrem', KEYS[1], ARGV[1])
+redis.call('del', KEYS[2])
+redis.call('hset', KEYS[3], 'task', '', 'index', ARGV[3])
+redis.call('expire', KEYS[3], ARGV[4])
+return 1
+"""
+
+#: KEYS: agenda, task record. ARGV: task id, token
+_DROP = """
+if redis.call('hget', KEYS[2], 'token') ~= ARGV[2] then return 0 end
+redis.call('zrem', KEYS[1], ARGV[1])
+redis.call('del', KEYS[2])
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Due:
+    """A stage a dispatcher claimed: publish ``signature`` with ``token``."""
+
+    task_id: str
+    token: str
+    signature: str
+
+
+class Agenda:
+    """The Redis agenda of stages: begin, wait, hand over, finish; claim what is due; wake."""
+
+    def __init__(self, client: redis.Redis, lease_seconds: float) -> None:
+        self._r = client
+        self.lease_ms = max(100, int(lease_seconds * 1000))
+        self._begin = client.register_script(_BEGIN)
+        self._schedule = client.register_script(_SCHEDULE)
+        self._renew = client.register_script(_RENEW)
+        self._claim = client.register_script(_CLAIM)
+        self._wake = client.register_script(_WAKE)
+        self._finish = client.register_script(_FINISH)
+        self._drop = client.register_script(_DROP)
+
+    def begin(self, task_id: str, deployment_id: str, index: int, token: str, signature: str) -> bool:
+        """Lease a stage run; return False when this copy is stale and must not run."""
+        keys = [AGENDA, TASK + task_id, DEP + deployment_id]
+        args: list[str | int] = [
+            task_id,
+            deployment_id,
+            index,
+            token,
+            signature,
+            self.lease_ms,
+            RECORD_TTL_SECONDS,
+            TASK,
+        ]
+        return bool(self._begin(keys=keys, args=args))
+
+    def wait(self, task_id: str, deployment_id: str, token: str, delay: float, signature: str) -> bool:
+        """Make the stage due again after ``delay`` seconds (at once if it was woken meanwhile)."""
+        return self._put(task_id, deployment_id, token, int(delay * 1000), signature, "waiting")
+
+    def hand_over(self, task_id: str, deployment_id: str, token: str, signature: str) -> bool:
+        """Lease a finished stage until the next stage begins (a kill in between re-runs it, a no-op)."""
+        return self._put(task_id, deployment_id, token, self.lease_ms, signature, "handover")
+
+    def _put(self, task_id: str, dep: str, token: str, delay_ms: int, sig: str, mode: str) -> bool:
+        keys = [AGENDA, TASK + task_id]
+        args: list[str | int] = [task_id, token, delay_ms, sig, dep, RECORD_TTL_SECONDS, mode]
+        return bool(self._schedule(keys=keys, args=args))
+
+    def finish(self, task_id: str, deployment_id: str, token: str) -> bool:
+        """Take a finished deployment off the agenda; its marker fences stale copies out."""
+        keys = [AGENDA, TASK + task_id, DEP + deployment_id]
+        return bool(self._finish(keys=keys, args=[task_id, token, FINISHED_INDEX, RECORD_TTL_SECONDS]))
+
+    def drop(self, task_id: str, token: str) -> bool:
+        """Take a run that needs no more turns (an entry that handed over) off the agenda."""
+        return bool(self._drop(keys=[AGENDA, TASK + task_id], args=[task_id, token]))
+
+    def renew(self, held: list[tuple[str, str]]) -> int:
+        """Push on the leases of ``held`` (task id, token) still ours; return how many were."""
+        if not held:
+            return 0
+        flat = [part for pair in held for part in pair]
+        return int(cast(int, self._renew(keys=[AGENDA], args=[self.lease_ms, *flat, TASK])))
+
+    def claim_due(self, limit: int = 100) -> list[Due]:
+        """Claim up to ``limit`` due stages, each with a new token and a lease on the publication."""
+        raw = cast(list[Any], self._claim(keys=[AGENDA, f"{AGENDA}:seq"], args=[limit, self.lease_ms, TASK]))
+        values = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
+        return [Due(values[i], values[i + 1], values[i + 2]) for i in range(0, len(values), 3)]
+
+    def wake(self, deployment_id: str) -> bool:
+        """Make a deployment's waiting stage due now; return whether it was waiting."""
+        return bool(self._wake(keys=[AGENDA, DEP + deployment_id], args=[TASK]))
+
+    def pending(self) -> int:
+        """Return how many stages the agenda holds (waiting, running, dispatched or handed over)."""
+        return int(cast(int, self._r.zcard(AGENDA)))
+
+
+class LeaseKeeper:
+    """A thread per process that pushes on the leases of the stage runs it holds, every third of a lease."""
+
+    def __init__(self, agenda: Agenda, extend: Callable[[list[str]], None] | None = None) -> None:
+        self._agenda = agenda
+        self._extend = extend
+        self._held: dict[str, tuple[str, str]] = {}
+        self._mutexes: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @contextmanager
+    def holding(self, task_id: str, token: str, mutex_key: str | None = None) -> Iterator[None]:
+        """Keep the lease of ``task_id`` (and the TTL of ``mutex_key``) alive for the block."""
+        ref = uuid.uuid4().hex
+        with self._lock:
+            self._held[ref] = (task_id, token)
+            if mutex_key is not None:
+                self._mutexes[ref] = mutex_key
+            self._start()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(ref, None)
+                self._mutexes.pop(ref, None)
+
+    def _start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._loop, name="deploy-agent-leases", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        period = self._agenda.lease_ms / 3000.0
+        while True:
+            threading.Event().wait(period)
+            with self._lock:
+                held, mutexes = list(self._held.values()), list(self._mutexes.values())
+            try:
+                self._agenda.renew(held)
+                if mutexes and self._extend is not None:
+                    self._extend(mutexes)
+            except redis.RedisError:
+                log.warning("could not renew %d stage lease(s)", len(held), exc_info=True)

@@ -1,0 +1,77 @@
+"""The dispatcher: a thread in every worker host's main process that publishes the agenda's due stages.
+
+Every host runs one, so the fleet keeps publishing while any host lives: a stage that waited, or
+whose host died (its lease lapsed), is published by whichever dispatcher claims it first. Claiming
+is one Redis script, atomic across hosts, so a due stage is published once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+
+import redis
+from celery import Celery
+
+from deploy_agent.adapters.agenda import Agenda, Due
+
+log = logging.getLogger("deploy_agent.dispatcher")
+
+#: most stages claimed in one look; more due ones are taken at the next look, right away
+BATCH = 200
+
+
+def publish_due(app: Celery, due: Due) -> None:
+    """Publish a claimed stage: its saved signature, with the claim's token as an argument."""
+    signature = json.loads(due.signature)
+    signature["kwargs"] = {**(signature.get("kwargs") or {}), "token": due.token}
+    app.signature(signature).apply_async()
+
+
+class Dispatcher:
+    """Publishes the due stages every ``interval`` seconds until stopped."""
+
+    def __init__(
+        self,
+        agenda: Agenda,
+        publish: Callable[[Due], None],
+        interval: float,
+    ) -> None:
+        self._agenda = agenda
+        self._publish = publish
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Dispatcher:
+        self._thread = threading.Thread(target=self._loop, name="deploy-agent-dispatcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def dispatch_once(self) -> int:
+        """Publish every stage due now; return how many were published."""
+        published = 0
+        while True:
+            claimed = self._agenda.claim_due(BATCH)
+            for due in claimed:
+                try:
+                    self._publish(due)
+                    published += 1
+                except Exception:  # its lease brings it back to the next look
+                    log.exception("could not publish the due task %s", due.task_id)
+            if len(claimed) < BATCH:
+                return published
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.dispatch_once()
+            except redis.RedisError:
+                log.warning("the agenda is unreachable; retrying", exc_info=True)

@@ -1,0 +1,152 @@
+"""``Agenda`` and ``Dispatcher`` against a real Redis: waits, leases, tokens that fence stale copies."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from deploy_agent.adapters.agenda import AGENDA, Agenda, Due, LeaseKeeper
+from deploy_agent.worker.dispatcher import Dispatcher
+from sandbox_harness.redis_server import LocalRedis
+
+pytestmark = pytest.mark.integration
+
+SIG = json.dumps({"task": "deploy_agent.stage.deploy", "args": ["d1"], "kwargs": {}, "options": {}})
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    with LocalRedis(root=tmp_path_factory.mktemp("redis")) as running:
+        yield running
+
+
+@pytest.fixture
+def conn(server: LocalRedis) -> Iterator[redis.Redis]:
+    client: redis.Redis = server.client(0)
+    client.flushdb()
+    yield client
+    client.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def agenda(conn: redis.Redis) -> Agenda:
+    return Agenda(conn, lease_seconds=0.3)
+
+
+class TestWaiting:
+    def test_a_waiting_stage_is_claimed_only_once_it_is_due(self, agenda: Agenda) -> None:
+        """A stage that waits 0.2 s is not claimed before, and is claimed once after, with a new token."""
+        assert agenda.begin("t1", "d1", 4, "", SIG)
+        assert agenda.wait("t1", "d1", "", 0.2, SIG)
+        assert agenda.claim_due() == []
+        time.sleep(0.25)
+        due = agenda.claim_due()
+        assert [(d.task_id, d.signature) for d in due] == [("t1", SIG)]
+        assert due[0].token.startswith("d")
+        assert agenda.claim_due() == []  # claimed: leased until its run begins
+
+    def test_waking_a_deployment_makes_its_waiting_stage_due_at_once(self, agenda: Agenda) -> None:
+        """wake() turns a 60-s wait into one due now."""
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 60, SIG)
+        assert agenda.wake("d1")
+        assert [d.task_id for d in agenda.claim_due()] == ["t1"]
+
+    def test_a_wake_while_the_stage_runs_makes_its_next_wait_zero(self, agenda: Agenda) -> None:
+        """An event that comes while the stage runs is not lost: its next wait is cut to nothing."""
+        agenda.begin("t1", "d1", 4, "", SIG)
+        assert not agenda.wake("d1")
+        agenda.wait("t1", "d1", "", 60, SIG)
+        assert [d.task_id for d in agenda.claim_due()] == ["t1"]
+
+    def test_waking_an_unknown_deployment_does_nothing(self, agenda: Agenda) -> None:
+        """An event for a deployment the agenda does not hold wakes nothing."""
+        assert not agenda.wake("nobody")
+        assert agenda.pending() == 0
+
+
+class TestLeases:
+    def test_a_running_stage_whose_lease_lapses_is_claimed_again(self, agenda: Agenda) -> None:
+        """A host that died mid-stage: its lease lapses and the stage becomes due."""
+        agenda.begin("t1", "d1", 4, "", SIG)
+        assert agenda.claim_due() == []
+        time.sleep(0.35)
+        assert [d.task_id for d in agenda.claim_due()] == ["t1"]
+
+    def test_the_keeper_holds_a_lease_while_the_stage_runs(self, agenda: Agenda, conn: redis.Redis) -> None:
+        """A stage running longer than its lease is not claimed while its keeper renews it, nor its mutex lost."""
+        conn.set("mutex", "x", px=300)
+        keeper = LeaseKeeper(agenda, lambda keys: [conn.pexpire(k, 300) for k in keys] and None)
+        agenda.begin("t1", "d1", 4, "", SIG)
+        with keeper.holding("t1", "", "mutex"):
+            time.sleep(0.8)
+            assert agenda.claim_due() == []
+            assert conn.get("mutex") == b"x"
+        time.sleep(0.4)
+        assert [d.task_id for d in agenda.claim_due()] == ["t1"]
+
+    def test_a_finished_stage_stays_leased_until_the_next_stage_begins(self, agenda: Agenda) -> None:
+        """Killed between a stage's end and the next one's start: the finished stage runs again."""
+        agenda.begin("t1", "d1", 3, "", SIG)
+        agenda.hand_over("t1", "d1", "", SIG)
+        agenda.begin("t2", "d1", 4, "", SIG)  # the next stage begins: the handover record goes
+        time.sleep(0.35)
+        assert [d.task_id for d in agenda.claim_due()] == ["t2"]
+
+
+class TestFencing:
+    def test_the_original_copy_is_stale_once_a_dispatcher_published_the_stage_again(
+        self, agenda: Agenda
+    ) -> None:
+        """Redis redelivers a dead host's message after the watchdog re-published it: it is dropped."""
+        agenda.begin("t1", "d1", 4, "", SIG)
+        time.sleep(0.35)
+        (due,) = agenda.claim_due()
+        assert agenda.begin("t1", "d1", 4, due.token, SIG)
+        assert not agenda.begin("t1", "d1", 4, "", SIG)  # the redelivered original
+        assert not agenda.wait("t1", "d1", "", 1, SIG)  # nor may it reschedule
+
+    def test_an_earlier_stage_is_stale_once_a_later_one_began(self, agenda: Agenda) -> None:
+        """A copy of 'push' that comes back after 'deploy' began never runs."""
+        agenda.begin("push", "d1", 2, "", SIG)
+        agenda.begin("deploy", "d1", 4, "", SIG)
+        assert not agenda.begin("push", "d1", 2, "", SIG)
+
+    def test_a_finished_deployment_fences_every_late_copy(self, agenda: Agenda) -> None:
+        """After finalize, a late copy of any stage of it is dropped."""
+        agenda.begin("fin", "d1", 7, "", SIG)
+        assert agenda.finish("fin", "d1", "")
+        assert not agenda.begin("fin", "d1", 7, "", SIG)
+        assert not agenda.begin("deploy", "d1", 4, "", SIG)
+        assert agenda.pending() == 0
+
+    def test_a_stale_keeper_does_not_renew_a_lease_it_lost(self, agenda: Agenda) -> None:
+        """The old copy's renewals stop counting once a dispatcher re-published its stage."""
+        agenda.begin("t1", "d1", 4, "", SIG)
+        time.sleep(0.35)
+        agenda.claim_due()
+        assert agenda.renew([("t1", "")]) == 0
+
+
+class TestDispatcher:
+    def test_it_publishes_each_due_stage_once_with_its_token(self, conn: redis.Redis) -> None:
+        """Two dispatchers (two hosts) on one agenda publish 50 due stages once each."""
+        agenda = Agenda(conn, lease_seconds=30)
+        for i in range(50):
+            agenda.begin(f"t{i}", f"d{i}", 4, "", SIG)
+            agenda.wait(f"t{i}", f"d{i}", "", 0, SIG)
+        published: list[Due] = []
+        first = Dispatcher(agenda, published.append, 0.01).start()
+        second = Dispatcher(Agenda(conn, lease_seconds=30), published.append, 0.01).start()
+        deadline = time.monotonic() + 5
+        while len(published) < 50 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        first.stop()
+        second.stop()
+        assert sorted(d.task_id for d in published) == sorted(f"t{i}" for i in range(50))
+        assert conn.zcard(AGENDA) == 50  # each one leased until its run begins
