@@ -18,7 +18,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import boto3.session
 from botocore.config import Config
@@ -86,6 +86,13 @@ ThrottleCallback = Callable[[str, str], None]
 """Called with (service, operation) for every throttled attempt, retried or not."""
 
 
+class RateLimiter(Protocol):
+    """The fleet's AWS quotas (``adapters.rate_limit``): one token per request attempt."""
+
+    def acquire(self, account: str, region: str, service: str, operation: str) -> float:
+        """Return the seconds waited for a token of this call's bucket."""
+
+
 def translate_client_error(exc: ClientError, service: str, operation: str) -> AwsError:
     """Return our error for a botocore ``ClientError`` (not raised; the caller raises it)."""
     error = exc.response.get("Error", {})
@@ -142,6 +149,11 @@ class AwsClients:
     / ``AWS_ENDPOINT_URL_<SERVICE>``; ``max_attempts=None`` lets it read ``AWS_MAX_ATTEMPTS``, else
     ``DEFAULT_MAX_ATTEMPTS``.
     ``max_attempts`` counts every attempt, the first one included (as ``AWS_MAX_ATTEMPTS`` does).
+
+    With a ``rate_limiter``, every HTTP attempt (``before-send`` fires per attempt, retries included,
+    which is what AWS counts) first takes a token of the account's quota. The account is the one
+    the credentials name when they carry it (``AWS_ACCOUNT_ID``, SSO, assumed roles), else
+    ``account_label``: an STS call per client would cost more than it protects.
     """
 
     def __init__(
@@ -154,6 +166,8 @@ class AwsClients:
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         on_throttle: ThrottleCallback | None = None,
+        rate_limiter: RateLimiter | None = None,
+        account_label: str = "default",
     ) -> None:
         self.region = region
         self.endpoint_url = endpoint_url
@@ -162,6 +176,9 @@ class AwsClients:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.on_throttle = on_throttle
+        self.rate_limiter = rate_limiter
+        self.account_label = account_label
+        self._account: str | None = None
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._session: boto3.session.Session | None = None
@@ -209,6 +226,7 @@ class AwsClients:
             pid = os.getpid()
             if self._pid != pid:
                 self._pid, self._session, self._clients = pid, boto3.session.Session(), {}
+                self._account = None
             client = self._clients.get(service_name)
             if client is None:
                 assert self._session is not None
@@ -222,8 +240,28 @@ class AwsClients:
                     client.meta.events.register(
                         "response-received", functools.partial(self._count_throttle, service_name)
                     )
+                if self.rate_limiter is not None:
+                    client.meta.events.register(
+                        "before-send", functools.partial(self._take_token, service_name)
+                    )
                 self._clients[service_name] = client
             return client
+
+    def account(self) -> str:
+        """Return the account the quotas are counted for: the credentials' own, else ``account_label``."""
+        if self._account is None:
+            # Credentials resolve once per session and the client just made resolved them: cheap.
+            credentials = self._session.get_credentials() if self._session is not None else None
+            found = getattr(credentials, "account_id", None) if credentials is not None else None
+            self._account = str(found) if found else self.account_label
+        return self._account
+
+    def _take_token(self, service: str, event_name: str = "", **_: Any) -> None:
+        if self.rate_limiter is None:
+            return
+        # the event is named before-send.<service-id>.<Operation>
+        operation = event_name.rpartition(".")[2] or "unknown"
+        self.rate_limiter.acquire(self.account(), self.region, service, operation)
 
     def _count_throttle(self, service: str, parsed_response: Any = None, **kwargs: Any) -> None:
         if self.on_throttle is None or not isinstance(parsed_response, dict):

@@ -47,6 +47,12 @@ IN_PROGRESS = Gauge(
 )
 LOCK_WAITS = Counter("deploy_agent_lock_waits", "Times a deployment waited for another on its service.")
 AWS_THROTTLES = Counter("deploy_agent_aws_throttles", "AWS calls throttled.", ["service", "operation"])
+AWS_RATE_LIMIT_WAIT = Histogram(
+    "deploy_agent_aws_rate_limit_wait_seconds",
+    "Time an AWS request attempt waited for a token of the fleet's shared quota (0 when none).",
+    ["service", "operation"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 ZERO_DOWNTIME = Counter(
     "deploy_agent_zero_downtime_checks", "Traffic shifts checked for dropped requests, by result.", ["result"]
 )
