@@ -83,9 +83,13 @@ def submit(request: Mapping[str, Any], settings: Settings | None = None) -> Depl
     deployment_id = str(message.get("deployment_id") or message.get("deploymentId"))
     app = create_app(settings, set_as_current=False)
     async_result = app.send_task("deploy_agent.deploy", kwargs={"request": message})
-    store = DeploymentStore(
-        redis_client(settings.state_redis_url, settings.redis_ssl_ca_certs), settings.result_ttl_seconds
+    state = redis_client(
+        settings.state_redis_url,
+        settings.redis_ssl_ca_certs,
+        sentinel_master=settings.redis_sentinel_master,
+        sentinel_password=settings.redis_sentinel_password,
     )
+    store = DeploymentStore(state, settings.result_ttl_seconds)
     return DeploymentHandle(deployment_id, async_result.id, async_result, store)
 
 

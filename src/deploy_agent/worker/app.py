@@ -26,6 +26,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     visibility = {"visibility_timeout": settings.visibility_timeout_seconds}
     if settings.visibility_timeout_seconds <= settings.task_time_limit_seconds:
         raise ValueError("visibility_timeout_seconds must be above task_time_limit_seconds")
+    broker_sentinel = _sentinel_options(settings, settings.broker_url)
+    backend_sentinel = _sentinel_options(settings, settings.result_backend)
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
@@ -39,11 +41,18 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         # Redis redelivers unacked messages after the visibility timeout: keep it above any task's run.
-        "broker_transport_options": visibility,
-        # Give up on a lost result backend after a few seconds (celery's default is about 20 s per call).
+        "broker_transport_options": {**visibility, **broker_sentinel},
+        # Give up on a lost result backend after a few seconds (celery's default is about 20 s per call);
+        # behind sentinels, only once a failover has had about a minute.
         "result_backend_transport_options": {
             **visibility,
-            "retry_policy": {"max_retries": 5, "interval_start": 0, "interval_step": 0.5, "interval_max": 1},
+            **backend_sentinel,
+            "retry_policy": {
+                "max_retries": 60 if backend_sentinel else 5,
+                "interval_start": 0,
+                "interval_step": 0.5,
+                "interval_max": 1,
+            },
         },
         "visibility_timeout": settings.visibility_timeout_seconds,
         "task_time_limit": settings.task_time_limit_seconds,
@@ -72,11 +81,43 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
         "redis_backend_health_check_interval": 30,
-        # Ride out a Redis restart when storing a result, but give up within about ten seconds.
+        # Ride out a Redis restart when storing a result, but give up within about ten seconds
+        # (about a minute behind sentinels: a failover takes down-after-milliseconds and an election).
         "result_backend_always_retry": True,
-        "result_backend_max_retries": 10,
+        "result_backend_max_retries": 60 if backend_sentinel else 10,
         "result_backend_max_sleep_between_retries_ms": 1000,
+        **_publish_retry(bool(broker_sentinel)),
         **_tls(settings),
+    }
+
+
+def _sentinel_options(settings: Settings, url: str) -> dict[str, Any]:
+    """Return the transport options a ``sentinel://`` URL needs (none for ``redis[s]://``)."""
+    if not url.strip().lower().startswith("sentinel://"):
+        return {}
+    # The sentinels' own connections: a dead sentinel is skipped after a second.
+    sentinel_kwargs: dict[str, Any] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+    if settings.redis_sentinel_password:
+        sentinel_kwargs["password"] = settings.redis_sentinel_password
+    return {"master_name": settings.redis_sentinel_master, "sentinel_kwargs": sentinel_kwargs}
+
+
+def _publish_retry(sentinel: bool) -> dict[str, Any]:
+    """Behind sentinels, keep retrying a publish (the next stage, a notification) through a failover.
+
+    Celery's default gives up after three tries within a second, less than an election takes: the
+    publishing stage would fail and its deployment end there.
+    """
+    if not sentinel:
+        return {}
+    return {
+        "task_publish_retry": True,
+        "task_publish_retry_policy": {
+            "max_retries": 60,
+            "interval_start": 0,
+            "interval_step": 0.5,
+            "interval_max": 1,
+        },
     }
 
 
