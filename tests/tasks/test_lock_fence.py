@@ -324,7 +324,7 @@ class TestEntryRedelivered:
         task = FakeEntryTask("t1")
 
         with pytest.raises(Ignore):
-            entry._accept_and_run(task, rt, state_for("A"), self.STAGES)
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
 
         assert len(task.published) == 1
         assert entry._chain_published(rt, "A")
@@ -333,11 +333,11 @@ class TestEntryRedelivered:
         saved(rt, state_for("A", entry_task_id="t1"))
         task = FakeEntryTask("t1")
         with pytest.raises(Ignore):
-            entry._accept_and_run(task, rt, state_for("A"), self.STAGES)
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
         assert len(task.published) == 1
 
         with pytest.raises(Ignore):
-            entry._accept_and_run(task, rt, state_for("A"), self.STAGES)
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
         assert len(task.published) == 1
 
     def test_an_unpublished_chain_whose_lock_went_to_another_is_superseded(self, rt: Runtime) -> None:
@@ -349,7 +349,7 @@ class TestEntryRedelivered:
         assert service_lock.release("B")
         task = FakeEntryTask("t1")
 
-        result = entry._accept_and_run(task, rt, state_for("A"), self.STAGES)
+        result = entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
 
         assert task.published == []
         assert result is not None
