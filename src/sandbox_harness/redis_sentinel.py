@@ -124,10 +124,12 @@ class RedisSentinelGroup:
             for i in range(sentinels)
         ]
 
-    def url(self, db: int = 0) -> str:
-        """Return ``sentinel://[:PASSWORD@]127.0.0.1:PORT/DB;...``, one entry per sentinel."""
+    def url(self, db: int | None = None) -> str:
+        """Return ``sentinel://[:PASSWORD@]127.0.0.1:PORT[/DB];...``, one entry per sentinel
+        (without ``db``: the form ``StackConfig.redis_url`` takes)."""
         auth = f":{quote(self.password, safe='')}@" if self.password else ""
-        return ";".join(f"sentinel://{auth}127.0.0.1:{s.port}/{db}" for s in self.sentinels)
+        path = "" if db is None else f"/{db}"
+        return ";".join(f"sentinel://{auth}127.0.0.1:{s.port}{path}" for s in self.sentinels)
 
     def start(self, timeout_seconds: float = 30.0) -> RedisSentinelGroup:
         """Start both nodes and the sentinels; return once every sentinel sees the replica and its peers."""

@@ -17,7 +17,9 @@ class StackConfig:
     """Where a worker finds Redis, the emulated AWS and the registry, and how fast it polls.
 
     ``redis_url`` is a full URL without a database (``rediss://:PASSWORD@127.0.0.1:PORT`` works:
-    ``LocalRedis.url``); the database numbers are appended to it.
+    ``LocalRedis.url``); the database numbers are appended to it. A Redis Sentinel list
+    (``sentinel://H:P;sentinel://H2:P2``: ``RedisSentinelGroup.url()``) gets the database on every
+    entry and ``sentinel_master`` names the primary the sentinels watch.
     """
 
     aws_endpoint_url: str
@@ -32,14 +34,24 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: CA certificate to verify a ``rediss://`` ``redis_url`` with (e.g. ``LocalRedis.ca_file``).
     redis_ssl_ca: str | None = None
+    #: with a ``sentinel://`` ``redis_url``: the name of the primary the sentinels watch
+    sentinel_master: str | None = None
+
+    def url_of(self, db: int) -> str:
+        """Return ``redis_url`` with database ``db`` (on each entry of a ``;``-separated sentinel list)."""
+        return ";".join(f"{entry}/{db}" for entry in self.redis_url.split(";"))
 
     def env(self) -> dict[str, str]:
         """Return the environment a worker (or a publisher) needs for this stack."""
-        tls = {"DEPLOY_AGENT_REDIS_SSL_CA_CERTS": self.redis_ssl_ca} if self.redis_ssl_ca else {}
+        redis_options: dict[str, str] = {}
+        if self.redis_ssl_ca:
+            redis_options["DEPLOY_AGENT_REDIS_SSL_CA_CERTS"] = self.redis_ssl_ca
+        if self.sentinel_master:
+            redis_options["DEPLOY_AGENT_REDIS_SENTINEL_MASTER"] = self.sentinel_master
         return {
-            "DEPLOY_AGENT_BROKER_URL": f"{self.redis_url}/{self.broker_db}",
-            "DEPLOY_AGENT_RESULT_BACKEND": f"{self.redis_url}/{self.result_db}",
-            "DEPLOY_AGENT_STATE_REDIS_URL": f"{self.redis_url}/{self.state_db}",
+            "DEPLOY_AGENT_BROKER_URL": self.url_of(self.broker_db),
+            "DEPLOY_AGENT_RESULT_BACKEND": self.url_of(self.result_db),
+            "DEPLOY_AGENT_STATE_REDIS_URL": self.url_of(self.state_db),
             "DEPLOY_AGENT_REGISTRY_OVERRIDE": self.registry_host,
             "DEPLOY_AGENT_BUILD_ROOT": str(self.build_root),
             "DEPLOY_AGENT_POLL_INTERVAL_SECONDS": str(self.poll_interval_seconds),
@@ -48,7 +60,7 @@ class StackConfig:
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",  # moto accepts any credentials
             "AWS_DEFAULT_REGION": self.region,
-            **tls,
+            **redis_options,
             **self.extra_env,
         }
 
