@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +20,22 @@ def _cmd_schema(_: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(args.metrics_dir)))
-    from deploy_agent.worker.signals import prepare_multiprocess_dir
+    from deploy_agent.settings import Settings
+    from deploy_agent.worker.metrics_dir import MetricsDirInUse, claim_metrics_dir, default_metrics_dir
 
-    prepare_multiprocess_dir(metrics_dir)
     if args.metrics_port is not None:
         os.environ["DEPLOY_AGENT_METRICS_PORT"] = str(args.metrics_port)
-    from deploy_agent.settings import Settings
+    # --metrics-dir, else the environment's, else one of this worker's own (a shared one would be
+    # wiped by each worker that starts: worker.metrics_dir). Set before prometheus_client is imported.
+    port = int(os.environ.get("DEPLOY_AGENT_METRICS_PORT", "0") or 0) or None
+    metrics_dir = args.metrics_dir or os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = Path(metrics_dir or default_metrics_dir(args.hostname, Settings().queue, port))
+    try:
+        claim = claim_metrics_dir(metrics_dir)
+    except MetricsDirInUse as exc:
+        print(f"deploy-agent worker: {exc}", file=sys.stderr)
+        return 2
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     from deploy_agent.worker.app import app
 
     argv = [
@@ -42,7 +50,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         args.hostname,
         # no -E: task events carry the message's arguments to every Redis subscriber (worker.app)
     ]
-    app.worker_main(argv)
+    try:
+        app.worker_main(argv)
+    finally:
+        claim.release()
     return 0
 
 
@@ -194,7 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loglevel", default="INFO")
     p.add_argument("--hostname", default="deploy-agent@%h")
     p.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
-    p.add_argument("--metrics-dir", type=Path, default=Path(tempfile.gettempdir()) / "deploy-agent-metrics")
+    p.add_argument(
+        "--metrics-dir",
+        type=Path,
+        default=None,
+        help="prometheus multiprocess directory, one per worker (default: $PROMETHEUS_MULTIPROC_DIR, "
+        "else $TMPDIR/deploy-agent-metrics/NODE.QUEUE.PORT)",
+    )
     p.set_defaults(func=_cmd_worker)
 
     p = sub.add_parser("submit", help="publish a DeployToECSTask message (JSON file, or - for stdin)")
