@@ -42,6 +42,9 @@ command -v docker-registry >/dev/null || need_apt+=(docker-registry)
 [ -x /bin/busybox ] || command -v busybox >/dev/null || need_apt+=(busybox-static)
 if [ "$FOR" = tests ]; then
   command -v chromium >/dev/null || need_apt+=(chromium)  # renders the status page in tests/worker
+  # Sentinels for the failover test (tests/integration): redis-sentinel, else redis-server --sentinel.
+  command -v redis-sentinel >/dev/null || grep -q -- --sentinel <<<"$(redis-server --help 2>&1 || true)" \
+    || need_apt+=(redis-sentinel)
   { command -v promtool && command -v prometheus; } >/dev/null || need_apt+=(prometheus)  # promtool + server (tests/ops)
   # Compose validates docker-compose.yml (tests/ops): the v2 plugin when the engine has one, else Debian's v1.
   docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need_apt+=(docker-compose)
