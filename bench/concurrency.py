@@ -73,6 +73,8 @@ class RunReport:
     stage_runs: int
     redis_commands: int
     failures: list[str]
+    #: Redis commands by name over the run (broker, results, state and this script's polling)
+    redis_by_command: Counter[str] | None = None
 
 
 def _epoch(text: str) -> float:
@@ -102,9 +104,9 @@ class DescribeProbe:
         return self.latencies_ms
 
 
-def _redis_commands(stack: Stack) -> int:
+def _redis_by_command(stack: Stack) -> Counter[str]:
     stats = cast(dict[str, dict[str, Any]], stack.redis.client().info("commandstats"))
-    return sum(int(v["calls"]) for v in stats.values())
+    return Counter({name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()})
 
 
 def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
@@ -120,7 +122,7 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     assert stack.worker.pid is not None
     worker_cpu = tree_cpu_seconds(stack.worker.pid)
     sandbox_cpu = time.process_time()
-    redis_commands = _redis_commands(stack)
+    redis_before = _redis_by_command(stack)
     before = stack.sandbox.moto.api_calls()
     published = time.time()
     task_ids = [
@@ -140,7 +142,8 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     wall = time.time() - published
     worker_cpu = tree_cpu_seconds(stack.worker.pid) - worker_cpu
     sandbox_cpu = time.process_time() - sandbox_cpu
-    redis_commands = _redis_commands(stack) - redis_commands
+    redis_by_command = _redis_by_command(stack) - redis_before
+    redis_commands = sum(redis_by_command.values())
     # Every Celery task run (entry, each stage, each retry of a waiting stage) logs "received".
     stage_runs = stack.worker.log_path.read_text().count("] received")
     latencies = probe.stop()
@@ -155,7 +158,7 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     completed = {e.service: e.at for e in log if e.state == "COMPLETED"}
     report = RunReport(
         count, wall, [], [], [], [], calls, idle, peak, latencies, worker_cpu, sandbox_cpu, stage_runs,
-        redis_commands, failures=[],
+        redis_commands, failures=[], redis_by_command=redis_by_command,
     )  # fmt: skip
     for name, result in zip(names, results, strict=True):
         if result["outcome"] != "succeeded":
@@ -241,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
             f"Celery task runs {report.stage_runs} ({report.stage_runs / report.count:.1f}/deployment); "
             f"Redis commands {report.redis_commands} ({report.redis_commands / report.count:.0f}/deployment)"
         )
+        if report.redis_by_command:
+            per = ", ".join(
+                f"{name} {n / report.count:.0f}" for name, n in report.redis_by_command.most_common(10)
+            )
+            print(f"N={report.count}: Redis commands per deployment by name: {per}")
     failed = False
     for report in reports:
         for failure in report.failures:

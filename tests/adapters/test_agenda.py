@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from deploy_agent.adapters.agenda import AGENDA, Agenda, Due, LeaseKeeper
+from deploy_agent.adapters.agenda import AGENDA, Agenda, Begun, Due, LeaseKeeper, Mutex
 from deploy_agent.worker.dispatcher import Dispatcher
 from sandbox_harness.redis_server import LocalRedis
 
@@ -40,7 +40,7 @@ def agenda(conn: redis.Redis) -> Agenda:
 class TestWaiting:
     def test_a_waiting_stage_is_claimed_only_once_it_is_due(self, agenda: Agenda) -> None:
         """A stage that waits 0.2 s is not claimed before, and is claimed once after, with a new token."""
-        assert agenda.begin("t1", "d1", 4, "", SIG)
+        assert agenda.begin("t1", "d1", 4, "", SIG) is Begun.RUN
         assert agenda.wait("t1", "d1", "", 0.2, SIG)
         assert agenda.claim_due() == []
         time.sleep(0.25)
@@ -78,7 +78,7 @@ class TestLeases:
         assert [d.task_id for d in agenda.claim_due()] == ["t1"]
 
     def test_the_keeper_holds_a_lease_while_the_stage_runs(self, agenda: Agenda, conn: redis.Redis) -> None:
-        """A stage running longer than its lease is not claimed while its keeper renews it, nor its mutex lost."""
+        """A stage outliving its lease is not claimed while its keeper renews it; nor is its mutex lost."""
         conn.set("mutex", "x", px=300)
         keeper = LeaseKeeper(agenda, lambda keys: [conn.pexpire(k, 300) for k in keys] and None)
         agenda.begin("t1", "d1", 4, "", SIG)
@@ -106,22 +106,22 @@ class TestFencing:
         agenda.begin("t1", "d1", 4, "", SIG)
         time.sleep(0.35)
         (due,) = agenda.claim_due()
-        assert agenda.begin("t1", "d1", 4, due.token, SIG)
-        assert not agenda.begin("t1", "d1", 4, "", SIG)  # the redelivered original
+        assert agenda.begin("t1", "d1", 4, due.token, SIG) is Begun.RUN
+        assert agenda.begin("t1", "d1", 4, "", SIG) is Begun.STALE  # the redelivered original
         assert not agenda.wait("t1", "d1", "", 1, SIG)  # nor may it reschedule
 
     def test_an_earlier_stage_is_stale_once_a_later_one_began(self, agenda: Agenda) -> None:
         """A copy of 'push' that comes back after 'deploy' began never runs."""
         agenda.begin("push", "d1", 2, "", SIG)
         agenda.begin("deploy", "d1", 4, "", SIG)
-        assert not agenda.begin("push", "d1", 2, "", SIG)
+        assert agenda.begin("push", "d1", 2, "", SIG) is Begun.STALE
 
     def test_a_finished_deployment_fences_every_late_copy(self, agenda: Agenda) -> None:
         """After finalize, a late copy of any stage of it is dropped."""
         agenda.begin("fin", "d1", 7, "", SIG)
         assert agenda.finish("fin", "d1", "")
-        assert not agenda.begin("fin", "d1", 7, "", SIG)
-        assert not agenda.begin("deploy", "d1", 4, "", SIG)
+        assert agenda.begin("fin", "d1", 7, "", SIG) is Begun.STALE
+        assert agenda.begin("deploy", "d1", 4, "", SIG) is Begun.STALE
         assert agenda.pending() == 0
 
     def test_a_stale_keeper_does_not_renew_a_lease_it_lost(self, agenda: Agenda) -> None:
@@ -150,3 +150,24 @@ class TestDispatcher:
         second.stop()
         assert sorted(d.task_id for d in published) == sorted(f"t{i}" for i in range(50))
         assert conn.zcard(AGENDA) == 50  # each one leased until its run begins
+
+
+class TestStepMutex:
+    def test_begin_takes_the_step_mutex_and_a_second_copy_finds_it_busy(self, agenda: Agenda) -> None:
+        """Two copies of one deployment: the second is told BUSY, and runs once the first waits."""
+        first, second = Mutex("stepping:d1", "a"), Mutex("stepping:d1", "b")
+        assert agenda.begin("t1", "d1", 4, "", SIG, first) is Begun.RUN
+        assert agenda.begin("t1", "d1", 4, "", SIG, second) is Begun.BUSY
+        agenda.wait("t1", "d1", "", 0, SIG, first)  # releases the mutex with the wait
+        assert agenda.begin("t1", "d1", 4, "", SIG, second) is Begun.RUN
+
+    def test_a_stale_copy_still_gives_back_the_mutex_it_holds(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        """A copy fenced out after it took the mutex does not keep the deployment locked."""
+        mutex = Mutex("stepping:d1", "a")
+        agenda.begin("t1", "d1", 4, "", SIG, mutex)
+        time.sleep(0.35)
+        agenda.claim_due()  # re-published: the running copy's token is stale now
+        assert not agenda.wait("t1", "d1", "", 1, SIG, mutex)
+        assert conn.get("stepping:d1") is None

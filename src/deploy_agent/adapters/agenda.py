@@ -29,6 +29,7 @@ Every script reads the time from Redis (``TIME``): hosts' clocks never meet.
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 import uuid
@@ -53,7 +54,9 @@ FINISHED_INDEX = 1000
 
 _NOW = "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-#: KEYS: agenda, task record, dep record. ARGV: task id, deployment, index, token, sig, lease ms, ttl
+#: KEYS: agenda, task record, dep record, step mutex. ARGV: task id, deployment, index, token, sig,
+#: lease ms, ttl, task prefix, mutex owner. Returns 1 (begun, mutex held), 0 (stale), 2 (another
+#: copy steps the deployment right now)
 _BEGIN = (
     _NOW
     + """
@@ -62,6 +65,7 @@ local current = redis.call('hget', KEYS[3], 'index')
 if current and tonumber(current) > index then return 0 end
 local token = redis.call('hget', KEYS[2], 'token') or ''
 if token ~= ARGV[4] then return 0 end
+if ARGV[9] ~= '' and not redis.call('set', KEYS[4], ARGV[9], 'NX', 'PX', ARGV[6]) then return 2 end
 local previous = redis.call('hget', KEYS[3], 'task')
 if previous and previous ~= ARGV[1] then
   redis.call('zrem', KEYS[1], previous)
@@ -76,10 +80,12 @@ return 1
 """
 )
 
-#: KEYS: agenda, task record. ARGV: task id, token, delay ms, sig, deployment, ttl, mode
+#: KEYS: agenda, task record[, step mutex to release]. ARGV: task id, token, delay ms, sig,
+#: deployment, ttl, mode[, mutex owner]
 _SCHEDULE = (
     _NOW
     + """
+if KEYS[3] and redis.call('get', KEYS[3]) == ARGV[8] then redis.call('del', KEYS[3]) end
 local token = redis.call('hget', KEYS[2], 'token')
 if token and token ~= ARGV[2] then return 0 end
 local delay = tonumber(ARGV[3])
@@ -167,6 +173,22 @@ return 1
 """
 
 
+class Begun(enum.IntEnum):
+    """What ``Agenda.begin`` found."""
+
+    STALE = 0  #: a stale copy: drop it
+    RUN = 1  #: leased, and the step mutex is ours
+    BUSY = 2  #: another copy steps the deployment right now: look again soon
+
+
+@dataclass(frozen=True)
+class Mutex:
+    """A deployment's step mutex (``StepMutex``'s key) and this run's owner value."""
+
+    key: str
+    owner: str
+
+
 @dataclass(frozen=True)
 class Due:
     """A stage a dispatcher claimed: publish ``signature`` with ``token``."""
@@ -190,32 +212,49 @@ class Agenda:
         self._finish = client.register_script(_FINISH)
         self._drop = client.register_script(_DROP)
 
-    def begin(self, task_id: str, deployment_id: str, index: int, token: str, signature: str) -> bool:
-        """Lease a stage run; return False when this copy is stale and must not run."""
-        keys = [AGENDA, TASK + task_id, DEP + deployment_id]
-        args: list[str | int] = [
-            task_id,
-            deployment_id,
-            index,
-            token,
-            signature,
-            self.lease_ms,
-            RECORD_TTL_SECONDS,
-            TASK,
-        ]
-        return bool(self._begin(keys=keys, args=args))
+    def begin(
+        self,
+        task_id: str,
+        deployment_id: str,
+        index: int,
+        token: str,
+        signature: str,
+        mutex: Mutex | None = None,
+    ) -> Begun:
+        """Lease a stage run, taking ``mutex`` (the deployment's step mutex) in the same step."""
+        mutex = mutex or Mutex(f"{AGENDA}:no-mutex", "")
+        keys = [AGENDA, TASK + task_id, DEP + deployment_id, mutex.key]
+        args: list[str | int] = [task_id, deployment_id, index, token, signature, self.lease_ms]
+        args += [RECORD_TTL_SECONDS, TASK, mutex.owner]
+        return Begun(int(cast(int, self._begin(keys=keys, args=args))))
 
-    def wait(self, task_id: str, deployment_id: str, token: str, delay: float, signature: str) -> bool:
-        """Make the stage due again after ``delay`` seconds (at once if it was woken meanwhile)."""
-        return self._put(task_id, deployment_id, token, int(delay * 1000), signature, "waiting")
+    def wait(
+        self,
+        task_id: str,
+        deployment_id: str,
+        token: str,
+        delay: float,
+        signature: str,
+        mutex: Mutex | None = None,
+    ) -> bool:
+        """Make the stage due after ``delay`` seconds (at once if woken meanwhile); release ``mutex``."""
+        return self._put(task_id, deployment_id, token, int(delay * 1000), signature, "waiting", mutex)
 
-    def hand_over(self, task_id: str, deployment_id: str, token: str, signature: str) -> bool:
+    def hand_over(
+        self, task_id: str, deployment_id: str, token: str, signature: str, mutex: Mutex | None = None
+    ) -> bool:
         """Lease a finished stage until the next stage begins (a kill in between re-runs it, a no-op)."""
-        return self._put(task_id, deployment_id, token, self.lease_ms, signature, "handover")
+        return self._put(task_id, deployment_id, token, self.lease_ms, signature, "handover", mutex)
 
-    def _put(self, task_id: str, dep: str, token: str, delay_ms: int, sig: str, mode: str) -> bool:
+    def _put(
+        self, task_id: str, dep: str, token: str, delay_ms: int, sig: str, mode: str, mutex: Mutex | None
+    ) -> bool:
+        """Write the task's record and due time, releasing ``mutex`` when it is still ours, in one step."""
         keys = [AGENDA, TASK + task_id]
         args: list[str | int] = [task_id, token, delay_ms, sig, dep, RECORD_TTL_SECONDS, mode]
+        if mutex is not None:
+            keys.append(mutex.key)
+            args.append(mutex.owner)
         return bool(self._schedule(keys=keys, args=args))
 
     def finish(self, task_id: str, deployment_id: str, token: str) -> bool:

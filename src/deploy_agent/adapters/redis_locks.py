@@ -156,10 +156,20 @@ class StepMutex:
 
     def __init__(self, client: redis.Redis, deployment_id: str, ttl_seconds: float) -> None:
         self._r = client
-        self.key = f"{PREFIX}stepping:{deployment_id}"
+        self.key = self.key_for(deployment_id)
         # A step never outlives the task time limit; a killed one frees the key within it, and
         # a redelivery comes only after the visibility timeout, which is above that limit.
         self._ttl_ms = max(1000, int(ttl_seconds * 1000))
+
+    @staticmethod
+    def key_for(deployment_id: str) -> str:
+        """Return the mutex's key (the agenda takes it together with a stage's lease)."""
+        return f"{PREFIX}stepping:{deployment_id}"
+
+    @classmethod
+    def release_owned(cls, client: redis.Redis, key: str, owner: str) -> None:
+        """Release the mutex at ``key`` when ``owner`` still holds it."""
+        client.eval(cls._RELEASE, 1, key, owner)
 
     @contextmanager
     def held(self) -> Iterator[bool]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
 
+from deploy_agent.adapters.agenda import Begun, Mutex
 from deploy_agent.adapters.redis_locks import StepMutex
 from deploy_agent.core.errors import DeployError, is_transient
 from deploy_agent.core.orchestration import (
@@ -47,20 +49,33 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
     rt = get_runtime()
     agenda, task_id, token = rt.agenda, str(task.request.id), token or ""
     signature = stage_signature(task)
-    if not agenda.begin(task_id, deployment_id, PIPELINE_ORDER.index(stage), token, signature):
+    # The step mutex is taken with the lease and given back with the next due time: one round trip each.
+    mutex = Mutex(StepMutex.key_for(deployment_id), uuid.uuid4().hex)
+    begun = agenda.begin(task_id, deployment_id, PIPELINE_ORDER.index(stage), token, signature, mutex)
+    if begun is Begun.STALE:
         log.warning(
             "dropped a stale copy of stage %s (a later copy or stage runs it)",
             stage,
             extra={"deployment_id": deployment_id, "stage": stage},
         )
         raise Ignore()
-    progress = advance_stage(rt, deployment_id, stage, step, lease=(task_id, token))
+    if begun is Begun.BUSY:
+        # Another copy steps this deployment (its chain published twice, a delivery still running
+        # when redelivered): look again soon; the state loaded then includes its step.
+        agenda.wait(task_id, deployment_id, token, rt.settings.poll_fast_seconds, signature)
+        raise Ignore()
+    try:
+        with rt.lease_keeper.holding(task_id, token, mutex.key):
+            progress = _advance_stage(rt, deployment_id, stage, step)
+    except BaseException:
+        StepMutex.release_owned(rt.redis, mutex.key, mutex.owner)
+        raise
     if not progress.done:
-        agenda.wait(task_id, deployment_id, token, progress.wait_seconds, signature)
+        agenda.wait(task_id, deployment_id, token, progress.wait_seconds, signature, mutex)
         raise Ignore()  # acknowledged; the agenda publishes it again when due or woken
     # Leased until the next stage begins (finalize: until the result is stored), so a kill in
     # between publishes this stage again, which finds itself done and moves on.
-    agenda.hand_over(task_id, deployment_id, token, signature)
+    agenda.hand_over(task_id, deployment_id, token, signature, mutex)
     return deployment_id
 
 
@@ -75,23 +90,12 @@ def stage_signature(task: Task) -> str:
     return json.dumps(signature)
 
 
-def advance_stage(
-    rt: Runtime, deployment_id: str, stage: str, step: StepFn, lease: tuple[str, str] | None = None
-) -> Progress:
-    """Advance ``stage`` one step, one copy of the deployment at a time; return whether it is done.
-
-    ``lease`` (task id, token) is kept alive, with the step mutex, while the step runs.
-    """
-    mutex = StepMutex(rt.redis, deployment_id, rt.settings.lease_seconds)
-    with mutex.held() as mine:
+def advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) -> Progress:
+    """Advance ``stage`` one step, one copy of the deployment at a time; return whether it is done."""
+    with StepMutex(rt.redis, deployment_id, rt.settings.task_time_limit_seconds).held() as mine:
         if not mine:
-            # Another copy steps this deployment (its chain published twice, or a delivery still
-            # running when redelivered): look again soon; the state loaded then includes its step.
             return Progress.wait(rt.settings.poll_fast_seconds)
-        if lease is None:
-            return _advance_stage(rt, deployment_id, stage, step)
-        with rt.lease_keeper.holding(lease[0], lease[1], mutex.key):
-            return _advance_stage(rt, deployment_id, stage, step)
+        return _advance_stage(rt, deployment_id, stage, step)
 
 
 def _advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) -> Progress:
@@ -230,7 +234,9 @@ assert tuple(STEPS) == PIPELINE_ORDER
 
 
 def _stage_task(stage: str, step: StepFn) -> Any:
-    @shared_task(bind=True, name=f"deploy_agent.stage.{stage}", max_retries=None, acks_late=True)
+    @shared_task(
+        bind=True, name=f"deploy_agent.stage.{stage}", max_retries=None, acks_late=True, track_started=False
+    )
     def stage_task(self: Task, deployment_id: str, token: str | None = None) -> str:
         return run_stage(self, deployment_id, stage, step, token)
 
@@ -241,7 +247,9 @@ def _stage_task(stage: str, step: StepFn) -> Any:
 STAGE_TASKS = {name: _stage_task(name, STEPS[name]) for name in PIPELINE_ORDER if name != "finalize"}
 
 
-@shared_task(bind=True, name="deploy_agent.stage.finalize", max_retries=None, acks_late=True)
+@shared_task(
+    bind=True, name="deploy_agent.stage.finalize", max_retries=None, acks_late=True, track_started=False
+)
 def finalize_stage(self: Task, deployment_id: str, token: str | None = None) -> dict[str, Any] | None:
     """Collect diagnostics, decide the outcome, store the result, release the lock; return the result."""
     run_stage(self, deployment_id, "finalize", STEPS["finalize"], token)
