@@ -38,6 +38,7 @@ Run from the repository root: ``source .sandbox/env && python bench/concurrency.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import threading
@@ -47,8 +48,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from call_rates import CallRates, format_rates
 from common import Stack, calls_since, median, open_stack, percentile, provision_many, tree_cpu_seconds
 from profiles import add_profile_arguments, describe_profile, profile_knobs
+
+from deploy_agent.core.quotas import parse_overrides
+from deploy_agent.settings import Settings
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/bench"
 MOTO_DESCRIBE_CEILING = 350.0  # DescribeServices/s moto answers on this kind of machine
@@ -75,6 +80,8 @@ class RunReport:
     failures: list[str]
     #: Redis commands by name over the run (broker, results, state and this script's polling)
     redis_by_command: Counter[str] | None = None
+    #: the sandbox endpoint's call rates over the run, per quota bucket
+    rates: CallRates | None = None
 
 
 def _epoch(text: str) -> float:
@@ -124,6 +131,7 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     sandbox_cpu = time.process_time()
     redis_before = _redis_by_command(stack)
     before = stack.sandbox.moto.api_calls()
+    rates = CallRates(stack.sandbox).__enter__()
     published = time.time()
     task_ids = [
         stack.publish(
@@ -138,6 +146,7 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
         for name in names
     ]
     by_id = stack.await_results(task_ids, timeout)
+    rates.__exit__(None, None, None)
     results = [by_id[t] for t in task_ids]
     wall = time.time() - published
     worker_cpu = tree_cpu_seconds(stack.worker.pid) - worker_cpu
@@ -158,7 +167,7 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     completed = {e.service: e.at for e in log if e.state == "COMPLETED"}
     report = RunReport(
         count, wall, [], [], [], [], calls, idle, peak, latencies, worker_cpu, sandbox_cpu, stage_runs,
-        redis_commands, failures=[], redis_by_command=redis_by_command,
+        redis_commands, failures=[], redis_by_command=redis_by_command, rates=rates,
     )  # fmt: skip
     for name, result in zip(names, results, strict=True):
         if result["outcome"] != "succeeded":
@@ -210,6 +219,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start-delay", type=float, default=2.0, help="seconds a task takes to be RUNNING")
     parser.add_argument("--poll-interval", type=float, default=1.0, help="worker's poll interval (s)")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for each result")
+    parser.add_argument(
+        "--quota-share",
+        type=float,
+        default=None,
+        help="DEPLOY_AGENT_AWS_QUOTA_SHARE for the worker (default: the product's, 0.5)",
+    )
+    parser.add_argument(
+        "--quotas",
+        default=None,
+        help='DEPLOY_AGENT_AWS_QUOTAS for the worker, e.g. \'{"ecs:task_definition_write": "50/100"}\' '
+        "(the account's raised quotas)",
+    )
+    parser.add_argument(
+        "--worker-env", action="append", default=[], help="extra NAME=VALUE for the worker (repeatable)"
+    )
     add_profile_arguments(parser)
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.counts.split(",") if c.strip()]
@@ -221,9 +245,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(describe_profile(args), flush=True)
     reports: list[RunReport] = []
+    worker_env = dict(item.split("=", 1) for item in args.worker_env)
+    if args.quota_share is not None:
+        worker_env["DEPLOY_AGENT_AWS_QUOTA_SHARE"] = str(args.quota_share)
+    if args.quotas:
+        worker_env["DEPLOY_AGENT_AWS_QUOTAS"] = args.quotas
+    share = args.quota_share if args.quota_share is not None else Settings().aws_quota_share
+    overrides = {
+        name: (quota.per_second * share, quota.burst * share)
+        for name, quota in parse_overrides(json.loads(args.quotas) if args.quotas else {}).items()
+    }
+    if worker_env:
+        print(f"worker settings: {worker_env}", flush=True)
     with open_stack(
         concurrency=args.concurrency,
         poll_interval_seconds=args.poll_interval,
+        worker_env=worker_env,
         start_worker=False,
         task_start_delay_seconds=args.start_delay,
         virtual_tasks=True,
@@ -249,6 +286,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name} {n / report.count:.0f}" for name, n in report.redis_by_command.most_common(10)
             )
             print(f"N={report.count}: Redis commands per deployment by name: {per}")
+        if report.rates is not None:
+            print(
+                f"N={report.count}: AWS calls at the sandbox endpoint by quota bucket "
+                "(peak: most in 1 s; this script's probe, 2/s, included):"
+            )
+            for line in format_rates(report.rates, share, overrides):
+                print(line)
     failed = False
     for report in reports:
         for failure in report.failures:

@@ -13,6 +13,7 @@ ended after the describe has moved it. Snapshots expire through Redis (``PX``), 
 Keys (under ``deploy-agent:``)::
 
     inflight:<region>:<cluster>        set of the services with a deployment in flight
+    inflight-clusters                  set of "<region>:<cluster>" with a deployment in flight
     svc:<region>:<cluster>/<svc>       JSON {"generation": n, "service": DescribeServices entry}
     svc-gen:<region>:<cluster>/<svc>   the service's write generation (missing reads as 0)
 """
@@ -28,6 +29,8 @@ from deploy_agent.adapters.ecs import EcsApi
 from deploy_agent.adapters.redis_store import PREFIX
 
 BATCH = 10
+#: "<region>:<cluster>" of every cluster with a deployment in flight (the cluster watcher's list)
+WATCHED = f"{PREFIX}inflight-clusters"
 #: how long a generation is kept after the last write: far beyond any snapshot's TTL, so a
 #: counter that lapsed and restarted cannot come back to a value a live snapshot recorded
 GENERATION_TTL_SECONDS = 24 * 3600
@@ -47,6 +50,13 @@ return out
 """
 
 
+#: KEYS[1] a cluster's in-flight set, KEYS[2] the watched clusters; ARGV[1] "<region>:<cluster>"
+_FORGET_IDLE = """
+if redis.call('scard', KEYS[1]) == 0 then return redis.call('srem', KEYS[2], ARGV[1]) end
+return 0
+"""
+
+
 class BatchedServiceReader:
     """The ``EcsPort`` the strategies use: batched, briefly cached reads; writes pass straight through."""
 
@@ -58,10 +68,26 @@ class BatchedServiceReader:
 
     # --- in-flight bookkeeping (called by the entry task and finish) ----------------------------
     def track(self, cluster: str, service: str) -> None:
-        self._r.sadd(self._inflight(cluster), service)
+        pipe = self._r.pipeline()  # MULTI: the watcher never sees the cluster gone with a service in it
+        pipe.sadd(self._inflight(cluster), service)
+        pipe.sadd(WATCHED, f"{self._region}:{cluster}")
+        pipe.execute()
 
     def untrack(self, cluster: str, service: str) -> None:
         self._r.srem(self._inflight(cluster), service)
+        # the cluster leaves the watched set only while nothing of it is in flight (one script)
+        self._r.eval(_FORGET_IDLE, 2, self._inflight(cluster), WATCHED, f"{self._region}:{cluster}")
+
+    def in_flight(self, cluster: str) -> list[str]:
+        """Return the services of ``cluster`` with a deployment in flight."""
+        return sorted(m.decode() for m in cast(set[bytes], self._r.smembers(self._inflight(cluster))))
+
+    def refresh(self, cluster: str) -> dict[str, dict[str, Any]]:
+        """Describe every in-flight service of ``cluster`` (10 per call), store the snapshots; return them."""
+        names = self.in_flight(cluster)
+        if not names:
+            return {}
+        return self._describe_batch(cluster, self._generations(cluster, names[0]))
 
     # --- reads ----------------------------------------------------------------------------------
     def describe_service(self, cluster: str, service: str) -> dict[str, Any]:
@@ -69,7 +95,16 @@ class BatchedServiceReader:
         if cached is not None:
             return cached
         generations = self._generations(cluster, service)  # before the describe: see the module note
-        names = [service, *sorted(name for name in generations if name != service)]
+        described = self._describe_batch(cluster, generations, first=service)
+        if service not in described or described[service].get("status") == "INACTIVE":
+            return self._ecs.describe_service(cluster, service)  # raises the proper AwsNotFound
+        return described[service]
+
+    def _describe_batch(
+        self, cluster: str, generations: dict[str, int], first: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """Describe the services of ``generations`` in batches of 10 and store their snapshots."""
+        names = [*([first] if first else []), *sorted(name for name in generations if name != first)]
         described: dict[str, dict[str, Any]] = {}
         for start in range(0, len(names), BATCH):
             described.update(self._ecs.describe_services(cluster, names[start : start + BATCH]))
@@ -78,9 +113,7 @@ class BatchedServiceReader:
             entry = json.dumps({"generation": generations[name], "service": found}, default=str)
             pipe.set(self._snapshot(cluster, name), entry, px=self._ttl_ms)
         pipe.execute()
-        if service not in described or described[service].get("status") == "INACTIVE":
-            return self._ecs.describe_service(cluster, service)  # raises the proper AwsNotFound
-        return described[service]
+        return described
 
     def _cached(self, cluster: str, service: str) -> dict[str, Any] | None:
         raw, generation = cast(

@@ -1,0 +1,119 @@
+"""The cluster watcher: one batched look per cluster, shared by all deployments waiting on ECS.
+
+One worker host at a time (a Redis lease, ``watcher-leader``) describes the in-flight services of
+every cluster, ten per DescribeServices call, stores the snapshots the stages read
+(``BatchedServiceReader``) and wakes the deployments whose service changed (``Agenda.wake``). A
+deployment waiting on ECS then runs when something moved, not on a timer of its own; its own slow
+poll stays as the safety net. Every host runs the loop; when the leader dies its lease lapses and
+another host takes over within ``2 * interval``.
+
+Keys (under ``deploy-agent:``)::
+
+    watcher-leader                     the host id that watches now (PX lease)
+    watch:<region>:<cluster>           hash: service -> fingerprint at the last look
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import cast
+
+import redis
+
+from deploy_agent.adapters.agenda import Agenda
+from deploy_agent.adapters.redis_store import PREFIX
+from deploy_agent.adapters.service_reader import WATCHED, BatchedServiceReader
+from deploy_agent.core.errors import DeployError
+from deploy_agent.core.watch import decide_changed, fingerprint_service
+
+log = logging.getLogger("deploy_agent.watcher")
+
+LEADER = f"{PREFIX}watcher-leader"
+_LEAD = """
+local holder = redis.call('get', KEYS[1])
+if holder == ARGV[1] or not holder then
+  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
+
+
+class ClusterWatcher:
+    """Looks at every in-flight cluster each ``interval`` seconds (when this host leads) and wakes."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        agenda: Agenda,
+        reader_for: Callable[[str], BatchedServiceReader],
+        holder_of: Callable[[str, str, str], str | None],
+        interval: float,
+    ) -> None:
+        self._r = client
+        self._agenda = agenda
+        self._reader_for = reader_for
+        self._holder_of = holder_of
+        self.interval = interval
+        self._id = uuid.uuid4().hex
+        self._lead = client.register_script(_LEAD)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ClusterWatcher:
+        self._thread = threading.Thread(target=self._loop, name="deploy-agent-watcher", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def leads(self) -> bool:
+        """Take or keep the leader's lease; return whether this host watches now."""
+        ttl_ms = max(1000, int(self.interval * 3000))
+        return bool(self._lead(keys=[LEADER], args=[self._id, ttl_ms]))
+
+    def watch_once(self) -> int:
+        """Look at every in-flight cluster once; return how many deployments were woken."""
+        woken = 0
+        for raw in cast(set[bytes], self._r.smembers(WATCHED)):
+            region, _, cluster = raw.decode().partition(":")
+            try:
+                woken += self._watch_cluster(region, cluster)
+            except DeployError as exc:  # throttled or unreachable: the deployments' own polls go on
+                log.warning("could not look at cluster %s/%s: %s", region, cluster, exc.message)
+        return woken
+
+    def _watch_cluster(self, region: str, cluster: str) -> int:
+        described = self._reader_for(region).refresh(cluster)
+        key = f"{PREFIX}watch:{region}:{cluster}"
+        now = {name: fingerprint_service(service) for name, service in described.items()}
+        before = {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], self._r.hgetall(key)).items()}
+        changed = decide_changed(before, now)
+        pipe = self._r.pipeline()
+        pipe.delete(key)
+        if now:
+            pipe.hset(key, mapping=now)
+            pipe.expire(key, 3600)
+        pipe.execute()  # type: ignore[no-untyped-call]
+        woken = 0
+        for name in changed:
+            if name not in before:
+                continue  # first look: its deployment looks by itself
+            holder = self._holder_of(region, cluster, name)
+            if holder is not None and self._agenda.wake(holder):
+                woken += 1
+        return woken
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                if self.leads():
+                    self.watch_once()
+            except redis.RedisError:
+                log.warning("the cluster watcher cannot reach Redis; retrying", exc_info=True)
+            except Exception:  # the watcher only saves latency: it must never die
+                log.exception("the cluster watcher failed a look; retrying")

@@ -1,0 +1,100 @@
+"""``ClusterWatcher`` against a real Redis: one batched look per cluster wakes the deployments that moved."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from deploy_agent.adapters.agenda import Agenda
+from deploy_agent.adapters.service_reader import WATCHED, BatchedServiceReader
+from deploy_agent.worker.cluster_watch import ClusterWatcher
+from sandbox_harness.redis_server import LocalRedis
+
+pytestmark = pytest.mark.integration
+
+REGION = "us-east-1"
+SIG = json.dumps({"task": "deploy_agent.stage.deploy", "args": [], "kwargs": {}, "options": {}})
+
+
+class Ecs:
+    """Services by name; counts DescribeServices calls."""
+
+    def __init__(self, count: int) -> None:
+        self.services = {
+            f"s{i}": {"serviceName": f"s{i}", "status": "ACTIVE", "runningCount": 0} for i in range(count)
+        }
+        self.batches: list[list[str]] = []
+
+    def describe_services(self, cluster: str, names: list[str]) -> dict[str, dict[str, Any]]:
+        self.batches.append(list(names))
+        return {name: dict(self.services[name]) for name in names}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    with LocalRedis(root=tmp_path_factory.mktemp("redis")) as running:
+        yield running
+
+
+@pytest.fixture
+def conn(server: LocalRedis) -> Iterator[redis.Redis]:
+    client: redis.Redis = server.client(0)
+    client.flushdb()
+    yield client
+    client.close()  # type: ignore[no-untyped-call]
+
+
+def setup(conn: redis.Redis, count: int) -> tuple[Ecs, Agenda, ClusterWatcher, BatchedServiceReader]:
+    ecs = Ecs(count)
+    reader = BatchedServiceReader(ecs, conn, REGION, 5.0)  # type: ignore[arg-type]
+    agenda = Agenda(conn, lease_seconds=30)
+    for i in range(count):
+        reader.track("prod", f"s{i}")
+        agenda.begin(f"t{i}", f"d{i}", 4, "", SIG)
+        agenda.wait(f"t{i}", f"d{i}", "", 60, SIG)  # waits on ECS: a minute unless woken
+    watcher = ClusterWatcher(conn, agenda, lambda _region: reader, lambda _r, _c, svc: f"d{svc[1:]}", 1.0)
+    return ecs, agenda, watcher, reader
+
+
+class TestClusterWatcher:
+    def test_one_look_describes_25_services_in_3_calls_and_wakes_only_those_that_moved(
+        self, conn: redis.Redis
+    ) -> None:
+        """25 deployments waiting: 3 DescribeServices per look; the 2 services that moved are woken."""
+        ecs, agenda, watcher, _ = setup(conn, 25)
+        assert watcher.watch_once() == 0  # the first look only learns the fingerprints
+        assert [len(b) for b in ecs.batches] == [10, 10, 5]
+        ecs.services["s3"]["runningCount"] = 1
+        ecs.services["s17"]["runningCount"] = 1
+        assert watcher.watch_once() == 2
+        assert sorted(d.task_id for d in agenda.claim_due()) == ["t17", "t3"]
+
+    def test_the_look_leaves_snapshots_the_woken_stages_read_without_calling_ecs(
+        self, conn: redis.Redis
+    ) -> None:
+        """A woken stage's DescribeServices is answered from the watcher's snapshot."""
+        ecs, _, watcher, reader = setup(conn, 3)
+        watcher.watch_once()
+        calls = len(ecs.batches)
+        assert reader.describe_service("prod", "s1")["serviceName"] == "s1"
+        assert len(ecs.batches) == calls
+
+    def test_one_host_leads_at_a_time(self, conn: redis.Redis) -> None:
+        """Two hosts' watchers: only one holds the lease."""
+        _, agenda, first, reader = setup(conn, 1)
+        second = ClusterWatcher(conn, agenda, lambda _r: reader, lambda *_: None, 1.0)
+        assert first.leads()
+        assert not second.leads()
+        assert first.leads()  # renewing its own lease
+
+    def test_a_cluster_with_nothing_in_flight_is_no_longer_watched(self, conn: redis.Redis) -> None:
+        """Untracking the last service of a cluster takes it off the watched list."""
+        _, _, _, reader = setup(conn, 2)
+        reader.untrack("prod", "s0")
+        assert conn.smembers(WATCHED) == {f"{REGION}:prod".encode()}
+        reader.untrack("prod", "s1")
+        assert conn.smembers(WATCHED) == set()
