@@ -4,7 +4,7 @@ moto 5.2 leaves out some of what AWS does. The sandbox replaces the moto methods
 this module only, when its moto server starts (``MotoServer.start`` calls ``apply()``; a second call
 changes nothing). Each replacement calls moto's original and adds nothing until the sandbox asks:
 the ECS scheduler and the target health book register ``hooks``, and the AWS rules run only while
-``aws_rules`` is switched on (realism profile ``enforce_aws_rules``). Patches 1 and 4 fix moto bugs
+``aws_rules`` is switched on (realism profile ``enforce_aws_rules``). Patches 1, 4 and 14 fix moto bugs
 and are always on; patch 8 adds operations moto does not have.
 
 ECS (``moto.ecs``):
@@ -48,6 +48,11 @@ ELBv2 (``moto.elbv2``):
 13. ``ELBv2Backend.describe_target_health`` (with a ``HealthSource``) lists draining targets with the
     registered ones and leaves out drained ones, as AWS does.
 
+EventBridge (``moto.events``):
+
+14. ``Rule.send_to_targets`` delivers nothing while the rule is DISABLED ("a disabled rule doesn't
+    match any events", EventBridge API reference, DisableRule); moto delivers through disabled rules.
+
 Not patches, so they live elsewhere: ``moto_server`` subclasses moto's ``ThreadedMotoServer`` (its
 WSGI app counts, fails and delays calls before moto sees them) and pins ECS task transitions with
 moto's own ``state_manager`` API; ``consistency`` answers at the server's door; the scheduler,
@@ -65,6 +70,7 @@ from moto.ec2.models import elastic_network_interfaces
 from moto.ecs.models import EC2ContainerServiceBackend
 from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.elbv2.models import ELBv2Backend, FakeAction, FakeHealthStatus, FakeTargetGroup
+from moto.events.models import Rule as EventRule
 
 from . import aws_rules
 
@@ -126,6 +132,7 @@ _ELB_WRITERS = {name: getattr(ELBv2Backend, name) for name in aws_rules.OIDC_WRI
 _HEALTH_FOR = FakeTargetGroup.health_for
 _DEREGISTER = FakeTargetGroup.deregister
 _DESCRIBE_HEALTH = ELBv2Backend.describe_target_health
+_SEND_TO_TARGETS = EventRule.send_to_targets
 _LIST_TASKS_ARGS = (
     "cluster_str",
     "container_instance",
@@ -257,6 +264,15 @@ def _describe_target_health(
     return [s for s in statuses if s.reason != "Target.NotRegistered"]
 
 
+# --- EventBridge --------------------------------------------------------------------------------------
+
+
+def _send_to_targets(self: EventRule, *args: Any, **kwargs: Any) -> None:
+    if self.state != "ENABLED":
+        return
+    _SEND_TO_TARGETS(self, *args, **kwargs)
+
+
 # --- apply --------------------------------------------------------------------------------------------
 
 _applied = False
@@ -285,4 +301,5 @@ def apply() -> None:
     FakeTargetGroup.health_for = _health_for  # type: ignore[method-assign]
     FakeTargetGroup.deregister = _deregister  # type: ignore[method-assign]
     ELBv2Backend.describe_target_health = _describe_target_health  # type: ignore[method-assign]
+    EventRule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
     _applied = True

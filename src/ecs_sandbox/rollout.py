@@ -22,6 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from moto.core.utils import utcnow
+
+from . import ecs_events
 from .containers import ContainerState
 from .deployments import (
     RolloutLog,
@@ -83,6 +86,8 @@ class Rollout:
         self.breaker_minimum = breaker_minimum
         self.log = log or RolloutLog()
         self.realism = realism
+        #: sends the tasks' state changes before the deployment events they lead to (as ECS orders them)
+        self.task_events: ecs_events.TaskEventWatch | None = None
 
     def _push_new(self, service: Any, deployment: dict[str, Any], memory: ServiceMemory) -> None:
         # A new deployment starts with a clean launch record: the back-off was the old one's.
@@ -91,11 +96,16 @@ class Rollout:
 
     def _push(self, service: Any, deployment: dict[str, Any]) -> None:
         push_deployment(service, deployment)
-        self.log.record(service, deployment)
+        self._record(service, deployment)
 
     def _set_rollout(self, service: Any, deployment: dict[str, Any], state: str, reason: str) -> None:
         set_rollout(deployment, state, reason)
+        self._record(service, deployment)
+
+    def _record(self, service: Any, deployment: dict[str, Any]) -> None:
+        """Log the deployment's rolloutState and send ECS's "ECS Deployment State Change" for it."""
         self.log.record(service, deployment)
+        ecs_events.publish_for(service, [ecs_events.deployment_entry(service, deployment)])
 
     def sync_deployments(self, backend: Any, service: Any, memory: ServiceMemory) -> None:
         """Add a PRIMARY deployment when the service's task definition changed (or a new one was forced)."""
@@ -122,7 +132,7 @@ class Rollout:
                 )
                 service.deployments = [primary, old, *deployments[1:]]
             elif memory.primary_id is None and primary["rolloutState"] == "IN_PROGRESS":
-                self.log.record(service, primary)  # CreateService's own deployment, first seen now
+                self._record(service, primary)  # CreateService's own deployment, first seen now
         memory.primary_id = service.deployments[0]["id"]
 
     def reconcile(
@@ -140,6 +150,8 @@ class Rollout:
         was_stopping = {r.task_arn for r in records if r.stopping}
         for record in records:
             self.tasks.advance(record, states, service, events)
+        if self.task_events is not None:
+            self.task_events.observe(records)
         self._count_failures(service, records, memory, events)
         self._trip_circuit_breaker(service, memory, events)
         self._end_rolled_back(service, records, memory)
@@ -184,6 +196,8 @@ class Rollout:
         memory.relaunch_at = max(memory.relaunch_at, time.monotonic() + self.realism.scaled(delay))
         if delay > 0 and not memory.throttled:
             memory.throttled = True
+            impaired = ecs_events.service_action_entry(service, "SERVICE_TASK_START_IMPAIRED", utcnow())
+            ecs_events.publish_for(service, [impaired])
             events.append(
                 f"(service {service.name}) is unable to consistently start tasks successfully. For more "
                 "information, see the Troubleshooting section of the Amazon ECS Developer Guide."
@@ -286,4 +300,6 @@ class Rollout:
         steady = ready and primary["rolloutState"] == "COMPLETED"
         if steady and not memory.steady:
             events.append(f"(service {service.name}) has reached a steady state.")
+            steady_event = ecs_events.service_action_entry(service, "SERVICE_STEADY_STATE", utcnow())
+            ecs_events.publish_for(service, [steady_event])
         memory.steady = steady

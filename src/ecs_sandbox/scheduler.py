@@ -24,6 +24,7 @@ from moto.backends import get_backend
 from . import moto_patches
 from .containers import ContainerRunner
 from .deployments import RolloutLog, RolloutTransition, add_events, recount, task_list
+from .ecs_events import TaskEventWatch
 from .native_controller import NativeController
 from .realism import REALISTIC, Realism
 from .rollout import Rollout, ServiceMemory
@@ -107,6 +108,9 @@ class EcsScheduler:
         self.realism = realism
         self.use_profile(realism)
         self._records: dict[str, TaskRecord] = {}
+        #: sends "ECS Task State Change" to EventBridge for every task whose lastStatus moved
+        self.task_events = TaskEventWatch(account)
+        self.rollout.task_events = self.task_events
         self._memory: dict[ServiceKey, tuple[Any, ServiceMemory]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,6 +179,7 @@ class EcsScheduler:
             self._records.clear()
             self._memory.clear()
             self._rollout_log.clear()
+            self.task_events.clear()
             self.native.forget_all()
             self.health.clear()
             self.containers.remove_all()
@@ -200,7 +205,9 @@ class EcsScheduler:
                 if id(record.service_ref) not in live:  # gone after a reset, or re-created under its name
                     self.tasks.stop(record, "Service was deleted", "ServiceSchedulerInitiated", states)
                     self.tasks.advance(record, states, None, [])
+            self.task_events.observe(self._records.values())
             self._records = {arn: r for arn, r in self._records.items() if r.task.last_status != "STOPPED"}
+            self.task_events.keep_only(self._records)
 
     def _records_of(self, service: Any) -> list[TaskRecord]:
         return [r for r in self._records.values() if r.service_ref is service]
