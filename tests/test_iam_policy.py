@@ -32,7 +32,13 @@ IAM_PREFIX = {
     "elbv2": "elasticloadbalancing",
     "cloudwatch": "cloudwatch",
     "logs": "logs",
+    "sqs": "sqs",
+    "events": "events",
 }
+#: API operations whose IAM action is another's: SQS's batch calls are granted by the single ones
+#: ("You cannot set permissions explicitly for ... DeleteMessageBatch", SQS developer guide,
+#: sqs-batch-api.html)
+IAM_ACTION_OF = {"sqs:DeleteMessageBatch": "sqs:DeleteMessage"}
 #: actions the policy needs that are no boto3 call of ours, each with why
 NOT_A_CLIENT_CALL = {
     # docker push to ECR with the GetAuthorizationToken credentials: the registry API checks these
@@ -109,7 +115,8 @@ def called_actions(path: Path) -> dict[str, str]:
                 continue  # the paginated operation is found below, from the call's argument
             known = operations(service)
             assert method in known, f"{where}: {service}.{method} is no {service} API operation"
-            found.setdefault(f"{IAM_PREFIX[service]}:{known[method]}", where)
+            action = f"{IAM_PREFIX[service]}:{known[method]}"
+            found.setdefault(IAM_ACTION_OF.get(action, action), where)
         for node in ast.walk(function):
             if (
                 isinstance(node, ast.Call)

@@ -196,6 +196,25 @@ def _cmd_sandbox(args: argparse.Namespace) -> int:
     return run_sandbox(args.rest)
 
 
+def _cmd_events_setup(args: argparse.Namespace) -> int:
+    from deploy_agent.adapters.aws import AwsClients
+    from deploy_agent.adapters.ecs_events import EventQueueMaker
+    from deploy_agent.core.errors import DeployError
+    from deploy_agent.settings import Settings
+
+    settings = Settings()
+    # Run once by an operator: no Redis needed, so no fleet quota bucket either (six calls).
+    clients = AwsClients(args.region or settings.aws_region, max_attempts=settings.aws_max_attempts)
+    try:
+        made = EventQueueMaker(clients).setup(args.queue, args.rule)
+    except DeployError as exc:
+        print(f"deploy-agent events setup: {exc}", file=sys.stderr)
+        return 1
+    print(f"queue: {made.queue_url}\nrule: {made.rule_arn}\nset in the workers' environment:")
+    print(f"DEPLOY_AGENT_EVENTS_QUEUE_URL={made.queue_url}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="deploy-agent", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -273,6 +292,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--via-worker", action="store_true", help="ask a worker (the deploy_agent.plan task)")
     p.add_argument("--timeout", type=float, default=120, help="with --via-worker: seconds to wait")
     p.set_defaults(func=_cmd_plan)
+
+    p = sub.add_parser("events", help="ECS's events through EventBridge and SQS (event-driven verdicts)")
+    events = p.add_subparsers(dest="events_command", required=True)
+    p = events.add_parser("setup", help="create the SQS queue and the EventBridge rule (idempotent)")
+    p.add_argument("--region", help="the Region of the rule and the queue (default: DEPLOY_AGENT_AWS_REGION)")
+    p.add_argument("--queue", default="deploy-agent-ecs-events", help="queue name")
+    p.add_argument("--rule", default="deploy-agent-ecs-events", help="rule name (default event bus)")
+    p.set_defaults(func=_cmd_events_setup)
 
     p = sub.add_parser("schema", help="print the JSON Schema of DeployToECSTask")
     p.set_defaults(func=_cmd_schema)

@@ -158,3 +158,15 @@ class Settings(BaseSettings):
         description="With sentinel:// URLs: the password of the sentinels themselves (the primary's "
         "password goes in the URL, as for redis://).",
     )
+    events_queue_url: str | None = Field(
+        None,
+        description="The SQS queue EventBridge fills with ECS's events (`deploy-agent events setup` "
+        "prints it). Set: each worker host reads it and wakes the deployment an event concerns, and "
+        "polling becomes a slow safety net (event_safety_poll_seconds). Unset: polling alone.",
+    )
+    event_safety_poll_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="With events_queue_url: longest wait between two looks at ECS while no event "
+        "comes (a lost or late event costs at most this).",
+    )

@@ -42,6 +42,43 @@ def test_plan_next_poll(
     assert plan_next_poll(P, elapsed, since_change, quiet, calls, expected) == pytest.approx(wait)
 
 
+E = PollPolicy(fast=0.5, slow=5.0, burst_window=2.0, growth=2.0, budget=100, safety=15.0)
+
+
+@pytest.mark.parametrize(
+    ("since_change", "quiet", "calls", "expected", "wait"),
+    [
+        (0.0, 0, 1, None, 15.0),
+        (0.0, 0, 9, None, 15.0),
+        (0.0, 0, 3, 20.0, 15.0),
+        (15.0, 1, 5, None, 15.0),
+        (40.0, 3, 5, None, 15.0),
+        (2.0, 1, 5, None, 0.5),
+        (2.5, 2, 6, None, 1.0),
+        (3.5, 3, 7, None, 2.0),
+        (14.0, 6, 10, None, 15.0),
+        (0.0, 0, 100, None, 20.0),
+    ],
+    ids=[
+        "right after the update it waits for an event, not for a fast poll",
+        "a look that saw a change waits for the next event",
+        "an expected end is not aimed at: the end sends its own event",
+        "the safety poll that saw nothing waits the safety interval again",
+        "a long quiet stretch stays at the safety interval",
+        "a woken look that saw nothing looks again at the fast poll",
+        "a second woken look that saw nothing doubles the wait",
+        "a third doubles it again",
+        "the woken backoff never exceeds the safety interval",
+        "a spent budget slows to four times slow",
+    ],
+)
+def test_plan_next_poll_with_events(
+    since_change: float, quiet: int, calls: int, expected: float | None, wait: float
+) -> None:
+    """With ECS's events waking the stage, polling is the safety net (``PollPolicy.safety``)."""
+    assert plan_next_poll(E, 10.0, since_change, quiet, calls, expected) == pytest.approx(wait)
+
+
 @pytest.mark.parametrize(
     ("history", "expected"),
     [([], None), ([4.0], 4.0), ([4.0, 6.0], 5.0), ([9.0, 3.0, 4.0], 4.0), ([0.0, -1.0], None)],

@@ -5,6 +5,12 @@ then COMPLETED), separated by quiet stretches (image pulls, start-up, health-che
 fast right after a change catches the burst's end with little delay; backing off while nothing moves
 spends few calls; and when earlier rollouts of the same service say how long they take, the first
 look is aimed just before that moment. A budget caps the calls one deployment may spend.
+
+With ECS's events (``safety`` set) the events say when something moved: each one wakes the waiting
+stage, so polling is only a safety net for an event lost or late. A look that saw a change waits
+``safety``. A look that saw nothing although it came before ``safety`` was up was woken by an event
+whose change DescribeServices does not show yet (ECS is eventually consistent, and the worker's
+snapshot of the service may be a moment old): it looks again soon, backing off from ``fast``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ class PollPolicy:
     growth: float = 2.0
     #: most describe calls one deployment may make; past it, poll at 4x ``slow``
     budget: int = 600
+    #: with ECS's events waking the stage: the longest wait while nothing moves (None: no events)
+    safety: float | None = None
 
 
 def plan_next_poll(
@@ -42,13 +50,25 @@ def plan_next_poll(
     """
     fast = min(policy.fast, policy.slow)
     if calls >= policy.budget:
-        return policy.slow * 4
+        return max(policy.slow * 4, policy.safety or 0.0)
+    if policy.safety is not None:
+        return _plan_event_driven_poll(policy.safety, fast, policy.growth, since_change, quiet_polls)
     if since_change < policy.burst_window:
         return fast
     if expected is not None and elapsed < expected - fast:
         # Aim just before the expected end, but never sleep longer than ``slow``: a failure can come early.
         return max(fast, min(policy.slow, expected - fast - elapsed))
     return min(policy.slow, fast * policy.growth ** max(0, quiet_polls))
+
+
+def _plan_event_driven_poll(
+    safety: float, fast: float, growth: float, since_change: float, quiet_polls: int
+) -> float:
+    """Return the wait while ECS's events wake the stage: ``safety``, unless a woken look saw nothing."""
+    woken_early = quiet_polls > 0 and since_change < safety
+    if not woken_early:
+        return safety
+    return min(safety, fast * growth ** (quiet_polls - 1))
 
 
 def expected_duration(history: Sequence[float]) -> float | None:

@@ -98,6 +98,12 @@ class Tunables:
     def poll_seconds(self) -> float:
         return self.poll.slow
 
+    @property
+    def settle_poll_seconds(self) -> float:
+        """Return the wait between looks at a service settling: with ECS's events waking the stage,
+        the safety poll, else the slow poll."""
+        return self.poll.safety or self.poll.slow
+
 
 class Memory(BaseModel):
     """A strategy's own durable facts, kept in ``PipelineState.strategy_state`` between task runs."""

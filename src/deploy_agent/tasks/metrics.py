@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from deploy_agent.core.ecs_events import DETAIL_TYPES as ECS_DETAIL_TYPES
+from deploy_agent.core.ecs_events import EVENT_RESULTS
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.strategies import registry
 
@@ -61,6 +63,12 @@ GATE_VERDICTS = Counter(
     "Verdicts of the gates of held steps (health, alarm, latency, prometheus), by result.",
     ["kind", "result"],
 )
+ECS_EVENTS = Counter(
+    "deploy_agent_ecs_events",
+    "ECS events read from the events queue, by detail type and what became of them (woken, running, "
+    "ignored, unmatched, malformed).",
+    ["detail_type", "result"],
+)
 
 OUTCOMES = ("succeeded", "rolled_back", "failed", "timed_out", "rejected", "superseded", "denied")
 GATE_KINDS = ("health", "alarm", "latency", "prometheus")
@@ -86,3 +94,8 @@ def initialize_labels() -> None:
     for kind in GATE_KINDS:
         for result in GATE_RESULTS:
             GATE_VERDICTS.labels(kind, result)
+    for detail_type in ECS_DETAIL_TYPES:
+        for result in EVENT_RESULTS:
+            if result != "malformed":
+                ECS_EVENTS.labels(detail_type, result)
+    ECS_EVENTS.labels("unknown", "malformed")

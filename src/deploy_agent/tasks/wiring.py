@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from deploy_agent.adapters.redis_store import ReleaseLedger
+from deploy_agent.core.ecs_events import queue_region
 from deploy_agent.core.orchestration import plan_chain
 from deploy_agent.core.polling import PollPolicy
 from deploy_agent.core.ports import EcsPort
@@ -44,11 +45,18 @@ class _Revisions:
         )
 
 
-def tunables_of(rt: Runtime) -> Tunables:
+def tunables_of(rt: Runtime, region: str | None = None) -> Tunables:
+    """Return the waits of a deployment in ``region`` (events wake only those in the queue's Region)."""
     settings = rt.settings
+    queue = settings.events_queue_url
+    evented = bool(queue) and (region is None or queue_region(queue or "", settings.aws_region) == region)
     return Tunables(
         poll=PollPolicy(
-            fast=settings.poll_fast_seconds, slow=settings.poll_interval_seconds, budget=settings.poll_budget
+            fast=settings.poll_fast_seconds,
+            slow=settings.poll_interval_seconds,
+            budget=settings.poll_budget,
+            # ECS's events wake the stage: polling is only the safety net for one lost or late
+            safety=settings.event_safety_poll_seconds if evented else None,
         ),
         rollback_timeout_seconds=float(settings.rollback_timeout_seconds),
         approval_poll_seconds=settings.approval_poll_seconds,
@@ -92,7 +100,7 @@ def make_run(rt: Runtime, state: PipelineState, stage: str) -> Run[Any]:
         memory=memory,
         ports=ports,
         emit=emit,
-        tunables=tunables_of(rt),
+        tunables=tunables_of(rt, state.region),
         persist=persist,
         fence=fence,
     )

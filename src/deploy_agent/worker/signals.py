@@ -16,6 +16,7 @@ from deploy_agent.worker.logging import configure_logging
 
 if TYPE_CHECKING:
     from deploy_agent.worker.dispatcher import Dispatcher
+    from deploy_agent.worker.event_consumer import EventConsumer
     from deploy_agent.worker.http import StatusServer
 
 log = logging.getLogger("deploy_agent.worker")
@@ -23,6 +24,7 @@ log = logging.getLogger("deploy_agent.worker")
 #: the host's HTTP server, once the worker is ready (main process only)
 _http: StatusServer | None = None
 _dispatcher: Dispatcher | None = None
+_event_consumer: EventConsumer | None = None
 
 
 @setup_logging.connect
@@ -106,6 +108,39 @@ def _start_dispatcher(**_: Any) -> None:
     _dispatcher = Dispatcher(
         rt.agenda, lambda due: publish_due(app, due), rt.settings.dispatch_interval_seconds
     ).start()
+
+
+@worker_ready.connect
+def _start_event_consumer(**_: Any) -> None:
+    """With ``events_queue_url``: read ECS's events and wake the deployments they concern (every host)."""
+    from deploy_agent.tasks.runtime import get_runtime
+
+    rt = get_runtime()
+    url = rt.settings.events_queue_url
+    if not url:
+        return
+    from deploy_agent.adapters.ecs_events import EventQueue
+    from deploy_agent.core.ecs_events import queue_region
+    from deploy_agent.tasks import metrics
+    from deploy_agent.worker.event_consumer import EventConsumer
+
+    global _event_consumer
+    queue = EventQueue(rt.aws(queue_region(url, rt.settings.aws_region)), url)
+    _event_consumer = EventConsumer(
+        queue,
+        holder_of=lambda region, cluster, service: rt.lock(cluster, service, region).holder(),
+        wake=rt.agenda.wake,
+        count=lambda detail_type, result: metrics.ECS_EVENTS.labels(detail_type, result).inc(),
+    ).start()
+    log.info("waking deployments on ECS events from %s", url)
+
+
+@worker_shutdown.connect
+def _stop_event_consumer(**_: Any) -> None:
+    global _event_consumer
+    if _event_consumer is not None:
+        _event_consumer.stop()
+        _event_consumer = None
 
 
 @worker_shutdown.connect

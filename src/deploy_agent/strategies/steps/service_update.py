@@ -128,7 +128,9 @@ def revert_service(run: Run[ServiceUpdateMemory]) -> Progress:
             memory.rollback_update_sent = True
         else:
             run.emit("rollback_started", to_task_definition_arn=previous, by="ecs")
-        return Progress.wait(run.poll_seconds)
+        # With events, look once soon: ECS's own rollback may have moved on before this stage began.
+        poll = run.tunables.poll
+        return Progress.wait(poll.fast if poll.safety else run.poll_seconds)
     service = run.ports.ecs.describe_service(state.cluster, state.service)
     if is_settled_on(service, previous):
         state.rollback_done = True
@@ -145,7 +147,7 @@ def revert_service(run: Run[ServiceUpdateMemory]) -> Progress:
         state.rollback_failure = why
         run.emit("rollback_failed", reason=why)
         return Progress.finished()
-    return Progress.wait(run.poll_seconds)
+    return Progress.wait(run.tunables.settle_poll_seconds)
 
 
 def _start_update(run: Run[ServiceUpdateMemory], settings: RolloutSettings) -> Progress:

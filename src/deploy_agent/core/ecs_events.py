@@ -1,0 +1,135 @@
+"""ECS's EventBridge events as the worker reads them: which service an event is about, and whether
+it may change a verdict (so the deployment holding that service should look at ECS now).
+
+ECS sends, from source ``aws.ecs`` (each with ``resources`` naming the service or the task):
+
+- "ECS Deployment State Change": SERVICE_DEPLOYMENT_IN_PROGRESS / _COMPLETED / _FAILED, with
+  ``deploymentId`` and ``reason`` (docs.aws.amazon.com/AmazonECS/latest/developerguide/
+  ecs_service_deployment_events.html);
+- "ECS Service Action": SERVICE_STEADY_STATE, SERVICE_TASK_START_IMPAIRED, ... with ``clusterArn``
+  (.../developerguide/ecs_service_events.html);
+- "ECS Task State Change": the task as DescribeTasks shows it, ``group`` "service:<name>" for a
+  service's task (.../developerguide/ecs_task_events.html).
+
+The same event may come twice or late (EventBridge delivers at least once); a wake is harmless, so
+nothing here deduplicates. ECS may add fields and names: anything unknown is ignored, not refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+SOURCE = "aws.ecs"
+DEPLOYMENT_STATE_CHANGE = "ECS Deployment State Change"
+SERVICE_ACTION = "ECS Service Action"
+TASK_STATE_CHANGE = "ECS Task State Change"
+DETAIL_TYPES = (DEPLOYMENT_STATE_CHANGE, SERVICE_ACTION, TASK_STATE_CHANGE)
+#: what the worker's consumer makes of an event (the metric's ``result`` label): it woke the
+#: waiting stage, the stage was running (it looks again as soon as it ends), the event changes no
+#: verdict, no deployment holds its service, or the message is no ECS event
+EVENT_RESULTS = ("woken", "running", "ignored", "unmatched", "malformed")
+
+#: service actions that can change what DescribeServices says of a deployment
+_SERVICE_ACTIONS_THAT_MATTER = frozenset(
+    {"SERVICE_STEADY_STATE", "SERVICE_TASK_START_IMPAIRED", "SERVICE_DEPLOYMENT_COMPLETED"}
+)
+#: task states after which a service's counts differ (PROVISIONING/PENDING move no count we read)
+_TASK_STATES_THAT_MATTER = frozenset({"RUNNING", "STOPPED", "DEACTIVATING", "STOPPING"})
+
+
+@dataclass(frozen=True)
+class EcsEvent:
+    """One ECS event, reduced to what the worker acts on."""
+
+    detail_type: str
+    name: str  # detail.eventName, or the task's lastStatus for a task state change
+    region: str
+    cluster: str | None  # None when neither the ARN nor the detail names it
+    service: str | None  # None when the event is about no service (a task run by hand)
+
+
+def parse_event(body: str) -> EcsEvent | None:
+    """Return the ECS event an SQS message body carries, or None when it is not one (or malformed)."""
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(event, dict) or event.get("source") != SOURCE:
+        return None
+    detail_type, detail = event.get("detail-type"), event.get("detail")
+    if detail_type not in DETAIL_TYPES or not isinstance(detail, dict):
+        return None
+    resources = [r for r in event.get("resources") or [] if isinstance(r, str)]
+    region = str(event.get("region") or "") or _arn_part(resources[0] if resources else "", 3)
+    if not region:
+        return None
+    cluster_arn = detail.get("clusterArn")
+    cluster = _name_of(cluster_arn, "cluster/") if isinstance(cluster_arn, str) else None
+    if detail_type == TASK_STATE_CHANGE:
+        group = str(detail.get("group") or "")
+        service = group.removeprefix("service:") if group.startswith("service:") else None
+        return EcsEvent(detail_type, str(detail.get("lastStatus") or ""), region, cluster, service)
+    service_arn = next((r for r in resources if ":service/" in r), None)
+    if service_arn is None:
+        return None
+    # The long ARN format (the default since 2021) is service/<cluster>/<service>; the old one has no cluster.
+    path = service_arn.split(":service/", 1)[1].split("/")
+    service, cluster = path[-1], (path[0] if len(path) == 2 else cluster)
+    return EcsEvent(detail_type, str(detail.get("eventName") or ""), region, cluster or None, service or None)
+
+
+def decide_wake(event: EcsEvent) -> bool:
+    """Return whether the event may change what the deployment holding its service decides."""
+    if event.cluster is None or event.service is None:
+        return False
+    if event.detail_type == DEPLOYMENT_STATE_CHANGE:
+        return True
+    if event.detail_type == SERVICE_ACTION:
+        return event.name in _SERVICE_ACTIONS_THAT_MATTER
+    return event.name in _TASK_STATES_THAT_MATTER
+
+
+def event_pattern() -> dict[str, Any]:
+    """Return the EventBridge event pattern of the rule that sends ECS's three kinds to the queue."""
+    return {"source": [SOURCE], "detail-type": list(DETAIL_TYPES)}
+
+
+def queue_policy(queue_arn: str, rule_arn: str) -> dict[str, Any]:
+    """Return the SQS queue policy that lets EventBridge, for this rule only, send to the queue
+    (docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EcsEventsFromEventBridge",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": queue_arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+
+
+def queue_region(queue_url: str, default: str) -> str:
+    """Return the Region of a queue URL (``https://sqs.<region>.amazonaws.com/...``), else ``default``."""
+    host = queue_url.split("://", 1)[-1].split("/", 1)[0]
+    parts = host.split(".")
+    if len(parts) >= 4 and parts[0] == "sqs" and parts[2] == "amazonaws":
+        return parts[1]
+    return default
+
+
+def _arn_part(arn: str, index: int) -> str:
+    parts = arn.split(":")
+    return parts[index] if arn.startswith("arn:") and len(parts) > index else ""
+
+
+def _name_of(arn: str, kind: str) -> str | None:
+    """Return the name after ``kind`` in an ARN (``cluster/`` in ...:cluster/web -> web)."""
+    if f":{kind}" not in arn:
+        return None
+    return arn.split(f":{kind}", 1)[1].split("/")[0] or None

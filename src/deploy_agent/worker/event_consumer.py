@@ -1,0 +1,116 @@
+"""The event consumer: a thread in every worker host's main process that turns ECS's events into wakes.
+
+With ``events_queue_url`` set, each host long-polls the SQS queue that EventBridge fills with ECS's
+events (``deploy-agent events setup``). For each event it finds the service's deployment (the holder
+of the service's lock) and wakes its waiting stage on the agenda, so the stage looks at ECS now
+instead of at its next poll; then it deletes the messages. Several hosts may read the same queue:
+SQS gives each message to one of them, and any host may wake any deployment.
+
+An event that is malformed, about no service, or about a service no deployment holds is deleted and
+counted, never retried: a lost wake costs only latency, as the stage's safety poll still comes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+import redis
+
+from deploy_agent.adapters.ecs_events import Received
+from deploy_agent.core.ecs_events import EcsEvent, decide_wake, parse_event
+from deploy_agent.core.errors import DeployError
+
+log = logging.getLogger("deploy_agent.events")
+
+#: how long one ReceiveMessage waits for the first message (SQS allows up to 20)
+WAIT_SECONDS = 10
+#: pause after a failed receive (AWS or Redis unreachable), so a dead endpoint is not hammered
+ERROR_PAUSE_SECONDS = 2.0
+
+
+class Queue(Protocol):
+    def receive(self, wait_seconds: int) -> list[Received]: ...
+
+    def delete(self, messages: list[Received]) -> int: ...
+
+
+#: (region, cluster, service) -> the deployment id holding the service, or None
+HolderOf = Callable[[str, str, str], "str | None"]
+#: counts one event: (detail type, result)
+CountEvent = Callable[[str, str], None]
+
+
+class EventConsumer:
+    """Receives ECS events from the queue and wakes the deployments they concern, until stopped."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        holder_of: HolderOf,
+        wake: Callable[[str], bool],
+        count: CountEvent,
+        wait_seconds: int = WAIT_SECONDS,
+        error_pause_seconds: float = ERROR_PAUSE_SECONDS,
+    ) -> None:
+        self._queue = queue
+        self._holder_of = holder_of
+        self._wake = wake
+        self._count = count
+        self._wait = wait_seconds
+        self._error_pause = error_pause_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> EventConsumer:
+        self._thread = threading.Thread(target=self._loop, name="deploy-agent-events", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop after the receive in flight (at most ``wait_seconds``; the thread is a daemon)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+
+    def consume_once(self, wait_seconds: int | None = None) -> int:
+        """Receive one batch, wake the deployments it concerns, delete it; return how many it woke."""
+        messages = self._queue.receive(self._wait if wait_seconds is None else wait_seconds)
+        woken = sum(self._handle(message) for message in messages)
+        failed = self._queue.delete(messages)
+        if failed:  # SQS gives them again after the visibility timeout: handled twice, harmlessly
+            log.warning("SQS did not delete %d ECS event message(s)", failed)
+        return woken
+
+    def _handle(self, message: Received) -> bool:
+        event = parse_event(message.body)
+        if event is None:
+            self._count("unknown", "malformed")
+            return False
+        result = self._route(event)
+        self._count(event.detail_type, result)
+        return result == "woken"
+
+    def _route(self, event: EcsEvent) -> str:
+        """Return what became of the event (``core.ecs_events.EVENT_RESULTS``)."""
+        if not decide_wake(event):
+            return "ignored"
+        assert event.cluster is not None
+        assert event.service is not None
+        deployment_id = self._holder_of(event.region, event.cluster, event.service)
+        if deployment_id is None:
+            return "unmatched"
+        return "woken" if self._wake(deployment_id) else "running"
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.consume_once()
+            except (DeployError, redis.RedisError):
+                log.warning("could not read ECS events; retrying", exc_info=True)
+                self._stop.wait(self._error_pause)
+            except Exception:  # never let the thread die: events are an optimisation
+                log.exception("the ECS event consumer failed a batch; retrying")
+                self._stop.wait(self._error_pause)

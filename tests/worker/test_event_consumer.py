@@ -1,0 +1,127 @@
+"""The event consumer wakes the deployment holding an event's service and deletes every message."""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from deploy_agent.adapters.ecs_events import Received
+from deploy_agent.core.errors import AwsError
+from deploy_agent.worker.event_consumer import EventConsumer
+from tests.support import wait_until
+
+SERVICE_ARN = "arn:aws:ecs:us-east-1:123456789012:service/app/web"
+
+
+def _completed(service_arn: str = SERVICE_ARN) -> str:
+    return json.dumps(
+        {
+            "source": "aws.ecs",
+            "detail-type": "ECS Deployment State Change",
+            "region": "us-east-1",
+            "resources": [service_arn],
+            "detail": {"eventType": "INFO", "eventName": "SERVICE_DEPLOYMENT_COMPLETED", "deploymentId": "x"},
+        }
+    )
+
+
+def _pending_task() -> str:
+    return json.dumps(
+        {
+            "source": "aws.ecs",
+            "detail-type": "ECS Task State Change",
+            "region": "us-east-1",
+            "resources": ["arn:aws:ecs:us-east-1:123456789012:task/app/1"],
+            "detail": {
+                "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/app",
+                "group": "service:web",
+                "lastStatus": "PENDING",
+            },
+        }
+    )
+
+
+class FakeQueue:
+    def __init__(self, *batches: list[str], fail_first: bool = False) -> None:
+        self.batches = [[Received(str(i), f"r{i}", body) for i, body in enumerate(b)] for b in batches]
+        self.deleted: list[str] = []
+        self.fail_first = fail_first
+
+    def receive(self, wait_seconds: int) -> list[Received]:
+        if self.fail_first:
+            self.fail_first = False
+            raise AwsError("sqs ReceiveMessage failed: Throttling", service="sqs", operation="ReceiveMessage")
+        return self.batches.pop(0) if self.batches else []
+
+    def delete(self, messages: list[Received]) -> int:
+        self.deleted += [m.receipt_handle for m in messages]
+        return 0
+
+
+class Recorder:
+    def __init__(self, holders: dict[tuple[str, str, str], str], waiting: bool = True) -> None:
+        self.holders = holders
+        self.waiting = waiting
+        self.woken: list[str] = []
+        self.counted: list[tuple[str, str]] = []
+
+    def consumer(self, queue: Any) -> EventConsumer:
+        return EventConsumer(
+            queue,
+            holder_of=lambda region, cluster, service: self.holders.get((region, cluster, service)),
+            wake=self.wake,
+            count=lambda detail_type, result: self.counted.append((detail_type, result)),
+            wait_seconds=0,
+            error_pause_seconds=0.01,
+        )
+
+    def wake(self, deployment_id: str) -> bool:
+        self.woken.append(deployment_id)
+        return self.waiting
+
+
+class TestConsumeOnce:
+    def test_an_event_wakes_the_deployment_holding_its_service(self) -> None:
+        """COMPLETED for app/web wakes the lock holder of us-east-1 app/web; the message is deleted."""
+        queue = FakeQueue([_completed()])
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
+        assert recorder.consumer(queue).consume_once() == 1
+        assert recorder.woken == ["dep-1"]
+        assert queue.deleted == ["r0"]
+        assert recorder.counted == [("ECS Deployment State Change", "woken")]
+
+    def test_a_running_stage_is_counted_as_running(self) -> None:
+        """When the stage runs (wake returns False) the event is still used: it looks again at once."""
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"}, waiting=False)
+        assert recorder.consumer(FakeQueue([_completed()])).consume_once() == 0
+        assert recorder.counted == [("ECS Deployment State Change", "running")]
+
+    def test_malformed_unrelated_and_unmatched_events_are_deleted_and_counted(self) -> None:
+        """Nothing is woken, every message is deleted, each is counted by what became of it."""
+        other = SERVICE_ARN.replace("/web", "/api")
+        queue = FakeQueue(["{not json", _pending_task(), _completed(other)])
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
+        assert recorder.consumer(queue).consume_once() == 0
+        assert recorder.woken == []
+        assert queue.deleted == ["r0", "r1", "r2"]
+        assert recorder.counted == [
+            ("unknown", "malformed"),
+            ("ECS Task State Change", "ignored"),
+            ("ECS Deployment State Change", "unmatched"),
+        ]
+
+
+class TestThread:
+    def test_the_thread_survives_a_failed_receive_and_goes_on(self) -> None:
+        """An AWS error pauses the loop; it does not end it: the next batch still wakes its deployment."""
+        queue = FakeQueue([_completed()], fail_first=True)
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
+        consumer = recorder.consumer(queue)
+        try:
+            consumer.start()
+            wait_until(lambda: recorder.woken, what="a wake after the failed receive", timeout=5)
+        finally:
+            consumer.stop()
+        assert recorder.woken == ["dep-1"]
+        assert not any(t.name == "deploy-agent-events" and t.is_alive() for t in threading.enumerate())
