@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     dispatch_interval_seconds: float = Field(
         0.2, gt=0, description="How often each worker host publishes the stages on the agenda that are due."
     )
+    watch_interval_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="How often one worker host (a leader) describes every in-flight service, ten per "
+        "DescribeServices call, and wakes the deployments whose service moved; their own polls "
+        "become a safety net (event_safety_poll_seconds). 0 turns the watcher off: each deployment polls.",
+    )
     poll_budget: int = Field(
         600, gt=0, description="Looks at ECS one deployment may make before slowing down."
     )

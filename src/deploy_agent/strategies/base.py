@@ -10,7 +10,7 @@ strategy's own typed memory and the ports (``core.ports``) it may act through.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -164,8 +164,12 @@ class Run(Generic[M]):
         self.state.fail(type_, message, trigger)
         return Progress.finished()
 
-    def next_poll(self, changed: bool) -> float:
-        """Note a look at ECS (``changed``: it saw something move) and return when to look again."""
+    def next_poll(self, changed: bool, woken_on_change: bool = True) -> float:
+        """Note a look at ECS (``changed``: it saw something move) and return when to look again.
+
+        ``woken_on_change=False``: what this look waits for is not seen by ECS's events or the
+        cluster watcher (a native deployment's hooks), so it polls on its own schedule.
+        """
         state, now = self.state, self.now()
         state.polls += 1
         if changed or state.last_change_at is None:
@@ -173,8 +177,9 @@ class Run(Generic[M]):
         else:
             state.quiet_polls += 1
         began = state.update_requested_at or state.started_at
+        policy = self.tunables.poll if woken_on_change else replace(self.tunables.poll, safety=None)
         return plan_next_poll(
-            self.tunables.poll,
+            policy,
             (now - began).total_seconds(),
             (now - state.last_change_at).total_seconds(),
             state.quiet_polls,

@@ -46,17 +46,21 @@ class _Revisions:
 
 
 def tunables_of(rt: Runtime, region: str | None = None) -> Tunables:
-    """Return the waits of a deployment in ``region`` (events wake only those in the queue's Region)."""
+    """Return the waits of a deployment in ``region`` (events wake only those in the queue's Region;
+    without events, the cluster watcher wakes every Region's)."""
     settings = rt.settings
     queue = settings.events_queue_url
     evented = bool(queue) and (region is None or queue_region(queue or "", settings.aws_region) == region)
+    # without events, the cluster watcher's batched looks wake a deployment whose service moved
+    watched = not queue and settings.watch_interval_seconds > 0
     return Tunables(
         poll=PollPolicy(
             fast=settings.poll_fast_seconds,
             slow=settings.poll_interval_seconds,
             budget=settings.poll_budget,
-            # ECS's events wake the stage: polling is only the safety net for one lost or late
-            safety=settings.event_safety_poll_seconds if evented else None,
+            # ECS's events or the watcher wake the stage: polling is only the safety net for a wake
+            # lost or late
+            safety=settings.event_safety_poll_seconds if evented or watched else None,
         ),
         rollback_timeout_seconds=float(settings.rollback_timeout_seconds),
         approval_poll_seconds=settings.approval_poll_seconds,

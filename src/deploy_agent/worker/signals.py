@@ -15,6 +15,7 @@ from celery.worker.consumer import Consumer
 from deploy_agent.worker.logging import configure_logging
 
 if TYPE_CHECKING:
+    from deploy_agent.worker.cluster_watch import ClusterWatcher
     from deploy_agent.worker.dispatcher import Dispatcher
     from deploy_agent.worker.event_consumer import EventConsumer
     from deploy_agent.worker.http import StatusServer
@@ -24,6 +25,7 @@ log = logging.getLogger("deploy_agent.worker")
 #: the host's HTTP server, once the worker is ready (main process only)
 _http: StatusServer | None = None
 _dispatcher: Dispatcher | None = None
+_watcher: ClusterWatcher | None = None
 _event_consumer: EventConsumer | None = None
 
 
@@ -143,12 +145,34 @@ def _stop_event_consumer(**_: Any) -> None:
         _event_consumer = None
 
 
+@worker_ready.connect
+def _start_watcher(**_: Any) -> None:
+    """Run the cluster watcher's loop on this host (one host at a time watches: a Redis lease)."""
+    from deploy_agent.tasks.runtime import get_runtime
+    from deploy_agent.worker.cluster_watch import ClusterWatcher
+
+    global _watcher
+    rt = get_runtime()
+    if rt.settings.watch_interval_seconds <= 0 or rt.settings.events_queue_url:
+        return  # off, or ECS's own events wake the deployments
+    _watcher = ClusterWatcher(
+        rt.redis,
+        rt.agenda,
+        rt.services,
+        lambda region, cluster, service: rt.lock(cluster, service, region).holder(),
+        rt.settings.watch_interval_seconds,
+    ).start()
+
+
 @worker_shutdown.connect
 def _stop_dispatcher(**_: Any) -> None:
-    global _dispatcher
+    global _dispatcher, _watcher
     if _dispatcher is not None:
         _dispatcher.stop()
         _dispatcher = None
+    if _watcher is not None:
+        _watcher.stop()
+        _watcher = None
 
 
 @worker_shutdown.connect

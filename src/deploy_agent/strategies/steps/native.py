@@ -139,7 +139,9 @@ def follow_deployment(run: Run[NativeMemory], points: Sequence[str], judge: Judg
     hook = awaiting_hook(found)
     if hook is None:
         memory.answering = None  # an answer in flight was taken
-        return Progress.wait(run.next_poll(changed=False))
+        # A hook's firing shows in DescribeServiceDeployments only: neither ECS's service events nor
+        # the cluster watcher see it, so this look keeps its own schedule.
+        return Progress.wait(run.next_poll(changed=False, woken_on_change=False))
     key = hook_key(hook)
     if key in memory.answered:
         return Progress.wait(run.tunables.poll.fast)  # ECS has not moved on yet
