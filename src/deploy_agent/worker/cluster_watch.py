@@ -4,8 +4,10 @@ One worker host at a time (a Redis lease, ``watcher-leader``) describes the in-f
 every cluster, ten per DescribeServices call, stores the snapshots the stages read
 (``BatchedServiceReader``) and wakes the deployments whose service changed (``Agenda.wake``). A
 deployment waiting on ECS then runs when something moved, not on a timer of its own; its own slow
-poll stays as the safety net. Every host runs the loop; when the leader dies its lease lapses and
-another host takes over within ``2 * interval``.
+poll stays as the safety net. Every host runs the loop; when the leader dies its lease
+(``3 * interval``) lapses and another host takes over within ``4 * interval``. Deployments are woken
+before the new fingerprints are stored, so a leader killed between the two leaves the change for its
+successor to see (and wake) again rather than recorded and never acted on.
 
 Keys (under ``deploy-agent:``)::
 
@@ -93,12 +95,6 @@ class ClusterWatcher:
         now = {name: fingerprint_service(service) for name, service in described.items()}
         before = {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], self._r.hgetall(key)).items()}
         changed = decide_changed(before, now)
-        pipe = self._r.pipeline()
-        pipe.delete(key)
-        if now:
-            pipe.hset(key, mapping=now)
-            pipe.expire(key, 3600)
-        pipe.execute()  # type: ignore[no-untyped-call]
         woken = 0
         for name in changed:
             if name not in before:
@@ -106,6 +102,12 @@ class ClusterWatcher:
             holder = self._holder_of(region, cluster, name)
             if holder is not None and self._agenda.wake(holder):
                 woken += 1
+        pipe = self._r.pipeline()
+        pipe.delete(key)
+        if now:
+            pipe.hset(key, mapping=now)
+            pipe.expire(key, 3600)
+        pipe.execute()  # type: ignore[no-untyped-call]
         return woken
 
     def _loop(self) -> None:
