@@ -98,6 +98,28 @@ class TestLeases:
         assert [d.task_id for d in agenda.claim_due()] == ["t2"]
 
 
+ENTRY = json.dumps({"task": "deploy_agent.deploy", "args": [], "kwargs": {"request": {}}, "options": {}})
+
+
+class TestEntries:
+    def test_an_entry_whose_host_died_mid_run_is_claimed_again(self, agenda: Agenda) -> None:
+        """An entry task is leased from its first moment: its host dies, it is published again."""
+        assert agenda.lease_entry("e1", "", ENTRY)
+        assert agenda.claim_due() == []
+        time.sleep(0.35)
+        (due,) = agenda.claim_due()
+        assert (due.task_id, due.signature) == ("e1", ENTRY)
+        assert agenda.lease_entry("e1", due.token, ENTRY)
+        assert not agenda.lease_entry("e1", "", ENTRY)  # Redis redelivers the original: stale
+
+    def test_a_dropped_entry_may_run_again(self, agenda: Agenda) -> None:
+        """A finished entry leaves nothing; a redelivered copy leases afresh (entries are idempotent)."""
+        agenda.lease_entry("e1", "", ENTRY)
+        assert agenda.drop("e1", "")
+        assert agenda.pending() == 0
+        assert agenda.lease_entry("e1", "", ENTRY)
+
+
 class TestFencing:
     def test_the_original_copy_is_stale_once_a_dispatcher_published_the_stage_again(
         self, agenda: Agenda

@@ -16,12 +16,13 @@ import pytest
 import redis
 from celery.exceptions import Ignore
 
+from deploy_agent.adapters.agenda import Begun
 from deploy_agent.adapters.redis_locks import ServiceLock, StepMutex
 from deploy_agent.core.outcome import Phase
 from deploy_agent.core.state import PipelineState, utcnow
 from deploy_agent.settings import Settings
 from deploy_agent.strategies.base import Progress, Run
-from deploy_agent.tasks import entry, finish
+from deploy_agent.tasks import entry, finish, stages
 from deploy_agent.tasks.fence import LockLost, fenced
 from deploy_agent.tasks.runtime import Runtime
 from deploy_agent.tasks.stages import advance_stage
@@ -297,6 +298,27 @@ class TestFinishRedelivered:
 
         finish.finish(rt, "A")
         assert rt.lock("c1", "web", "us-east-1").holder() == "B"
+
+
+class TestHandOver:
+    def test_a_finished_stage_leaves_the_agenda_once_celery_sent_the_next(self, rt: Runtime) -> None:
+        """Its hand-over lease ends when the next message is on the broker, not when that stage begins."""
+        assert rt.agenda.begin("s1", "A", 2, "", "{}") is Begun.RUN
+        assert rt.agenda.hand_over("s1", "A", "", "{}")
+        stages._HANDING_OVER["s1"] = ""
+
+        stages.next_stage_sent("other-task", rt)
+        assert rt.agenda.pending() == 1
+        stages.next_stage_sent("s1", rt)
+
+        assert rt.agenda.pending() == 0
+        assert "s1" not in stages._HANDING_OVER
+
+    def test_a_publish_by_anything_else_drops_nothing(self, rt: Runtime) -> None:
+        """A message sent with no parent (a publisher, the dispatcher) leaves every lease alone."""
+        rt.agenda.begin("s1", "A", 2, "", "{}")
+        stages.next_stage_sent(None, rt)
+        assert rt.agenda.pending() == 1
 
 
 class FakeEntryTask:

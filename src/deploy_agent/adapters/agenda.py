@@ -21,9 +21,14 @@ Keys (under ``deploy-agent:agenda``)::
     agenda:task:<task id>     hash: sig (JSON signature), token, mode, dep (deployment id), woken
     agenda:dep:<deployment>   hash: task (its current stage's task id), index (that stage's place)
 
+An entry task (``deploy_agent.deploy``/``rollback``) is leased the same way from its first moment
+(``lease_entry``), so a host that dies while it validates or publishes the chain loses nothing
+either. A message on the broker's queue needs no lease (Redis keeps it); only a run does.
+
 Modes: ``running`` (leased), ``waiting`` (due at its time), ``dispatched`` (published, not started
 yet: leased too, so a dispatcher that dies before publishing loses nothing), ``handover`` (done, the
-chain publishes the next stage; leased until that stage begins, so a kill in between loses nothing).
+chain publishes the next stage; leased until Celery has sent that stage's message, then dropped:
+``handed_over``, so a kill in between loses nothing and a long queue does not make it run twice).
 Every script reads the time from Redis (``TIME``): hosts' clocks never meet.
 """
 
@@ -164,6 +169,20 @@ redis.call('expire', KEYS[3], ARGV[4])
 return 1
 """
 
+#: KEYS: agenda, task record. ARGV: task id, token, sig, lease ms, ttl. A run whose record is gone
+#: (it finished, or it retried through the broker) begins again: entries are safe to run twice.
+_LEASE_ENTRY = (
+    _NOW
+    + """
+local token = redis.call('hget', KEYS[2], 'token')
+if token and token ~= ARGV[2] then return 0 end
+redis.call('hset', KEYS[2], 'sig', ARGV[3], 'token', ARGV[2], 'mode', 'running', 'woken', '0')
+redis.call('expire', KEYS[2], ARGV[5])
+redis.call('zadd', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
+return 1
+"""
+)
+
 #: KEYS: agenda, task record. ARGV: task id, token
 _DROP = """
 if redis.call('hget', KEYS[2], 'token') ~= ARGV[2] then return 0 end
@@ -211,6 +230,7 @@ class Agenda:
         self._wake = client.register_script(_WAKE)
         self._finish = client.register_script(_FINISH)
         self._drop = client.register_script(_DROP)
+        self._lease_entry = client.register_script(_LEASE_ENTRY)
 
     def begin(
         self,
@@ -261,6 +281,11 @@ class Agenda:
         """Take a finished deployment off the agenda; its marker fences stale copies out."""
         keys = [AGENDA, TASK + task_id, DEP + deployment_id]
         return bool(self._finish(keys=keys, args=[task_id, token, FINISHED_INDEX, RECORD_TTL_SECONDS]))
+
+    def lease_entry(self, task_id: str, token: str, signature: str) -> bool:
+        """Lease an entry task's run; False for a stale copy (the agenda published a newer one)."""
+        args: list[str | int] = [task_id, token, signature, self.lease_ms, RECORD_TTL_SECONDS]
+        return bool(self._lease_entry(keys=[AGENDA, TASK + task_id], args=args))
 
     def drop(self, task_id: str, token: str) -> bool:
         """Take a run that needs no more turns (an entry that handed over) off the agenda."""

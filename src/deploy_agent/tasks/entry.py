@@ -11,7 +11,7 @@ for) the first one's result.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -48,26 +48,39 @@ def deploy(self: Task, request: Any = None, token: str | None = None) -> dict[st
     ``token`` is set when the agenda published this run (after a wait for the service's lock).
     """
     rt = get_runtime()
-    try:
-        state = plan_deployment(rt, request)
-    except RequestRejected as exc:
-        return _rejected(rt, request, exc)
-    return _enter(self, rt, state, strategy_for(state.strategy).stages, token)
+
+    def run() -> dict[str, Any] | None:
+        try:
+            state = plan_deployment(rt, request)
+        except RequestRejected as exc:
+            return _rejected(rt, request, exc)
+        return _accept_and_run(self, rt, state, strategy_for(state.strategy).stages, token or "")
+
+    return _leased(self, rt, token, run)
 
 
-def _enter(
-    self: Task, rt: Runtime, state: PipelineState, order: Sequence[str], token: str | None
+def _leased(
+    self: Task, rt: Runtime, token: str | None, run: Callable[[], dict[str, Any] | None]
 ) -> dict[str, Any] | None:
-    """Run ``_accept_and_run``; a wait for the lock goes on the agenda, any other end takes it off."""
-    waiting = False
+    """Return ``run()``, leased on the agenda from the first moment so a host that dies mid-way loses nothing.
+
+    A wait for the lock stays on the agenda (due later); any other end takes the entry off, a
+    published chain included (its messages are on the broker, and its last stage takes this id).
+    """
+    task_id, token = str(self.request.id), token or ""
+    if not rt.agenda.lease_entry(task_id, token, stage_signature(self)):
+        log.warning("dropped a stale copy of entry task %s (the agenda published a newer one)", task_id)
+        raise Ignore()
+    keep = False
     try:
-        return _accept_and_run(self, rt, state, order, token or "")
+        with rt.lease_keeper.holding(task_id, token):
+            return run()
     except _Waiting:
-        waiting = True
-        raise Ignore() from None
+        keep = True
+        raise Ignore() from None  # acknowledged; the agenda publishes it again when due
     finally:
-        if token is not None and not waiting:  # done with the agenda: it must not publish us again
-            rt.agenda.drop(str(self.request.id), token)
+        if not keep:  # done with the agenda: it must not publish us again
+            rt.agenda.drop(task_id, token)
 
 
 class _Waiting(Exception):
@@ -129,6 +142,11 @@ def rollback(self: Task, request: Any = None, token: str | None = None) -> dict[
     ``family:revision`` or a task-definition ARN.
     """
     rt = get_runtime()
+    return _leased(self, rt, token, lambda: _plan_rollback(self, rt, request, token or ""))
+
+
+def _plan_rollback(self: Task, rt: Runtime, request: Any, token: str) -> dict[str, Any] | None:
+    """Return a rejection, or choose the release to go back to and hand the rollback to its chain."""
     now = rt.now()
     try:
         asked = parse_rollback_request(request)
@@ -182,7 +200,7 @@ def rollback(self: Task, request: Any = None, token: str | None = None) -> dict[
         image_uri=_image_of(described, releases),
         manual_rollback=True,
     )
-    return _enter(self, rt, state, ROLLBACK_STAGES, token)
+    return _accept_and_run(self, rt, state, ROLLBACK_STAGES, token)
 
 
 def _image_of(task_definition: dict[str, Any], releases: list[dict[str, Any]]) -> str | None:

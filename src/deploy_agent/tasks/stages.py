@@ -73,10 +73,31 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
     if not progress.done:
         agenda.wait(task_id, deployment_id, token, progress.wait_seconds, signature, mutex)
         raise Ignore()  # acknowledged; the agenda publishes it again when due or woken
-    # Leased until the next stage begins (finalize: until the result is stored), so a kill in
-    # between publishes this stage again, which finds itself done and moves on.
+    # Leased until Celery has sent the next stage's message (finalize: until the result is
+    # stored), so a kill in between publishes this stage again, which finds itself done and moves on.
     agenda.hand_over(task_id, deployment_id, token, signature, mutex)
+    if stage != "finalize":
+        _HANDING_OVER[task_id] = token
     return deployment_id
+
+
+#: this process's finished stage runs whose next stage Celery is about to send (task id -> token)
+_HANDING_OVER: dict[str, str] = {}
+
+
+def next_stage_sent(parent_id: str | None, rt: Runtime | None = None) -> None:
+    """Drop the hand-over lease of ``parent_id``: Celery sent its next stage, which Redis now keeps.
+
+    Without this the lease would last until the next stage begins, and behind a long queue it
+    lapses first, so the finished stage and everything after it would run twice.
+    """
+    token = _HANDING_OVER.pop(parent_id, None) if parent_id else None
+    if parent_id is None or token is None:
+        return
+    try:
+        (rt or get_runtime()).agenda.drop(parent_id, token)
+    except Exception:  # Redis unreachable: the lease lapses, the stage runs again, finds itself done
+        log.warning("could not drop the hand-over lease of %s", parent_id, exc_info=True)
 
 
 def stage_signature(task: Task) -> str:

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from celery import states
-from celery.signals import setup_logging, worker_init, worker_process_shutdown, worker_ready, worker_shutdown
+from celery.signals import (
+    after_task_publish,
+    setup_logging,
+    worker_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutdown,
+)
 from celery.worker.consumer import Consumer
 
 from deploy_agent.worker.logging import configure_logging
@@ -181,6 +188,13 @@ def _stop_http(**_: Any) -> None:
     if _http is not None:
         _http.stop()
         _http = None
+
+
+@after_task_publish.connect
+def _next_stage_sent(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    from deploy_agent.tasks.stages import next_stage_sent
+
+    next_stage_sent((headers or {}).get("parent_id"))
 
 
 @worker_process_shutdown.connect
