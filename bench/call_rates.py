@@ -9,6 +9,7 @@ through in one second, and ``rate`` on average over a long run.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter, defaultdict
@@ -98,22 +99,33 @@ _FIRST_ACTION = {
 _ELB = {"describe": "DescribeTargetHealth", "registration": "RegisterTargets", "mutating": "ModifyListener"}
 
 
-def format_rates(rates: CallRates, share: float, overrides: dict[str, tuple[float, float]]) -> list[str]:
+def format_rates(
+    rates: CallRates,
+    share: float,
+    overrides: dict[str, tuple[float, float]],
+    own: dict[str, int] | None = None,
+) -> list[str]:
     """Return one line per bucket: calls, peak/s and mean/s against the quota the fleet may use.
 
-    "ok" when the peak 1-s window stays within ``rate + burst`` and the total within
-    ``burst + rate * span`` (what a token bucket lets through), "OVER" otherwise.
+    ``own``: calls per bucket that the benchmark itself made (its probe), which no worker's limiter
+    saw: they are printed but left out of the verdict. "ok" when the workers' peak 1-s window stays
+    within ``rate + burst`` and their total within ``burst + rate * span`` (what a token bucket lets
+    through), "OVER" otherwise.
     """
     lines = []
     span = rates.span()
     for name, (calls, peak, mean) in sorted(rates.by_bucket().items(), key=lambda item: -item[1][0]):
         quota = overrides.get(name) or quota_of(name, share)
+        mine = (own or {}).get(name, 0)
         if quota is None:
             limit, verdict = "no quota table", ""
         else:
             rate, burst = quota
             limit = f"quota {rate:g}/s burst {burst:g}"
-            verdict = "ok" if peak <= rate + burst and calls <= burst + rate * span else "OVER"
+            # The probe is evenly spread: at most its mean rate, rounded up, plus one in any 1-s window.
+            peak_workers = peak - min(mine, math.ceil(mine / span) + 1)
+            within = peak_workers <= rate + burst and calls - mine <= burst + rate * span
+            verdict = "ok" if within else "OVER"
         lines.append(
             f"    {name:28s} {calls:6d} calls  peak {peak:5.0f}/s  mean {mean:7.2f}/s  {limit:24s} {verdict}"
         )

@@ -1,11 +1,14 @@
 """deploy-agent against ecs-deploy 1.17 (the peer), side by side on one sandbox, in one run.
 
 The scenario: a rolling image swap of a 2-task service behind an ALB whose tasks take a fixed time
-to start, with ECS's circuit breaker on (rollback by ECS). Each pair deploys a fresh image tag with
-(a) ``ecs deploy CLUSTER SERVICE --image app URI --timeout 300`` (its defaults otherwise: a poll a
-second, the previous revision deregistered), (b) deploy-agent through the queue (a dedicated
-worker process, ``-c 2``, its product defaults; publish, then ``AsyncResult.get()``) and (c)
-``deploy-agent run FILE`` (no broker). The order within a pair rotates from pair to pair.
+to start, with ECS's circuit breaker on (rollback by ECS). Each round (``--pairs``) deploys a fresh
+image tag with (a) ``ecs deploy CLUSTER SERVICE --image app URI --timeout 300`` (its defaults
+otherwise: a poll a second, the previous revision deregistered), (b) deploy-agent through the queue
+(a dedicated worker process, ``-c 2``, its product defaults: polling, with the cluster watcher;
+publish, then ``AsyncResult.get()``), (c) the same with ECS's events: a second worker on Redis
+databases of its own, ``DEPLOY_AGENT_EVENTS_QUEUE_URL`` set to the queue ``deploy-agent events
+setup`` makes (the sandbox sends ECS's EventBridge events, the rule delivers them to SQS) and (d)
+``deploy-agent run FILE`` (no broker). The order within a round rotates from round to round.
 
 Per deployment: wall time from the request to the verdict, AWS API calls counted at the emulated
 endpoint, and detection latency: the verdict's time minus the time the sandbox set the deployment's
@@ -35,7 +38,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +50,7 @@ ECR_HOST = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
 CLUSTER, SERVICE, REPOSITORY = "bench", "web", "web"
 ECS_TIMEOUT = 300
 SETTLE_SECONDS = 1.0  # after a verdict, before the call counter is read: late calls are counted too
-TOOLS = ("ecs-deploy", "deploy-agent worker", "deploy-agent run")
+TOOLS = ("ecs-deploy", "deploy-agent worker", "deploy-agent events", "deploy-agent run")
 VERDICT_LINE = re.compile(r"^(Deployment|Rollback) ")  # "Deployment successful", "Deployment Failed! ..."
 
 # Nothing of the caller's may change either tool's defaults or point it elsewhere.
@@ -355,6 +358,32 @@ class Bench:
             Settings(broker_url=f"{self.redis.url}/0", result_backend=f"{self.redis.url}/1"),
             set_as_current=False,
         )
+        self.events_queue_url = self._events_queue()
+        evented = replace(
+            self.config,
+            broker_db=3,
+            result_db=4,
+            state_db=5,
+            extra_env={**self.config.extra_env, "DEPLOY_AGENT_EVENTS_QUEUE_URL": self.events_queue_url},
+        )
+        events_worker = WorkerProcess(
+            evented, self.state_dir / "worker-events.log", concurrency=2, name="evt"
+        )
+        events_worker.start()
+        self._stack.callback(events_worker.stop)
+        self.events_app = create_app(
+            Settings(broker_url=f"{self.redis.url}/3", result_backend=f"{self.redis.url}/4"),
+            set_as_current=False,
+        )
+
+    def _events_queue(self) -> str:
+        """Make ECS's events rule and queue as ``deploy-agent events setup`` does; return the queue URL."""
+        from deploy_agent.adapters.aws import AwsClients
+        from deploy_agent.adapters.ecs_events import EventQueueMaker
+
+        clients = AwsClients(self.region, endpoint_url=self.box.aws_endpoint_url)
+        made = EventQueueMaker(clients).setup("deploy-agent-bench-events", "deploy-agent-bench-events")
+        return str(made.queue_url)
 
     # -- one deployment
     @contextlib.contextmanager
@@ -403,9 +432,10 @@ class Bench:
     def _request(self, image: str) -> dict[str, Any]:
         return {"cluster_name": CLUSTER, "service_name": SERVICE, "image": {"uri": image}}
 
-    def worker_deploy(self, image: str) -> Run:
-        with self.measured("deploy-agent worker", image) as run:
-            result = self.app.send_task("deploy_agent.deploy", kwargs={"request": self._request(image)})
+    def worker_deploy(self, image: str, tool: str = "deploy-agent worker") -> Run:
+        app = self.events_app if tool == "deploy-agent events" else self.app
+        with self.measured(tool, image) as run:
+            result = app.send_task("deploy_agent.deploy", kwargs={"request": self._request(image)})
             final: dict[str, Any] = result.get(timeout=900)
             run.finished = time.time()
             self._results.append(result)
@@ -439,6 +469,8 @@ class Bench:
         return run
 
     def by_tool(self, tool: str) -> Callable[[str], Run]:
+        if tool == "deploy-agent events":
+            return lambda image: self.worker_deploy(image, tool)
         return {"ecs-deploy": self.ecs_deploy, "deploy-agent worker": self.worker_deploy}.get(
             tool, self.cli_run
         )
@@ -589,14 +621,16 @@ def main(argv: list[str] | None = None) -> int:
             "deploy-agent: message {cluster_name, service_name, image.uri}, no health check; worker -c 2 "
             f"(DEPLOY_AGENT_POLL_INTERVAL_SECONDS unset: poll_interval_seconds={s.poll_interval_seconds:g}, "
             f"lock_wait_seconds={s.lock_wait_seconds:g}, default timeout {s.default_timeout_seconds} s); "
-            "`python -m deploy_agent.cli run FILE` with the same settings"
+            "`python -m deploy_agent.cli run FILE` with the same settings; the events worker: the same "
+            f"with DEPLOY_AGENT_EVENTS_QUEUE_URL={bench.events_queue_url} (safety poll "
+            f"{s.event_safety_poll_seconds:g} s, no cluster watcher)"
         )
         print(f"AWS calls: those moto answered from the request to {SETTLE_SECONDS:g} s after the verdict")
         print(flush=True)
 
         success: list[Run] = []
         for pair in range(args.pairs):
-            order = TOOLS[pair % 3 :] + TOOLS[: pair % 3]
+            order = TOOLS[pair % len(TOOLS) :] + TOOLS[: pair % len(TOOLS)]
             print(f"pair {pair + 1}/{args.pairs}", flush=True)
             for tool in order:
                 run = bench.by_tool(tool)(bench.fresh_uri(built_ok, "ok"))
@@ -612,7 +646,7 @@ def main(argv: list[str] | None = None) -> int:
             failures: list[Run] = []
             print(f"\nfailure runs ({args.failure_runs} per tool)", flush=True)
             for round_ in range(args.failure_runs):
-                order = TOOLS[round_ % 3 :] + TOOLS[: round_ % 3]
+                order = TOOLS[round_ % len(TOOLS) :] + TOOLS[: round_ % len(TOOLS)]
                 for tool in order:
                     if not bench.current_td_active():
                         bench.refresh(built_ok)
