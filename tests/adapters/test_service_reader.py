@@ -95,16 +95,30 @@ class TestBatching:
         assert other.describe_service(CLUSTER, "api")["serviceName"] == "api"
         assert ecs.batches == [["web", "api"]]
 
-    def test_services_are_described_ten_at_a_time(self, conn: redis.Redis) -> None:
-        """Twelve services in flight take two calls, the asking one first."""
+    def test_a_stage_look_is_one_call_of_ten(self, conn: redis.Redis) -> None:
+        """Twelve services in flight: a stage's look is one call, the asking one first and nine others."""
         names = [f"svc{i:02d}" for i in range(12)]
         ecs = Ecs(*names)
         one = reader(ecs, conn)
         for name in names:
             one.track(CLUSTER, name)
         one.describe_service(CLUSTER, "svc05")
-        assert [len(batch) for batch in ecs.batches] == [10, 2]
+        assert [len(batch) for batch in ecs.batches] == [10]
         assert ecs.batches[0][0] == "svc05"
+        assert len(set(ecs.batches[0])) == 10
+
+    def test_the_watchers_refresh_describes_every_service_ten_at_a_time(self, conn: redis.Redis) -> None:
+        """Twelve services in flight take two calls for the watcher, and every one gets a snapshot."""
+        names = [f"svc{i:02d}" for i in range(12)]
+        ecs = Ecs(*names)
+        one = reader(ecs, conn)
+        for name in names:
+            one.track(CLUSTER, name)
+        assert sorted(one.refresh(CLUSTER)) == names
+        assert [len(batch) for batch in ecs.batches] == [10, 2]
+        for name in names:
+            one.describe_service(CLUSTER, name)
+        assert len(ecs.batches) == 2
 
     def test_a_snapshot_lives_only_as_long_as_its_ttl(self, conn: redis.Redis) -> None:
         """After the TTL (kept by Redis, not by a host's clock) the service is described again."""

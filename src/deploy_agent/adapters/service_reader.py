@@ -1,8 +1,11 @@
 """DescribeServices for many deployments at once: one call answers for up to 10 services.
 
 Every deployment in flight is listed per cluster in Redis. When a stage needs its service, the
-reader serves it from a snapshot if there is a usable one; otherwise it describes the cluster's
-in-flight services in batches of 10 and stores the snapshot for the others.
+reader serves it from a snapshot if there is a usable one; otherwise one DescribeServices call
+describes it with up to nine other in-flight services of the cluster, picked at random, and stores
+their snapshots for them. Only the cluster watcher describes every in-flight service (``refresh``):
+a stage that swept 500 services (50 calls) would spend a DescribeServices quota of 20 a second on
+one look.
 
 Freshness never compares clocks of different hosts. Each service has a write generation, a Redis
 counter that every write (UpdateService, CreateService, DeleteService) increments before its call
@@ -21,6 +24,7 @@ Keys (under ``deploy-agent:``)::
 from __future__ import annotations
 
 import json
+import random
 from typing import Any, cast
 
 import redis
@@ -95,7 +99,9 @@ class BatchedServiceReader:
         if cached is not None:
             return cached
         generations = self._generations(cluster, service)  # before the describe: see the module note
-        described = self._describe_batch(cluster, generations, first=service)
+        others = [name for name in generations if name != service]
+        batch = [service, *random.sample(others, min(len(others), BATCH - 1))]
+        described = self._describe_batch(cluster, {name: generations[name] for name in batch}, first=service)
         if service not in described or described[service].get("status") == "INACTIVE":
             return self._ecs.describe_service(cluster, service)  # raises the proper AwsNotFound
         return described[service]
