@@ -24,7 +24,6 @@ Keys (under ``deploy-agent:``)::
 from __future__ import annotations
 
 import json
-import random
 from typing import Any, cast
 
 import redis
@@ -40,11 +39,18 @@ WATCHED = f"{PREFIX}inflight-clusters"
 GENERATION_TTL_SECONDS = 24 * 3600
 
 #: KEYS[1] the cluster's in-flight set; ARGV[1] the generation key prefix, ARGV[2] the service
-#: asked for. Returns name, generation, name, generation, ... for that service and the others in
-#: flight, read in one step so no write falls between the names and their generations.
+#: asked for, ARGV[3] how many others (0: all). Returns name, generation, name, generation, ... for
+#: that service and the others in flight (a random few), read in one step so no write falls
+#: between the names and their generations.
 _GENERATIONS = """
 local out = {ARGV[2], redis.call('get', ARGV[1] .. ARGV[2]) or '0'}
-for _, name in ipairs(redis.call('smembers', KEYS[1])) do
+local others
+if tonumber(ARGV[3]) > 0 then
+  others = redis.call('srandmember', KEYS[1], tonumber(ARGV[3]) + 1)
+else
+  others = redis.call('smembers', KEYS[1])
+end
+for _, name in ipairs(others) do
   if name ~= ARGV[2] then
     out[#out + 1] = name
     out[#out + 1] = redis.call('get', ARGV[1] .. name) or '0'
@@ -98,10 +104,11 @@ class BatchedServiceReader:
         cached = self._cached(cluster, service)
         if cached is not None:
             return cached
-        generations = self._generations(cluster, service)  # before the describe: see the module note
-        others = [name for name in generations if name != service]
-        batch = [service, *random.sample(others, min(len(others), BATCH - 1))]
-        described = self._describe_batch(cluster, {name: generations[name] for name in batch}, first=service)
+        # Before the describe (see the module note); nine others at most, as one call describes ten.
+        generations = self._generations(cluster, service, others=BATCH - 1)
+        others = [name for name in generations if name != service][: BATCH - 1]
+        batch = {name: generations[name] for name in (service, *others)}
+        described = self._describe_batch(cluster, batch, first=service)
         if service not in described or described[service].get("status") == "INACTIVE":
             return self._ecs.describe_service(cluster, service)  # raises the proper AwsNotFound
         return described[service]
@@ -134,10 +141,12 @@ class BatchedServiceReader:
         found = cast(dict[str, Any], entry["service"])
         return None if found.get("status") == "INACTIVE" else found
 
-    def _generations(self, cluster: str, service: str) -> dict[str, int]:
-        """Return the write generation of ``service`` and of every other service in flight."""
+    def _generations(self, cluster: str, service: str, others: int = 0) -> dict[str, int]:
+        """Return the write generation of ``service`` and of ``others`` random services in flight (0: all)."""
         prefix = self._generation(cluster, "")
-        raw = cast(list[bytes], self._r.eval(_GENERATIONS, 1, self._inflight(cluster), prefix, service))
+        raw = cast(
+            list[bytes], self._r.eval(_GENERATIONS, 1, self._inflight(cluster), prefix, service, str(others))
+        )
         return {raw[i].decode(): int(raw[i + 1]) for i in range(0, len(raw), 2)}
 
     # --- writes: pass through, and move the generation so older snapshots are refused -----------
