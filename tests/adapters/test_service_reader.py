@@ -82,6 +82,16 @@ def reader(ecs: Ecs, conn: redis.Redis, ttl: float = 30.0) -> BatchedServiceRead
     return BatchedServiceReader(ecs, conn, REGION, ttl)  # type: ignore[arg-type]
 
 
+def twelve_in_flight(conn: redis.Redis) -> tuple[list[str], Ecs, BatchedServiceReader]:
+    """Return twelve service names tracked in flight, the ECS that counts their calls, and the reader."""
+    names = [f"svc{i:02d}" for i in range(12)]
+    ecs = Ecs(*names)
+    one = reader(ecs, conn)
+    for name in names:
+        one.track(CLUSTER, name)
+    return names, ecs, one
+
+
 class TestBatching:
     """One DescribeServices answers for every in-flight service of the cluster."""
 
@@ -97,11 +107,7 @@ class TestBatching:
 
     def test_a_stage_look_is_one_call_of_ten(self, conn: redis.Redis) -> None:
         """Twelve services in flight: a stage's look is one call, the asking one first and nine others."""
-        names = [f"svc{i:02d}" for i in range(12)]
-        ecs = Ecs(*names)
-        one = reader(ecs, conn)
-        for name in names:
-            one.track(CLUSTER, name)
+        _, ecs, one = twelve_in_flight(conn)
         one.describe_service(CLUSTER, "svc05")
         assert [len(batch) for batch in ecs.batches] == [10]
         assert ecs.batches[0][0] == "svc05"
@@ -109,11 +115,7 @@ class TestBatching:
 
     def test_the_watchers_refresh_describes_every_service_ten_at_a_time(self, conn: redis.Redis) -> None:
         """Twelve services in flight take two calls for the watcher, and every one gets a snapshot."""
-        names = [f"svc{i:02d}" for i in range(12)]
-        ecs = Ecs(*names)
-        one = reader(ecs, conn)
-        for name in names:
-            one.track(CLUSTER, name)
+        names, ecs, one = twelve_in_flight(conn)
         assert sorted(one.refresh(CLUSTER)) == names
         assert [len(batch) for batch in ecs.batches] == [10, 2]
         for name in names:
