@@ -10,7 +10,6 @@ stage run does at each turn is decided by ``core.orchestration``; this module ap
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import Ignore
+from kombu.utils import json as kombu_json
 
 from deploy_agent.adapters.agenda import Begun, Mutex
 from deploy_agent.adapters.redis_locks import StepMutex
@@ -101,14 +101,18 @@ def next_stage_sent(parent_id: str | None, rt: Runtime | None = None) -> None:
 
 
 def stage_signature(task: Task) -> str:
-    """Return the JSON of the Celery signature that runs this task again (what ``retry`` sends)."""
+    """Return the JSON of the Celery signature that runs this task again (what ``retry`` sends).
+
+    Kombu's JSON, the broker's own: a message may carry what it encodes beyond plain JSON (bytes,
+    as ``{"__type__": "base64"}``), and the copy the agenda publishes must be the message that came.
+    """
     signature = dict(task.signature_from_request())
     signature["kwargs"] = {k: v for k, v in (signature.get("kwargs") or {}).items() if k != "token"}
     options = dict(signature.get("options") or {})
     for transient in ("retries", "eta", "expires", "countdown"):
         options.pop(transient, None)
     signature["options"] = options
-    return json.dumps(signature)
+    return kombu_json.dumps(signature)
 
 
 def advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) -> Progress:

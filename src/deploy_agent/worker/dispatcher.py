@@ -7,13 +7,13 @@ is one Redis script, atomic across hosts, so a due stage is published once.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
 
 import redis
 from celery import Celery
+from kombu.utils import json as kombu_json
 
 from deploy_agent.adapters.agenda import Agenda, Due
 
@@ -25,7 +25,7 @@ BATCH = 200
 
 def publish_due(app: Celery, due: Due) -> None:
     """Publish a claimed stage: its saved signature, with the claim's token as an argument."""
-    signature = json.loads(due.signature)
+    signature = kombu_json.loads(due.signature)
     signature["kwargs"] = {**(signature.get("kwargs") or {}), "token": due.token}
     app.signature(signature).apply_async()
 
