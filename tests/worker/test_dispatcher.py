@@ -35,10 +35,10 @@ class RecordingApp:
         return Sig()
 
 
-def republished(kwargs: dict[str, Any], token: str = "t2") -> dict[str, Any]:
+def republished(kwargs: dict[str, Any], claim: str = "t2") -> dict[str, Any]:
     saved = stage_signature(cast(Task, FakeTask(kwargs)))
     app = RecordingApp()
-    publish_due(cast(Celery, app), Due("task-1", token, saved))
+    publish_due(cast(Celery, app), Due("task-1", claim, saved))
     return app.sent[0]
 
 
@@ -50,7 +50,7 @@ class TestPublishDue:
 
     def test_the_claim_token_replaces_the_old_one(self) -> None:
         """The copy the dispatcher publishes carries its claim's token, never the run's old one."""
-        sent = republished({"request": {"a": 1}, "token": "old"}, token="new")
+        sent = republished({"request": {"a": 1}, "token": "old"}, claim="new")
         assert sent["kwargs"] == {"request": {"a": 1}, "token": "new"}
 
     def test_transient_options_are_not_saved(self) -> None:

@@ -112,7 +112,7 @@ def stage_signature(task: Task) -> str:
     for transient in ("retries", "eta", "expires", "countdown"):
         options.pop(transient, None)
     signature["options"] = options
-    return kombu_json.dumps(signature)
+    return str(kombu_json.dumps(signature))
 
 
 def advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) -> Progress:
