@@ -64,11 +64,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    rerun = sorted({report.nodeid for report in terminalreporter.stats.get("rerun", [])})
-    if rerun:
-        terminalreporter.write_line(f"rerun: {len(rerun)} test(s) needing the real parts: {', '.join(rerun)}")
-    else:
+    reports = terminalreporter.stats.get("rerun", [])
+    rerun = sorted({report.nodeid for report in reports})
+    if not rerun:
         terminalreporter.write_line("rerun: 0")
+        return
+    terminalreporter.write_line(f"rerun: {len(rerun)} test(s) needing the real parts: {', '.join(rerun)}")
+    # A rerun that passed leaves no trace in the failures section: say what its first try died of,
+    # so a flaky test can be found from a CI log's tail.
+    for report in reports:
+        why = first_failure(report)
+        terminalreporter.write_line(f"  first try of {report.nodeid} ({report.when}): {why}")
+
+
+def first_failure(report: pytest.TestReport) -> str:
+    """Return the one line that says why a test report failed (its crash message, else its last line)."""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    lines = report.longreprtext.strip().splitlines()
+    text = str(getattr(crash, "message", "") or (lines[-1] if lines else "no report"))
+    line = " ".join(text.split())
+    return line if len(line) <= 400 else line[:400] + " ..."
 
 
 def real_parts_used(item: pytest.Item) -> list[str]:

@@ -68,7 +68,7 @@ class TestUnmarked:
 
 class TestReruns:
     def test_a_failing_integration_test_is_rerun_once_and_named(self, suite: pytest.Pytester) -> None:
-        """An integration test failing once passes on its rerun; the summary counts and names it."""
+        """An integration test failing once passes on its rerun; the summary names it and why it failed."""
         suite.makepyfile(
             test_four="""
             import pytest
@@ -83,7 +83,12 @@ class TestReruns:
         )
         result = suite.runpytest_inprocess()
         assert result.parseoutcomes() == {"passed": 1, "rerun": 1}
-        result.stdout.fnmatch_lines(["rerun: 1 test(s) needing the real parts: test_four.py::test_flaky"])
+        result.stdout.fnmatch_lines(
+            [
+                "rerun: 1 test(s) needing the real parts: test_four.py::test_flaky",
+                "  first try of test_four.py::test_flaky (call): assert 1 == 2*",
+            ]
+        )
 
     def test_a_failing_unit_test_is_not_rerun(self, suite: pytest.Pytester) -> None:
         """A unit test fails on its first failure, and the summary says nothing was rerun."""
