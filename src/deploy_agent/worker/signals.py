@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from celery import states
@@ -203,13 +202,6 @@ def _mark_dead(pid: int | None = None, **_: Any) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid or os.getpid())  # type: ignore[no-untyped-call]
-
-
-def prepare_multiprocess_dir(path: Path) -> None:
-    """Create the metrics directory and remove files left by earlier runs (stale pids)."""
-    path.mkdir(parents=True, exist_ok=True)
-    for stale in path.glob("*.db"):
-        stale.unlink()
 
 
 #: the tasks whose publishers wait for a DeploymentResult
