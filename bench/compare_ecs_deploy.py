@@ -51,6 +51,14 @@ CLUSTER, SERVICE, REPOSITORY = "bench", "web", "web"
 ECS_TIMEOUT = 300
 SETTLE_SECONDS = 1.0  # after a verdict, before the call counter is read: late calls are counted too
 TOOLS = ("ecs-deploy", "deploy-agent worker", "deploy-agent events", "deploy-agent run")
+#: the access key id each tool signs with (moto takes any): the endpoint counts each tool's own calls,
+#: not the other workers' background calls (the events worker's SQS polling, a watcher's sweep)
+CALLER = {
+    "ecs-deploy": "BENCHECSDEPLOY",
+    "deploy-agent worker": "BENCHWORKER",
+    "deploy-agent events": "BENCHEVENTS",
+    "deploy-agent run": "BENCHRUN",
+}
 VERDICT_LINE = re.compile(r"^(Deployment|Rollback) ")  # "Deployment successful", "Deployment Failed! ..."
 
 # Nothing of the caller's may change either tool's defaults or point it elsewhere.
@@ -348,6 +356,7 @@ class Bench:
             broker_db=0,
             result_db=1,
             state_db=2,
+            extra_env={"AWS_ACCESS_KEY_ID": CALLER["deploy-agent worker"]},
         )
         with patched_environ(self.config.env()):
             self.settings = Settings()
@@ -364,7 +373,10 @@ class Bench:
             broker_db=3,
             result_db=4,
             state_db=5,
-            extra_env={**self.config.extra_env, "DEPLOY_AGENT_EVENTS_QUEUE_URL": self.events_queue_url},
+            extra_env={
+                "AWS_ACCESS_KEY_ID": CALLER["deploy-agent events"],
+                "DEPLOY_AGENT_EVENTS_QUEUE_URL": self.events_queue_url,
+            },
         )
         events_worker = WorkerProcess(
             evented, self.state_dir / "worker-events.log", concurrency=2, name="evt"
@@ -381,21 +393,23 @@ class Bench:
         from deploy_agent.adapters.aws import AwsClients
         from deploy_agent.adapters.ecs_events import EventQueueMaker
 
-        clients = AwsClients(self.region, endpoint_url=self.box.aws_endpoint_url)
-        made = EventQueueMaker(clients).setup("deploy-agent-bench-events", "deploy-agent-bench-events")
+        # The worker's own environment (the sandbox's credentials): this script cleared the caller's.
+        with patched_environ(self.config.env()):
+            clients = AwsClients(self.region, endpoint_url=self.box.aws_endpoint_url)
+            made = EventQueueMaker(clients).setup("deploy-agent-bench-events", "deploy-agent-bench-events")
         return str(made.queue_url)
 
     # -- one deployment
     @contextlib.contextmanager
     def measured(self, tool: str, image: str) -> Iterator[Run]:
         wait_settled(self.region)
-        before = Counter(self.box.moto.api_calls())
+        before = Counter(self.box.moto.api_calls(CALLER[tool]))
         run = Run(tool, image, started=time.time(), before_td=service_td(self.region))
         yield run
         if not run.finished:
             run.finished = time.time()
         time.sleep(SETTLE_SECONDS)
-        run.calls = Counter(self.box.moto.api_calls()) - before
+        run.calls = Counter(self.box.moto.api_calls(CALLER[tool])) - before
         run.transitions = [
             (e[0], e[3], e[4])
             for e in self._log()
@@ -412,7 +426,7 @@ class Bench:
         env = {
             **os.environ,
             "AWS_ENDPOINT_URL": self.box.aws_endpoint_url,
-            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_ACCESS_KEY_ID": CALLER["ecs-deploy"],
             "AWS_SECRET_ACCESS_KEY": "testing",
             "AWS_DEFAULT_REGION": self.region,
         }
@@ -446,7 +460,7 @@ class Bench:
         message.write_text(json.dumps(self._request(image)))
         command = [sys.executable, "-m", "deploy_agent.cli", "run", str(message)]
         with self.measured("deploy-agent run", image) as run:
-            env = {**os.environ, **self.config.env()}
+            env = {**os.environ, **self.config.env(), "AWS_ACCESS_KEY_ID": CALLER["deploy-agent run"]}
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
             run.finished = time.time()
         (self.state_dir / f"run-{run.started:.0f}.txt").write_text(done.stdout + done.stderr)
@@ -625,7 +639,10 @@ def main(argv: list[str] | None = None) -> int:
             f"with DEPLOY_AGENT_EVENTS_QUEUE_URL={bench.events_queue_url} (safety poll "
             f"{s.event_safety_poll_seconds:g} s, no cluster watcher)"
         )
-        print(f"AWS calls: those moto answered from the request to {SETTLE_SECONDS:g} s after the verdict")
+        print(
+            f"AWS calls: those moto answered from the request to {SETTLE_SECONDS:g} s after the verdict, "
+            "signed with the tool's own access key id (another worker's background calls are not counted)"
+        )
         print(flush=True)
 
         success: list[Run] = []

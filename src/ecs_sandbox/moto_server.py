@@ -37,6 +37,7 @@ from .realism import Realism
 _NEVER = 2**62
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/")
 _REGION_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/")
+_ACCESS_KEY = re.compile(r"Credential=([^/]+)/")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -51,6 +52,12 @@ def pin_task_transitions() -> None:
 def _service_of(environ: dict[str, Any]) -> str:
     found = _CREDENTIAL_SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
     return found.group(1) if found else "unknown"
+
+
+def _caller_of(environ: dict[str, Any]) -> str:
+    """Return the access key id the call was signed with: who called, when callers sign differently."""
+    found = _ACCESS_KEY.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return found.group(1) if found else ""
 
 
 def _region_of(environ: dict[str, Any]) -> str:
@@ -119,6 +126,7 @@ class CountingMotoServer(ThreadedMotoServer):
         self.faults = faults or FaultInjector()
         self.consistency = consistency or ConsistencyWindow()
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.calls_by_caller: Counter[tuple[str, str, str]] = Counter()
         self._calls_lock = threading.Lock()
 
     def _server_entry(self) -> None:
@@ -131,8 +139,10 @@ class CountingMotoServer(ThreadedMotoServer):
                 if fault is not None:
                     return _answer_fault(environ, start_response, fault, call)
                 key = (service, action)
+                caller = _caller_of(environ)
                 with self._calls_lock:
                     self.calls[key] += 1
+                    self.calls_by_caller[(caller, *key)] += 1
                 if self.consistency.watches(service, action):
                     return self.consistency.answer(environ, start_response, inner, action)
             return inner(environ, start_response)
@@ -143,15 +153,18 @@ class CountingMotoServer(ThreadedMotoServer):
         self._server_ready_event.set()
         self._server.serve_forever()
 
-    def snapshot_calls(self) -> dict[tuple[str, str], int]:
-        """Return a copy of the call counts so far."""
+    def snapshot_calls(self, caller: str | None = None) -> dict[tuple[str, str], int]:
+        """Return a copy of the call counts so far (only those signed with access key ``caller``, if set)."""
         with self._calls_lock:
-            return dict(self.calls)
+            if caller is None:
+                return dict(self.calls)
+            return {(s, a): n for (c, s, a), n in self.calls_by_caller.items() if c == caller}
 
     def reset_calls(self) -> None:
         """Forget the call counts."""
         with self._calls_lock:
             self.calls.clear()
+            self.calls_by_caller.clear()
 
 
 class MotoServer:
@@ -193,12 +206,14 @@ class MotoServer:
         response.raise_for_status()
         pin_task_transitions()
 
-    def api_calls(self) -> dict[tuple[str, str], int]:
+    def api_calls(self, caller: str | None = None) -> dict[tuple[str, str], int]:
         """Return the API calls moto answered so far, by (service, action); e.g. ("ecs", "DescribeServices").
 
-        Calls failed by ``faults`` are not among them: ``faults.injected()`` counts those.
+        ``caller``: only the calls signed with that access key id (moto takes any), so a benchmark
+        running several tools at once counts each one's own calls. Calls failed by ``faults`` are
+        not among them: ``faults.injected()`` counts those.
         """
-        return self._server.snapshot_calls()
+        return self._server.snapshot_calls(caller)
 
     def reset_api_calls(self) -> None:
         """Start counting API calls from zero."""

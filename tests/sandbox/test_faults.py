@@ -224,3 +224,25 @@ class TestRules:
         for bad in ({"every": -1}, {"probability": 1.5}, {"times": 0}):
             with pytest.raises(ValueError, match="must be"):
                 FaultRule("ecs", None, "throttle", **bad)
+
+
+class TestCallsByCaller:
+    def test_each_access_key_counts_its_own_calls(self, faults: FaultInjector, sandbox: Sandbox) -> None:
+        """Two callers signing with their own access key ids: each one's count holds its calls only."""
+
+        def ecs_as(key: str) -> Any:
+            return boto3.client(
+                "ecs",
+                endpoint_url=sandbox.aws_endpoint_url,
+                region_name=sandbox.region,
+                aws_access_key_id=key,
+                aws_secret_access_key="testing",
+            )
+
+        ecs_as("TOOLA").list_clusters()
+        ecs_as("TOOLA").list_clusters()
+        ecs_as("TOOLB").describe_clusters(clusters=["none"])
+
+        assert sandbox.moto.api_calls("TOOLA") == {("ecs", "ListClusters"): 2}
+        assert sandbox.moto.api_calls("TOOLB") == {("ecs", "DescribeClusters"): 1}
+        assert sandbox.moto.api_calls()[("ecs", "ListClusters")] == 2
