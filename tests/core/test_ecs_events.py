@@ -137,6 +137,8 @@ TASK = "ECS Task State Change"
         (_task("RUNNING"), EcsEvent(TASK, "RUNNING", "us-east-1", "default", "servicetest"), True),
         (_task("STOPPED"), EcsEvent(TASK, "STOPPED", "us-east-1", "default", "servicetest"), True),
         (_task("PENDING"), EcsEvent(TASK, "PENDING", "us-east-1", "default", "servicetest"), False),
+        (_task("DEACTIVATING"), EcsEvent(TASK, "DEACTIVATING", "us-east-1", "default", "servicetest"), False),
+        (_task("STOPPING"), EcsEvent(TASK, "STOPPING", "us-east-1", "default", "servicetest"), False),
         (
             _task("RUNNING", group="task-group"),
             EcsEvent(TASK, "RUNNING", "us-east-1", "default", None),
@@ -174,6 +176,8 @@ TASK = "ECS Task State Change"
         "a service's task running wakes it",
         "a service's task stopped wakes it",
         "a task still pending changes no count the worker reads",
+        "a task draining out waits for its STOPPED to wake it",
+        "a task stopping waits for its STOPPED to wake it",
         "a task run by hand belongs to no service",
         "an old-format service ARN without a cluster cannot be matched",
         "an old-format service ARN takes the cluster from the detail",

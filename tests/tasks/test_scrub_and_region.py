@@ -16,7 +16,7 @@ from deploy_agent.adapters.redis_client import _redis_pool, redis_client
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.adapters.redis_store import DeploymentStore, ReleaseLedger, WaitingLine
 from deploy_agent.core.outcome import Phase
-from deploy_agent.core.scrub import DROPPED, scrub_state
+from deploy_agent.core.scrub import DROPPED, has_environment_values, scrub_state
 from deploy_agent.core.state import PipelineState, utcnow
 from deploy_agent.settings import Settings
 from deploy_agent.tasks.runtime import Runtime
@@ -132,6 +132,25 @@ class TestStoredStateDropsValues:
             {"name": "DB_URL", "value": ENV_SECRET}
         ]
         assert ENV_SECRET not in json.dumps(scrub_state(value))
+
+
+class TestHasEnvironmentValues:
+    @pytest.mark.parametrize(
+        ("containers", "has"),
+        [
+            ([{"name": "app"}], False),
+            ([{"name": "app", "environment": []}], False),
+            ([{"name": "app"}, {"name": "db", "environment": [{"name": "URL", "value": ENV_SECRET}]}], True),
+            ([{"name": "app", "environment": [{"name": "EMPTY", "value": ""}]}], False),
+        ],
+        ids=["no environment", "an empty one", "a second container's value", "an empty value"],
+    )
+    def test_values_are_found_in_any_container(self, containers: list[dict[str, Any]], has: bool) -> None:
+        """A value in any container counts; an empty one does not; the kwargs are not changed."""
+        kwargs = {"family": "web", "containerDefinitions": containers}
+        before = json.dumps(kwargs)
+        assert has_environment_values(kwargs) is has
+        assert json.dumps(kwargs) == before
 
 
 class TestReleaseLedger:

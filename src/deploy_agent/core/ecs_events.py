@@ -35,8 +35,10 @@ EVENT_RESULTS = ("woken", "running", "ignored", "unmatched", "malformed")
 _SERVICE_ACTIONS_THAT_MATTER = frozenset(
     {"SERVICE_STEADY_STATE", "SERVICE_TASK_START_IMPAIRED", "SERVICE_DEPLOYMENT_COMPLETED"}
 )
-#: task states after which a service's counts differ (PROVISIONING/PENDING move no count we read)
-_TASK_STATES_THAT_MATTER = frozenset({"RUNNING", "STOPPED", "DEACTIVATING", "STOPPING"})
+#: task states after which a service's counts differ. PROVISIONING/PENDING move no count we read;
+#: DEACTIVATING/STOPPING are followed by STOPPED (a draining task ends the same way), and no verdict
+#: turns on a task that is leaving: waking on them cost a DescribeServices per replaced task
+_TASK_STATES_THAT_MATTER = frozenset({"RUNNING", "STOPPED"})
 
 
 @dataclass(frozen=True)

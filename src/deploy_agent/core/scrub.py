@@ -56,6 +56,11 @@ def scrub_release(release: Mapping[str, Any]) -> dict[str, Any]:
     return scrubbed
 
 
+def has_environment_values(kwargs: Mapping[str, Any]) -> bool:
+    """Return whether RegisterTaskDefinition ``kwargs`` give any container an environment value."""
+    return _drop_environment(copy.deepcopy(kwargs.get("containerDefinitions")))
+
+
 def _drop_environment(containers: Any) -> bool:
     """Drop the environment values of each container, in place; return whether any value was dropped."""
     dropped = False

@@ -108,6 +108,9 @@ class PipelineState(BaseModel):
     # register and deploy
     task_definition_arn: str | None = None
     previous_task_definition_arn: str | None = None
+    #: the registered revision as RegisterTaskDefinition kwargs, from the registration's reply (the
+    #: release ledger keeps it, so finalising needs no DescribeTaskDefinition)
+    registered_definition: dict[str, Any] | None = None
     ecs_deployment_id: str | None = None
     update_requested_at: datetime | None = None
     last_progress: str | None = None

@@ -82,7 +82,9 @@ def _definition(rt: Runtime, state: PipelineState) -> dict[str, Any] | None:
     """The release's definition as RegisterTaskDefinition kwargs: a rollback to it after ECS
     deregistered and deleted the revision registers it again from here (``tasks.revisions``)."""
     assert state.task_definition_arn is not None
-    try:
+    if state.registered_definition is not None and state.registered_definition.get("family"):
+        return state.registered_definition
+    try:  # a manual rollback's target, or a state saved before registrations kept their definition
         return register_kwargs_of(rt.ecs(state.region).describe_task_definition(state.task_definition_arn))
     except DeployError:
         log.warning("could not keep the definition of %s", state.task_definition_arn)

@@ -236,7 +236,9 @@ def _rollback(rt: Runtime, run: Run[Any]) -> Progress:
 
 
 def _collect(rt: Runtime, run: Run[Any]) -> Progress:
-    if run.state.update_requested_at is not None:
+    # Only a release that failed needs explaining: after a success the stopped tasks are the old
+    # revision's, and their three AWS calls were most of what a deployment cost beyond its polls.
+    if run.state.update_requested_at is not None and run.state.failure is not None:
         try:
             steps.collect_diagnostics(rt, run.state)
         except DeployError:

@@ -20,6 +20,7 @@ from deploy_agent.core.orchestration import plan_result
 from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.polling import expected_duration
 from deploy_agent.core.redact import mask_url
+from deploy_agent.core.scrub import has_environment_values
 from deploy_agent.core.state import PipelineState, ProbeState
 from deploy_agent.core.taskdef import (
     default_log_configuration,
@@ -32,6 +33,7 @@ from deploy_agent.strategies import strategy_for
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.tasks import metrics
 from deploy_agent.tasks.messages import request_of
+from deploy_agent.tasks.revisions import register_kwargs_of
 from deploy_agent.tasks.runtime import Runtime
 
 log = logging.getLogger("deploy_agent.pipeline")
@@ -189,6 +191,8 @@ def register(rt: Runtime, run: Run[Any]) -> Progress:
     kwargs["tags"] = [*tags, {"key": DEPLOYMENT_TAG, "value": state.deployment_id}]
     registered = ecs.register_task_definition(kwargs)
     state.task_definition_arn = str(registered["taskDefinitionArn"])
+    if not has_environment_values(kwargs):  # the state keeps no environment values (core.scrub)
+        state.registered_definition = register_kwargs_of({**registered, "tags": kwargs["tags"]})
     ledger = ReleaseLedger(rt.redis, rt.settings.keep_releases, state.region)
     ledger.remember_registered(str(registered["family"]), state.task_definition_arn)
     # How long this service's recent rollouts took: the deploy stage aims its first look there.
