@@ -232,7 +232,7 @@ def _stage_text(stage: str, ctx: PlanContext) -> str:
             )
         return "only on failure: put the previous revision back (UpdateService) and wait until settled"
     if stage == "finalize":
-        return "collect diagnostics, write the result, release the service's lock"
+        return "after a failure collect diagnostics; write the result, release the service's lock"
     return stage
 
 
