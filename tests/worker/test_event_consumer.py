@@ -46,16 +46,21 @@ class FakeQueue:
     def __init__(self, *batches: list[str], fail_first: bool = False) -> None:
         self.batches = [[Received(str(i), f"r{i}", body) for i, body in enumerate(b)] for b in batches]
         self.deleted: list[str] = []
+        self.delete_calls = 0
+        self.waits: list[int] = []
         self.fail_first = fail_first
 
     def receive(self, wait_seconds: int) -> list[Received]:
+        self.waits.append(wait_seconds)
         if self.fail_first:
             self.fail_first = False
             raise AwsError("sqs ReceiveMessage failed: Throttling", service="sqs", operation="ReceiveMessage")
         return self.batches.pop(0) if self.batches else []
 
     def delete(self, messages: list[Received]) -> int:
+        assert len(messages) <= 10, "DeleteMessageBatch takes ten entries at most"
         self.deleted += [m.receipt_handle for m in messages]
+        self.delete_calls += 1
         return 0
 
 
@@ -66,7 +71,8 @@ class Recorder:
         self.woken: list[str] = []
         self.counted: list[tuple[str, str]] = []
 
-    def consumer(self, queue: Any) -> EventConsumer:
+    def consumer(self, queue: Any, delete_after: float = 0.0, clock: Any = None) -> EventConsumer:
+        """Return a consumer of ``queue``; ``delete_after`` 0 deletes each batch at once."""
         return EventConsumer(
             queue,
             holder_of=lambda region, cluster, service: self.holders.get((region, cluster, service)),
@@ -74,6 +80,8 @@ class Recorder:
             count=lambda detail_type, result: self.counted.append((detail_type, result)),
             wait_seconds=0,
             error_pause_seconds=0.01,
+            delete_after_seconds=delete_after,
+            **({"clock": clock} if clock is not None else {}),
         )
 
     def wake(self, deployment_id: str) -> bool:
@@ -110,6 +118,62 @@ class TestConsumeOnce:
             ("ECS Task State Change", "ignored"),
             ("ECS Deployment State Change", "unmatched"),
         ]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestGatheredDeletes:
+    def test_handled_messages_wait_for_one_delete(self) -> None:
+        """Three receives of one event each within 5 s: one DeleteMessageBatch, when the oldest is 5 s old."""
+        queue = FakeQueue([_completed()], [_completed()], [_completed()], [])
+        clock = FakeClock()
+        consumer = Recorder({("us-east-1", "app", "web"): "dep-1"}).consumer(queue, 5.0, clock)
+        for _ in range(3):
+            consumer.consume_once()
+            clock.now += 1.5
+        assert queue.deleted == []
+        clock.now += 1.0  # the oldest came 5.5 s ago
+        consumer.consume_once()
+        assert queue.deleted == ["r0", "r0", "r0"]
+        assert queue.delete_calls == 1
+
+    def test_a_receive_waits_no_longer_than_the_pending_delete(self) -> None:
+        """With a delete due in 2.2 s the next long poll waits 3 s, not its usual 10."""
+        queue = FakeQueue([_completed()], [])
+        clock = FakeClock()
+        consumer = Recorder({}).consumer(queue, 5.0, clock)
+        consumer.consume_once(wait_seconds=10)
+        clock.now += 2.8
+        consumer.consume_once(wait_seconds=10)
+        assert queue.waits == [10, 3]
+
+    def test_ten_handled_messages_are_deleted_at_once_in_batches_of_ten(self) -> None:
+        """Ten waiting make a full batch: deleted at once; twelve take two calls of at most ten."""
+        queue = FakeQueue([_completed()] * 8, [_completed()] * 4)
+        consumer = Recorder({}).consumer(queue, 5.0, FakeClock())
+        consumer.consume_once()
+        assert queue.deleted == []
+        consumer.consume_once()
+        assert len(queue.deleted) == 12
+        assert queue.delete_calls == 2
+
+    def test_stopping_deletes_what_was_handled(self) -> None:
+        """The thread's last act is the delete of what it handled, not a redelivery for another host."""
+        queue = FakeQueue([_completed()])
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
+        consumer = recorder.consumer(queue, 60.0)
+        consumer.start()
+        try:
+            wait_until(lambda: recorder.woken, what="the wake", timeout=5)
+        finally:
+            consumer.stop()
+        assert queue.deleted == ["r0"]
 
 
 class TestThread:

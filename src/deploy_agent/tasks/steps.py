@@ -176,7 +176,8 @@ def register(rt: Runtime, run: Run[Any]) -> Progress:
         return Progress.finished()  # a redelivered stage: the revision is registered already
     request = run.request
     ecs = rt.ecs(state.region)
-    service = ecs.describe_service(state.cluster, state.service)
+    # Through the reader: the preflight's look, moments ago, is reused while no write has come since.
+    service = rt.services(state.region).describe_service(state.cluster, state.service)
     state.previous_task_definition_arn = str(service["taskDefinition"])
     assert state.image_uri is not None
     if request.task_definition is not None:

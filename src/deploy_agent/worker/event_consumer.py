@@ -8,12 +8,19 @@ SQS gives each message to one of them, and any host may wake any deployment.
 
 An event that is malformed, about no service, or about a service no deployment holds is deleted and
 counted, never retried: a lost wake costs only latency, as the stage's safety poll still comes.
+
+Deletes are gathered: a message is deleted when ten are waiting (one DeleteMessageBatch holds ten)
+or ``delete_after_seconds`` after the oldest came, far inside the queue's visibility timeout (30 s
+by default). Deleting each batch at once cost one call per receive, and most receives carry one
+event; a message SQS shows again because its delete came late only wakes its deployment twice.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -29,6 +36,10 @@ log = logging.getLogger("deploy_agent.events")
 WAIT_SECONDS = 10
 #: pause after a failed receive (AWS or Redis unreachable), so a dead endpoint is not hammered
 ERROR_PAUSE_SECONDS = 2.0
+#: longest a handled message waits for its delete (the queue's visibility timeout is 30 s)
+DELETE_AFTER_SECONDS = 5.0
+#: most messages one DeleteMessageBatch takes
+DELETE_BATCH = 10
 
 
 class Queue(Protocol):
@@ -54,6 +65,8 @@ class EventConsumer:
         count: CountEvent,
         wait_seconds: int = WAIT_SECONDS,
         error_pause_seconds: float = ERROR_PAUSE_SECONDS,
+        delete_after_seconds: float = DELETE_AFTER_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
         self._holder_of = holder_of
@@ -61,6 +74,11 @@ class EventConsumer:
         self._count = count
         self._wait = wait_seconds
         self._error_pause = error_pause_seconds
+        self._delete_after = delete_after_seconds
+        self._clock = clock
+        #: handled messages not yet deleted, and when the oldest of them came
+        self._handled: list[Received] = []
+        self._oldest_at = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -76,13 +94,26 @@ class EventConsumer:
             self._thread.join(timeout=1)
 
     def consume_once(self, wait_seconds: int | None = None) -> int:
-        """Receive one batch, wake the deployments it concerns, delete it; return how many it woke."""
-        messages = self._queue.receive(self._wait if wait_seconds is None else wait_seconds)
+        """Receive one batch and wake the deployments it concerns; delete what is due; return the wakes."""
+        wait = self._wait if wait_seconds is None else wait_seconds
+        if self._handled:  # come back in time for the pending delete (SQS waits in whole seconds)
+            wait = min(wait, max(1, math.ceil(self._oldest_at + self._delete_after - self._clock())))
+        messages = self._queue.receive(wait)
         woken = sum(self._handle(message) for message in messages)
-        failed = self._queue.delete(messages)
-        if failed:  # SQS gives them again after the visibility timeout: handled twice, harmlessly
-            log.warning("SQS did not delete %d ECS event message(s)", failed)
+        if messages and not self._handled:
+            self._oldest_at = self._clock()
+        self._handled += messages
+        if len(self._handled) >= DELETE_BATCH or self._clock() >= self._oldest_at + self._delete_after:
+            self.flush()
         return woken
+
+    def flush(self) -> None:
+        """Delete every handled message now, ten per call."""
+        handled, self._handled = self._handled, []
+        for start in range(0, len(handled), DELETE_BATCH):
+            failed = self._queue.delete(handled[start : start + DELETE_BATCH])
+            if failed:  # SQS gives them again after the visibility timeout: handled twice, harmlessly
+                log.warning("SQS did not delete %d ECS event message(s)", failed)
 
     def _handle(self, message: Received) -> bool:
         event = parse_event(message.body)
@@ -114,3 +145,7 @@ class EventConsumer:
             except Exception:  # never let the thread die: events are an optimisation
                 log.exception("the ECS event consumer failed a batch; retrying")
                 self._stop.wait(self._error_pause)
+        try:
+            self.flush()
+        except DeployError:  # SQS shows them again later: one more wake each, harmless
+            log.warning("could not delete the last ECS event messages", exc_info=True)
