@@ -4,8 +4,8 @@ moto 5.2 leaves out some of what AWS does. The sandbox replaces the moto methods
 this module only, when its moto server starts (``MotoServer.start`` calls ``apply()``; a second call
 changes nothing). Each replacement calls moto's original and adds nothing until the sandbox asks:
 the ECS scheduler and the target health book register ``hooks``, and the AWS rules run only while
-``aws_rules`` is switched on (realism profile ``enforce_aws_rules``). Patches 1, 4 and 14 fix moto bugs
-and are always on; patch 8 adds operations moto does not have.
+``aws_rules`` is switched on (realism profile ``enforce_aws_rules``). Patches 1, 4, 14 and 15 fix moto
+bugs and are always on; patch 8 adds operations moto does not have.
 
 ECS (``moto.ecs``):
 
@@ -20,6 +20,9 @@ ECS (``moto.ecs``):
    it INACTIVE at once.
 4. ``EC2ContainerServiceBackend.list_tasks`` honours ``serviceName`` and then lists RUNNING-desired
    tasks by default (ListTasks API reference, ``desiredStatus``); moto ignores ``serviceName``.
+15. ``EC2ContainerServiceBackend.list_services`` lists the cluster's own services only (ListServices
+   API reference: "Returns a list of services ... in a specified cluster"); moto matches the key
+   "<cluster>:<service>" on the substring "<cluster>:", so cluster ``c`` also listed ``sec``'s.
 5. ``EC2ContainerServiceResponse.create_service`` (rules on): a target group no load balancer forwards
    to is refused, and the members moto drops are kept (CreateService API reference;
    hashicorp/terraform#32908; ``aws_rules``).
@@ -125,6 +128,7 @@ def unregister(into: list[T], item: T) -> None:
 _ECS_UPDATE = EC2ContainerServiceBackend.update_service
 _ECS_DELETE = EC2ContainerServiceBackend.delete_service
 _ECS_LIST_TASKS = EC2ContainerServiceBackend.list_tasks
+_ECS_LIST_SERVICES = EC2ContainerServiceBackend.list_services
 _ECS_CREATE_RESPONSE = EC2ContainerServiceResponse.create_service
 _ECS_UPDATE_RESPONSE = EC2ContainerServiceResponse.update_service
 _ACTION_INIT = FakeAction.__init__
@@ -278,6 +282,15 @@ def _send_to_targets(self: EventRule, *args: Any, **kwargs: Any) -> None:
 _applied = False
 
 
+def _list_services(
+    self: EC2ContainerServiceBackend, cluster_str: str, *args: Any, **kwargs: Any
+) -> list[str]:
+    listed: list[str] = _ECS_LIST_SERVICES(self, cluster_str, *args, **kwargs)
+    cluster = self._get_cluster(cluster_str)
+    own = {service.arn for key, service in self.services.items() if key.split(":", 1)[0] == cluster.name}
+    return [arn for arn in listed if arn in own]
+
+
 def apply() -> None:
     """Replace the moto methods listed in the module docstring (idempotent)."""
     global _applied
@@ -289,6 +302,7 @@ def apply() -> None:
     EC2ContainerServiceBackend.update_service = _update_service  # type: ignore[method-assign]
     EC2ContainerServiceBackend.delete_service = _delete_service  # type: ignore[method-assign]
     EC2ContainerServiceBackend.list_tasks = _list_tasks  # type: ignore[method-assign]
+    EC2ContainerServiceBackend.list_services = _list_services  # type: ignore[method-assign]
     EC2ContainerServiceResponse.create_service = _create_service_response  # type: ignore[method-assign]
     EC2ContainerServiceResponse.update_service = _update_service_response  # type: ignore[method-assign]
     from . import native_api

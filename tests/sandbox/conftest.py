@@ -20,13 +20,15 @@ ECR_REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web"
 
 @pytest.fixture
 def sandbox(session_sandbox: Sandbox) -> Iterator[Sandbox]:
-    """The session's sandbox with DescribeServices consistent, reset after the test.
+    """The session's sandbox with DescribeServices consistent, reset before and after the test.
 
     These tests read the emulation's own transitions right after the write that caused them; ECS's
     eventual consistency is tested on its own (test_consistency.py) and faced by the worker in
     tests/integration, where it stays on.
     """
     consistent = replace(session_sandbox.scheduler.realism, consistency_window_seconds=0.0)
+    # tests/integration runs first and never resets: its clusters and services must not show here
+    session_sandbox.reset()
     with playing(session_sandbox, consistent):
         yield session_sandbox
     session_sandbox.reset()

@@ -98,7 +98,8 @@ class TestTargetGroupWithoutLoadBalancer:
         assert error["Message"] == (
             f"The target group with targetGroupArn {target_group} does not have an associated load balancer."
         )
-        assert rules.client("ecs").list_services(cluster="c")["serviceArns"] == []
+        described = rules.client("ecs").describe_services(cluster="c", services=["web"])
+        assert described["services"] == [], "nothing was created"
 
     @pytest.mark.parametrize("via", ["default action", "listener rule"])
     def test_a_target_group_a_listener_forwards_to_is_accepted(self, rules: Sandbox, via: str) -> None:
@@ -390,3 +391,22 @@ class TestProvisionUnderTheRules:
         described = rules.client("ecs").describe_services(cluster="c", services=["web"])["services"][0]
         assert described["deploymentController"] == {"type": controller}
         assert rules.client("ecs").list_tasks(cluster="c")["taskArns"] == []
+
+
+class TestListServices:
+    def test_a_cluster_lists_only_its_own_services(self, rules: Sandbox) -> None:
+        """Cluster "c" does not list the services of cluster "sec", whose name ends like it (moto bug)."""
+        ecs = rules.client("ecs")
+        td = ecs.register_task_definition(family="web", containerDefinitions=[CONTAINER])["taskDefinition"]
+        for cluster in ("c", "sec"):
+            ecs.create_cluster(clusterName=cluster)
+            ecs.create_service(
+                cluster=cluster,
+                serviceName=f"{cluster}-web",
+                taskDefinition=td["taskDefinitionArn"],
+                desiredCount=0,
+            )
+
+        listed = ecs.list_services(cluster="c")["serviceArns"]
+
+        assert [arn.rsplit("/", 1)[-1] for arn in listed] == ["c-web"]
