@@ -143,15 +143,16 @@ class TestGatheredDeletes:
         assert queue.deleted == ["r0", "r0", "r0"]
         assert queue.delete_calls == 1
 
-    def test_a_receive_waits_no_longer_than_the_pending_delete(self) -> None:
-        """With a delete due in 2.2 s the next long poll waits 3 s, not its usual 10."""
+    def test_a_receive_keeps_its_wait_and_deletes_what_came_due_meanwhile(self) -> None:
+        """A pending delete does not shorten the long poll (no empty receives); it goes out after it."""
         queue = FakeQueue([_completed()], [])
         clock = FakeClock()
         consumer = Recorder({}).consumer(queue, 5.0, clock)
         consumer.consume_once(wait_seconds=10)
-        clock.now += 2.8
+        clock.now += 10.0  # the empty long poll took its whole wait
         consumer.consume_once(wait_seconds=10)
-        assert queue.waits == [10, 3]
+        assert queue.waits == [10, 10]
+        assert queue.deleted == ["r0"]
 
     def test_ten_handled_messages_are_deleted_at_once_in_batches_of_ten(self) -> None:
         """Ten waiting make a full batch: deleted at once; twelve take two calls of at most ten."""

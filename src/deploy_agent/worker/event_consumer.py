@@ -9,16 +9,18 @@ SQS gives each message to one of them, and any host may wake any deployment.
 An event that is malformed, about no service, or about a service no deployment holds is deleted and
 counted, never retried: a lost wake costs only latency, as the stage's safety poll still comes.
 
-Deletes are gathered: a message is deleted when ten are waiting (one DeleteMessageBatch holds ten)
-or ``delete_after_seconds`` after the oldest came, far inside the queue's visibility timeout (30 s
-by default). Deleting each batch at once cost one call per receive, and most receives carry one
-event; a message SQS shows again because its delete came late only wakes its deployment twice.
+Deletes are gathered: handled messages are deleted when ten are waiting (one DeleteMessageBatch
+holds ten) or, after a receive, once the oldest came ``delete_after_seconds`` ago. The receive keeps
+its full wait (a shorter one would add empty receives), so a message waits at most
+``delete_after_seconds`` + ``wait_seconds`` (15 s) for its delete, inside the queue's visibility
+timeout (30 s, as ``events setup`` leaves it). Deleting each batch at once cost one call per
+receive, and most receives carry one event; a message SQS shows again because its delete came late
+only wakes its deployment twice.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -36,7 +38,7 @@ log = logging.getLogger("deploy_agent.events")
 WAIT_SECONDS = 10
 #: pause after a failed receive (AWS or Redis unreachable), so a dead endpoint is not hammered
 ERROR_PAUSE_SECONDS = 2.0
-#: longest a handled message waits for its delete (the queue's visibility timeout is 30 s)
+#: a handled message is deleted after the first receive that ends this long after it came
 DELETE_AFTER_SECONDS = 5.0
 #: most messages one DeleteMessageBatch takes
 DELETE_BATCH = 10
@@ -95,10 +97,7 @@ class EventConsumer:
 
     def consume_once(self, wait_seconds: int | None = None) -> int:
         """Receive one batch and wake the deployments it concerns; delete what is due; return the wakes."""
-        wait = self._wait if wait_seconds is None else wait_seconds
-        if self._handled:  # come back in time for the pending delete (SQS waits in whole seconds)
-            wait = min(wait, max(1, math.ceil(self._oldest_at + self._delete_after - self._clock())))
-        messages = self._queue.receive(wait)
+        messages = self._queue.receive(self._wait if wait_seconds is None else wait_seconds)
         woken = sum(self._handle(message) for message in messages)
         if messages and not self._handled:
             self._oldest_at = self._clock()
