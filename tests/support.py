@@ -1,4 +1,4 @@
-"""What tests share: waiting until something holds, and a free loopback port.
+"""What tests share: waiting until something holds, a free loopback port, a hand-moved clock.
 
 Standard library only, so unit tests may use it without importing a real part.
 """
@@ -58,3 +58,13 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class ManualClock:
+    """A monotonic clock (seconds, as ``time.monotonic``) that moves only when a test sets ``now``."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

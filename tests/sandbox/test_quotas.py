@@ -15,6 +15,7 @@ from ecs_sandbox import Sandbox
 from ecs_sandbox.faults import FaultInjector
 from ecs_sandbox.quotas import QuotaBook, bucket_of
 from ecs_sandbox.realism import IDEALISED, REALISTIC
+from tests.support import ManualClock
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +38,6 @@ def _until_throttled(call: Callable[[], object], limit: int = 1000) -> tuple[int
         except ClientError as error:
             return answered, error
     raise AssertionError(f"{limit} calls and no throttle")
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TestBuckets:
@@ -76,7 +69,7 @@ class TestBuckets:
 
     def test_burst_then_sustained_rate(self) -> None:
         """RegisterTaskDefinition: 20 at once, then one per second."""
-        clock = _Clock()
+        clock = ManualClock()
         book = QuotaBook(clock)
 
         burst = [book.take("ecs", "RegisterTaskDefinition") for _ in range(21)]
@@ -91,7 +84,7 @@ class TestBuckets:
 
     def test_buckets_are_per_region_and_account(self) -> None:
         """An empty bucket in one Region or account leaves another's full."""
-        book = QuotaBook(_Clock())
+        book = QuotaBook(ManualClock())
         for _ in range(40):
             assert book.take("elasticloadbalancing", "DescribeListeners", "us-east-1", "1")
 
@@ -101,7 +94,7 @@ class TestBuckets:
 
     def test_describe_and_mutating_buckets_are_separate(self) -> None:
         """Exhausting Describe* leaves ModifyListener its own tokens."""
-        book = QuotaBook(_Clock())
+        book = QuotaBook(ManualClock())
         while book.take("elasticloadbalancing", "DescribeTargetGroups"):
             pass
 
@@ -109,7 +102,7 @@ class TestBuckets:
 
     def test_a_full_bucket_does_not_overflow(self) -> None:
         """Idle time refills up to the burst, never past it."""
-        clock = _Clock()
+        clock = ManualClock()
         book = QuotaBook(clock)
         book.take("ecs", "RegisterTaskDefinition")
         clock.now = 3600.0

@@ -9,7 +9,7 @@ from typing import Any
 from deploy_agent.adapters.ecs_events import Received
 from deploy_agent.core.errors import AwsError
 from deploy_agent.worker.event_consumer import EventConsumer
-from tests.support import wait_until
+from tests.support import ManualClock, wait_until
 
 SERVICE_ARN = "arn:aws:ecs:us-east-1:123456789012:service/app/web"
 
@@ -120,19 +120,11 @@ class TestConsumeOnce:
         ]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class TestGatheredDeletes:
     def test_handled_messages_wait_for_one_delete(self) -> None:
         """Three receives of one event each within 5 s: one DeleteMessageBatch, when the oldest is 5 s old."""
         queue = FakeQueue([_completed()], [_completed()], [_completed()], [])
-        clock = FakeClock()
+        clock = ManualClock(100.0)
         consumer = Recorder({("us-east-1", "app", "web"): "dep-1"}).consumer(queue, 5.0, clock)
         for _ in range(3):
             consumer.consume_once()
@@ -146,7 +138,7 @@ class TestGatheredDeletes:
     def test_a_receive_keeps_its_wait_and_deletes_what_came_due_meanwhile(self) -> None:
         """A pending delete does not shorten the long poll (no empty receives); it goes out after it."""
         queue = FakeQueue([_completed()], [])
-        clock = FakeClock()
+        clock = ManualClock(100.0)
         consumer = Recorder({}).consumer(queue, 5.0, clock)
         consumer.consume_once(wait_seconds=10)
         clock.now += 10.0  # the empty long poll took its whole wait
@@ -157,7 +149,7 @@ class TestGatheredDeletes:
     def test_ten_handled_messages_are_deleted_at_once_in_batches_of_ten(self) -> None:
         """Ten waiting make a full batch: deleted at once; twelve take two calls of at most ten."""
         queue = FakeQueue([_completed()] * 8, [_completed()] * 4)
-        consumer = Recorder({}).consumer(queue, 5.0, FakeClock())
+        consumer = Recorder({}).consumer(queue, 5.0, ManualClock(100.0))
         consumer.consume_once()
         assert queue.deleted == []
         consumer.consume_once()
