@@ -11,11 +11,17 @@ from deploy_agent.tasks.stages import stage_signature
 from deploy_agent.worker.dispatcher import publish_due
 
 
-class FakeTask:
-    """The one method of a bound task ``stage_signature`` reads."""
+class FakeRequest:
+    def __init__(self, ignore_result: bool) -> None:
+        self.ignore_result = ignore_result
 
-    def __init__(self, kwargs: dict[str, Any]) -> None:
+
+class FakeTask:
+    """What of a bound task ``stage_signature`` reads: its request and the signature from it."""
+
+    def __init__(self, kwargs: dict[str, Any], ignore_result: bool = False) -> None:
         self._kwargs = kwargs
+        self.request = FakeRequest(ignore_result)
 
     def signature_from_request(self) -> dict[str, Any]:
         return {"task": "deploy_agent.deploy", "args": [], "kwargs": self._kwargs, "options": {"retries": 2}}
@@ -35,8 +41,8 @@ class RecordingApp:
         return Sig()
 
 
-def republished(kwargs: dict[str, Any], claim: str = "t2") -> dict[str, Any]:
-    saved = stage_signature(cast(Task, FakeTask(kwargs)))
+def republished(kwargs: dict[str, Any], claim: str = "t2", ignore_result: bool = False) -> dict[str, Any]:
+    saved = stage_signature(cast(Task, FakeTask(kwargs, ignore_result)))
     app = RecordingApp()
     publish_due(cast(Celery, app), Due("task-1", claim, saved))
     return app.sent[0]
@@ -57,3 +63,8 @@ class TestPublishDue:
         """A retry count, eta or countdown belongs to the run that saved it, not to the next copy."""
         sent = republished({"request": {}})
         assert "retries" not in sent["options"]
+
+    def test_a_stage_whose_result_nobody_reads_keeps_it_unstored(self) -> None:
+        """``ignore_result`` is not among Celery's execution options; the agenda's copy keeps it."""
+        assert republished({"request": {}}, ignore_result=True)["options"]["ignore_result"] is True
+        assert "ignore_result" not in republished({"request": {}})["options"]

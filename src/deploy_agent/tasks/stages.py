@@ -111,6 +111,8 @@ def stage_signature(task: Task) -> str:
     options = dict(signature.get("options") or {})
     for transient in ("retries", "eta", "expires", "countdown"):
         options.pop(transient, None)
+    if task.request.ignore_result:  # not among Celery's execution options, yet part of the message
+        options["ignore_result"] = True
     signature["options"] = options
     return str(kombu_json.dumps(signature))
 

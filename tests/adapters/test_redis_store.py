@@ -1,0 +1,70 @@
+"""``DeploymentStore``'s event history against a real Redis: what it keeps, for how long, at what cost."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+import redis
+
+from deploy_agent.adapters.redis_store import DeploymentStore
+from sandbox_harness.redis_server import LocalRedis
+
+pytestmark = pytest.mark.integration
+
+KEY = "deploy-agent:events:dep-1"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    with LocalRedis(root=tmp_path_factory.mktemp("redis")) as running:
+        yield running
+
+
+@pytest.fixture
+def client(server: LocalRedis) -> Iterator[redis.Redis]:
+    conn = server.client()
+    conn.flushdb()
+    yield conn
+    conn.close()  # type: ignore[no-untyped-call]  # untyped in redis-py
+
+
+def commands(client: redis.Redis) -> int:
+    """Return the commands Redis ran since its statistics were reset, this reading left out."""
+    stats = cast(dict[str, dict[str, Any]], client.info("commandstats"))
+    own = ("cmdstat_info", "cmdstat_config|resetstat")
+    return sum(int(v["calls"]) for name, v in stats.items() if name not in own)
+
+
+def ttl(client: redis.Redis, key: str) -> int:
+    return int(cast(int, client.ttl(key)))
+
+
+class TestEventHistory:
+    def test_keeps_the_newest_events_in_order(self, client: redis.Redis) -> None:
+        """Past the history's length the oldest events go; the rest stay oldest first."""
+        store = DeploymentStore(client, ttl_seconds=60, event_history=3)
+        for i in range(5):
+            store.append_event("dep-1", {"event": "step", "n": i})
+        assert [e["n"] for e in store.events("dep-1")] == [2, 3, 4]
+
+    def test_the_history_expires_and_the_result_renews_it(self, client: redis.Redis) -> None:
+        """The first event sets the expiry; storing the result gives the history the result's own."""
+        store = DeploymentStore(client, ttl_seconds=60)
+        store.append_event("dep-1", {"event": "accepted"})
+        assert 0 < ttl(client, KEY) <= 60
+        client.expire(KEY, 5)  # as if the deployment had run for most of the TTL
+        store.append_event("dep-1", {"event": "finished"})
+        store.save_result("dep-1", {"outcome": "succeeded"})
+        assert ttl(client, KEY) > 50
+        assert ttl(client, "deploy-agent:result:dep-1") > 50
+
+    def test_an_event_costs_one_command_while_the_history_is_short(self, client: redis.Redis) -> None:
+        """Every event after the first is a single RPUSH until the history is full."""
+        store = DeploymentStore(client, ttl_seconds=60, event_history=100)
+        store.append_event("dep-1", {"event": "accepted"})
+        client.config_resetstat()
+        for i in range(20):
+            store.append_event("dep-1", {"event": "step", "n": i})
+        assert commands(client) == 20
