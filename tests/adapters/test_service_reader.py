@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -121,6 +121,24 @@ class TestBatching:
         for name in names:
             one.describe_service(CLUSTER, name)
         assert len(ecs.batches) == 2
+
+    def test_the_generations_of_a_whole_cluster_are_read_in_one_command(self, conn: redis.Redis) -> None:
+        """1200 in flight: the watcher's look reads their generations with three MGETs, not 1200 GETs."""
+        names = [f"svc{i:04}" for i in range(1200)]
+        ecs = Ecs(*names)
+        one = reader(ecs, conn)
+        pipe = conn.pipeline()
+        pipe.sadd(f"deploy-agent:inflight:{REGION}:{CLUSTER}", *names)
+        pipe.set(f"deploy-agent:svc-gen:{REGION}:{CLUSTER}/svc0777", 4)
+        pipe.execute()
+        conn.config_resetstat()
+        generations = one._generations(CLUSTER, "svc0001")
+        stats = cast(dict[str, dict[str, Any]], conn.info("commandstats"))
+        assert len(generations) == 1200
+        assert generations["svc0777"] == 4
+        assert generations["svc0001"] == 0
+        assert "cmdstat_get" not in stats
+        assert stats["cmdstat_mget"]["calls"] == 3
 
     def test_a_snapshot_lives_only_as_long_as_its_ttl(self, conn: redis.Redis) -> None:
         """After the TTL (kept by Redis, not by a host's clock) the service is described again."""

@@ -21,7 +21,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import redis
 
@@ -90,11 +90,18 @@ class ClusterWatcher:
         return woken
 
     def _watch_cluster(self, region: str, cluster: str) -> int:
-        described = self._reader_for(region).refresh(cluster)
         key = f"{PREFIX}watch:{region}:{cluster}"
-        now = {name: fingerprint_service(service) for name, service in described.items()}
         before = {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], self._r.hgetall(key)).items()}
-        changed = decide_changed(before, now)
+        now: dict[str, str] = {}
+
+        def changed_ones(described: dict[str, dict[str, Any]]) -> list[str]:
+            now.update((name, fingerprint_service(service)) for name, service in described.items())
+            return decide_changed(before, now)
+
+        # Only the services that moved get a snapshot: their stages are woken and read it; the
+        # others sleep, and a snapshot each per look was most of a fleet's Redis writes.
+        described = self._reader_for(region).refresh(cluster, keep=changed_ones)
+        changed = decide_changed(before, now) if described else []
         woken = 0
         for name in changed:
             if name not in before:
