@@ -193,22 +193,3 @@ class TestStagesInOneRun:
         assert task.sent_next() == AFTER_PREFLIGHT
         assert outcomes(rt) == {"preflight": "succeeded"}
         assert record(rt, "t-preflight")["mode"] == "handover"
-
-    def test_a_run_past_half_its_time_limit_leaves_the_next_stage_to_celery(
-        self, rt: Runtime, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Celery's time limit is per run: after a preflight that took over half of it, no stage follows."""
-        clock = [utcnow()]
-        rt.now = lambda: clock[0]
-
-        def slow(_rt: Runtime, _run: Run[Any]) -> Progress:
-            clock[0] += timedelta(seconds=rt.settings.task_time_limit_seconds * 0.6)
-            return Progress.finished()
-
-        monkeypatch.setitem(stages.STEPS, "register", done)
-        task = FakeStageTask("preflight", AFTER_PREFLIGHT)
-
-        stages.run_stage(cast(Task, task), "A", "preflight", slow, None)
-
-        assert task.sent_next() == AFTER_PREFLIGHT
-        assert outcomes(rt) == {"preflight": "succeeded"}

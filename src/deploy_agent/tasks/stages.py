@@ -14,7 +14,6 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
@@ -78,15 +77,11 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
         agenda.wait(task_id, deployment_id, token, rt.settings.poll_fast_seconds, signature)
         raise Ignore()
     turn, turn_step = _Turn(task_id, token, stage, signature), step
-    # Celery's time limits are per task run: a run goes on into the next stage only within the
-    # first half of them, so stages run together (a long build, then a push) never meet the limit.
-    go_on_until = rt.now() + timedelta(seconds=rt.settings.task_time_limit_seconds / 2)
     try:
         while True:
             with rt.lease_keeper.holding(turn.task_id, turn.token, mutex.key):
                 progress = _advance_stage(rt, deployment_id, turn.stage, turn_step)
-            going_on = progress.done and rt.now() < go_on_until
-            following = _begin_next_inline(rt, task, deployment_id) if going_on else None
+            following = _begin_next_inline(rt, task, deployment_id) if progress.done else None
             if following is None:
                 break
             turn, turn_step = following, STEPS[following.stage]
