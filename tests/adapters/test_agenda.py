@@ -193,24 +193,3 @@ class TestStepMutex:
         agenda.claim_due()  # re-published: the running copy's token is stale now
         assert not agenda.wait("t1", "d1", "", 1, SIG, mutex)
         assert conn.get("stepping:d1") is None
-
-
-class TestRecordsExpire:
-    def test_every_record_a_deployment_leaves_expires(self, agenda: Agenda, conn: redis.Redis) -> None:
-        """Records get their week's expiry when made; re-dispatched and re-begun, they keep one."""
-        assert agenda.begin("t1", "d1", 4, "", SIG) is Begun.RUN
-        agenda.wait("t1", "d1", "", 0, SIG)
-        (due,) = agenda.claim_due()
-        assert agenda.begin("t1", "d1", 4, due.token, SIG) is Begun.RUN
-        agenda.wait("t2", "d1", "", 5, SIG)  # a record that a wait makes (a busy copy's)
-        for record in ("task:t1", "dep:d1", "task:t2"):
-            key = f"{AGENDA}:{record}"
-            assert 6 * 24 * 3600 < int(conn.ttl(key)) <= 7 * 24 * 3600, key  # type: ignore[arg-type]
-
-    def test_a_later_stage_takes_over_the_deployments_record(self, agenda: Agenda, conn: redis.Redis) -> None:
-        """Beginning the next stage drops the finished one's record and points the deployment at it."""
-        assert agenda.begin("t1", "d1", 0, "", SIG) is Begun.RUN
-        assert agenda.begin("t2", "d1", 3, "", SIG) is Begun.RUN
-        assert conn.exists("deploy-agent:agenda:task:t1") == 0
-        assert conn.hmget("deploy-agent:agenda:dep:d1", "task", "index") == [b"t2", b"3"]
-        assert agenda.begin("t1", "d1", 0, "", SIG) is Begun.STALE

@@ -29,9 +29,7 @@ Modes: ``running`` (leased), ``waiting`` (due at its time), ``dispatched`` (publ
 yet: leased too, so a dispatcher that dies before publishing loses nothing), ``handover`` (done, the
 chain publishes the next stage; leased until Celery has sent that stage's message, then dropped:
 ``handed_over``, so a kill in between loses nothing and a long queue does not make it run twice).
-Every script reads the time from Redis (``TIME``): hosts' clocks never meet. A record's expiry
-(a week, beyond any deployment's deadline) is set when the record is made, not renewed by every
-step: the scripts run several times per deployment, and each command saved counts a fleet over.
+Every script reads the time from Redis (``TIME``): hosts' clocks never meet.
 """
 
 from __future__ import annotations
@@ -68,22 +66,20 @@ _BEGIN = (
     _NOW
     + """
 local index = tonumber(ARGV[3])
-local dep = redis.call('hmget', KEYS[3], 'index', 'task')
-if dep[1] and tonumber(dep[1]) > index then return 0 end
-local token = redis.call('hget', KEYS[2], 'token')
-if (token or '') ~= ARGV[4] then return 0 end
+local current = redis.call('hget', KEYS[3], 'index')
+if current and tonumber(current) > index then return 0 end
+local token = redis.call('hget', KEYS[2], 'token') or ''
+if token ~= ARGV[4] then return 0 end
 if ARGV[9] ~= '' and not redis.call('set', KEYS[4], ARGV[9], 'NX', 'PX', ARGV[6]) then return 2 end
-local previous = dep[2]
+local previous = redis.call('hget', KEYS[3], 'task')
 if previous and previous ~= ARGV[1] then
   redis.call('zrem', KEYS[1], previous)
   redis.call('del', ARGV[8] .. previous)
 end
-if previous ~= ARGV[1] or tonumber(dep[1]) ~= index then
-  redis.call('hset', KEYS[3], 'task', ARGV[1], 'index', index)
-  if not dep[1] then redis.call('expire', KEYS[3], ARGV[7]) end
-end
+redis.call('hset', KEYS[3], 'task', ARGV[1], 'index', index)
+redis.call('expire', KEYS[3], ARGV[7])
 redis.call('hset', KEYS[2], 'sig', ARGV[5], 'token', ARGV[4], 'mode', 'running', 'dep', ARGV[2])
-if not token then redis.call('expire', KEYS[2], ARGV[7]) end
+redis.call('expire', KEYS[2], ARGV[7])
 redis.call('zadd', KEYS[1], now + tonumber(ARGV[6]), ARGV[1])
 return 1
 """
@@ -95,13 +91,12 @@ _SCHEDULE = (
     _NOW
     + """
 if KEYS[3] and redis.call('get', KEYS[3]) == ARGV[8] then redis.call('del', KEYS[3]) end
-local record = redis.call('hmget', KEYS[2], 'token', 'woken')
-local token = record[1]
+local token = redis.call('hget', KEYS[2], 'token')
 if token and token ~= ARGV[2] then return 0 end
 local delay = tonumber(ARGV[3])
-if record[2] == '1' and ARGV[7] == 'waiting' then delay = 0 end
+if redis.call('hget', KEYS[2], 'woken') == '1' and ARGV[7] == 'waiting' then delay = 0 end
 redis.call('hset', KEYS[2], 'sig', ARGV[4], 'token', ARGV[2], 'mode', ARGV[7], 'dep', ARGV[5], 'woken', '0')
-if not token then redis.call('expire', KEYS[2], ARGV[6]) end
+redis.call('expire', KEYS[2], ARGV[6])
 redis.call('zadd', KEYS[1], now + delay, ARGV[1])
 return 1
 """
