@@ -83,19 +83,6 @@ class TestClusterWatcher:
         assert reader.describe_service("prod", "s1")["serviceName"] == "s1"
         assert len(ecs.batches) == calls
 
-    def test_only_the_services_that_moved_get_a_snapshot(self, conn: redis.Redis) -> None:
-        """A look stores snapshots for the stages it wakes; a service that did not move gets none."""
-        ecs, _, watcher, reader = setup(conn, 3)
-        watcher.watch_once()
-        conn.delete(*[f"deploy-agent:svc:{REGION}:prod/s{i}" for i in range(3)])
-        ecs.services["s1"]["runningCount"] = 1
-        assert watcher.watch_once() == 1
-        snapshots = sorted(k.decode() for k in conn.scan_iter("deploy-agent:svc:*"))
-        assert snapshots == [f"deploy-agent:svc:{REGION}:prod/s1"]
-        calls = len(ecs.batches)
-        assert reader.describe_service("prod", "s1")["runningCount"] == 1
-        assert len(ecs.batches) == calls
-
     def test_one_host_leads_at_a_time(self, conn: redis.Redis) -> None:
         """Two hosts' watchers: only one holds the lease."""
         _, agenda, first, reader = setup(conn, 1)

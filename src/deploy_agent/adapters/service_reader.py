@@ -24,7 +24,6 @@ Keys (under ``deploy-agent:``)::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import redis
@@ -101,18 +100,12 @@ class BatchedServiceReader:
         """Return the services of ``cluster`` with a deployment in flight."""
         return sorted(m.decode() for m in cast(set[bytes], self._r.smembers(self._inflight(cluster))))
 
-    def refresh(
-        self, cluster: str, keep: Callable[[dict[str, dict[str, Any]]], Iterable[str]] | None = None
-    ) -> dict[str, dict[str, Any]]:
-        """Describe every in-flight service of ``cluster`` (10 per call); return them.
-
-        Only the snapshots of the services ``keep`` picks from what was described are stored (all
-        without ``keep``): the watcher keeps those it wakes, as a sleeping stage reads no snapshot.
-        """
+    def refresh(self, cluster: str) -> dict[str, dict[str, Any]]:
+        """Describe every in-flight service of ``cluster`` (10 per call), store the snapshots; return them."""
         names = self.in_flight(cluster)
         if not names:
             return {}
-        return self._describe_batch(cluster, self._generations(cluster, names[0]), keep=keep)
+        return self._describe_batch(cluster, self._generations(cluster, names[0]))
 
     # --- reads ----------------------------------------------------------------------------------
     def describe_service(self, cluster: str, service: str) -> dict[str, Any]:
@@ -129,25 +122,18 @@ class BatchedServiceReader:
         return described[service]
 
     def _describe_batch(
-        self,
-        cluster: str,
-        generations: dict[str, int],
-        first: str | None = None,
-        keep: Callable[[dict[str, dict[str, Any]]], Iterable[str]] | None = None,
+        self, cluster: str, generations: dict[str, int], first: str | None = None
     ) -> dict[str, dict[str, Any]]:
-        """Describe the services of ``generations`` in batches of 10 and store the snapshots ``keep``
-        picks (all without it)."""
+        """Describe the services of ``generations`` in batches of 10 and store their snapshots."""
         names = [*([first] if first else []), *sorted(name for name in generations if name != first)]
         described: dict[str, dict[str, Any]] = {}
         for start in range(0, len(names), BATCH):
             described.update(self._ecs.describe_services(cluster, names[start : start + BATCH]))
-        kept = described.keys() if keep is None else set(keep(described)) & described.keys()
-        if kept:
-            pipe = self._r.pipeline(transaction=False)
-            for name in kept:
-                entry = json.dumps({"generation": generations[name], "service": described[name]}, default=str)
-                pipe.set(self._snapshot(cluster, name), entry, px=self._ttl_ms)
-            pipe.execute()
+        pipe = self._r.pipeline()
+        for name, found in described.items():
+            entry = json.dumps({"generation": generations[name], "service": found}, default=str)
+            pipe.set(self._snapshot(cluster, name), entry, px=self._ttl_ms)
+        pipe.execute()
         return described
 
     def _cached(self, cluster: str, service: str) -> dict[str, Any] | None:

@@ -1,8 +1,8 @@
 """The cluster watcher: one batched look per cluster, shared by all deployments waiting on ECS.
 
 One worker host at a time (a Redis lease, ``watcher-leader``) describes the in-flight services of
-every cluster, ten per DescribeServices call, and wakes the deployments whose service changed
-(``Agenda.wake``), leaving them the snapshots of those services to read (``BatchedServiceReader``). A
+every cluster, ten per DescribeServices call, stores the snapshots the stages read
+(``BatchedServiceReader``) and wakes the deployments whose service changed (``Agenda.wake``). A
 deployment waiting on ECS then runs when something moved, not on a timer of its own; its own slow
 poll stays as the safety net. Every host runs the loop; when the leader dies its lease
 (``3 * interval``) lapses and another host takes over within ``4 * interval``. Deployments are woken
@@ -21,7 +21,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any, cast
+from typing import cast
 
 import redis
 
@@ -90,18 +90,11 @@ class ClusterWatcher:
         return woken
 
     def _watch_cluster(self, region: str, cluster: str) -> int:
+        described = self._reader_for(region).refresh(cluster)
         key = f"{PREFIX}watch:{region}:{cluster}"
+        now = {name: fingerprint_service(service) for name, service in described.items()}
         before = {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], self._r.hgetall(key)).items()}
-        now: dict[str, str] = {}
-
-        def changed_ones(described: dict[str, dict[str, Any]]) -> list[str]:
-            now.update((name, fingerprint_service(service)) for name, service in described.items())
-            return decide_changed(before, now)
-
-        # Only the services that moved get a snapshot: their stages are woken and read it; the
-        # others sleep, and a snapshot each per look was most of a fleet's Redis writes.
-        described = self._reader_for(region).refresh(cluster, keep=changed_ones)
-        changed = decide_changed(before, now) if described else []
+        changed = decide_changed(before, now)
         woken = 0
         for name in changed:
             if name not in before:
