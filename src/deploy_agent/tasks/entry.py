@@ -265,9 +265,12 @@ def _accept_and_run(
     # five Redis commands per stage run that nobody reads.
     signatures = [
         current_app.signature(
-            f"deploy_agent.stage.{name}", args=(deployment_id,), immutable=True, ignore_result=not last
+            f"deploy_agent.stage.{name}",
+            args=(deployment_id,),
+            immutable=True,
+            ignore_result=name != stages[-1],
         )
-        for last, name in ((i == len(stages) - 1, name) for i, name in enumerate(stages))
+        for name in stages
     ]
     try:
         raise self.replace(chain(*signatures))
