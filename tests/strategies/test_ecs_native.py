@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from deploy_agent.core.errors import RequestRejected
+from deploy_agent.core.orchestration import decide_rollback_info
 from deploy_agent.core.outcome import Trigger
 from deploy_agent.core.state import PipelineState
 from deploy_agent.models import parse_request
@@ -243,6 +244,28 @@ class TestDeploy:
         assert aws.step(rollback, final).done
         assert final.state.rollback_done
         assert len(aws.ecs.configuration_updates) == 1  # the hooks are off the service after a rollback too
+
+    def test_ecs_rolling_back_before_our_stop_is_still_reported_as_a_rollback(self) -> None:
+        """Our gate failed, then ECS's hook timed out before our stop: rolled back, nothing stopped."""
+        aws = native_aws()
+        state = native_state(aws, {"type": "ecs_linear", "step_percent": 50.0}, health_check=HEALTH)
+        run = aws.run(state)
+        deploy(aws, run)
+        through_hooks(aws, run, LINEAR_HOOKS[:2])
+        aws.prober.script = [probe_failed(500)]
+        through_hooks(aws, run, LINEAR_HOOKS[2:3])
+        assert run.state.failure is not None
+        hooks = [{"hookId": "h1", "status": "TIMED_OUT"}]
+        aws.ecs.finish("ROLLBACK_SUCCESSFUL", "hook timed out", lifecycleHookDetails=hooks)
+        final = aws.redeliver()
+        assert aws.step(strategy_for("ecs_linear").rollback, final).done
+        assert aws.ecs.stops == []  # ECS had rolled back already
+        assert final.state.rollback_done
+        assert final.state.ecs_rolled_back
+        info = decide_rollback_info(final.state, final.state.failure.as_failure(), None)  # type: ignore[union-attr]
+        assert info is not None, "a service ECS rolled back is reported with its rollback"
+        assert info["trigger"] == "health_check"  # the first failure stays the cause we report
+        assert any(kind == "ecs_rolled_back" and "timed out" in f["reason"] for kind, f in aws.events)
 
     def test_ecs_rolling_back_by_itself_is_rolled_back_with_its_cause(self) -> None:
         """The circuit breaker's rollback is reported with its counts, never as success."""

@@ -176,6 +176,12 @@ def stop_deployment(run: Run[NativeMemory]) -> Progress:
     found = run.ports.ecs.describe_service_deployment(native.arn)
     _note(run, found)
     status = str(found.get("status") or "")
+    if status.startswith("ROLLBACK") and native.stopped_with is None and not state.ecs_rolled_back:
+        # ECS rolled back by itself (a hook's timeout, its breaker, an alarm) between the look that
+        # failed the deployment and this stage: nothing for us to stop, but the service was rolled
+        # back, and the result must say so.
+        state.ecs_rolled_back = True
+        run.emit("ecs_rolled_back", reason=assess_rollback_cause(found).reason)
     if status in RUNNING:
         if native.stopped_with is None:
             native.stopped_with = "ROLLBACK"
