@@ -264,7 +264,9 @@ class TestDeploy:
         assert final.state.ecs_rolled_back
         info = decide_rollback_info(final.state, final.state.failure.as_failure(), None)  # type: ignore[union-attr]
         assert info is not None, "a service ECS rolled back is reported with its rollback"
-        assert info["trigger"] == "health_check"  # the first failure stays the cause we report
+        assert info["trigger"] == "deadline"  # ECS's cause undid the release: it is the one reported
+        assert "hook h1 timed out" in info["reason"]
+        assert "our own check had failed too" in info["reason"]  # with ours beside it
         assert any(kind == "ecs_rolled_back" and "timed out" in f["reason"] for kind, f in aws.events)
 
     def test_ecs_rolling_back_by_itself_is_rolled_back_with_its_cause(self) -> None:

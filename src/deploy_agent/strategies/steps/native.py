@@ -28,7 +28,7 @@ from deploy_agent.core.ecs_native import (
 )
 from deploy_agent.core.errors import AwsNotFound
 from deploy_agent.core.outcome import Phase, Trigger
-from deploy_agent.core.state import HookAnswer, LifecycleVisit, ServiceDeploymentState
+from deploy_agent.core.state import FailureState, HookAnswer, LifecycleVisit, ServiceDeploymentState
 from deploy_agent.strategies.base import Progress, Run
 from deploy_agent.strategies.steps.native_gates import NativeGateMemory, begin_watch
 from deploy_agent.strategies.steps.service_update import deadline_message
@@ -177,11 +177,7 @@ def stop_deployment(run: Run[NativeMemory]) -> Progress:
     _note(run, found)
     status = str(found.get("status") or "")
     if status.startswith("ROLLBACK") and native.stopped_with is None and not state.ecs_rolled_back:
-        # ECS rolled back by itself (a hook's timeout, its breaker, an alarm) between the look that
-        # failed the deployment and this stage: nothing for us to stop, but the service was rolled
-        # back, and the result must say so.
-        state.ecs_rolled_back = True
-        run.emit("ecs_rolled_back", reason=assess_rollback_cause(found).reason)
+        _rolled_back_by_ecs(run, found)
     if status in RUNNING:
         if native.stopped_with is None:
             native.stopped_with = "ROLLBACK"
@@ -208,6 +204,21 @@ def stop_deployment(run: Run[NativeMemory]) -> Progress:
         )
         return Progress.finished()
     return Progress.wait(run.poll_seconds)
+
+
+def _rolled_back_by_ecs(run: Run[NativeMemory], found: dict[str, Any]) -> None:
+    """Record that ECS rolled back by itself after a look failed the deployment, before our stop.
+
+    ECS's rollback (a hook's timeout, its breaker, an alarm) is what undid the release, so its cause
+    is the one the result gives; ours stays in the message. Typically one look saw the hook still
+    awaiting, and our gate failed because ECS's timeout had meanwhile stopped the new tasks.
+    """
+    state, end = run.state, assess_rollback_cause(found)
+    ours = state.failure
+    message = end.reason if ours is None else f"{end.reason} (our own check had failed too: {ours.message})"
+    state.failure = FailureState(type="ecs_rolled_back", message=message, trigger=end.trigger)
+    state.ecs_rolled_back = True
+    run.emit("ecs_rolled_back", reason=end.reason)
 
 
 def release_hooks(run: Run[NativeMemory]) -> None:
