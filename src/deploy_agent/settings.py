@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     visibility_timeout_seconds: int = Field(
         7200, gt=0, description="Redis visibility timeout; kept above the longest task time limit."
     )
-    task_time_limit_seconds: int = Field(3600, gt=0, description="Hard time limit of one stage run.")
+    task_time_limit_seconds: int = Field(3600, gt=0, description="Hard time limit of one task run.")
     lock_ttl_seconds: int = Field(
         600,
         gt=0,

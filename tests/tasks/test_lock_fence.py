@@ -305,7 +305,7 @@ class TestHandOver:
         """Its hand-over lease ends when the next message is on the broker, not when that stage begins."""
         assert rt.agenda.begin("s1", "A", 2, "", "{}") is Begun.RUN
         assert rt.agenda.hand_over("s1", "A", "", "{}")
-        stages._HANDING_OVER["s1"] = ""
+        stages._HANDING_OVER["s1"] = ("s1", "")
 
         stages.next_stage_sent("other-task", rt)
         assert rt.agenda.pending() == 1

@@ -1,0 +1,214 @@
+"""A stage run goes on into the stages after it while each finishes at once (real Redis, real agenda).
+
+The chain Celery carries in the message is played by a list of signature dicts, as Celery keeps it
+(the next stage last); what the run leaves in it is what Celery sends when the run returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from celery import Task
+from celery.exceptions import Ignore
+from kombu.utils import json as kombu_json
+
+from deploy_agent.adapters.agenda import DEP, TASK, Begun
+from deploy_agent.core.state import PipelineState, utcnow
+from deploy_agent.settings import Settings
+from deploy_agent.strategies.base import Progress, Run
+from deploy_agent.tasks import stages
+from deploy_agent.tasks.runtime import Runtime, set_runtime
+from sandbox_harness.redis_server import LocalRedis
+
+pytestmark = pytest.mark.integration
+
+REQUEST = {
+    "cluster_name": "c1",
+    "service_name": "web",
+    "image": {"uri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:2"},
+}
+AFTER_PREFLIGHT = ["register", "deploy", "healthcheck", "rollback", "finalize"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    with LocalRedis(root=tmp_path_factory.mktemp("redis")) as running:
+        yield running
+
+
+@pytest.fixture
+def rt(server: LocalRedis) -> Iterator[Runtime]:
+    conn = server.client(0)
+    conn.flushdb()
+    runtime = Runtime(settings=Settings(lock_ttl_seconds=30), redis=conn)
+    set_runtime(runtime)
+    assert runtime.lock("c1", "web", "us-east-1").acquire("A")
+    now = utcnow()
+    state = PipelineState(
+        deployment_id="A",
+        request=REQUEST,
+        strategy="rolling",
+        cluster="c1",
+        service="web",
+        region="us-east-1",
+        started_at=now,
+        deadline=now + timedelta(seconds=600),
+    )
+    runtime.store.save("A", state.model_dump(mode="json"))
+    yield runtime
+    set_runtime(None)
+    conn.close()
+
+
+def signature(stage: str) -> dict[str, Any]:
+    return {
+        "task": f"deploy_agent.stage.{stage}",
+        "args": ["A"],
+        "kwargs": {},
+        "options": {"task_id": f"t-{stage}", "ignore_result": stage != "finalize"},
+        "immutable": True,
+        "subtask_type": None,
+    }
+
+
+class FakeStageTask:
+    """A bound stage task as ``run_stage`` reads it: the request and the signature from it."""
+
+    def __init__(self, stage: str, following: list[str]) -> None:
+        chain = [signature(name) for name in reversed(following)]
+        self.request = SimpleNamespace(id=f"t-{stage}", chain=chain, root_id="entry", ignore_result=True)
+        self.stage = stage
+
+    def signature_from_request(self) -> dict[str, Any]:
+        options = {"task_id": self.request.id, "chain": list(self.request.chain)}
+        return {"task": f"deploy_agent.stage.{self.stage}", "args": ["A"], "kwargs": {}, "options": options}
+
+    def sent_next(self) -> list[str]:
+        """The stages Celery sends after this run, in order."""
+        return [str(sig["task"]).removeprefix("deploy_agent.stage.") for sig in reversed(self.request.chain)]
+
+
+def done(_rt: Runtime, _run: Run[Any]) -> Progress:
+    return Progress.finished()
+
+
+def skipped(_rt: Runtime, _run: Run[Any]) -> Progress:
+    return Progress.skip()
+
+
+def waiting(_rt: Runtime, _run: Run[Any]) -> Progress:
+    return Progress.wait(30)
+
+
+def run(task: FakeStageTask) -> str:
+    return stages.run_stage(cast(Task, task), "A", task.stage, done, None)
+
+
+def outcomes(rt: Runtime) -> dict[str, str]:
+    raw = rt.store.load("A")
+    assert raw is not None
+    return {record.name: record.outcome for record in PipelineState.model_validate(raw).stages}
+
+
+def record(rt: Runtime, task_id: str) -> dict[str, str]:
+    raw = cast(dict[bytes, bytes], rt.redis.hgetall(TASK + task_id))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+class TestStagesInOneRun:
+    def test_stages_that_finish_at_once_run_in_the_same_task_run(
+        self, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Register, deploy, healthcheck and rollback follow preflight in its run; Celery sends finalize."""
+        for name in ("register", "deploy", "healthcheck"):
+            monkeypatch.setitem(stages.STEPS, name, done)
+        monkeypatch.setitem(stages.STEPS, "rollback", skipped)
+        task = FakeStageTask("preflight", AFTER_PREFLIGHT)
+
+        assert run(task) == "A"
+
+        assert task.sent_next() == ["finalize"]
+        assert outcomes(rt) == {
+            "preflight": "succeeded",
+            "register": "succeeded",
+            "deploy": "succeeded",
+            "healthcheck": "succeeded",
+            "rollback": "skipped",
+        }
+        # the last stage run here holds the hand-over lease until Celery has sent finalize
+        assert record(rt, "t-rollback")["mode"] == "handover"
+        assert record(rt, "t-preflight") == {}
+        stages.next_stage_sent("t-preflight", rt)
+        assert rt.agenda.pending() == 0
+
+    def test_a_stage_that_waits_goes_on_the_agenda_with_the_rest_of_the_chain(
+        self, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Deploy waits: its own signature, carrying healthcheck..finalize, is what the agenda publishes."""
+        monkeypatch.setitem(stages.STEPS, "register", done)
+        monkeypatch.setitem(stages.STEPS, "deploy", waiting)
+        task = FakeStageTask("preflight", AFTER_PREFLIGHT)
+
+        with pytest.raises(Ignore):
+            run(task)
+
+        saved = record(rt, "t-deploy")
+        assert saved["mode"] == "waiting"
+        sig = kombu_json.loads(saved["sig"])
+        assert sig["task"] == "deploy_agent.stage.deploy"
+        assert [s["task"] for s in reversed(sig["options"]["chain"])] == [
+            f"deploy_agent.stage.{name}" for name in ("healthcheck", "rollback", "finalize")
+        ]
+        assert sig["options"]["ignore_result"] is True
+        assert cast(bytes, rt.redis.hget(DEP + "A", "task")).decode() == "t-deploy"
+        assert outcomes(rt)["deploy"] == "running"
+        # the step mutex is free again for the agenda's copy
+        assert rt.redis.exists("deploy-agent:stepping:A") == 0
+
+    def test_the_first_message_redelivered_later_is_a_stale_copy(
+        self, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Once a later stage began here, the message this run came with can never step it again."""
+        monkeypatch.setitem(stages.STEPS, "register", done)
+        monkeypatch.setitem(stages.STEPS, "deploy", waiting)
+        with pytest.raises(Ignore):
+            run(FakeStageTask("preflight", AFTER_PREFLIGHT))
+
+        assert rt.agenda.begin("t-preflight", "A", 0, "", "{}") is Begun.STALE
+
+    def test_a_stage_a_dispatcher_published_is_left_to_celery(
+        self, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The next stage's record carries a dispatcher's token: this run stops and Celery sends it."""
+        monkeypatch.setitem(stages.STEPS, "register", done)
+        rt.redis.hset(TASK + "t-register", mapping={"token": "d7", "mode": "dispatched", "sig": "{}"})
+        task = FakeStageTask("preflight", AFTER_PREFLIGHT)
+
+        run(task)
+
+        assert task.sent_next() == AFTER_PREFLIGHT
+        assert outcomes(rt) == {"preflight": "succeeded"}
+        assert record(rt, "t-preflight")["mode"] == "handover"
+
+    def test_a_run_past_half_its_time_limit_leaves_the_next_stage_to_celery(
+        self, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Celery's time limit is per run: after a preflight that took over half of it, no stage follows."""
+        clock = [utcnow()]
+        rt.now = lambda: clock[0]
+
+        def slow(_rt: Runtime, _run: Run[Any]) -> Progress:
+            clock[0] += timedelta(seconds=rt.settings.task_time_limit_seconds * 0.6)
+            return Progress.finished()
+
+        monkeypatch.setitem(stages.STEPS, "register", done)
+        task = FakeStageTask("preflight", AFTER_PREFLIGHT)
+
+        stages.run_stage(cast(Task, task), "A", "preflight", slow, None)
+
+        assert task.sent_next() == AFTER_PREFLIGHT
+        assert outcomes(rt) == {"preflight": "succeeded"}
