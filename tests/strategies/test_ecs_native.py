@@ -304,6 +304,26 @@ class TestDeploy:
         assert native is not None
         assert [h.point for h in native.hooks] == ["test traffic"]  # recorded once, before the call
 
+    def test_an_answer_whose_run_died_before_noting_it_still_counts_for_the_next_point(self) -> None:
+        """CONTINUE sent, the worker killed before its save: the next firing is step 1, not a repeat."""
+        aws = native_aws()
+        run = aws.run(native_state(aws, {"type": "ecs_linear", "step_percent": 50.0}))
+        deploy(aws, run)
+        through_hooks(aws, run, LINEAR_HOOKS[:1])
+        aws.ecs.pause_at(*LINEAR_HOOKS[1], hook_id="h1")
+        deploy(aws, run)  # judges, records, saves "answering", continues ...
+        assert len(aws.ecs.answers) == 2
+        aws.saved.pop()  # ... and dies before the step's own save: a redelivery sees "answering"
+        aws.ecs.pause_at(*LINEAR_HOOKS[2], hook_id="h1")
+        again = aws.redeliver()
+        for _ in range(3):
+            deploy(aws, again)
+        native = again.state.service_deployment
+        assert native is not None
+        points = [h.point for h in native.hooks]
+        assert points == ["test traffic", "before production traffic", "step 1 (50%)"]
+        assert len(aws.ecs.answers) == 3  # each firing answered once
+
     def test_a_lost_update_reply_is_found_by_listing(self) -> None:
         """Without currentServiceDeployment in the reply, the deployment of our revision is listed."""
         aws = native_aws()

@@ -137,8 +137,12 @@ def follow_deployment(run: Run[NativeMemory], points: Sequence[str], judge: Judg
     if state.past_deadline(run.now()):
         return run.fail("deadline_exceeded", deadline_message(state), Trigger.DEADLINE)
     hook = awaiting_hook(found)
+    if memory.answering is not None and (hook is None or hook_key(hook) != memory.answering):
+        # ECS moved past the firing we were answering: our CONTINUE was taken, though the run that
+        # sent it died before it could note so. Counted, so the next firing gets the next point.
+        memory.answered.append(memory.answering)
+        memory.answering = None
     if hook is None:
-        memory.answering = None  # an answer in flight was taken
         # A hook's firing shows in DescribeServiceDeployments only: neither ECS's service events nor
         # the cluster watcher see it, so this look keeps its own schedule.
         return Progress.wait(run.next_poll(changed=False, woken_on_change=False))
