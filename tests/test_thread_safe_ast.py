@@ -1,4 +1,4 @@
-"""The session's ``ast.parse`` takes turns across threads (tests/thread_safe_ast.py)."""
+"""The session's ``ast.parse`` survives the AST recursion-depth race (tests/thread_safe_ast.py)."""
 
 from __future__ import annotations
 
@@ -39,16 +39,16 @@ def fast_thread_switching() -> Iterator[None]:
     sys.setswitchinterval(interval)
 
 
-def test_the_session_parse_is_the_locked_one() -> None:
-    """tests/conftest.py loads the plugin: ``ast.parse`` is wrapped for the whole session."""
-    assert getattr(ast.parse, "__wrapped_by_thread_safe_ast__", False)
+def test_the_session_parse_is_the_retrying_one() -> None:
+    """tests/conftest.py loads the plugin: ``ast.parse`` retries for the whole session."""
+    assert getattr(ast.parse, "__retries_ast_race__", False)
 
 
 @pytest.mark.usefixtures("fast_thread_switching")
 def test_two_threads_parsing_at_once_never_mismatch_the_recursion_depth() -> None:
     """Parses at two stack depths, with the GC switching threads mid-parse, all succeed.
 
-    Without the lock, CPython 3.11.7 fails this within about 0.2 s (AST constructor recursion depth
+    Without the retry, CPython 3.11.7 fails this within about 0.2 s (AST constructor recursion depth
     mismatch); the test gives it 1.5 s.
     """
     errors: list[str] = []

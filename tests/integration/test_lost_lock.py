@@ -75,6 +75,7 @@ def test_a_deployment_whose_lock_expired_does_not_undo_the_next_one(
         result_a = stack.result(pending_a)
         lock = stack.lock_holder(cluster, service)
         kinds_a = [e["event"] for e in stack.events(a_id)]
+        kinds_b = [e["event"] for e in stack.events(b_id)]
         del pending_a  # its __del__ talks to this stack's Redis, which stops with the block
 
     updates = count_calls(sandbox, "UpdateService") - updates_before_b
@@ -85,7 +86,10 @@ def test_a_deployment_whose_lock_expired_does_not_undo_the_next_one(
     )
     assert current == result_b["task_definition_arn"], "the service must stay on B's release"
     assert served_version(svc) == "v3"
-    assert updates == 1, f"only B's UpdateService may follow B taking the lock, saw {updates}"
+    # Whose the calls were, should this fail: each deployment's progress events, in order.
+    assert updates == 1, (
+        f"only B's UpdateService may follow B taking the lock, saw {updates}: A {kinds_a}, B {kinds_b}"
+    )
     assert result_a["outcome"] == "superseded", (result_a["outcome"], result_a["error"], kinds_a)
     assert "lost the lock" in result_a["error"]["message"]
     assert "lock_lost" in kinds_a
