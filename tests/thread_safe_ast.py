@@ -34,13 +34,13 @@ def retried(parse: Callable[..., Any]) -> Callable[..., Any]:
         return parse
 
     def parse_again_on_the_race(*args: Any, **kwargs: Any) -> Any:
-        for attempt in range(TRIES):
+        for _ in range(TRIES - 1):
             try:
                 return parse(*args, **kwargs)
             except SystemError as error:
-                if MISMATCH not in str(error) or attempt == TRIES - 1:
+                if MISMATCH not in str(error):
                     raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return parse(*args, **kwargs)  # the last try lets its error through
 
     parse_again_on_the_race.__retries_ast_race__ = True  # type: ignore[attr-defined]
     parse_again_on_the_race.__wrapped__ = parse  # type: ignore[attr-defined]

@@ -76,6 +76,16 @@ LINEAR_HOOKS = [
 ]
 
 
+def failed_at_step_one(aws: FakeAws) -> Run[Any]:
+    """Return an ECS linear run (50% steps) whose health gate failed at step 1, two hooks continued."""
+    run = aws.run(native_state(aws, {"type": "ecs_linear", "step_percent": 50.0}, health_check=HEALTH))
+    deploy(aws, run)
+    through_hooks(aws, run, LINEAR_HOOKS[:2])
+    aws.prober.script = [probe_failed(500)]
+    through_hooks(aws, run, LINEAR_HOOKS[2:3])
+    return run
+
+
 class TestMessage:
     def _message(self, **strategy: object) -> dict[str, object]:
         return {
@@ -223,12 +233,7 @@ class TestDeploy:
     def test_a_failing_gate_at_a_step_stops_ecs_with_rollback_naming_the_step(self) -> None:
         """The health gate fails after step 1: the hook is not continued, StopServiceDeployment ROLLBACK."""
         aws = native_aws()
-        state = native_state(aws, {"type": "ecs_linear", "step_percent": 50.0}, health_check=HEALTH)
-        run = aws.run(state)
-        deploy(aws, run)
-        through_hooks(aws, run, LINEAR_HOOKS[:2])
-        aws.prober.script = [probe_failed(500)]
-        through_hooks(aws, run, LINEAR_HOOKS[2:3])
+        run = failed_at_step_one(aws)
         failure = run.state.failure
         assert failure is not None
         assert failure.trigger is Trigger.HEALTH_CHECK
@@ -248,12 +253,7 @@ class TestDeploy:
     def test_ecs_rolling_back_before_our_stop_is_still_reported_as_a_rollback(self) -> None:
         """Our gate failed, then ECS's hook timed out before our stop: rolled back, nothing stopped."""
         aws = native_aws()
-        state = native_state(aws, {"type": "ecs_linear", "step_percent": 50.0}, health_check=HEALTH)
-        run = aws.run(state)
-        deploy(aws, run)
-        through_hooks(aws, run, LINEAR_HOOKS[:2])
-        aws.prober.script = [probe_failed(500)]
-        through_hooks(aws, run, LINEAR_HOOKS[2:3])
+        run = failed_at_step_one(aws)
         assert run.state.failure is not None
         hooks = [{"hookId": "h1", "status": "TIMED_OUT"}]
         aws.ecs.finish("ROLLBACK_SUCCESSFUL", "hook timed out", lifecycleHookDetails=hooks)
