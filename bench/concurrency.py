@@ -49,8 +49,19 @@ from datetime import datetime
 from typing import Any, cast
 
 from call_rates import CallRates, format_rates
-from common import Stack, calls_since, median, open_stack, percentile, provision_many, tree_cpu_seconds
+from common import (
+    BROKER_DB,
+    RESULT_DB,
+    Stack,
+    calls_since,
+    median,
+    open_stack,
+    percentile,
+    provision_many,
+    tree_cpu_seconds,
+)
 from profiles import add_profile_arguments, describe_profile, profile_knobs
+from redis_trace import RedisTrace, Trace, format_trace
 
 from deploy_agent.core.quotas import parse_overrides
 from deploy_agent.settings import Settings
@@ -82,6 +93,8 @@ class RunReport:
     redis_by_command: Counter[str] | None = None
     #: the sandbox endpoint's call rates over the run, per quota bucket
     rates: CallRates | None = None
+    #: Redis commands sent (round trips) and run inside scripts, by purpose (a MONITOR of the run)
+    trace: Trace | None = None
 
 
 def _epoch(text: str) -> float:
@@ -132,6 +145,9 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     redis_before = _redis_by_command(stack)
     before = stack.sandbox.moto.api_calls()
     rates = CallRates(stack.sandbox).__enter__()
+    redis_trace = RedisTrace(
+        stack.redis.port, stack.workdir / f"monitor-{count}.log", BROKER_DB, RESULT_DB
+    ).__enter__()
     published = time.time()
     task_ids = [
         stack.publish(
@@ -147,6 +163,7 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     ]
     by_id = stack.await_results(task_ids, timeout)
     rates.__exit__(None, None, None)
+    redis_trace.__exit__(None, None, None)
     results = [by_id[t] for t in task_ids]
     wall = time.time() - published
     worker_cpu = tree_cpu_seconds(stack.worker.pid) - worker_cpu
@@ -167,7 +184,7 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     completed = {e.service: e.at for e in log if e.state == "COMPLETED"}
     report = RunReport(
         count, wall, [], [], [], [], calls, idle, peak, latencies, worker_cpu, sandbox_cpu, stage_runs,
-        redis_commands, failures=[], redis_by_command=redis_by_command, rates=rates,
+        redis_commands, failures=[], redis_by_command=redis_by_command, rates=rates, trace=redis_trace.trace,
     )  # fmt: skip
     for name, result in zip(names, results, strict=True):
         if result["outcome"] != "succeeded":
@@ -286,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name} {n / report.count:.0f}" for name, n in report.redis_by_command.most_common(10)
             )
             print(f"N={report.count}: Redis commands per deployment by name: {per}")
+        if report.trace is not None:
+            print(f"N={report.count}: Redis commands from a MONITOR of the run:")
+            for line in format_trace(report.trace, report.count):
+                print(line)
         if report.rates is not None:
             print(
                 f"N={report.count}: AWS calls at the sandbox endpoint by quota bucket "

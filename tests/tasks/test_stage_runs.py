@@ -12,8 +12,9 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
-from celery import Task
+from celery import Celery, Task
 from celery.exceptions import Ignore
+from celery.result import AsyncResult
 from kombu.utils import json as kombu_json
 
 from deploy_agent.adapters.agenda import DEP, TASK, Begun
@@ -76,12 +77,16 @@ def signature(stage: str) -> dict[str, Any]:
 
 
 class FakeStageTask:
-    """A bound stage task as ``run_stage`` reads it: the request and the signature from it."""
+    """A bound stage task as ``run_stage`` reads it: the request, the signature from it, the backend.
 
-    def __init__(self, stage: str, following: list[str]) -> None:
+    The backend is a real Celery Redis result backend on the test's Redis.
+    """
+
+    def __init__(self, stage: str, following: list[str], backend: Any = None) -> None:
         chain = [signature(name) for name in reversed(following)]
         self.request = SimpleNamespace(id=f"t-{stage}", chain=chain, root_id="entry", ignore_result=True)
         self.stage = stage
+        self.backend = backend
 
     def signature_from_request(self) -> dict[str, Any]:
         options = {"task_id": self.request.id, "chain": list(self.request.chain)}
@@ -119,30 +124,55 @@ def record(rt: Runtime, task_id: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
+@pytest.fixture
+def app(server: LocalRedis) -> Iterator[Celery]:
+    celery_app = Celery("stage-runs", broker="memory://", backend=f"{server.url}/0", set_as_current=False)
+    yield celery_app
+    celery_app.close()
+
+
 class TestStagesInOneRun:
-    def test_stages_that_finish_at_once_run_in_the_same_task_run(
-        self, rt: Runtime, monkeypatch: pytest.MonkeyPatch
+    def test_stages_that_finish_at_once_run_in_the_same_task_run_up_to_the_result(
+        self, rt: Runtime, app: Celery, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Register, deploy, healthcheck and rollback follow preflight in its run; Celery sends finalize."""
+        """Everything after preflight runs in its run, finalize too: the result is stored under its id."""
         for name in ("register", "deploy", "healthcheck"):
             monkeypatch.setitem(stages.STEPS, name, done)
         monkeypatch.setitem(stages.STEPS, "rollback", skipped)
-        task = FakeStageTask("preflight", AFTER_PREFLIGHT)
+        task = FakeStageTask("preflight", AFTER_PREFLIGHT, app.backend)
 
         assert run(task) == "A"
 
-        assert task.sent_next() == ["finalize"]
+        assert task.sent_next() == []
         assert outcomes(rt) == {
             "preflight": "succeeded",
             "register": "succeeded",
             "deploy": "succeeded",
             "healthcheck": "succeeded",
             "rollback": "skipped",
+            "finalize": "succeeded",
         }
-        # the last stage run here holds the hand-over lease until Celery has sent finalize
-        assert record(rt, "t-rollback")["mode"] == "handover"
-        assert record(rt, "t-preflight") == {}
-        stages.next_stage_sent("t-preflight", rt)
+        result = AsyncResult("t-finalize", app=app)
+        assert result.state == "SUCCESS"
+        assert result.result["outcome"] == "succeeded"
+        assert result.result == rt.store.result("A")
+        # the deployment is off the agenda, its marker fences late copies, its lock is free
+        assert rt.agenda.pending() == 0
+        assert record(rt, "t-finalize") == {}
+        assert rt.agenda.begin("t-finalize", "A", 7, "", "{}") is Begun.STALE
+        assert rt.lock("c1", "web", "us-east-1").holder() is None
+
+    def test_a_run_whose_chain_holds_only_finalize_ends_the_deployment(
+        self, rt: Runtime, app: Celery, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A rollback run whose chain holds only finalize runs it inline; nothing is left to send."""
+        monkeypatch.setitem(stages.STEPS, "rollback", skipped)
+        task = FakeStageTask("rollback", ["finalize"], app.backend)
+
+        stages.run_stage(cast(Task, task), "A", "rollback", skipped, None)
+
+        assert task.sent_next() == []
+        assert AsyncResult("t-finalize", app=app).state == "SUCCESS"
         assert rt.agenda.pending() == 0
 
     def test_a_stage_that_waits_goes_on_the_agenda_with_the_rest_of_the_chain(

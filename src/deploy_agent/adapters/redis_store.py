@@ -145,7 +145,7 @@ class ReleaseLedger:
 
     def record(self, cluster: str, service: str, release: Mapping[str, Any]) -> None:
         key = self._key(cluster, service)
-        pipe = self._r.pipeline()
+        pipe = self._r.pipeline(transaction=False)  # a reader between the two sees one more release
         pipe.lpush(key, json.dumps(scrub_release(release)))
         pipe.ltrim(key, 0, self._keep - 1)
         pipe.execute()

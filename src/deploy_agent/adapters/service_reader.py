@@ -68,10 +68,32 @@ return out
 """
 
 
-#: KEYS[1] a cluster's in-flight set, KEYS[2] the watched clusters; ARGV[1] "<region>:<cluster>"
-_FORGET_IDLE = """
+#: KEYS[1] a cluster's in-flight set, KEYS[2] the watched clusters; ARGV[1] "<region>:<cluster>",
+#: ARGV[2] the service. In one step, so the watcher never sees the cluster gone with a service in it.
+_TRACK = """
+redis.call('sadd', KEYS[1], ARGV[2])
+return redis.call('sadd', KEYS[2], ARGV[1])
+"""
+
+#: as ``_TRACK``; the cluster leaves the watched set only while nothing of it is in flight
+_UNTRACK = """
+redis.call('srem', KEYS[1], ARGV[2])
 if redis.call('scard', KEYS[1]) == 0 then return redis.call('srem', KEYS[2], ARGV[1]) end
 return 0
+"""
+
+#: KEYS: snapshot keys; ARGV[1] their TTL (ms), then one JSON entry per key. One round trip for a
+#: look at a whole cluster (a SET per service made the watcher's looks most of a fleet's commands).
+_STORE = """
+for i, key in ipairs(KEYS) do redis.call('set', key, ARGV[i + 1], 'PX', ARGV[1]) end
+return #KEYS
+"""
+
+#: KEYS[1] a service's write generation; ARGV[1] its TTL (s)
+_MARK_WRITTEN = """
+local generation = redis.call('incr', KEYS[1])
+redis.call('expire', KEYS[1], ARGV[1])
+return generation
 """
 
 
@@ -83,18 +105,17 @@ class BatchedServiceReader:
         self._r = client
         self._region = region
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
+        self._track = client.register_script(_TRACK)
+        self._untrack = client.register_script(_UNTRACK)
+        self._store = client.register_script(_STORE)
+        self._mark = client.register_script(_MARK_WRITTEN)
 
     # --- in-flight bookkeeping (called by the entry task and finish) ----------------------------
     def track(self, cluster: str, service: str) -> None:
-        pipe = self._r.pipeline()  # MULTI: the watcher never sees the cluster gone with a service in it
-        pipe.sadd(self._inflight(cluster), service)
-        pipe.sadd(WATCHED, f"{self._region}:{cluster}")
-        pipe.execute()
+        self._track(keys=[self._inflight(cluster), WATCHED], args=[f"{self._region}:{cluster}", service])
 
     def untrack(self, cluster: str, service: str) -> None:
-        self._r.srem(self._inflight(cluster), service)
-        # the cluster leaves the watched set only while nothing of it is in flight (one script)
-        self._r.eval(_FORGET_IDLE, 2, self._inflight(cluster), WATCHED, f"{self._region}:{cluster}")
+        self._untrack(keys=[self._inflight(cluster), WATCHED], args=[f"{self._region}:{cluster}", service])
 
     def in_flight(self, cluster: str) -> list[str]:
         """Return the services of ``cluster`` with a deployment in flight."""
@@ -129,11 +150,13 @@ class BatchedServiceReader:
         described: dict[str, dict[str, Any]] = {}
         for start in range(0, len(names), BATCH):
             described.update(self._ecs.describe_services(cluster, names[start : start + BATCH]))
-        pipe = self._r.pipeline()
-        for name, found in described.items():
-            entry = json.dumps({"generation": generations[name], "service": found}, default=str)
-            pipe.set(self._snapshot(cluster, name), entry, px=self._ttl_ms)
-        pipe.execute()
+        if described:
+            keys = [self._snapshot(cluster, name) for name in described]
+            entries = [
+                json.dumps({"generation": generations[name], "service": found}, default=str)
+                for name, found in described.items()
+            ]
+            self._store(keys=keys, args=[self._ttl_ms, *entries])
         return described
 
     def _cached(self, cluster: str, service: str) -> dict[str, Any] | None:
@@ -190,10 +213,7 @@ class BatchedServiceReader:
 
     # --- keys -------------------------------------------------------------------------------------
     def _mark_written(self, cluster: str, service: str) -> None:
-        pipe = self._r.pipeline()
-        pipe.incr(self._generation(cluster, service))
-        pipe.expire(self._generation(cluster, service), GENERATION_TTL_SECONDS)
-        pipe.execute()
+        self._mark(keys=[self._generation(cluster, service)], args=[GENERATION_TTL_SECONDS])
 
     def _inflight(self, cluster: str) -> str:
         return f"{PREFIX}inflight:{self._region}:{cluster}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from celery import Task, shared_task
+from celery import Task, shared_task, states
 from celery.exceptions import Ignore
 from kombu.utils import json as kombu_json
 
@@ -100,9 +100,23 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
     # Leased until Celery has sent the next stage's message (finalize: until the result is
     # stored), so a kill in between publishes this stage again, which finds itself done and moves on.
     agenda.hand_over(turn.task_id, deployment_id, turn.token, turn.signature, mutex)
-    if turn.stage != "finalize":
+    if turn.stage == "finalize" and turn.task_id != task_id:
+        _finish_inline(rt, task, deployment_id, turn)
+    elif turn.stage != "finalize":
         _HANDING_OVER[task_id] = (turn.task_id, turn.token)
     return deployment_id
+
+
+def _finish_inline(rt: Runtime, task: Task, deployment_id: str, turn: _Turn) -> None:
+    """End the deployment from the run that ran ``finalize`` inline, as ``finalize_stage`` would.
+
+    The result goes to the backend under finalize's task id (the entry task's, which clients
+    await) before the agenda lets the record go: a kill before that publishes finalize again from
+    the agenda, and ``finish`` returns the stored result the second time.
+    """
+    result = finish.finish(rt, deployment_id)
+    task.backend.store_result(turn.task_id, result, states.SUCCESS)
+    rt.agenda.finish(turn.task_id, deployment_id, turn.token)
 
 
 def _begin_next_inline(rt: Runtime, task: Task, deployment_id: str) -> _Turn | None:
@@ -110,17 +124,17 @@ def _begin_next_inline(rt: Runtime, task: Task, deployment_id: str) -> _Turn | N
 
     A stage that finished hands the deployment to the next one at once: running it here saves a
     broker round trip and a task run (about 45 Redis commands: delivery, acknowledgement, lease,
-    hand-over) per stage. ``finalize`` is left to Celery: its result is the deployment's. The next
-    stage's record replaces this one's on the agenda, so a kill from here on publishes that stage
-    again (with the rest of the chain) once its lease lapses, and this run's own message, when
-    Redis redelivers it, is a stale copy.
+    hand-over) per stage. ``finalize`` too: this run then stores the deployment's result under
+    finalize's task id (``_finish_inline``). The next stage's record replaces this one's on the
+    agenda, so a kill from here on publishes that stage again (with the rest of the chain) once its
+    lease lapses, and this run's own message, when Redis redelivers it, is a stale copy.
     """
     chain = task.request.chain
     if not chain:
         return None
     following = dict(chain[-1])
     stage = str(following.get("task", "")).removeprefix("deploy_agent.stage.")
-    if stage not in STEPS or stage == "finalize" or not following.get("immutable"):
+    if stage not in STEPS or not following.get("immutable"):
         return None
     options = dict(following.get("options") or {})
     options.update(chain=list(chain[:-1]), parent_id=task.request.id, root_id=task.request.root_id)

@@ -40,6 +40,16 @@ if holder == ARGV[1] or not holder then
   redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0
 """
+#: KEYS[1] a cluster's fingerprints; ARGV: TTL (s), then service, fingerprint pairs. Replaced whole,
+#: in one step and one round trip.
+_REMEMBER = """
+redis.call('del', KEYS[1])
+if #ARGV > 1 then
+  redis.call('hset', KEYS[1], unpack(ARGV, 2))
+  redis.call('expire', KEYS[1], ARGV[1])
+end
+return 1
+"""
 
 
 class ClusterWatcher:
@@ -60,6 +70,7 @@ class ClusterWatcher:
         self.interval = interval
         self._id = uuid.uuid4().hex
         self._lead = client.register_script(_LEAD)
+        self._remember = client.register_script(_REMEMBER)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -102,12 +113,7 @@ class ClusterWatcher:
             holder = self._holder_of(region, cluster, name)
             if holder is not None and self._agenda.wake(holder):
                 woken += 1
-        pipe = self._r.pipeline()
-        pipe.delete(key)
-        if now:
-            pipe.hset(key, mapping=now)
-            pipe.expire(key, 3600)
-        pipe.execute()  # type: ignore[no-untyped-call]
+        self._remember(keys=[key], args=[3600, *(part for pair in now.items() for part in pair)])
         return woken
 
     def _loop(self) -> None:
