@@ -18,6 +18,8 @@ from celery.result import AsyncResult
 from kombu.utils import json as kombu_json
 
 from deploy_agent.adapters.agenda import DEP, TASK, Begun
+from deploy_agent.adapters.redis_locks import ServiceLock
+from deploy_agent.adapters.redis_store import DeploymentStore
 from deploy_agent.core.state import PipelineState, utcnow
 from deploy_agent.settings import Settings
 from deploy_agent.strategies.base import Progress, Run
@@ -140,8 +142,19 @@ class TestStagesInOneRun:
             monkeypatch.setitem(stages.STEPS, name, done)
         monkeypatch.setitem(stages.STEPS, "rollback", skipped)
         task = FakeStageTask("preflight", AFTER_PREFLIGHT, app.backend)
+        loads: list[str] = []
+        load = DeploymentStore.load
+        monkeypatch.setattr(DeploymentStore, "load", lambda store, dep: loads.append(dep) or load(store, dep))
+        fences: list[str] = []
+        fence = ServiceLock.fence
+        monkeypatch.setattr(ServiceLock, "fence", lambda lock, dep: fences.append(dep) or fence(lock, dep))
 
         assert run(task) == "A"
+
+        # the state is read once: each stage after the first starts from what the one before saved
+        assert loads == ["A"]
+        # the lock is fenced before the run's first step (the steps here make no AWS call)
+        assert fences == ["A"]
 
         assert task.sent_next() == []
         assert outcomes(rt) == {

@@ -53,7 +53,8 @@ class ServiceLock:
     """One deployment per ECS service: a Redis key whose value is the holder's deployment id.
 
     The TTL bounds how long a crashed worker can block a service; a live deployment extends it
-    through ``fence`` before every step and every mutating AWS call, and stops when that fails.
+    through ``fence`` before every task run's first step and every mutating AWS call, and stops
+    when that fails.
     """
 
     def __init__(

@@ -133,8 +133,9 @@ class Run(Generic[M]):
     """One deployment as a strategy sees it, for one task run.
 
     ``fence`` raises when this deployment no longer holds its service's lock. The pipeline calls it
-    before each step, and ``ports.ecs`` and ``ports.elb`` come wrapped so that it runs right before
-    each of their mutating calls (``tasks.fence.fenced``): a strategy cannot forget it.
+    before each task run's first step, and ``ports.ecs`` and ``ports.elb`` come wrapped so that it
+    runs right before each of their mutating calls (``tasks.fence.fenced``): a strategy cannot
+    forget it.
     ``save`` persists the state (the memory included) before an AWS call that would need undoing.
     """
 

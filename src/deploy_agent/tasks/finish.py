@@ -19,13 +19,19 @@ from deploy_agent.tasks.runtime import Runtime
 log = logging.getLogger("deploy_agent.pipeline")
 
 
-def finish(rt: Runtime, deployment_id: str) -> dict[str, Any] | None:
-    """Return the final result, deciding and storing it the first time (idempotent)."""
+def finish(rt: Runtime, deployment_id: str, known: PipelineState | None = None) -> dict[str, Any] | None:
+    """Return the final result, deciding and storing it the first time (idempotent).
+
+    ``known``: the state as this process saved it last, holding the step mutex (no read needed).
+    """
     store = rt.store
-    raw = store.load(deployment_id)
-    if raw is None:
-        return None
-    state = PipelineState.model_validate(raw)
+    if known is None:
+        raw = store.load(deployment_id)
+        if raw is None:
+            return None
+        state = PipelineState.model_validate(raw)
+    else:
+        state = known
     if state.phase is Phase.DONE:
         # Redelivered after a kill between saving the result and releasing the lock: release it
         # now, or the service stays locked until the TTL. Compare-and-delete: never someone else's.

@@ -32,6 +32,7 @@ from deploy_agent.core.orchestration import (
     decide_stage_outcome,
 )
 from deploy_agent.core.outcome import Trigger
+from deploy_agent.core.scrub import scrub_state
 from deploy_agent.core.state import PipelineState, StageState
 from deploy_agent.strategies import Progress, Run, strategy_for
 from deploy_agent.strategies.registry import PIPELINE_ORDER
@@ -81,10 +82,13 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
     # Celery's time limits are per task run: a run goes on into the next stage only within the
     # first half of them, so stages run together (a long build, then a push) never meet the limit.
     go_on_until = rt.now() + timedelta(seconds=rt.settings.task_time_limit_seconds / 2)
+    # A stage run inline starts from the state the one before it saved: this run holds the step
+    # mutex throughout, so nothing else wrote it since (one GET per stage saved).
+    state: PipelineState | None = None
     try:
         while True:
             with rt.lease_keeper.holding(turn.task_id, turn.token, mutex.key):
-                progress = _advance_stage(rt, deployment_id, turn.stage, turn_step)
+                progress, state = _advance(rt, deployment_id, turn.stage, turn_step, state)
             going_on = progress.done and rt.now() < go_on_until
             following = _begin_next_inline(rt, task, deployment_id) if going_on else None
             if following is None:
@@ -101,20 +105,22 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
     # stored), so a kill in between publishes this stage again, which finds itself done and moves on.
     agenda.hand_over(turn.task_id, deployment_id, turn.token, turn.signature, mutex)
     if turn.stage == "finalize" and turn.task_id != task_id:
-        _finish_inline(rt, task, deployment_id, turn)
+        _finish_inline(rt, task, deployment_id, turn, state)
     elif turn.stage != "finalize":
         _HANDING_OVER[task_id] = (turn.task_id, turn.token)
     return deployment_id
 
 
-def _finish_inline(rt: Runtime, task: Task, deployment_id: str, turn: _Turn) -> None:
+def _finish_inline(
+    rt: Runtime, task: Task, deployment_id: str, turn: _Turn, state: PipelineState | None
+) -> None:
     """End the deployment from the run that ran ``finalize`` inline, as ``finalize_stage`` would.
 
     The result goes to the backend under finalize's task id (the entry task's, which clients
     await) before the agenda lets the record go: a kill before that publishes finalize again from
     the agenda, and ``finish`` returns the stored result the second time.
     """
-    result = finish.finish(rt, deployment_id)
+    result = finish.finish(rt, deployment_id, None if state is None else _as_stored(state))
     task.backend.store_result(turn.task_id, result, states.SUCCESS)
     rt.agenda.finish(turn.task_id, deployment_id, turn.token)
 
@@ -196,10 +202,36 @@ def advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) -> 
 
 def _advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) -> Progress:
     """Load the state, advance ``stage`` one step and save it; return whether the stage is done."""
+    return _advance(rt, deployment_id, stage, step)[0]
+
+
+def _advance(
+    rt: Runtime, deployment_id: str, stage: str, step: StepFn, known: PipelineState | None = None
+) -> tuple[Progress, PipelineState]:
+    """``_advance_stage`` from ``known`` (the state as this process last saved it) when given;
+    return the progress and the state as it was left."""
+    if known is None:
+        state = _load(rt, deployment_id)
+        return _step(rt, deployment_id, state, stage, step), state
+    state = _as_stored(known)
+    return _step(rt, deployment_id, state, stage, step, fence_first=False), state
+
+
+def _as_stored(state: PipelineState) -> PipelineState:
+    """The state as a load would return it after its save: what the store drops, dropped here too."""
+    return PipelineState.model_validate(scrub_state(state.model_dump(mode="json")))
+
+
+def _load(rt: Runtime, deployment_id: str) -> PipelineState:
     raw = rt.store.load(deployment_id)
     if raw is None:
         raise DeployError(f"deployment {deployment_id} has no recorded state")
-    state = PipelineState.model_validate(raw)
+    return PipelineState.model_validate(raw)
+
+
+def _step(
+    rt: Runtime, deployment_id: str, state: PipelineState, stage: str, step: StepFn, fence_first: bool = True
+) -> Progress:
     run = make_run(rt, state, stage)
     record, created = state.begin_stage(stage, rt.now())
     if created:
@@ -213,7 +245,8 @@ def _advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) ->
         run.save()
         return Progress.finished()
     try:
-        run.fence()  # before every step; the adapters fence each mutating call within it
+        if fence_first:  # a stage run inline follows within moments; each mutating call is fenced
+            run.fence()
         progress = step(rt, run)
     except LockLost as lost:
         progress = _lock_lost(run, record, lost)
