@@ -204,6 +204,14 @@ class TestRegionInKeys:
         west.join("new", 2.0)
         assert (east.newest(), west.newest()) == ("old", "new")
 
+    def test_joining_a_line_answers_who_is_newest_and_keeps_the_first_time(self, client: redis.Redis) -> None:
+        line = WaitingLine(client, "c1", "api", "us-east-1")
+        assert line.join("a", 5.0) == "a"
+        assert line.join("b", 3.0) == "a"  # accepted earlier: not the newest
+        assert line.join("c", 9.0) == "c"
+        assert line.join("a", 10.0) == "c"  # a redelivered entry keeps its first time
+        assert 0 < int(client.ttl(line.key)) <= 7 * 24 * 3600
+
 
 class TestRedisTls:
     def test_state_redis_checks_the_host_name(self, tmp_path_factory: pytest.TempPathFactory) -> None:

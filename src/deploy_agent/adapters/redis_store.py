@@ -25,6 +25,20 @@ from deploy_agent.core.scrub import scrub_release, scrub_state
 
 PREFIX = "deploy-agent:"
 
+#: KEYS: the state, the recent set; ARGV: state JSON, TTL (s), start time, deployment id
+_CREATE = """
+if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
+redis.call('zadd', KEYS[2], ARGV[3], ARGV[4])
+return 1
+"""
+
+#: KEYS: a waiting line; ARGV: deployment id, accepted at, TTL (s). Returns the newest waiter.
+_JOIN = """
+redis.call('zadd', KEYS[1], 'NX', ARGV[2], ARGV[1])
+redis.call('expire', KEYS[1], ARGV[3])
+return redis.call('zrevrange', KEYS[1], 0, 0)[1]
+"""
+
 
 class DeploymentStore:
     """Reads and writes one deployment's state, events and result. Values are JSON only."""
@@ -35,14 +49,12 @@ class DeploymentStore:
         self._history = event_history
 
     # --- state ---------------------------------------------------------------------------------
-    def create(self, deployment_id: str, state: Mapping[str, Any]) -> bool:
-        """Record a new deployment; False when the id was seen before (idempotency)."""
-        created = self._r.set(
-            self._key("deployment", deployment_id), json.dumps(scrub_state(state)), nx=True, ex=self._ttl
-        )
-        if created:
-            self._r.zadd(PREFIX + "recent", {deployment_id: time.time()})
-        return bool(created)
+    def create(self, deployment_id: str, state: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Record a new deployment and return it as stored; None when the id was seen before."""
+        stored = scrub_state(state)
+        keys = [self._key("deployment", deployment_id), PREFIX + "recent"]
+        args = [json.dumps(stored), str(self._ttl), repr(time.time()), deployment_id]
+        return stored if self._r.eval(_CREATE, 2, *keys, *args) else None
 
     def load(self, deployment_id: str) -> dict[str, Any] | None:
         """Return the stored state, or None when unknown."""
@@ -118,9 +130,10 @@ class WaitingLine:
         self._r = client
         self.key = f"{PREFIX}waiting:{region}:{cluster}/{service}"
 
-    def join(self, deployment_id: str, accepted_at: float) -> None:
-        self._r.zadd(self.key, {deployment_id: accepted_at}, nx=True)
-        self._r.expire(self.key, 7 * 24 * 3600)
+    def join(self, deployment_id: str, accepted_at: float) -> str:
+        """Join the line (once: a second join keeps the first time); return the newest waiter."""
+        newest = self._r.eval(_JOIN, 1, self.key, deployment_id, repr(accepted_at), str(7 * 24 * 3600))
+        return cast(bytes, newest).decode()
 
     def leave(self, deployment_id: str) -> None:
         self._r.zrem(self.key, deployment_id)

@@ -220,10 +220,12 @@ def _accept_and_run(
     existing = store.load(deployment_id)
     if existing is None:
         state.entry_task_id = self.request.id
-        if store.create(deployment_id, state.model_dump(mode="json")):
+        existing = store.create(deployment_id, state.model_dump(mode="json"))
+        if existing is not None:
             record_event(rt, state, "accepted", strategy=state.strategy)
             metrics.IN_PROGRESS.inc()
-        existing = store.load(deployment_id)
+        else:  # another copy recorded it first
+            existing = store.load(deployment_id)
     assert existing is not None
     recorded = PipelineState.model_validate(existing)
     if recorded.entry_task_id != self.request.id:
@@ -239,9 +241,8 @@ def _accept_and_run(
         # else's since: nothing of ours ran, and the service may be on a newer release now.
         return _supersede(rt, recorded, lock.holder() or "another deployment")
     line = WaitingLine(rt.redis, recorded.cluster, recorded.service, recorded.region)
-    line.join(deployment_id, recorded.started_at.timestamp())
-    newest = line.newest()
-    if newest is not None and newest != deployment_id:
+    newest = line.join(deployment_id, recorded.started_at.timestamp())
+    if newest != deployment_id:
         return _supersede(rt, recorded, newest)
     if not lock.acquire(deployment_id):
         metrics.LOCK_WAITS.inc()

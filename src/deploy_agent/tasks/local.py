@@ -38,7 +38,7 @@ def run_locally(
         return DeploymentResult.rejected(request, exc, rt.now()).model_dump(mode="json")
     store = rt.store
     deployment_id = state.deployment_id
-    if not store.create(deployment_id, state.model_dump(mode="json")):
+    if store.create(deployment_id, state.model_dump(mode="json")) is None:
         known = PipelineState.model_validate(store.load(deployment_id) or {})
         if known.phase is Phase.DONE:
             return store.result(deployment_id) or {}
