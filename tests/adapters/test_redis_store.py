@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 import redis
 
-from deploy_agent.adapters.redis_store import DeploymentStore
+from deploy_agent.adapters.redis_store import DeploymentStore, events_with_next_save
 from sandbox_harness.redis_server import LocalRedis
 
 pytestmark = pytest.mark.integration
@@ -68,3 +68,48 @@ class TestEventHistory:
         for i in range(20):
             store.append_event("dep-1", {"event": "step", "n": i})
         assert commands(client) == 20
+
+
+def calls(client: redis.Redis) -> dict[str, int]:
+    """Return the calls of each command since the statistics were reset (script-inner ones too)."""
+    stats = cast(dict[str, dict[str, Any]], client.info("commandstats"))
+    return {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
+
+
+class TestEventsWithTheNextSave:
+    def test_events_go_with_the_save_that_follows_in_one_round_trip(self, client: redis.Redis) -> None:
+        """A stage's end: its event and the state it leaves are written by one script, in order."""
+        store = DeploymentStore(client, ttl_seconds=60, event_history=100)
+        store.append_event("dep-1", {"event": "stage_started"})
+        client.config_resetstat()
+        with events_with_next_save():
+            store.append_event("dep-1", {"event": "stage_finished", "n": 1})
+            store.append_event("dep-1", {"event": "note", "n": 2})
+            assert [e["event"] for e in store.events("dep-1")] == ["stage_started"]  # held
+            DeploymentStore(client, ttl_seconds=60).save("dep-1", {"phase": "running"})
+        ran = calls(client)
+        assert ran["eval"] == 1
+        assert (ran["set"], ran["rpush"]) == (1, 1)
+        assert "expire" not in ran  # the history had its expiry from its first event
+        assert [e["event"] for e in store.events("dep-1")] == ["stage_started", "stage_finished", "note"]
+        assert store.load("dep-1") == {"phase": "running"}
+
+    def test_events_no_save_took_are_appended_when_the_block_ends(self, client: redis.Redis) -> None:
+        store = DeploymentStore(client, ttl_seconds=60, event_history=3)
+        with events_with_next_save():
+            for i in range(5):
+                store.append_event("dep-1", {"event": "step", "n": i})
+            assert store.events("dep-1") == []
+        assert [e["n"] for e in store.events("dep-1")] == [2, 3, 4]
+        assert 0 < ttl(client, KEY) <= 60
+
+    def test_a_first_save_with_events_sets_the_history_expiry_and_trims_it(self, client: redis.Redis) -> None:
+        store = DeploymentStore(client, ttl_seconds=60, event_history=2)
+        with events_with_next_save():
+            for i in range(3):
+                store.append_event("dep-1", {"event": "step", "n": i})
+            store.save("dep-1", {"phase": "running"})
+        assert [e["n"] for e in store.events("dep-1")] == [1, 2]
+        assert 0 < ttl(client, KEY) <= 60
+        store.append_event("dep-2", {"event": "elsewhere"})  # outside the block: at once
+        assert len(store.events("dep-2")) == 1

@@ -15,8 +15,10 @@ Keys (all under ``deploy-agent:``; the locks are in ``adapters.redis_locks``)::
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, cast
 
 import redis
@@ -31,6 +33,41 @@ if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 en
 redis.call('zadd', KEYS[2], ARGV[3], ARGV[4])
 return 1
 """
+
+#: KEYS: the state, the events; ARGV: state JSON, TTL (s), events kept, then the events to append
+_SAVE_WITH_EVENTS = """
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local length = redis.call('rpush', KEYS[2], unpack(ARGV, 4))
+if length == #ARGV - 3 then redis.call('expire', KEYS[2], ARGV[2]) end
+if length > tonumber(ARGV[3]) then redis.call('ltrim', KEYS[2], -tonumber(ARGV[3]), -1) end
+return length
+"""
+
+#: this thread's events held for the next state save, by deployment (``events_with_next_save``)
+_HELD = threading.local()
+
+
+@contextmanager
+def events_with_next_save() -> Iterator[None]:
+    """Hold the progress events this thread appends until the next state save, which writes them
+    with the state in one step; what no save took is appended when the block ends.
+
+    For an event and the save that follows it at once (a stage's end): one round trip, not two,
+    and nothing between them that a kill could fall into.
+    """
+    if getattr(_HELD, "events", None) is not None:
+        yield
+        return
+    _HELD.events = {}
+    try:
+        yield
+    finally:
+        held: dict[str, tuple[DeploymentStore, list[str]]] = _HELD.events
+        _HELD.events = None
+        for deployment_id, (store, events) in held.items():
+            if events:
+                store._push(deployment_id, events)
+
 
 #: KEYS: a waiting line; ARGV: deployment id, accepted at, TTL (s). Returns the newest waiter.
 _JOIN = """
@@ -66,7 +103,14 @@ class DeploymentStore:
 
         Environment and build-arg values are dropped once no stage needs them (``core.scrub``).
         """
-        self._r.set(self._key("deployment", deployment_id), json.dumps(scrub_state(state)), ex=self._ttl)
+        state_json = json.dumps(scrub_state(state))
+        held = getattr(_HELD, "events", None)
+        events = held.pop(deployment_id, (self, []))[1] if held is not None else []
+        if not events:
+            self._r.set(self._key("deployment", deployment_id), state_json, ex=self._ttl)
+            return
+        keys = [self._key("deployment", deployment_id), self._key("events", deployment_id)]
+        self._r.eval(_SAVE_WITH_EVENTS, 2, *keys, state_json, str(self._ttl), str(self._history), *events)
 
     # --- events --------------------------------------------------------------------------------
     def append_event(self, deployment_id: str, event: Mapping[str, Any]) -> None:
@@ -76,11 +120,18 @@ class DeploymentStore:
         sets the history's expiry and ``save_result`` renews it, instead of an EXPIRE and an LTRIM
         in a MULTI with every event (five commands each, a sixth of a deployment's Redis traffic).
         """
+        held = getattr(_HELD, "events", None)
+        if held is not None:
+            held.setdefault(deployment_id, (self, []))[1].append(json.dumps(event))
+            return
+        self._push(deployment_id, [json.dumps(event)])
+
+    def _push(self, deployment_id: str, events: list[str]) -> None:
         key = self._key("events", deployment_id)
-        length = int(cast(int, self._r.rpush(key, json.dumps(event))))
-        if length == 1:
+        length = int(cast(int, self._r.rpush(key, *events)))
+        if length == len(events):
             self._r.expire(key, self._ttl)
-        elif length > self._history:
+        if length > self._history:
             self._r.ltrim(key, -self._history, -1)
 
     def events(self, deployment_id: str, start: int = 0) -> list[dict[str, Any]]:

@@ -23,6 +23,7 @@ from kombu.utils import json as kombu_json
 
 from deploy_agent.adapters.agenda import Begun, Mutex
 from deploy_agent.adapters.redis_locks import StepMutex
+from deploy_agent.adapters.redis_store import events_with_next_save
 from deploy_agent.core.errors import DeployError, is_transient
 from deploy_agent.core.orchestration import (
     Entry,
@@ -241,8 +242,9 @@ def _step(
         return Progress.finished()
     if entry is Entry.SKIP:
         record.outcome, record.finished_at = "skipped", rt.now()
-        run.emit("stage_finished", outcome="skipped")
-        run.save()
+        with events_with_next_save():
+            run.emit("stage_finished", outcome="skipped")
+            run.save()
         return Progress.finished()
     try:
         if fence_first:  # a stage run inline follows within moments; each mutating call is fenced
@@ -309,8 +311,9 @@ def _finish_record(rt: Runtime, run: Run[Any], record: StageState, progress: Pro
     metrics.STAGE_SECONDS.labels(record.name, state.strategy).observe(
         (record.finished_at - record.started_at).total_seconds()
     )
-    run.emit("stage_finished", outcome=record.outcome)
-    run.save()
+    with events_with_next_save():
+        run.emit("stage_finished", outcome=record.outcome)
+        run.save()
 
 
 def _lock_lost(run: Run[Any], record: StageState, lost: LockLost) -> Progress:
