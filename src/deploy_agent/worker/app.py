@@ -61,7 +61,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         - min(60.0, settings.task_time_limit_seconds * 0.1),
         "task_default_queue": settings.queue,
         "task_routes": {"deploy_agent.*": {"queue": settings.queue}},
-        "task_track_started": True,
+        # No STARTED result while a deployment runs (a GET and a MULTI of SETEX and PUBLISH, five
+        # commands per deployment): its progress is in its events (``deploy-agent status``).
+        "task_track_started": False,
         "result_expires": settings.result_ttl_seconds,
         # Nothing of the message is kept in Redis by Celery: results hold no task arguments, and no
         # task events are sent (their ``kwargsrepr`` is the message, set by the publisher, and goes to
