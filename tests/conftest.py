@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from ecs_sandbox import Sandbox
 
-pytest_plugins = ("tests.real_parts", "tests.thread_safe_ast", "pytester")
+pytest_plugins = ("tests.real_parts", "tests.thread_safe_ast", "tests.quiet_result_gc", "pytester")
 
 #: sandbox seconds per AWS second in tests: a 5-minute ECS deployment runs in 3 s
 TEST_TIME_SCALE = 0.01

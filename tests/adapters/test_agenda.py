@@ -193,3 +193,47 @@ class TestStepMutex:
         agenda.claim_due()  # re-published: the running copy's token is stale now
         assert not agenda.wait("t1", "d1", "", 1, SIG, mutex)
         assert conn.get("stepping:d1") is None
+
+
+WEEK = 7 * 24 * 3600
+
+
+def ttl(conn: redis.Redis, key: str) -> int:
+    return int(conn.ttl(key))  # type: ignore[arg-type]
+
+
+class TestRecordExpiry:
+    """Records expire a week after they are made; later writes do not spend a command renewing it."""
+
+    def test_begin_makes_both_records_with_a_week_to_live(self, agenda: Agenda, conn: redis.Redis) -> None:
+        agenda.begin("t1", "d1", 4, "", SIG)
+        assert WEEK - 5 < ttl(conn, f"{AGENDA}:task:t1") <= WEEK
+        assert WEEK - 5 < ttl(conn, f"{AGENDA}:dep:d1") <= WEEK
+
+    def test_later_writes_keep_the_expiry_set_when_the_record_was_made(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        agenda.begin("t1", "d1", 4, "", SIG)
+        conn.expire(f"{AGENDA}:task:t1", 100)
+        conn.expire(f"{AGENDA}:dep:d1", 100)
+        assert agenda.wait("t1", "d1", "", 0, SIG)
+        assert agenda.begin("t1", "d1", 4, "", SIG) is Begun.RUN  # the same stage again
+        assert agenda.begin("t2", "d1", 5, "", SIG) is Begun.RUN  # the next stage
+        assert ttl(conn, f"{AGENDA}:task:t1") == -2  # replaced by t2's record
+        assert 0 < ttl(conn, f"{AGENDA}:dep:d1") <= 100
+        assert WEEK - 5 < ttl(conn, f"{AGENDA}:task:t2") <= WEEK
+        # the deployment record still names the stage that runs now
+        assert conn.hmget(f"{AGENDA}:dep:d1", "task", "index") == [b"t2", b"5"]
+
+    def test_a_wait_that_makes_the_record_gives_it_a_week(self, agenda: Agenda, conn: redis.Redis) -> None:
+        """A copy that found the deployment busy puts itself on the agenda without having begun."""
+        assert agenda.wait("t9", "d9", "", 5, SIG)
+        assert WEEK - 5 < ttl(conn, f"{AGENDA}:task:t9") <= WEEK
+
+    def test_a_finished_deployment_is_remembered_a_week_from_its_end(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        agenda.begin("t1", "d1", 7, "", SIG)
+        conn.expire(f"{AGENDA}:dep:d1", 100)
+        assert agenda.finish("t1", "d1", "")
+        assert WEEK - 5 < ttl(conn, f"{AGENDA}:dep:d1") <= WEEK

@@ -29,7 +29,8 @@ Modes: ``running`` (leased), ``waiting`` (due at its time), ``dispatched`` (publ
 yet: leased too, so a dispatcher that dies before publishing loses nothing), ``handover`` (done, the
 chain publishes the next stage; leased until Celery has sent that stage's message, then dropped:
 ``handed_over``, so a kill in between loses nothing and a long queue does not make it run twice).
-Every script reads the time from Redis (``TIME``): hosts' clocks never meet.
+Every script reads the time from Redis (``TIME``): hosts' clocks never meet. A record's week of
+expiry is set when it is made (every script that makes one sets it), not at each later write.
 """
 
 from __future__ import annotations
@@ -66,20 +67,22 @@ _BEGIN = (
     _NOW
     + """
 local index = tonumber(ARGV[3])
-local current = redis.call('hget', KEYS[3], 'index')
+local dep = redis.call('hmget', KEYS[3], 'index', 'task')
+local current, previous = dep[1], dep[2]
 if current and tonumber(current) > index then return 0 end
-local token = redis.call('hget', KEYS[2], 'token') or ''
-if token ~= ARGV[4] then return 0 end
+local token = redis.call('hget', KEYS[2], 'token')
+if (token or '') ~= ARGV[4] then return 0 end
 if ARGV[9] ~= '' and not redis.call('set', KEYS[4], ARGV[9], 'NX', 'PX', ARGV[6]) then return 2 end
-local previous = redis.call('hget', KEYS[3], 'task')
-if previous and previous ~= ARGV[1] then
-  redis.call('zrem', KEYS[1], previous)
-  redis.call('del', ARGV[8] .. previous)
+if previous ~= ARGV[1] then
+  if previous then
+    redis.call('zrem', KEYS[1], previous)
+    redis.call('del', ARGV[8] .. previous)
+  end
+  redis.call('hset', KEYS[3], 'task', ARGV[1], 'index', index)
+  if not current then redis.call('expire', KEYS[3], ARGV[7]) end
 end
-redis.call('hset', KEYS[3], 'task', ARGV[1], 'index', index)
-redis.call('expire', KEYS[3], ARGV[7])
 redis.call('hset', KEYS[2], 'sig', ARGV[5], 'token', ARGV[4], 'mode', 'running', 'dep', ARGV[2])
-redis.call('expire', KEYS[2], ARGV[7])
+if not token then redis.call('expire', KEYS[2], ARGV[7]) end
 redis.call('zadd', KEYS[1], now + tonumber(ARGV[6]), ARGV[1])
 return 1
 """
@@ -91,12 +94,13 @@ _SCHEDULE = (
     _NOW
     + """
 if KEYS[3] and redis.call('get', KEYS[3]) == ARGV[8] then redis.call('del', KEYS[3]) end
-local token = redis.call('hget', KEYS[2], 'token')
+local record = redis.call('hmget', KEYS[2], 'token', 'woken')
+local token = record[1]
 if token and token ~= ARGV[2] then return 0 end
 local delay = tonumber(ARGV[3])
-if redis.call('hget', KEYS[2], 'woken') == '1' and ARGV[7] == 'waiting' then delay = 0 end
+if record[2] == '1' and ARGV[7] == 'waiting' then delay = 0 end
 redis.call('hset', KEYS[2], 'sig', ARGV[4], 'token', ARGV[2], 'mode', ARGV[7], 'dep', ARGV[5], 'woken', '0')
-redis.call('expire', KEYS[2], ARGV[6])
+if not token then redis.call('expire', KEYS[2], ARGV[6]) end
 redis.call('zadd', KEYS[1], now + delay, ARGV[1])
 return 1
 """
@@ -109,7 +113,8 @@ _RENEW = (
 local renewed = 0
 for i = 2, #ARGV - 1, 2 do
   local key = ARGV[#ARGV] .. ARGV[i]
-  if redis.call('hget', key, 'token') == ARGV[i + 1] and redis.call('hget', key, 'mode') == 'running' then
+  local record = redis.call('hmget', key, 'token', 'mode')
+  if record[1] == ARGV[i + 1] and record[2] == 'running' then
     redis.call('zadd', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[i])
     renewed = renewed + 1
   end

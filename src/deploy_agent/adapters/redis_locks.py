@@ -34,8 +34,7 @@ return 0
 #: the fence: 1 held (and extended), 2 lapsed and taken back (nobody held it since), 0 lost
 _FENCE = """
 local holder = redis.call('get', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('pexpire', KEYS[1], ARGV[2]) redis.call('expire', KEYS[2], ARGV[3]) return 1 end
+if holder == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end
 if not holder and redis.call('get', KEYS[2]) == ARGV[1] then
   redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) redis.call('expire', KEYS[2], ARGV[3]) return 2 end
 return 0
@@ -45,7 +44,8 @@ if redis.call('get', KEYS[2]) == ARGV[1] then redis.call('del', KEYS[2]) end
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
-#: how long the last holder is remembered: far beyond any lock TTL (a lapse longer is "lost")
+#: how long the last holder is remembered from when it took the lock: far beyond any lock TTL and
+#: any deployment's deadline (a lapse longer is "lost"), so holding it needs no renewal
 LAST_HOLDER_TTL_SECONDS = 7 * 24 * 3600
 
 
