@@ -149,7 +149,7 @@ class TestVirtualTasks:
         health = sandbox.client("elbv2").describe_target_health(TargetGroupArn=provisioned.target_group_arn)
         assert [t["TargetHealth"]["State"] for t in health["TargetHealthDescriptions"]] == ["healthy"] * 3
         mine = {"label": [f"{LABEL}={sandbox.scheduler.containers.instance}"]}
-        assert docker_client.containers.list(all=True, filters=mine) == []
+        assert docker_client.containers.list(all=True, filters=mine, ignore_removed=True) == []
         # Nothing listens for a virtual task: the load balancer has no target to send to.
         assert requests.get(f"{provisioned.url}/health", timeout=5).status_code == 503
 

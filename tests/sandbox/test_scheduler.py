@@ -69,7 +69,7 @@ def _deploy(sandbox: Sandbox, image: str, breaker: dict[str, bool] | None = None
 def _running_containers(client: docker.DockerClient, sandbox: Sandbox) -> list[Any]:
     """Return this sandbox's running containers of the service (other sandboxes share the engine)."""
     labels = [f"deploy-agent.service={SERVICE}", f"{LABEL}={sandbox.scheduler.containers.instance}"]
-    return client.containers.list(filters={"label": labels, "status": "running"})
+    return client.containers.list(filters={"label": labels, "status": "running"}, ignore_removed=True)
 
 
 class TestFirstDeployment:

@@ -38,7 +38,10 @@ def _states(sandbox: Sandbox, target_group_arn: str) -> list[str]:
 def _containers(client: docker.DockerClient, service: str, sandbox: Sandbox) -> int:
     """Return how many of this sandbox's containers of the service run (other sandboxes share the engine)."""
     labels = [f"deploy-agent.service={service}", f"{LABEL}={sandbox.scheduler.containers.instance}"]
-    return len(client.containers.list(filters={"label": labels, "status": "running"}))
+    # A container the scheduler removes between docker-py's list and its inspect of each is gone:
+    # not counted (without ignore_removed the inspect raised NotFound in a fresh-clone CI run).
+    running = client.containers.list(filters={"label": labels, "status": "running"}, ignore_removed=True)
+    return len(running)
 
 
 def _forward(sandbox: Sandbox, listener_arn: str, target_group_arn: str) -> None:
