@@ -29,7 +29,10 @@ no push; no health-check URL) and every result is awaited. Printed per N:
   says whether the machine, the worker or the sandbox limits throughput; a verdict line says which;
 - Celery task runs (entry, stages, each retry of a waiting stage: "received" lines in the worker's
   log) and Redis commands (broker + results + state, from the private Redis's commandstats; this
-  script's own result polling, 10 MGET/s, is among them).
+  script's own result polling, 10 MGET/s, is among them);
+- where those Redis commands go (``redis_trace``, a ``redis-cli monitor`` in its own process): the
+  commands clients sent (round trips) by purpose and by command, apart from those Lua scripts ran,
+  by script; the result polling is left out there.
 
 Every deployment must end ``succeeded``; failures are listed and make the exit code 1.
 Run from the repository root: ``source .sandbox/env && python bench/concurrency.py --counts 10,50,200``.
