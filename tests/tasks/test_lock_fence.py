@@ -336,6 +336,24 @@ class FakeEntryTask:
         raise AssertionError(f"unexpected retry ({countdown})")
 
 
+class BrokenPublishTask(FakeEntryTask):
+    """Its first publish fails the way kombu's did in a Sentinel failover; the next goes through."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id)
+        self.request.ignore_result = False  # type: ignore[attr-defined]
+        self.broken = True
+
+    def replace(self, sig: Any) -> None:
+        if self.broken:
+            self.broken = False
+            raise AttributeError("'NoneType' object has no attribute 'client'")
+        super().replace(sig)
+
+    def signature_from_request(self) -> dict[str, Any]:
+        return {"task": "deploy_agent.deploy", "args": [], "kwargs": {}, "options": {"task_id": "t1"}}
+
+
 class TestEntryRedelivered:
     STAGES = ["preflight", "register", "deploy", "finalize"]
 
@@ -361,6 +379,22 @@ class TestEntryRedelivered:
         with pytest.raises(Ignore):
             entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
         assert len(task.published) == 1
+
+    def test_a_publish_the_broker_broke_off_is_tried_again_from_the_agenda(self, rt: Runtime) -> None:
+        """A Sentinel failover mid-publish (kombu's channel without its connection) is no failure."""
+        saved(rt, state_for("A", entry_task_id="t1"))
+        task = BrokenPublishTask("t1")
+
+        with pytest.raises(entry._Waiting):
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
+
+        assert not entry._chain_published(rt, "A")
+        assert rt.agenda.pending() == 1  # on the agenda, due again shortly
+        assert rt.lock("c1", "web", "us-east-1").holder() == "A"
+        with pytest.raises(Ignore):  # the agenda's copy: the broker is back
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
+        assert len(task.published) == 1
+        assert entry._chain_published(rt, "A")
 
     def test_an_unpublished_chain_whose_lock_went_to_another_is_superseded(self, rt: Runtime) -> None:
         saved(rt, state_for("A", entry_task_id="t1", chain_started=True))

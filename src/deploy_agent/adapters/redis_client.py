@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import redis
+from kombu.exceptions import OperationalError
 from redis import Redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -30,6 +31,16 @@ SENTINEL_DEFAULT_PORT = 26379
 #: pool turns that into a ConnectionError, and behind a name that follows the primary (a managed
 #: service's primary endpoint) a new connection reaches the new primary.
 _RETRIED = (redis.ConnectionError, redis.TimeoutError, redis.exceptions.ReadOnlyError)
+
+#: what publishing to the broker raises when Redis goes away mid-publish: kombu's and redis-py's
+#: errors, the socket's, and, in a Sentinel failover, an AttributeError from a kombu producer
+#: channel whose connection was closed under it (``'NoneType' object has no attribute 'client'``)
+BROKER_PUBLISH_ERRORS: tuple[type[Exception], ...] = (
+    OperationalError,
+    redis.RedisError,
+    OSError,
+    AttributeError,
+)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from celery import Task, chain, current_app, shared_task
 from celery.exceptions import Ignore
 
 from deploy_agent.adapters.build_context import resolve_build_context
+from deploy_agent.adapters.redis_client import BROKER_PUBLISH_ERRORS
 from deploy_agent.adapters.redis_locks import ClusterSlots
 from deploy_agent.adapters.redis_store import ReleaseLedger, WaitingLine
 from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected, is_transient
@@ -278,6 +279,17 @@ def _accept_and_run(
     except Ignore:  # raised by Task.on_replace once the chain is on the broker
         _mark_chain_published(rt, deployment_id)
         raise
+    except BROKER_PUBLISH_ERRORS as exc:
+        # The broker went away mid-publish (a Sentinel failover). Unmarked, the chain is published
+        # again from the agenda shortly; a copy that did reach the broker only repeats looks (see
+        # ``_chain_published``).
+        log.warning(
+            "could not publish the stages (%s: %s); trying again",
+            type(exc).__name__,
+            exc,
+            extra={"deployment_id": deployment_id},
+        )
+        raise _wait(self, rt, deployment_id, token) from exc
 
 
 def _take_cluster_slot(rt: Runtime, state: PipelineState, lock_key: str) -> bool:
