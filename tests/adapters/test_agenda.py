@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from deploy_agent.adapters.agenda import AGENDA, Agenda, Begun, Due, LeaseKeeper, Mutex
+from deploy_agent.adapters.agenda import AGENDA, DEP, TASK, Agenda, Begun, Due, LeaseKeeper, Mutex
 from deploy_agent.worker.dispatcher import Dispatcher
 from sandbox_harness.redis_server import LocalRedis
 
@@ -202,38 +202,43 @@ def ttl(conn: redis.Redis, key: str) -> int:
     return int(conn.ttl(key))  # type: ignore[arg-type]
 
 
+def lives_a_week(conn: redis.Redis, key: str) -> bool:
+    """Whether ``key`` was just given its week of expiry."""
+    return WEEK - 5 < ttl(conn, key) <= WEEK
+
+
 class TestRecordExpiry:
     """Records expire a week after they are made; later writes do not spend a command renewing it."""
 
     def test_begin_makes_both_records_with_a_week_to_live(self, agenda: Agenda, conn: redis.Redis) -> None:
         agenda.begin("t1", "d1", 4, "", SIG)
-        assert WEEK - 5 < ttl(conn, f"{AGENDA}:task:t1") <= WEEK
-        assert WEEK - 5 < ttl(conn, f"{AGENDA}:dep:d1") <= WEEK
+        assert lives_a_week(conn, f"{TASK}t1")
+        assert lives_a_week(conn, f"{DEP}d1")
 
     def test_later_writes_keep_the_expiry_set_when_the_record_was_made(
         self, agenda: Agenda, conn: redis.Redis
     ) -> None:
         agenda.begin("t1", "d1", 4, "", SIG)
-        conn.expire(f"{AGENDA}:task:t1", 100)
-        conn.expire(f"{AGENDA}:dep:d1", 100)
+        conn.expire(f"{TASK}t1", 100)
+        conn.expire(f"{DEP}d1", 100)
         assert agenda.wait("t1", "d1", "", 0, SIG)
         assert agenda.begin("t1", "d1", 4, "", SIG) is Begun.RUN  # the same stage again
         assert agenda.begin("t2", "d1", 5, "", SIG) is Begun.RUN  # the next stage
-        assert ttl(conn, f"{AGENDA}:task:t1") == -2  # replaced by t2's record
-        assert 0 < ttl(conn, f"{AGENDA}:dep:d1") <= 100
-        assert WEEK - 5 < ttl(conn, f"{AGENDA}:task:t2") <= WEEK
+        assert ttl(conn, f"{TASK}t1") == -2  # replaced by t2's record
+        assert 0 < ttl(conn, f"{DEP}d1") <= 100
+        assert lives_a_week(conn, f"{TASK}t2")
         # the deployment record still names the stage that runs now
-        assert conn.hmget(f"{AGENDA}:dep:d1", "task", "index") == [b"t2", b"5"]
+        assert conn.hmget(f"{DEP}d1", "task", "index") == [b"t2", b"5"]
 
     def test_a_wait_that_makes_the_record_gives_it_a_week(self, agenda: Agenda, conn: redis.Redis) -> None:
         """A copy that found the deployment busy puts itself on the agenda without having begun."""
         assert agenda.wait("t9", "d9", "", 5, SIG)
-        assert WEEK - 5 < ttl(conn, f"{AGENDA}:task:t9") <= WEEK
+        assert lives_a_week(conn, f"{TASK}t9")
 
     def test_a_finished_deployment_is_remembered_a_week_from_its_end(
         self, agenda: Agenda, conn: redis.Redis
     ) -> None:
         agenda.begin("t1", "d1", 7, "", SIG)
-        conn.expire(f"{AGENDA}:dep:d1", 100)
+        conn.expire(f"{DEP}d1", 100)
         assert agenda.finish("t1", "d1", "")
-        assert WEEK - 5 < ttl(conn, f"{AGENDA}:dep:d1") <= WEEK
+        assert lives_a_week(conn, f"{DEP}d1")

@@ -47,6 +47,11 @@ return length
 _HELD = threading.local()
 
 
+def _held_events() -> dict[str, tuple[DeploymentStore, list[str]]] | None:
+    """This thread's held events, or None outside ``events_with_next_save``."""
+    return cast("dict[str, tuple[DeploymentStore, list[str]]] | None", getattr(_HELD, "events", None))
+
+
 @contextmanager
 def events_with_next_save() -> Iterator[None]:
     """Hold the progress events this thread appends until the next state save, which writes them
@@ -55,14 +60,14 @@ def events_with_next_save() -> Iterator[None]:
     For an event and the save that follows it at once (a stage's end): one round trip, not two,
     and nothing between them that a kill could fall into.
     """
-    if getattr(_HELD, "events", None) is not None:
+    if _held_events() is not None:
         yield
         return
     _HELD.events = {}
     try:
         yield
     finally:
-        held: dict[str, tuple[DeploymentStore, list[str]]] = _HELD.events
+        held = _held_events() or {}
         _HELD.events = None
         for deployment_id, (store, events) in held.items():
             if events:
@@ -104,7 +109,7 @@ class DeploymentStore:
         Environment and build-arg values are dropped once no stage needs them (``core.scrub``).
         """
         state_json = json.dumps(scrub_state(state))
-        held = getattr(_HELD, "events", None)
+        held = _held_events()
         events = held.pop(deployment_id, (self, []))[1] if held is not None else []
         if not events:
             self._r.set(self._key("deployment", deployment_id), state_json, ex=self._ttl)
@@ -120,7 +125,7 @@ class DeploymentStore:
         sets the history's expiry and ``save_result`` renews it, instead of an EXPIRE and an LTRIM
         in a MULTI with every event (five commands each, a sixth of a deployment's Redis traffic).
         """
-        held = getattr(_HELD, "events", None)
+        held = _held_events()
         if held is not None:
             held.setdefault(deployment_id, (self, []))[1].append(json.dumps(event))
             return

@@ -198,19 +198,14 @@ def advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) -> 
     with StepMutex(rt.redis, deployment_id, rt.settings.task_time_limit_seconds).held() as mine:
         if not mine:
             return Progress.wait(rt.settings.poll_fast_seconds)
-        return _advance_stage(rt, deployment_id, stage, step)
-
-
-def _advance_stage(rt: Runtime, deployment_id: str, stage: str, step: StepFn) -> Progress:
-    """Load the state, advance ``stage`` one step and save it; return whether the stage is done."""
-    return _advance(rt, deployment_id, stage, step)[0]
+        return _advance(rt, deployment_id, stage, step)[0]
 
 
 def _advance(
     rt: Runtime, deployment_id: str, stage: str, step: StepFn, known: PipelineState | None = None
 ) -> tuple[Progress, PipelineState]:
-    """``_advance_stage`` from ``known`` (the state as this process last saved it) when given;
-    return the progress and the state as it was left."""
+    """Load the state (or take ``known``, the state as this process last saved it), advance
+    ``stage`` one step and save it; return the progress and the state as it was left."""
     if known is None:
         state = _load(rt, deployment_id)
         return _step(rt, deployment_id, state, stage, step), state
@@ -242,9 +237,7 @@ def _step(
         return Progress.finished()
     if entry is Entry.SKIP:
         record.outcome, record.finished_at = "skipped", rt.now()
-        with events_with_next_save():
-            run.emit("stage_finished", outcome="skipped")
-            run.save()
+        _end_stage(run, "skipped")
         return Progress.finished()
     try:
         if fence_first:  # a stage run inline follows within moments; each mutating call is fenced
@@ -311,8 +304,13 @@ def _finish_record(rt: Runtime, run: Run[Any], record: StageState, progress: Pro
     metrics.STAGE_SECONDS.labels(record.name, state.strategy).observe(
         (record.finished_at - record.started_at).total_seconds()
     )
+    _end_stage(run, record.outcome)
+
+
+def _end_stage(run: Run[Any], outcome: str) -> None:
+    """Note the stage's end and save the state it leaves, in one Redis round trip."""
     with events_with_next_save():
-        run.emit("stage_finished", outcome=record.outcome)
+        run.emit("stage_finished", outcome=outcome)
         run.save()
 
 
