@@ -18,8 +18,9 @@ API (kept small on purpose; ``bench/concurrency.py`` shows it in use)::
   publisher Celery app (``Stack.publisher``; ``Stack.publish`` + ``Stack.await_results`` send and
   collect results); ``Stack.restart_worker`` gives a fresh worker (and a fresh RSS peak) between runs.
 - ``provision_many``: N COMPLETED services in one cluster, on one VPC/ALB per cluster.
-- ``median`` / ``percentile``; ``tree_rss_mb`` (VmRSS of a process and all its descendants, from
-  /proc), ``RssSampler`` (its peak, sampled in a thread), ``tree_cpu_seconds``; ``calls_since``
+- ``median`` / ``percentile``; ``tree_rss_mb`` / ``tree_pss_mb`` (VmRSS / PSS of a process and all
+  its descendants, from /proc), ``RssSampler`` (their peaks, sampled in a thread),
+  ``tree_cpu_seconds``; ``calls_since``
   (AWS calls answered by the sandbox's moto server since a snapshot, from any process).
 
 Run scripts from the repository root with the sandbox environment (``source .sandbox/env``).
@@ -91,10 +92,30 @@ def _rss_kb(pid: int) -> int:
     return 0  # gone, or a zombie
 
 
+def _pss_kb(pid: int) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
 def tree_rss_mb(pid: int) -> float:
     """Return the resident memory (VmRSS, MB) of ``pid`` plus every descendant (shared pages counted
     once per process, as ``ps`` does)."""
     return sum(_rss_kb(current) for current in _tree(pid)) / 1024
+
+
+def tree_pss_mb(pid: int) -> float:
+    """Return the proportional set size (MB) of ``pid`` plus every descendant: each page shared by n
+    of them counts 1/n in each, so the sum is what the tree takes from the machine (a prefork child
+    shares its parent's pages until it writes them; summed VmRSS counts those pages once per process)."""
+    return sum(tree_pss_by_process_mb(pid))
+
+
+def tree_pss_by_process_mb(pid: int) -> list[float]:
+    """Return the PSS (MB) of ``pid`` and of each of its descendants, ``pid``'s first."""
+    return [_pss_kb(current) / 1024 for current in _tree(pid)]
 
 
 def _tree(pid: int) -> list[int]:
@@ -119,12 +140,16 @@ def tree_cpu_seconds(pid: int) -> float:
 
 
 class RssSampler:
-    """Samples ``tree_rss_mb(pid)`` every ``interval_seconds`` in a daemon thread; keeps the peak."""
+    """Samples ``tree_rss_mb(pid)`` and ``tree_pss_mb(pid)`` every ``interval_seconds`` in a daemon
+    thread; keeps the peak of each."""
 
     def __init__(self, pid: int, interval_seconds: float = 0.2) -> None:
         self.pid = pid
         self.interval_seconds = interval_seconds
         self._peak = 0.0
+        self._peak_pss = 0.0
+        #: the PSS of each process (main first) when the tree's PSS peaked
+        self.at_peak_pss: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self._thread.start()
@@ -132,12 +157,19 @@ class RssSampler:
     def _run(self) -> None:
         while True:
             self._peak = max(self._peak, tree_rss_mb(self.pid))
+            by_process = tree_pss_by_process_mb(self.pid)
+            if sum(by_process) > self._peak_pss:
+                self._peak_pss, self.at_peak_pss = sum(by_process), by_process
             if self._stop.wait(self.interval_seconds):
                 return
 
     def peak_mb(self) -> float:
         """Return the highest process-tree RSS seen so far (MB)."""
         return max(self._peak, tree_rss_mb(self.pid))
+
+    def peak_pss_mb(self) -> float:
+        """Return the highest process-tree PSS seen so far (MB)."""
+        return max(self._peak_pss, tree_pss_mb(self.pid))
 
     def stop(self) -> None:
         """Stop sampling."""

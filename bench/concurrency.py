@@ -19,8 +19,10 @@ no push; no health-check URL) and every result is awaited. Printed per N:
   by ``--poll-interval`` when nothing is saturated);
 - AWS calls answered by the sandbox (every call the worker made) per second of wall and per
   deployment, and the most frequent ones;
-- peak RSS of the worker's process tree (main process + prefork children, VmRSS from /proc, sampled
-  every 0.2 s) and its RSS when idle before the run;
+- peak memory of the worker's process tree (main process + prefork children, sampled every 0.2 s)
+  and its memory when idle before the run, as summed VmRSS (``MB``: a page the children share with
+  the main process counts once per process) and as summed PSS (``PSS``: a shared page counts once in
+  all, split among its sharers: what the worker takes from the machine);
 - the sandbox's DescribeServices latency seen by this script during the run (a probe every 0.5 s):
   when it climbs, moto (one Python process, ~350 DescribeServices/s here) is the bottleneck, not
   the worker;
@@ -47,7 +49,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
@@ -86,6 +88,8 @@ class RunReport:
     calls: Counter[tuple[str, str]]
     idle_rss_mb: float
     peak_rss_mb: float
+    idle_pss_mb: float
+    peak_pss_mb: float
     probe_ms: list[float]
     worker_cpu: float
     sandbox_cpu: float
@@ -98,6 +102,8 @@ class RunReport:
     rates: CallRates | None = None
     #: Redis commands sent (round trips) and run inside scripts, by purpose (a MONITOR of the run)
     trace: Trace | None = None
+    #: the PSS (MB) of each of the worker's processes when their sum peaked, the main process first
+    pss_at_peak: list[float] = field(default_factory=list)
 
 
 def _epoch(text: str) -> float:
@@ -139,7 +145,7 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     stack.restart_worker()
     assert stack.rss is not None
     time.sleep(1.0)  # let the prefork children settle before the idle reading
-    idle = stack.rss.peak_mb()
+    idle, idle_pss = stack.rss.peak_mb(), stack.rss.peak_pss_mb()
     probe = DescribeProbe(stack, cluster, names[0])
     assert stack.worker is not None
     assert stack.worker.pid is not None
@@ -179,15 +185,18 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     calls = calls_since(stack.sandbox, before)
     # The probe's own calls are not the worker's.
     calls[("ecs", "DescribeServices")] -= len(latencies)
-    peak = stack.rss.peak_mb()
+    peak, peak_pss = stack.rss.peak_mb(), stack.rss.peak_pss_mb()
+    at_peak = list(stack.rss.at_peak_pss)
     stack.stop_worker()
 
     log = [e for e in stack.sandbox.scheduler.rollout_log() if e.cluster == cluster and e.at >= published]
     created = {e.service: e.at for e in log if e.state == "IN_PROGRESS"}
     completed = {e.service: e.at for e in log if e.state == "COMPLETED"}
     report = RunReport(
-        count, wall, [], [], [], [], calls, idle, peak, latencies, worker_cpu, sandbox_cpu, stage_runs,
+        count, wall, [], [], [], [], calls, idle, peak, idle_pss, peak_pss, latencies, worker_cpu,
+        sandbox_cpu, stage_runs,
         redis_commands, failures=[], redis_by_command=redis_by_command, rates=rates, trace=redis_trace.trace,
+        pss_at_peak=at_peak,
     )  # fmt: skip
     for name, result in zip(names, results, strict=True):
         if result["outcome"] != "succeeded":
@@ -216,6 +225,7 @@ def _row(report: RunReport) -> str:
         f"{median(report.e2e):>6.1f} {percentile(report.e2e, 95):>6.1f} "
         f"{total / report.wall:>7.1f} {total / report.count:>7.1f} "
         f"{report.idle_rss_mb:>6.0f} {report.peak_rss_mb:>6.0f} "
+        f"{report.idle_pss_mb:>7.0f} {report.peak_pss_mb:>7.0f} "
         f"{median(report.probe_ms):>6.0f} {percentile(report.probe_ms, 95):>6.0f} "
         f"{report.worker_cpu / report.wall:>5.2f} {report.sandbox_cpu / report.wall:>5.2f} "
         f"{report.count - len(report.failures):>4}/{report.count}"
@@ -224,9 +234,9 @@ def _row(report: RunReport) -> str:
 
 HEADER = (
     "    N  wall s  dep/s  ecs s  ovh50  ovh95  det50  det95  e2e50  e2e95  calls/s  calls/d "
-    "idleMB peakMB  dsc50  dsc95  wCPU  sCPU   ok\n"
+    "idleMB peakMB idlePSS peakPSS  dsc50  dsc95  wCPU  sCPU   ok\n"
     "                     (p50)  (s)    (s)    (s)    (s)    (s)    (s)                    "
-    "                (ms)   (ms)  (cores busy)"
+    "                                (ms)   (ms)  (cores busy)"
 )
 
 
@@ -306,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name} {n / report.count:.0f}" for name, n in report.redis_by_command.most_common(10)
             )
             print(f"N={report.count}: Redis commands per deployment by name: {per}")
+        if report.pss_at_peak:
+            main, *children = report.pss_at_peak
+            shown = ", ".join(f"{c:.0f}" for c in children)
+            print(f"N={report.count}: PSS at its peak (MB): main process {main:.0f}, children {shown}")
         if report.trace is not None:
             print(f"N={report.count}: Redis commands from a MONITOR of the run:")
             for line in format_trace(report.trace, report.count):

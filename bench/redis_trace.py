@@ -74,6 +74,7 @@ class Trace:
 
     sent: Counter[str] = field(default_factory=Counter)
     sent_by_command: Counter[str] = field(default_factory=Counter)
+    sent_by_purpose_command: Counter[tuple[str, str]] = field(default_factory=Counter)
     in_scripts: Counter[str] = field(default_factory=Counter)
     polling: int = 0
 
@@ -155,8 +156,10 @@ def read_monitor(path: Path, broker_db: int, result_db: int) -> Trace:
         extra = pending.pop(client, 0)
         trace.sent[purpose] += 1 + extra
         trace.sent_by_command[label] += 1
+        trace.sent_by_purpose_command[purpose, label] += 1
         if extra:
             trace.sent_by_command["MULTI"] += extra
+            trace.sent_by_purpose_command[purpose, "MULTI"] += extra
     return trace
 
 
@@ -165,8 +168,13 @@ def format_trace(trace: Trace, count: int) -> list[str]:
     sent = ", ".join(f"{k} {n / count:.1f}" for k, n in trace.sent.most_common())
     inner = ", ".join(f"{k} {n / count:.1f}" for k, n in trace.in_scripts.most_common(8))
     top = ", ".join(f"{k} {n / count:.1f}" for k, n in trace.sent_by_command.most_common(12))
+    detail = []
+    for purpose, _ in trace.sent.most_common(6):
+        mine = Counter({c: n for (p, c), n in trace.sent_by_purpose_command.items() if p == purpose})
+        detail.append(f"    {purpose}: " + ", ".join(f"{c} {n / count:.1f}" for c, n in mine.most_common(8)))
     return [
         f"  sent {trace.total_sent() / count:.0f}/deployment by purpose: {sent}",
+        *detail,
         f"  sent by command: {top}",
         f"  run inside scripts {trace.total_in_scripts() / count:.0f}/deployment: {inner}",
         f"  this script's result polling (left out): {trace.polling} MGET",
