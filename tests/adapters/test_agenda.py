@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from deploy_agent.adapters.agenda import AGENDA, DEP, TASK, Agenda, Begun, Due, LeaseKeeper, Mutex
+from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.worker.dispatcher import Dispatcher
 from sandbox_harness.redis_server import LocalRedis
 
@@ -37,6 +38,13 @@ def agenda(conn: redis.Redis) -> Agenda:
     return Agenda(conn, lease_seconds=0.3)
 
 
+def _held_by(conn: redis.Redis, deployment_id: str) -> str:
+    """Return the key of a service lock that ``deployment_id`` holds."""
+    lock = ServiceLock(conn, "prod", "web", 600, "us-east-1")
+    assert lock.acquire(deployment_id)
+    return lock.key
+
+
 class TestWaiting:
     def test_a_waiting_stage_is_claimed_only_once_it_is_due(self, agenda: Agenda) -> None:
         """A stage that waits 0.2 s is not claimed before, and is claimed once after, with a new token."""
@@ -49,23 +57,36 @@ class TestWaiting:
         assert due[0].token.startswith("d")
         assert agenda.claim_due() == []  # claimed: leased until its run begins
 
-    def test_waking_a_deployment_makes_its_waiting_stage_due_at_once(self, agenda: Agenda) -> None:
-        """wake() turns a 60-s wait into one due now."""
+    def test_waking_a_deployment_makes_its_waiting_stage_due_at_once(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        """wake_holder() turns the service's deployment's 60-s wait into one due now."""
+        key = _held_by(conn, "d1")
         agenda.begin("t1", "d1", 4, "", SIG)
         agenda.wait("t1", "d1", "", 60, SIG)
-        assert agenda.wake("d1")
+        assert agenda.wake_holder(key) is True
         assert [d.task_id for d in agenda.claim_due()] == ["t1"]
 
-    def test_a_wake_while_the_stage_runs_makes_its_next_wait_zero(self, agenda: Agenda) -> None:
+    def test_a_wake_while_the_stage_runs_makes_its_next_wait_zero(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
         """An event that comes while the stage runs is not lost: its next wait is cut to nothing."""
+        key = _held_by(conn, "d1")
         agenda.begin("t1", "d1", 4, "", SIG)
-        assert not agenda.wake("d1")
+        assert agenda.wake_holder(key) is False
         agenda.wait("t1", "d1", "", 60, SIG)
         assert [d.task_id for d in agenda.claim_due()] == ["t1"]
 
-    def test_waking_an_unknown_deployment_does_nothing(self, agenda: Agenda) -> None:
+    def test_waking_a_service_no_deployment_holds_says_so(self, agenda: Agenda, conn: redis.Redis) -> None:
+        """wake_holder() of a service whose lock nobody holds answers None and wakes nothing."""
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 60, SIG)
+        assert agenda.wake_holder(ServiceLock(conn, "prod", "web", 600, "us-east-1").key) is None
+        assert agenda.claim_due() == []
+
+    def test_waking_an_unknown_deployment_does_nothing(self, agenda: Agenda, conn: redis.Redis) -> None:
         """An event for a deployment the agenda does not hold wakes nothing."""
-        assert not agenda.wake("nobody")
+        assert agenda.wake_holder(_held_by(conn, "nobody")) is False
         assert agenda.pending() == 0
 
 

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from deploy_agent.adapters.agenda import Agenda
+from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.adapters.service_reader import WATCHED, BatchedServiceReader
 from deploy_agent.worker.cluster_watch import ClusterWatcher
 from sandbox_harness.redis_server import LocalRedis
@@ -54,10 +55,20 @@ def setup(conn: redis.Redis, count: int) -> tuple[Ecs, Agenda, ClusterWatcher, B
     agenda = Agenda(conn, lease_seconds=30)
     for i in range(count):
         reader.track("prod", f"s{i}")
+        assert _lock(conn, f"s{i}").acquire(f"d{i}")
         agenda.begin(f"t{i}", f"d{i}", 4, "", SIG)
         agenda.wait(f"t{i}", f"d{i}", "", 60, SIG)  # waits on ECS: a minute unless woken
-    watcher = ClusterWatcher(conn, agenda, lambda _region: reader, lambda _r, _c, svc: f"d{svc[1:]}", 1.0)
+    watcher = ClusterWatcher(conn, lambda _region: reader, _waker(conn, agenda), 1.0)
     return ecs, agenda, watcher, reader
+
+
+def _lock(conn: redis.Redis, service: str) -> ServiceLock:
+    return ServiceLock(conn, "prod", service, 600, REGION)
+
+
+def _waker(conn: redis.Redis, agenda: Agenda) -> Any:
+    """The worker's waker: the agenda wakes whoever holds the service's lock."""
+    return lambda _region, _cluster, service: agenda.wake_holder(_lock(conn, service).key)
 
 
 class TestClusterWatcher:
@@ -73,6 +84,15 @@ class TestClusterWatcher:
         assert watcher.watch_once() == 2
         assert sorted(d.task_id for d in agenda.claim_due()) == ["t17", "t3"]
 
+    def test_a_service_no_deployment_holds_wakes_nothing(self, conn: redis.Redis) -> None:
+        """A moved service whose lock was let go (its deployment ended) wakes nobody."""
+        ecs, agenda, watcher, _ = setup(conn, 2)
+        watcher.watch_once()
+        assert _lock(conn, "s1").release("d1")
+        ecs.services["s1"]["runningCount"] = 1
+        assert watcher.watch_once() == 0
+        assert agenda.claim_due() == []
+
     def test_the_look_leaves_snapshots_the_woken_stages_read_without_calling_ecs(
         self, conn: redis.Redis
     ) -> None:
@@ -86,7 +106,7 @@ class TestClusterWatcher:
     def test_one_host_leads_at_a_time(self, conn: redis.Redis) -> None:
         """Two hosts' watchers: only one holds the lease."""
         _, agenda, first, reader = setup(conn, 1)
-        second = ClusterWatcher(conn, agenda, lambda _r: reader, lambda *_: None, 1.0)
+        second = ClusterWatcher(conn, lambda _r: reader, _waker(conn, agenda), 1.0)
         assert first.leads()
         assert not second.leads()
         assert first.leads()  # renewing its own lease

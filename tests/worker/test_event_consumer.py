@@ -75,8 +75,7 @@ class Recorder:
         """Return a consumer of ``queue``; ``delete_after`` 0 deletes each batch at once."""
         return EventConsumer(
             queue,
-            holder_of=lambda region, cluster, service: self.holders.get((region, cluster, service)),
-            wake=self.wake,
+            wake_holder=self.wake_holder,
             count=lambda detail_type, result: self.counted.append((detail_type, result)),
             wait_seconds=0,
             error_pause_seconds=0.01,
@@ -84,7 +83,10 @@ class Recorder:
             **({"clock": clock} if clock is not None else {}),
         )
 
-    def wake(self, deployment_id: str) -> bool:
+    def wake_holder(self, region: str, cluster: str, service: str) -> bool | None:
+        deployment_id = self.holders.get((region, cluster, service))
+        if deployment_id is None:
+            return None
         self.woken.append(deployment_id)
         return self.waiting
 

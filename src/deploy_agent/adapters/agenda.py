@@ -58,6 +58,10 @@ RECORD_TTL_SECONDS = 7 * 24 * 3600
 #: the stage index a finished deployment records: every stage of it is earlier, hence stale
 FINISHED_INDEX = 1000
 
+#: wakes the deployment that holds a service (region, cluster, service): whether its stage was
+#: waiting, None when no deployment holds it (``Agenda.wake_holder`` behind the service's lock key)
+WakeHolder = Callable[[str, str, str], "bool | None"]
+
 _NOW = "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 #: KEYS: agenda, task record, dep record, step mutex. ARGV: task id, deployment, index, token, sig,
@@ -147,10 +151,8 @@ return out
 )
 
 #: KEYS: agenda, dep record. ARGV: task prefix. Wakes the deployment's waiting stage now.
-_WAKE = (
-    _NOW
-    + """
-local id = redis.call('hget', KEYS[2], 'task')
+_WAKE_DEP = """
+local id = redis.call('hget', dep, 'task')
 if not id then return 0 end
 local key = ARGV[1] .. id
 local mode = redis.call('hget', key, 'mode')
@@ -161,6 +163,18 @@ end
 if mode then redis.call('hset', key, 'woken', '1') end
 return 0
 """
+
+#: KEYS: agenda, a service's lock. ARGV: task prefix, dep prefix. Makes the lock holder's waiting
+#: stage due now (1), or marks its running stage woken (0); -1 when no deployment holds the lock.
+#: One round trip where reading the holder first took two.
+_WAKE_HOLDER = (
+    _NOW
+    + """
+local holder = redis.call('get', KEYS[2])
+if not holder then return -1 end
+local dep = ARGV[2] .. holder
+"""
+    + _WAKE_DEP
 )
 
 #: KEYS: agenda, task record, dep record. ARGV: task id, token, finished index, ttl
@@ -232,7 +246,7 @@ class Agenda:
         self._schedule = client.register_script(_SCHEDULE)
         self._renew = client.register_script(_RENEW)
         self._claim = client.register_script(_CLAIM)
-        self._wake = client.register_script(_WAKE)
+        self._wake_holder = client.register_script(_WAKE_HOLDER)
         self._finish = client.register_script(_FINISH)
         self._drop = client.register_script(_DROP)
         self._lease_entry = client.register_script(_LEASE_ENTRY)
@@ -309,9 +323,11 @@ class Agenda:
         values = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
         return [Due(values[i], values[i + 1], values[i + 2]) for i in range(0, len(values), 3)]
 
-    def wake(self, deployment_id: str) -> bool:
-        """Make a deployment's waiting stage due now; return whether it was waiting."""
-        return bool(self._wake(keys=[AGENDA, DEP + deployment_id], args=[TASK]))
+    def wake_holder(self, lock_key: str) -> bool | None:
+        """Wake the deployment that holds the service lock at ``lock_key`` (``ServiceLock.key``);
+        return whether its stage was waiting, None when no deployment holds the lock."""
+        woken = int(cast(int, self._wake_holder(keys=[AGENDA, lock_key], args=[TASK, DEP])))
+        return None if woken < 0 else bool(woken)
 
     def pending(self) -> int:
         """Return how many stages the agenda holds (waiting, running, dispatched or handed over)."""

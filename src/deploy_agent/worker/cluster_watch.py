@@ -2,7 +2,7 @@
 
 One worker host at a time (a Redis lease, ``watcher-leader``) describes the in-flight services of
 every cluster, ten per DescribeServices call, stores the snapshots the stages read
-(``BatchedServiceReader``) and wakes the deployments whose service changed (``Agenda.wake``). A
+(``BatchedServiceReader``) and wakes the deployments whose service changed (``Agenda.wake_holder``). A
 deployment waiting on ECS then runs when something moved, not on a timer of its own; its own slow
 poll stays as the safety net. Every host runs the loop; when the leader dies its lease
 (``3 * interval``) lapses and another host takes over within ``4 * interval``. Deployments are woken
@@ -25,7 +25,7 @@ from typing import cast
 
 import redis
 
-from deploy_agent.adapters.agenda import Agenda
+from deploy_agent.adapters.agenda import WakeHolder
 from deploy_agent.adapters.redis_store import PREFIX
 from deploy_agent.adapters.service_reader import WATCHED, BatchedServiceReader
 from deploy_agent.core.errors import DeployError
@@ -58,15 +58,13 @@ class ClusterWatcher:
     def __init__(
         self,
         client: redis.Redis,
-        agenda: Agenda,
         reader_for: Callable[[str], BatchedServiceReader],
-        holder_of: Callable[[str, str, str], str | None],
+        wake_holder: WakeHolder,
         interval: float,
     ) -> None:
         self._r = client
-        self._agenda = agenda
         self._reader_for = reader_for
-        self._holder_of = holder_of
+        self._wake_holder = wake_holder
         self.interval = interval
         self._id = uuid.uuid4().hex
         self._lead = client.register_script(_LEAD)
@@ -110,8 +108,7 @@ class ClusterWatcher:
         for name in changed:
             if name not in before:
                 continue  # first look: its deployment looks by itself
-            holder = self._holder_of(region, cluster, name)
-            if holder is not None and self._agenda.wake(holder):
+            if self._wake_holder(region, cluster, name):
                 woken += 1
         self._remember(keys=[key], args=[3600, *(part for pair in now.items() for part in pair)])
         return woken

@@ -28,6 +28,7 @@ from typing import Protocol
 
 import redis
 
+from deploy_agent.adapters.agenda import WakeHolder
 from deploy_agent.adapters.ecs_events import Received
 from deploy_agent.core.ecs_events import EcsEvent, decide_wake, parse_event
 from deploy_agent.core.errors import DeployError
@@ -51,7 +52,7 @@ class Queue(Protocol):
 
 
 #: (region, cluster, service) -> the deployment id holding the service, or None
-HolderOf = Callable[[str, str, str], "str | None"]
+
 #: counts one event: (detail type, result)
 CountEvent = Callable[[str, str], None]
 
@@ -62,8 +63,7 @@ class EventConsumer:
     def __init__(
         self,
         queue: Queue,
-        holder_of: HolderOf,
-        wake: Callable[[str], bool],
+        wake_holder: WakeHolder,
         count: CountEvent,
         wait_seconds: int = WAIT_SECONDS,
         error_pause_seconds: float = ERROR_PAUSE_SECONDS,
@@ -71,8 +71,7 @@ class EventConsumer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
-        self._holder_of = holder_of
-        self._wake = wake
+        self._wake_holder = wake_holder
         self._count = count
         self._wait = wait_seconds
         self._error_pause = error_pause_seconds
@@ -129,10 +128,10 @@ class EventConsumer:
             return "ignored"
         assert event.cluster is not None
         assert event.service is not None
-        deployment_id = self._holder_of(event.region, event.cluster, event.service)
-        if deployment_id is None:
+        woken = self._wake_holder(event.region, event.cluster, event.service)
+        if woken is None:
             return "unmatched"
-        return "woken" if self._wake(deployment_id) else "running"
+        return "woken" if woken else "running"
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -136,8 +136,9 @@ def _start_event_consumer(**_: Any) -> None:
     queue = EventQueue(rt.aws(queue_region(url, rt.settings.aws_region)), url)
     _event_consumer = EventConsumer(
         queue,
-        holder_of=lambda region, cluster, service: rt.lock(cluster, service, region).holder(),
-        wake=rt.agenda.wake,
+        wake_holder=lambda region, cluster, service: rt.agenda.wake_holder(
+            rt.lock(cluster, service, region).key
+        ),
         count=lambda detail_type, result: metrics.ECS_EVENTS.labels(detail_type, result).inc(),
     ).start()
     log.info("waking deployments on ECS events from %s", url)
@@ -163,9 +164,8 @@ def _start_watcher(**_: Any) -> None:
         return  # off, or ECS's own events wake the deployments
     _watcher = ClusterWatcher(
         rt.redis,
-        rt.agenda,
         rt.services,
-        lambda region, cluster, service: rt.lock(cluster, service, region).holder(),
+        lambda region, cluster, service: rt.agenda.wake_holder(rt.lock(cluster, service, region).key),
         rt.settings.watch_interval_seconds,
     ).start()
 
