@@ -113,3 +113,33 @@ class TestEventsWithTheNextSave:
         assert 0 < ttl(client, KEY) <= 60
         store.append_event("dep-2", {"event": "elsewhere"})  # outside the block: at once
         assert len(store.events("dep-2")) == 1
+
+
+class TestCreate:
+    def test_a_new_deployment_is_recorded_with_its_first_events_in_one_round_trip(
+        self, client: redis.Redis
+    ) -> None:
+        """create() writes the state, the recent list's entry and the first event in one script."""
+        store = DeploymentStore(client, ttl_seconds=60)
+        client.config_resetstat()
+        stored = store.create("dep-1", {"phase": "accepted"}, [{"event": "accepted"}])
+        assert stored == {"phase": "accepted"}
+        ran = {name: n for name, n in calls(client).items() if name not in ("info", "config|resetstat")}
+        assert ran == {
+            "eval": 1,
+            "set": 1,
+            "zadd": 1,
+            "rpush": 1,
+            "expire": 1,
+        }  # the script's, nothing beside
+        assert [e["event"] for e in store.events("dep-1")] == ["accepted"]
+        assert 0 < ttl(client, KEY) <= 60
+        assert store.recent() == ["dep-1"]
+
+    def test_an_id_seen_before_writes_nothing(self, client: redis.Redis) -> None:
+        """A duplicate's create leaves the first deployment's state and history as they were."""
+        store = DeploymentStore(client, ttl_seconds=60)
+        store.create("dep-1", {"phase": "accepted", "n": 1}, [{"event": "accepted"}])
+        assert store.create("dep-1", {"phase": "accepted", "n": 2}, [{"event": "accepted", "n": 2}]) is None
+        assert store.load("dep-1") == {"phase": "accepted", "n": 1}
+        assert store.events("dep-1") == [{"event": "accepted"}]

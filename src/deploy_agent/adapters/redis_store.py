@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -27,10 +27,15 @@ from deploy_agent.core.scrub import scrub_release, scrub_state
 
 PREFIX = "deploy-agent:"
 
-#: KEYS: the state, the recent set; ARGV: state JSON, TTL (s), start time, deployment id
+#: KEYS: the state, the recent set, the events; ARGV: state JSON, TTL (s), start time, deployment id,
+#: then the first events
 _CREATE = """
 if not redis.call('set', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then return 0 end
 redis.call('zadd', KEYS[2], ARGV[3], ARGV[4])
+if #ARGV > 4 then
+  redis.call('rpush', KEYS[3], unpack(ARGV, 5))
+  redis.call('expire', KEYS[3], ARGV[2])
+end
 return 1
 """
 
@@ -91,12 +96,16 @@ class DeploymentStore:
         self._history = event_history
 
     # --- state ---------------------------------------------------------------------------------
-    def create(self, deployment_id: str, state: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Record a new deployment and return it as stored; None when the id was seen before."""
+    def create(
+        self, deployment_id: str, state: Mapping[str, Any], events: Sequence[Mapping[str, Any]] = ()
+    ) -> dict[str, Any] | None:
+        """Record a new deployment with its first ``events`` and return it as stored; None (and
+        nothing written) when the id was seen before. One round trip."""
         stored = scrub_state(state)
-        keys = [self._key("deployment", deployment_id), PREFIX + "recent"]
+        keys = [self._key("deployment", deployment_id), PREFIX + "recent", self._key("events", deployment_id)]
         args = [json.dumps(stored), str(self._ttl), repr(time.time()), deployment_id]
-        return stored if self._r.eval(_CREATE, 2, *keys, *args) else None
+        args += [json.dumps(event) for event in events]
+        return stored if self._r.eval(_CREATE, 3, *keys, *args) else None
 
     def load(self, deployment_id: str) -> dict[str, Any] | None:
         """Return the stored state, or None when unknown."""

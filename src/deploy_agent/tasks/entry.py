@@ -21,7 +21,7 @@ from celery.exceptions import Ignore
 from deploy_agent.adapters.build_context import resolve_build_context
 from deploy_agent.adapters.redis_client import BROKER_PUBLISH_ERRORS
 from deploy_agent.adapters.redis_locks import ClusterSlots
-from deploy_agent.adapters.redis_store import ReleaseLedger, WaitingLine
+from deploy_agent.adapters.redis_store import ReleaseLedger, WaitingLine, events_with_next_save
 from deploy_agent.core.errors import AwsNotFound, DeployError, RequestRejected, is_transient
 from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.policy import Violation, check_request, check_rollback, check_target
@@ -31,7 +31,7 @@ from deploy_agent.models import DeploymentResult, parse_request
 from deploy_agent.models.parsing import parse_rollback_request
 from deploy_agent.strategies import strategy_for
 from deploy_agent.tasks import finish, metrics
-from deploy_agent.tasks.events import record_event
+from deploy_agent.tasks.events import event_of, record_event
 from deploy_agent.tasks.runtime import Runtime, get_runtime
 from deploy_agent.tasks.stages import stage_signature
 from deploy_agent.tasks.wiring import chain_for
@@ -218,14 +218,16 @@ def _accept_and_run(
     """Record (once), wait for the service's lock (or be superseded), then replace self with the chain."""
     store = rt.store
     deployment_id = state.deployment_id
-    existing = store.load(deployment_id)
+    # A first delivery (no agenda token) is nearly always a new deployment: record it straight
+    # away (one round trip, its "accepted" event included); a run the agenda published looks first.
+    existing = None if not token else store.load(deployment_id)
     if existing is None:
         state.entry_task_id = self.request.id
-        existing = store.create(deployment_id, state.model_dump(mode="json"))
+        accepted = event_of(rt, state, "accepted", strategy=state.strategy)
+        existing = store.create(deployment_id, state.model_dump(mode="json"), [accepted])
         if existing is not None:
-            record_event(rt, state, "accepted", strategy=state.strategy)
             metrics.IN_PROGRESS.inc()
-        else:  # another copy recorded it first
+        else:  # recorded before: a duplicate message, or this entry's earlier run
             existing = store.load(deployment_id)
     assert existing is not None
     recorded = PipelineState.model_validate(existing)
@@ -257,11 +259,12 @@ def _accept_and_run(
         raise _wait(self, rt, deployment_id, token)
     line.leave(deployment_id)
     stages = chain_for(recorded, rt.now(), order)
-    if not recorded.chain_started:  # else resumed: the state may be a running copy's by now
-        recorded.chain_started = True
-        store.save(deployment_id, recorded.model_dump(mode="json"))
     rt.services(recorded.region).track(recorded.cluster, recorded.service)
-    record_event(rt, recorded, "started", strategy=recorded.strategy, stages=stages)
+    with events_with_next_save():  # the "started" event and the state saying so: one round trip
+        record_event(rt, recorded, "started", strategy=recorded.strategy, stages=stages)
+        if not recorded.chain_started:  # else resumed: the state may be a running copy's by now
+            recorded.chain_started = True
+            store.save(deployment_id, recorded.model_dump(mode="json"))
     # Only the last stage's result is the deployment's (it takes this task's id); the others pass
     # the deployment id along the chain, and storing each (GET, SETEX, PUBLISH in a MULTI) was
     # five Redis commands per stage run that nobody reads.

@@ -52,7 +52,7 @@ def record_event(
 
     The parameters are positional-only so that any field name (``state``, ``kind`` ...) can be an event field.
     """
-    event = {"at": rt.now().isoformat(), "deployment_id": state.deployment_id, "event": kind, **fields}
+    event = event_of(rt, state, kind, **fields)
     rt.store.append_event(state.deployment_id, event)
     if kind in NOTIFIED:
         urls = webhook_urls(rt, request_of(state))
@@ -68,6 +68,11 @@ def record_event(
             except Exception:  # telling others must never end a deployment
                 log.warning("could not queue notifications", exc_info=True)
     return event
+
+
+def event_of(rt: Runtime, state: PipelineState, kind: str, /, **fields: Any) -> dict[str, Any]:
+    """Return a progress event of ``kind`` as the deployment's history keeps it (not appended)."""
+    return {"at": rt.now().isoformat(), "deployment_id": state.deployment_id, "event": kind, **fields}
 
 
 def webhook_urls(rt: Runtime, request: DeployToECSTask) -> list[str]:
