@@ -6,6 +6,8 @@ Issue 9, the worker's point 9.
 
 from __future__ import annotations
 
+import itertools
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,9 +16,10 @@ from typing import Any
 
 import pytest
 import redis
+from celery import Celery
 from celery.exceptions import Ignore
 
-from deploy_agent.adapters.agenda import Begun
+from deploy_agent.adapters.agenda import DEP, TASK, Begun
 from deploy_agent.adapters.redis_locks import ServiceLock, StepMutex
 from deploy_agent.core.outcome import Phase
 from deploy_agent.core.state import PipelineState, utcnow
@@ -322,10 +325,15 @@ class TestHandOver:
 
 
 class FakeEntryTask:
-    """The parts of a bound Celery task ``_accept_and_run`` uses; ``replace`` publishes like Celery."""
+    """The parts of a bound Celery task ``_accept_and_run`` uses; ``replace`` publishes like Celery.
 
-    def __init__(self, task_id: str) -> None:
+    ``app`` is a real Celery app: an in-memory broker (what the entry sends lands in ``sent``) and a
+    Redis result backend on the test's Redis.
+    """
+
+    def __init__(self, task_id: str, app: Celery) -> None:
         self.request = type("Request", (), {"id": task_id})()
+        self.app = app
         self.published: list[Any] = []
 
     def replace(self, sig: Any) -> None:
@@ -339,8 +347,8 @@ class FakeEntryTask:
 class BrokenPublishTask(FakeEntryTask):
     """Its first publish fails the way kombu's did in a Sentinel failover; the next goes through."""
 
-    def __init__(self, task_id: str) -> None:
-        super().__init__(task_id)
+    def __init__(self, task_id: str, app: Celery) -> None:
+        super().__init__(task_id, app)
         self.request.ignore_result = False  # type: ignore[attr-defined]
         self.broken = True
 
@@ -354,14 +362,121 @@ class BrokenPublishTask(FakeEntryTask):
         return {"task": "deploy_agent.deploy", "args": [], "kwargs": {}, "options": {"task_id": "t1"}}
 
 
-class TestEntryRedelivered:
+@pytest.fixture
+def app(server: LocalRedis) -> Iterator[Celery]:
+    celery_app = Celery("entry", broker="memory://", backend=f"{server.url}/0", set_as_current=False)
+    yield celery_app
+    celery_app.close()
+
+
+def sent(app: Celery) -> list[str]:
+    """The task names of the messages on ``app``'s in-memory broker queue ``celery``, taken off it."""
+    names = []
+    with app.connection_for_write() as conn:
+        queue = conn.SimpleQueue("celery")
+        while queue.qsize():
+            message = queue.get(timeout=1)
+            names.append(str(message.headers["task"]))
+            message.ack()
+        queue.close()
+    return names
+
+
+def waiting(_rt: Runtime, _run: Run[Any]) -> Progress:
+    return Progress.wait(30)
+
+
+def done(_rt: Runtime, _run: Run[Any]) -> Progress:
+    return Progress.finished()
+
+
+def agenda_record(rt: Runtime, task_id: str) -> dict[str, str]:
+    raw = rt.redis.hgetall(TASK + task_id)
+    return {k.decode(): v.decode() for k, v in raw.items()}  # type: ignore[union-attr]
+
+
+class TestEntryRunsTheFirstStage:
     STAGES = ["preflight", "register", "deploy", "finalize"]
 
-    def test_a_chain_recorded_but_never_published_is_published(self, rt: Runtime) -> None:
-        """Killed between recording ``chain_started`` and publishing: the deployment still runs."""
+    def test_the_entry_runs_the_first_stage_itself_and_publishes_nothing(
+        self, rt: Runtime, app: Celery, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A new deployment's first stage runs in the entry's run; its wait is on the agenda."""
+        monkeypatch.setitem(stages.STEPS, "preflight", waiting)
+        assert rt.agenda.lease_entry("t1", "", "{}")
+        task = FakeEntryTask("t1", app)
+
+        with pytest.raises(entry._RanInline):
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
+
+        assert task.published == []
+        assert sent(app) == []
+        assert entry._chain_published(rt, "A")
+        assert rt.agenda.pending() == 1  # the first stage, waiting: the entry's own lease is gone
+        assert agenda_record(rt, "t1") == {}
+        dep = {k.decode(): v.decode() for k, v in rt.redis.hgetall(DEP + "A").items()}  # type: ignore[union-attr]
+        first = agenda_record(rt, dep["task"])
+        assert first["mode"] == "waiting"
+        assert json.loads(first["sig"])["task"] == "deploy_agent.stage.preflight"
+        chain = json.loads(first["sig"])["options"]["chain"]
+        assert [c["task"] for c in chain] == [f"deploy_agent.stage.{n}" for n in reversed(self.STAGES[1:])]
+        assert chain[0]["options"]["task_id"] == "t1"  # finalize takes the entry's id: its result is awaited
+        assert [s.name for s in loaded(rt, "A").stages] == ["preflight"]
+        assert not rt.redis.exists(StepMutex.key_for("A"))  # given back with the wait
+
+    def test_a_stage_that_cannot_go_on_inline_is_sent_and_its_lease_dropped(
+        self, rt: Runtime, app: Celery, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Past half the run's time limit the next stage goes to the broker, as Celery would send it."""
+        start, ticks = utcnow(), itertools.count()
+        rt.now = lambda: start + timedelta(minutes=20 * next(ticks))  # a step outlasts half the hour's limit
+        monkeypatch.setitem(stages.STEPS, "preflight", done)
+        task = FakeEntryTask("t1", app)
+
+        with pytest.raises(entry._RanInline):
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
+
+        assert sent(app) == ["deploy_agent.stage.register"]
+        assert rt.agenda.pending() == 0  # the hand-over lease ended with the send
+        assert [(s.name, s.outcome) for s in loaded(rt, "A").stages] == [("preflight", "succeeded")]
+
+    def test_a_chain_recorded_but_never_published_is_run(
+        self, rt: Runtime, app: Celery, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Killed between recording ``chain_started`` and beginning the chain: the deployment still runs."""
+        monkeypatch.setitem(stages.STEPS, "preflight", waiting)
         saved(rt, state_for("A", entry_task_id="t1", chain_started=True))
         assert rt.lock("c1", "web", "us-east-1").acquire("A")
-        task = FakeEntryTask("t1")
+        task = FakeEntryTask("t1", app)
+
+        with pytest.raises(entry._RanInline):
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
+
+        assert entry._chain_published(rt, "A")
+        assert [s.name for s in loaded(rt, "A").stages] == ["preflight"]
+
+    def test_a_published_chain_is_not_run_again(
+        self, rt: Runtime, app: Celery, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setitem(stages.STEPS, "preflight", waiting)
+        saved(rt, state_for("A", entry_task_id="t1"))
+        task = FakeEntryTask("t1", app)
+        with pytest.raises(entry._RanInline):
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
+
+        with pytest.raises(Ignore):  # Redis redelivered the entry: its chain runs already
+            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
+        assert rt.agenda.pending() == 1
+        assert task.published == []
+
+    def test_a_first_stage_another_copy_steps_is_published_instead(
+        self, rt: Runtime, app: Celery, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The step mutex held elsewhere (an earlier run's copy): the chain goes to the broker."""
+        monkeypatch.setitem(stages.STEPS, "preflight", waiting)
+        saved(rt, state_for("A", entry_task_id="t1"))
+        rt.redis.set(StepMutex.key_for("A"), "another copy", px=30_000)
+        task = FakeEntryTask("t1", app)
 
         with pytest.raises(Ignore):
             entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
@@ -369,21 +484,13 @@ class TestEntryRedelivered:
         assert len(task.published) == 1
         assert entry._chain_published(rt, "A")
 
-    def test_a_published_chain_is_not_published_again(self, rt: Runtime) -> None:
-        saved(rt, state_for("A", entry_task_id="t1"))
-        task = FakeEntryTask("t1")
-        with pytest.raises(Ignore):
-            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
-        assert len(task.published) == 1
-
-        with pytest.raises(Ignore):
-            entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
-        assert len(task.published) == 1
-
-    def test_a_publish_the_broker_broke_off_is_tried_again_from_the_agenda(self, rt: Runtime) -> None:
+    def test_a_publish_the_broker_broke_off_is_tried_again_from_the_agenda(
+        self, rt: Runtime, app: Celery
+    ) -> None:
         """A Sentinel failover mid-publish (kombu's channel without its connection) is no failure."""
         saved(rt, state_for("A", entry_task_id="t1"))
-        task = BrokenPublishTask("t1")
+        rt.redis.set(StepMutex.key_for("A"), "another copy", px=30_000)  # so the entry publishes
+        task = BrokenPublishTask("t1", app)
 
         with pytest.raises(entry._Waiting):
             entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
@@ -396,14 +503,16 @@ class TestEntryRedelivered:
         assert len(task.published) == 1
         assert entry._chain_published(rt, "A")
 
-    def test_an_unpublished_chain_whose_lock_went_to_another_is_superseded(self, rt: Runtime) -> None:
+    def test_an_unpublished_chain_whose_lock_went_to_another_is_superseded(
+        self, rt: Runtime, app: Celery
+    ) -> None:
         saved(rt, state_for("A", entry_task_id="t1", chain_started=True))
         service_lock = rt.lock("c1", "web", "us-east-1")
         assert service_lock.acquire("A")
         lapse(rt.redis, service_lock)
         assert service_lock.acquire("B")
         assert service_lock.release("B")
-        task = FakeEntryTask("t1")
+        task = FakeEntryTask("t1", app)
 
         result = entry._accept_and_run(task, rt, state_for("A"), self.STAGES, "")
 

@@ -1,9 +1,12 @@
 """The entry tasks: ``deploy_agent.deploy`` (a new release) and ``deploy_agent.rollback`` (by hand).
 
-Each validates, records the deployment, then takes the per-service lock and replaces itself with
-the chain of stages, so ``AsyncResult(entry_id).get()`` returns the chain's last value: the final
-``DeploymentResult``. While another deployment holds the service, the entry task waits on the agenda
-(no process or message held); when several wait, only the newest runs and the older ones end ``superseded``.
+Each validates, records the deployment, then takes the per-service lock and hands the deployment
+to its chain of stages, whose last one (``finalize``) takes the entry's task id, so
+``AsyncResult(entry_id).get()`` returns the final ``DeploymentResult``. The entry runs the chain's
+first stage itself (and the stages after it while each finishes at once), as a stage task's run
+would: one broker delivery less per deployment. While another deployment holds the service, the
+entry task waits on the agenda (no process or message held); when several wait, only the newest
+runs and the older ones end ``superseded``.
 The same ``deployment_id`` is never deployed twice: a duplicate message answers with (or waits
 for) the first one's result.
 """
@@ -17,6 +20,7 @@ from typing import Any
 
 from celery import Task, chain, current_app, shared_task
 from celery.exceptions import Ignore
+from kombu.utils.uuid import uuid
 
 from deploy_agent.adapters.build_context import resolve_build_context
 from deploy_agent.adapters.redis_client import BROKER_PUBLISH_ERRORS
@@ -33,7 +37,7 @@ from deploy_agent.strategies import strategy_for
 from deploy_agent.tasks import finish, metrics
 from deploy_agent.tasks.events import event_of, record_event
 from deploy_agent.tasks.runtime import Runtime, get_runtime
-from deploy_agent.tasks.stages import stage_signature
+from deploy_agent.tasks.stages import begin_chain_inline, run_chain_inline, stage_signature
 from deploy_agent.tasks.wiring import chain_for
 
 log = logging.getLogger("deploy_agent.pipeline")
@@ -79,6 +83,11 @@ def _leased(
     except _Waiting:
         keep = True
         raise Ignore() from None  # acknowledged; the agenda publishes it again when due
+    except _RanInline:
+        # Off the agenda already: the finalize stage, which takes this task's id, may hold the
+        # record under it now, and a drop would take its lease.
+        keep = True
+        raise Ignore() from None  # the result, when it came, is finalize's: stored under this id
     finally:
         if not keep:  # done with the agenda: it must not publish us again
             rt.agenda.drop(task_id, token)
@@ -86,6 +95,10 @@ def _leased(
 
 class _Waiting(Exception):
     """The entry went on the agenda to look at the lock again later."""
+
+
+class _RanInline(Exception):
+    """The entry ran the chain's first stage (and those after it that finished at once) itself."""
 
 
 def _wait(self: Task, rt: Runtime, deployment_id: str, token: str) -> _Waiting:
@@ -215,7 +228,8 @@ def _image_of(task_definition: dict[str, Any], releases: list[dict[str, Any]]) -
 def _accept_and_run(
     self: Task, rt: Runtime, state: PipelineState, order: Sequence[str], token: str
 ) -> dict[str, Any] | None:
-    """Record (once), wait for the service's lock (or be superseded), then replace self with the chain."""
+    """Record (once), wait for the service's lock (or be superseded), then run the chain: its
+    first stage here, or, when a copy of that stage began elsewhere, all of it through the broker."""
     store = rt.store
     deployment_id = state.deployment_id
     # A first delivery (no agenda token) is nearly always a new deployment: record it straight
@@ -265,19 +279,33 @@ def _accept_and_run(
         if not recorded.chain_started:  # else resumed: the state may be a running copy's by now
             recorded.chain_started = True
             store.save(deployment_id, recorded.model_dump(mode="json"))
-    # Only the last stage's result is the deployment's (it takes this task's id); the others pass
-    # the deployment id along the chain, and storing each (GET, SETEX, PUBLISH in a MULTI) was
-    # five Redis commands per stage run that nobody reads.
+    # Only the last stage's result is the deployment's (it takes this task's id, which clients
+    # await); the others pass the deployment id along the chain, and storing each (GET, SETEX,
+    # PUBLISH in a MULTI) was five Redis commands per stage run that nobody reads.
     signatures = [
         current_app.signature(
             f"deploy_agent.stage.{name}",
             args=(deployment_id,),
             immutable=True,
             ignore_result=name != stages[-1],
+            task_id=self.request.id if name == stages[-1] else uuid(),
         )
         for name in stages
     ]
-    try:
+    links = [dict(sig) for sig in reversed(signatures)]  # as Celery carries a chain: the next stage last
+    first = begin_chain_inline(rt, deployment_id, links, self.request.id)
+    if first is not None:
+        # This run goes on with the first stage: its lease covers the deployment from here.
+        _mark_chain_published(rt, deployment_id)
+        rt.agenda.drop(self.request.id, token)
+        try:
+            run_chain_inline(rt, self.app, deployment_id, links, self.request.id, first)
+        except Exception:
+            # As for a stage task's run that broke: its lease lapses and the agenda publishes the
+            # stage again. The entry itself must not fail: its failure would be the result clients get.
+            log.exception("a stage run by the entry task broke off", extra={"deployment_id": deployment_id})
+        raise _RanInline()
+    try:  # a copy of the first stage began elsewhere: publish the chain, as before inline runs
         raise self.replace(chain(*signatures))
     except Ignore:  # raised by Task.on_replace once the chain is on the broker
         _mark_chain_published(rt, deployment_id)
@@ -309,12 +337,13 @@ def _take_cluster_slot(rt: Runtime, state: PipelineState, lock_key: str) -> bool
 
 
 def _chain_published(rt: Runtime, deployment_id: str) -> bool:
-    """Return whether this deployment's chain reached the broker (marked right after publishing).
+    """Return whether this deployment's chain was handed on: its first stage begun on the agenda
+    (marked before the entry runs it) or the chain on the broker (marked right after publishing).
 
-    A kill after recording ``chain_started`` but before publishing left a deployment that never
-    ran: its redelivered entry task publishes the chain. A kill after publishing but before this
-    mark publishes it twice; the stages step one copy at a time (``StepMutex``) and a copy that
-    finds its stage done moves on, so the second copy only repeats looks.
+    A kill after recording ``chain_started`` but before this left a deployment that never ran: its
+    redelivered entry task hands the chain on. A kill in between hands it on twice; the stages step
+    one copy at a time (``StepMutex``), a copy the agenda published since fences the older one out
+    (its token), and a copy that finds its stage done moves on, so the second only repeats looks.
     """
     return rt.store.is_chain_published(deployment_id)
 

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from celery import Task, shared_task, states
+from celery import Celery, Task, shared_task, signature, states
 from celery.exceptions import Ignore
 from kombu.utils import json as kombu_json
 
 from deploy_agent.adapters.agenda import Begun, Mutex
+from deploy_agent.adapters.redis_client import BROKER_PUBLISH_ERRORS
 from deploy_agent.adapters.redis_locks import StepMutex
 from deploy_agent.adapters.redis_store import events_with_next_save
 from deploy_agent.core.errors import DeployError, is_transient
@@ -65,7 +66,7 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
     agenda, task_id, token = rt.agenda, str(task.request.id), token or ""
     signature = stage_signature(task)
     # The step mutex is taken with the lease and given back with the next due time: one round trip each.
-    mutex = Mutex(StepMutex.key_for(deployment_id), uuid.uuid4().hex)
+    mutex = _new_mutex(deployment_id)
     begun = agenda.begin(task_id, deployment_id, PIPELINE_ORDER.index(stage), token, signature, mutex)
     if begun is Begun.STALE:
         log.warning(
@@ -79,25 +80,13 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
         # when redelivered): look again soon; the state loaded then includes its step.
         agenda.wait(task_id, deployment_id, token, rt.settings.poll_fast_seconds, signature)
         raise Ignore()
-    turn, turn_step = _Turn(task_id, token, stage, signature), step
-    # Celery's time limits are per task run: a run goes on into the next stage only within the
-    # first half of them, so stages run together (a long build, then a push) never meet the limit.
-    go_on_until = rt.now() + timedelta(seconds=rt.settings.task_time_limit_seconds / 2)
-    # A stage run inline starts from the state the one before it saved: this run holds the step
-    # mutex throughout, so nothing else wrote it since (one GET per stage saved).
-    state: PipelineState | None = None
-    try:
-        while True:
-            with rt.lease_keeper.holding(turn.task_id, turn.token, mutex.key):
-                progress, state = _advance(rt, deployment_id, turn.stage, turn_step, state)
-            going_on = progress.done and rt.now() < go_on_until
-            following = _begin_next_inline(rt, task, deployment_id) if going_on else None
-            if following is None:
-                break
-            turn, turn_step = following, STEPS[following.stage]
-    except BaseException:
-        StepMutex.release_owned(rt.redis, mutex.key, mutex.owner)
-        raise
+    # Celery sends what this run leaves in its request's chain when it returns.
+    links = _Links(
+        task.request.chain if task.request.chain is not None else [], task_id, task.request.root_id
+    )
+    turn, progress, state = _run_turns(
+        rt, deployment_id, _Turn(task_id, token, stage, signature), step, mutex, links
+    )
     if not progress.done:
         # A stage begun inline waits under its own signature, which carries the rest of the chain.
         agenda.wait(turn.task_id, deployment_id, turn.token, progress.wait_seconds, turn.signature, mutex)
@@ -106,14 +95,120 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
     # stored), so a kill in between publishes this stage again, which finds itself done and moves on.
     agenda.hand_over(turn.task_id, deployment_id, turn.token, turn.signature, mutex)
     if turn.stage == "finalize" and turn.task_id != task_id:
-        _finish_inline(rt, task, deployment_id, turn, state)
+        _finish_inline(rt, task.backend, deployment_id, turn, state)
     elif turn.stage != "finalize":
         _HANDING_OVER[task_id] = (turn.task_id, turn.token)
     return deployment_id
 
 
+@dataclass(frozen=True)
+class FirstStage:
+    """The chain's first stage, begun in the entry task's run (``begin_chain_inline``)."""
+
+    turn: _Turn
+    mutex: Mutex
+
+
+def begin_chain_inline(
+    rt: Runtime, deployment_id: str, chain: list[dict[str, Any]], entry_id: str
+) -> FirstStage | None:
+    """Begin the first stage of ``chain`` (Celery's order: the first stage last) for the entry task
+    ``entry_id`` to run: leased on the agenda under its own task id, with the deployment's step
+    mutex, and popped off ``chain``. None when a copy of it began elsewhere."""
+    mutex = _new_mutex(deployment_id)
+    turn = _begin_next_inline(rt, _Links(chain, entry_id, entry_id), deployment_id, mutex)
+    return None if turn is None else FirstStage(turn, mutex)
+
+
+def run_chain_inline(
+    rt: Runtime,
+    app: Celery,
+    deployment_id: str,
+    chain: list[dict[str, Any]],
+    entry_id: str,
+    first: FirstStage,
+) -> None:
+    """Run ``first``, and the stages after it while each finishes at once, as a stage task's run
+    would; then wait on the agenda, store the result (finalize) in ``app``'s backend, or send the
+    next stage through ``app``'s broker.
+
+    One broker delivery less per deployment: the first stage, published by the entry, was a
+    message, its delivery and acknowledgement (ten Redis commands), a lease and a state read.
+    """
+    links = _Links(chain, entry_id, entry_id)
+    turn, progress, state = _run_turns(
+        rt, deployment_id, first.turn, STEPS[first.turn.stage], first.mutex, links
+    )
+    agenda, mutex = rt.agenda, first.mutex
+    if not progress.done:
+        agenda.wait(turn.task_id, deployment_id, turn.token, progress.wait_seconds, turn.signature, mutex)
+        return
+    agenda.hand_over(turn.task_id, deployment_id, turn.token, turn.signature, mutex)
+    if turn.stage == "finalize":
+        _finish_inline(rt, app.backend, deployment_id, turn, state)
+        return
+    following = chain.pop()
+    try:
+        signature(following, app=app).apply_async(chain=chain, parent_id=turn.task_id, root_id=entry_id)
+    except BROKER_PUBLISH_ERRORS as exc:
+        # The hand-over lease lapses and the agenda publishes the finished stage again, which finds
+        # itself done and sends the next one.
+        log.warning(
+            "could not send %s (%s: %s); the agenda sends it",
+            following.get("task"),
+            type(exc).__name__,
+            exc,
+            extra={"deployment_id": deployment_id},
+        )
+        return
+    agenda.drop(turn.task_id, turn.token)
+
+
+@dataclass
+class _Links:
+    """The rest of a chain as Celery keeps it (the next stage last), and the ids its stages carry."""
+
+    chain: list[dict[str, Any]]
+    parent_id: str
+    root_id: str | None
+
+
+def _new_mutex(deployment_id: str) -> Mutex:
+    return Mutex(StepMutex.key_for(deployment_id), uuid.uuid4().hex)
+
+
+def _run_turns(
+    rt: Runtime,
+    deployment_id: str,
+    turn: _Turn,
+    step: StepFn,
+    mutex: Mutex,
+    links: _Links,
+    state: PipelineState | None = None,
+) -> tuple[_Turn, Progress, PipelineState | None]:
+    """Step ``turn``, then each following stage of ``links`` while the one before finished at once;
+    return the last turn, its progress and the state it left. The step mutex is released on error."""
+    # Celery's time limits are per task run: a run goes on into the next stage only within the
+    # first half of them, so stages run together (a long build, then a push) never meet the limit.
+    go_on_until = rt.now() + timedelta(seconds=rt.settings.task_time_limit_seconds / 2)
+    # A stage run inline starts from the state the one before it saved: this run holds the step
+    # mutex throughout, so nothing else wrote it since (one GET per stage saved).
+    try:
+        while True:
+            with rt.lease_keeper.holding(turn.task_id, turn.token, mutex.key):
+                progress, state = _advance(rt, deployment_id, turn.stage, step, state)
+            going_on = progress.done and rt.now() < go_on_until
+            following = _begin_next_inline(rt, links, deployment_id) if going_on else None
+            if following is None:
+                return turn, progress, state
+            turn, step = following, STEPS[following.stage]
+    except BaseException:
+        StepMutex.release_owned(rt.redis, mutex.key, mutex.owner)
+        raise
+
+
 def _finish_inline(
-    rt: Runtime, task: Task, deployment_id: str, turn: _Turn, state: PipelineState | None
+    rt: Runtime, backend: Any, deployment_id: str, turn: _Turn, state: PipelineState | None
 ) -> None:
     """End the deployment from the run that ran ``finalize`` inline, as ``finalize_stage`` would.
 
@@ -122,11 +217,13 @@ def _finish_inline(
     the agenda, and ``finish`` returns the stored result the second time.
     """
     result = finish.finish(rt, deployment_id, None if state is None else _as_stored(state))
-    task.backend.store_result(turn.task_id, result, states.SUCCESS)
+    backend.store_result(turn.task_id, result, states.SUCCESS)
     rt.agenda.finish(turn.task_id, deployment_id, turn.token)
 
 
-def _begin_next_inline(rt: Runtime, task: Task, deployment_id: str) -> _Turn | None:
+def _begin_next_inline(
+    rt: Runtime, links: _Links, deployment_id: str, mutex: Mutex | None = None
+) -> _Turn | None:
     """Take the chain's next stage into this run, leased under its own task id; None to let Celery send it.
 
     A stage that finished hands the deployment to the next one at once: running it here saves a
@@ -134,9 +231,10 @@ def _begin_next_inline(rt: Runtime, task: Task, deployment_id: str) -> _Turn | N
     hand-over) per stage. ``finalize`` too: this run then stores the deployment's result under
     finalize's task id (``_finish_inline``). The next stage's record replaces this one's on the
     agenda, so a kill from here on publishes that stage again (with the rest of the chain) once its
-    lease lapses, and this run's own message, when Redis redelivers it, is a stale copy.
+    lease lapses, and this run's own message, when Redis redelivers it, is a stale copy. ``mutex``:
+    the deployment's step mutex to take with it (a run that steps a stage holds it already).
     """
-    chain = task.request.chain
+    chain = links.chain
     if not chain:
         return None
     following = dict(chain[-1])
@@ -144,16 +242,15 @@ def _begin_next_inline(rt: Runtime, task: Task, deployment_id: str) -> _Turn | N
     if stage not in STEPS or not following.get("immutable"):
         return None
     options = dict(following.get("options") or {})
-    options.update(chain=list(chain[:-1]), parent_id=task.request.id, root_id=task.request.root_id)
+    options.update(chain=list(chain[:-1]), parent_id=links.parent_id, root_id=links.root_id)
     following["options"] = options
     following["kwargs"] = {k: v for k, v in (following.get("kwargs") or {}).items() if k != "token"}
-    task_id, signature = str(options["task_id"]), str(kombu_json.dumps(following))
+    task_id, signature_json = str(options["task_id"]), str(kombu_json.dumps(following))
     index = PIPELINE_ORDER.index(stage)
-    # No mutex: this run holds the deployment's step mutex already.
-    if rt.agenda.begin(task_id, deployment_id, index, "", signature) is not Begun.RUN:
+    if rt.agenda.begin(task_id, deployment_id, index, "", signature_json, mutex) is not Begun.RUN:
         return None  # a copy of it began elsewhere (a chain published twice): Celery sends ours, stale
     chain.pop()
-    return _Turn(task_id, "", stage, signature)
+    return _Turn(task_id, "", stage, signature_json)
 
 
 #: this process's finished stage runs whose next stage Celery is about to send: the Celery task id
