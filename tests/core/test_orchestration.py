@@ -145,7 +145,7 @@ def test_plan_chain(
         ("preflight", "running", True, Entry.SKIP),
         ("rollback", "running", True, Entry.RUN),
         ("finalize", "running", True, Entry.RUN),
-        ("rollback", "running", False, Entry.RUN),
+        ("rollback", "running", False, Entry.SKIP),
         ("rollback", "succeeded", True, Entry.DONE),
         ("finalize", "succeeded", True, Entry.DONE),
     ],
@@ -159,13 +159,13 @@ def test_plan_chain(
         "any stage but rollback and finalize is skipped after a failure",
         "rollback still runs after a failure: it undoes",
         "finalize still runs after a failure: it reports",
-        "rollback runs in a healthy deployment too (its strategy finds nothing to undo)",
+        "rollback in a healthy deployment is skipped: nothing to undo",
         "a redelivered finished rollback is done",
         "a redelivered finished finalize is done",
     ],
 )
 def test_decide_entry(stage: str, outcome: str, failed: bool, entry: Entry) -> None:
-    """A stage runs while its record is running, unless a failure leaves it nothing to do."""
+    """A stage runs while its record is running, unless a failure (rollback: no failure) leaves it no work."""
     assert decide_entry(stage, outcome, failed) is entry
 
 

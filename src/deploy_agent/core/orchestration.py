@@ -52,7 +52,7 @@ class Entry(StrEnum):
 
     RUN = "run"  # step it
     DONE = "done"  # a redelivered message for a finished stage: nothing to do
-    SKIP = "skip"  # the deployment failed before: this stage has nothing to do
+    SKIP = "skip"  # the deployment failed before (rollback: it did not): this stage has nothing to do
 
 
 def decide_entry(stage: str, outcome: str, failed: bool) -> Entry:
@@ -61,6 +61,8 @@ def decide_entry(stage: str, outcome: str, failed: bool) -> Entry:
         return Entry.DONE
     if failed and stage not in ALWAYS_RUN:
         return Entry.SKIP
+    if stage == "rollback" and not failed:
+        return Entry.SKIP  # nothing to undo
     return Entry.RUN
 
 

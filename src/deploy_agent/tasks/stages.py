@@ -327,14 +327,17 @@ def _step(
 ) -> Progress:
     run = make_run(rt, state, stage)
     record, created = state.begin_stage(stage, rt.now())
+    entry = decide_entry(stage, record.outcome, state.failure is not None)
+    if entry is Entry.SKIP:  # its start, end and the state: one round trip
+        record.outcome, record.finished_at = "skipped", rt.now()
+        with events_with_next_save():
+            if created:
+                run.emit("stage_started")
+            _end_stage(run, "skipped")
+        return Progress.finished()
     if created:
         run.emit("stage_started")
-    entry = decide_entry(stage, record.outcome, state.failure is not None)
     if entry is Entry.DONE:  # a redelivered message for a finished stage
-        return Progress.finished()
-    if entry is Entry.SKIP:
-        record.outcome, record.finished_at = "skipped", rt.now()
-        _end_stage(run, "skipped")
         return Progress.finished()
     try:
         if fence_first:  # a stage run inline follows within moments; each mutating call is fenced
