@@ -55,10 +55,22 @@ class TestEventHistory:
         store.append_event("dep-1", {"event": "accepted"})
         assert 0 < ttl(client, KEY) <= 60
         client.expire(KEY, 5)  # as if the deployment had run for most of the TTL
-        store.append_event("dep-1", {"event": "finished"})
-        store.save_result("dep-1", {"outcome": "succeeded"})
+        store.save_final("dep-1", {"outcome": "succeeded"}, {"phase": "done"}, [{"event": "finished"}])
         assert ttl(client, KEY) > 50
         assert ttl(client, "deploy-agent:result:dep-1") > 50
+
+    def test_the_result_its_state_and_the_last_event_are_one_round_trip(self, client: redis.Redis) -> None:
+        """save_final writes all three with one script: nobody reads a result its state or history lacks."""
+        store = DeploymentStore(client, ttl_seconds=60, event_history=2)
+        for i in range(2):
+            store.append_event("dep-1", {"event": "step", "n": i})
+        client.config_resetstat()
+        store.save_final("dep-1", {"outcome": "succeeded"}, {"phase": "done"}, [{"event": "finished"}])
+        ran = {name: n for name, n in calls(client).items() if name not in ("info", "config|resetstat")}
+        assert ran == {"eval": 1, "set": 2, "rpush": 1, "ltrim": 1, "expire": 1}
+        assert store.result("dep-1") == {"outcome": "succeeded"}
+        assert store.load("dep-1") == {"phase": "done"}
+        assert [e.get("n", e["event"]) for e in store.events("dep-1")] == [1, "finished"]
 
     def test_an_event_costs_one_command_while_the_history_is_short(self, client: redis.Redis) -> None:
         """Every event after the first is a single RPUSH until the history is full."""

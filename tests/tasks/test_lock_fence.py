@@ -288,8 +288,8 @@ class TestAdvanceStage:
 class TestFinishRedelivered:
     def test_a_redelivered_finish_releases_the_lock_it_still_holds(self, rt: Runtime) -> None:
         """Killed between saving the final phase and releasing: the retry lets the service go."""
-        saved(rt, state_for("A", phase=Phase.DONE, outcome="succeeded"))
-        rt.store.save_result("A", {"outcome": "succeeded"})
+        done = state_for("A", phase=Phase.DONE, outcome="succeeded")
+        rt.store.save_final("A", {"outcome": "succeeded"}, done.model_dump(mode="json"))
         assert rt.lock("c1", "web", "us-east-1").acquire("A")
 
         assert finish.finish(rt, "A") == {"outcome": "succeeded"}

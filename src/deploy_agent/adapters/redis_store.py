@@ -48,6 +48,19 @@ if length > tonumber(ARGV[3]) then redis.call('ltrim', KEYS[2], -tonumber(ARGV[3
 return length
 """
 
+#: KEYS: the result, the state, the events; ARGV: result JSON, state JSON, TTL (s), events kept,
+#: then the events to append
+_SAVE_FINAL = """
+redis.call('set', KEYS[1], ARGV[1], 'EX', ARGV[3])
+redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[3])
+if #ARGV > 4 then
+  local length = redis.call('rpush', KEYS[3], unpack(ARGV, 5))
+  if length > tonumber(ARGV[4]) then redis.call('ltrim', KEYS[3], -tonumber(ARGV[4]), -1) end
+end
+redis.call('expire', KEYS[3], ARGV[3])
+return 1
+"""
+
 #: this thread's events held for the next state save, by deployment (``events_with_next_save``)
 _HELD = threading.local()
 
@@ -131,7 +144,7 @@ class DeploymentStore:
         """Append a progress event; trim the history only once it is longer than kept.
 
         One command per event in the common case (a deployment emits about twenty): the first event
-        sets the history's expiry and ``save_result`` renews it, instead of an EXPIRE and an LTRIM
+        sets the history's expiry and ``save_final`` renews it, instead of an EXPIRE and an LTRIM
         in a MULTI with every event (five commands each, a sixth of a deployment's Redis traffic).
         """
         held = _held_events()
@@ -154,12 +167,18 @@ class DeploymentStore:
         return [json.loads(item) for item in raw]
 
     # --- results -------------------------------------------------------------------------------
-    def save_result(self, deployment_id: str, result: Mapping[str, Any]) -> None:
-        """Store the final result; the event history lives as long as it from now on."""
-        pipe = self._r.pipeline(transaction=False)
-        pipe.set(self._key("result", deployment_id), json.dumps(result), ex=self._ttl)
-        pipe.expire(self._key("events", deployment_id), self._ttl)
-        pipe.execute()
+    def save_final(
+        self,
+        deployment_id: str,
+        result: Mapping[str, Any],
+        state: Mapping[str, Any],
+        events: Sequence[Mapping[str, Any]] = (),
+    ) -> None:
+        """Store the final result, the state that says so and the last ``events``, in one step;
+        the event history lives as long as the result from now on."""
+        keys = [self._key(kind, deployment_id) for kind in ("result", "deployment", "events")]
+        args = [json.dumps(result), json.dumps(scrub_state(state)), str(self._ttl), str(self._history)]
+        self._r.eval(_SAVE_FINAL, 3, *keys, *args, *(json.dumps(event) for event in events))
 
     def result(self, deployment_id: str) -> dict[str, Any] | None:
         raw = self._r.get(self._key("result", deployment_id))

@@ -54,20 +54,24 @@ def record_event(
     """
     event = event_of(rt, state, kind, **fields)
     rt.store.append_event(state.deployment_id, event)
-    if kind in NOTIFIED:
-        urls = webhook_urls(rt, request_of(state))
-        if urls:
-            payload = {
-                **event,
-                "cluster_name": state.cluster,
-                "service_name": state.service,
-                **(notify_extra or {}),
-            }
-            try:
-                (rt.notifier or publish_notifications)(urls, payload)
-            except Exception:  # telling others must never end a deployment
-                log.warning("could not queue notifications", exc_info=True)
+    notify_event(rt, state, event, notify_extra)
     return event
+
+
+def notify_event(
+    rt: Runtime, state: PipelineState, event: Mapping[str, Any], notify_extra: Mapping[str, Any] | None = None
+) -> None:
+    """Tell the deployment's webhooks about ``event`` (already in its history) when it is one they hear."""
+    if event["event"] not in NOTIFIED:
+        return
+    urls = webhook_urls(rt, request_of(state))
+    if not urls:
+        return
+    payload = {**event, "cluster_name": state.cluster, "service_name": state.service, **(notify_extra or {})}
+    try:
+        (rt.notifier or publish_notifications)(urls, payload)
+    except Exception:  # telling others must never end a deployment
+        log.warning("could not queue notifications", exc_info=True)
 
 
 def event_of(rt: Runtime, state: PipelineState, kind: str, /, **fields: Any) -> dict[str, Any]:

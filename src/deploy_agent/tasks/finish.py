@@ -12,7 +12,7 @@ from deploy_agent.core.releases import family_of, plan_revision_cleanup
 from deploy_agent.core.state import PipelineState
 from deploy_agent.tasks import metrics, steps
 from deploy_agent.tasks.approval import book_for
-from deploy_agent.tasks.events import record_event
+from deploy_agent.tasks.events import event_of, notify_event
 from deploy_agent.tasks.revisions import register_kwargs_of
 from deploy_agent.tasks.runtime import Runtime
 
@@ -45,17 +45,12 @@ def finish(rt: Runtime, deployment_id: str, known: PipelineState | None = None) 
     payload = result.model_dump(mode="json")
     state.outcome = payload["outcome"]
     state.phase = Phase.DONE
-    store.save_result(deployment_id, payload)
-    store.save(deployment_id, state.model_dump(mode="json"))
+    # The result, the state that says so and the "finished" event: one step, so nobody sees one
+    # without the others; webhooks hear of it once the lock is let go.
+    finished = event_of(rt, state, "finished", outcome=payload["outcome"], error=payload["error"])
+    store.save_final(deployment_id, payload, state.model_dump(mode="json"), [finished])
     _let_go(rt, state)
-    record_event(
-        rt,
-        state,
-        "finished",
-        {"result": payload},
-        outcome=payload["outcome"],
-        error=payload["error"],
-    )
+    notify_event(rt, state, finished, {"result": payload})
     metrics.DEPLOYMENTS.labels(state.strategy, payload["outcome"]).inc()
     metrics.DEPLOYMENT_SECONDS.labels(state.strategy, payload["outcome"]).observe(result.duration_seconds)
     if result.rollback is not None:
