@@ -168,6 +168,13 @@ class TestReleaseLedger:
         assert ledger.definition_of("c1", "web", "arn:td:1") is None
         assert ledger.definition_of("c1", "web", "arn:td:2") == {"family": "web"}
 
+    def test_the_newest_releases_are_kept_newest_first(self, client: redis.Redis) -> None:
+        """Past ``keep`` releases the oldest goes."""
+        ledger = ReleaseLedger(client, keep=2, region="us-east-1")
+        for n in range(3):
+            ledger.record("c1", "web", {"task_definition_arn": f"arn:td:{n}"})
+        assert [r["task_definition_arn"] for r in ledger.releases("c1", "web")] == ["arn:td:2", "arn:td:1"]
+
     def test_ledgers_are_per_region(self, client: redis.Redis) -> None:
         """Same-named services in two regions have two ledgers (and two registered lists)."""
         east, west = ReleaseLedger(client, 5, "us-east-1"), ReleaseLedger(client, 5, "eu-west-1")

@@ -227,6 +227,14 @@ class WaitingLine:
         return newest[0].decode() if newest else None
 
 
+#: KEYS: a service's ledger; ARGV: the release JSON, how many to keep
+_RECORD_RELEASE = """
+redis.call('lpush', KEYS[1], ARGV[1])
+redis.call('ltrim', KEYS[1], 0, tonumber(ARGV[2]) - 1)
+return 1
+"""
+
+
 class ReleaseLedger:
     """The last N good releases of each service, newest first: what a manual rollback can go back to.
 
@@ -241,11 +249,14 @@ class ReleaseLedger:
         self._region = region
 
     def record(self, cluster: str, service: str, release: Mapping[str, Any]) -> None:
-        key = self._key(cluster, service)
-        pipe = self._r.pipeline(transaction=False)  # a reader between the two sees one more release
-        pipe.lpush(key, json.dumps(scrub_release(release)))
-        pipe.ltrim(key, 0, self._keep - 1)
-        pipe.execute()
+        """Put ``release`` first, keeping the newest N (one script: no reader sees N + 1)."""
+        self._r.eval(
+            _RECORD_RELEASE,
+            1,
+            self._key(cluster, service),
+            json.dumps(scrub_release(release)),
+            str(self._keep),
+        )
 
     def releases(self, cluster: str, service: str) -> list[dict[str, Any]]:
         raw = cast(list[bytes], self._r.lrange(self._key(cluster, service), 0, -1))
