@@ -3,6 +3,7 @@ multiprocess metric files) and the worker's consumer (a message it cannot decode
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,14 @@ def _check_policy(**_: Any) -> None:
         log.critical("the worker does not start: %s", exc)
         # SystemExit, not an Exception: Celery logs and ignores a signal handler's exceptions.
         raise SystemExit(f"deploy-agent: {exc}") from None
+
+
+@worker_init.connect
+def _freeze_for_fork(**_: Any) -> None:
+    """Last before the pool forks: move every object the main process holds out of the garbage
+    collector's reach, so a prefork child's collections do not write to (and copy) the pages it
+    shares with the main process (Python's ``gc.freeze``, meant for this)."""
+    gc.freeze()
 
 
 @worker_ready.connect
