@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 import redis
@@ -141,6 +142,13 @@ class TestEntries:
         assert agenda.lease_entry("e1", "", ENTRY)
 
 
+def _leases_left(conn: redis.Redis, task_id: str, lease_ms: int) -> int:
+    """Return in how many leases of ``lease_ms`` the agenda has ``task_id`` due, by Redis's clock."""
+    seconds, micros = cast(tuple[int, int], conn.time())
+    due = float(cast(float, conn.zscore(AGENDA, task_id)))
+    return round((due - (seconds * 1000 + micros / 1000)) / lease_ms)
+
+
 class TestFencing:
     def test_the_original_copy_is_stale_once_a_dispatcher_published_the_stage_again(
         self, agenda: Agenda
@@ -166,6 +174,56 @@ class TestFencing:
         assert agenda.begin("fin", "d1", 7, "", SIG) is Begun.STALE
         assert agenda.begin("deploy", "d1", 4, "", SIG) is Begun.STALE
         assert agenda.pending() == 0
+
+    def test_a_publication_that_lapses_unbegun_goes_out_again_with_its_token(self, agenda: Agenda) -> None:
+        """Behind a long queue a published stage is not begun within its lease: the copy published
+        again carries the same token, so the first copy, when it comes up, still runs, and the
+        second is dropped."""
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 0, SIG)
+        (first,) = agenda.claim_due()
+        time.sleep(0.35)
+        (again,) = agenda.claim_due()
+        assert again.token == first.token
+        assert agenda.begin("t1", "d1", 4, first.token, SIG) is Begun.RUN
+        assert agenda.begin("t1", "d1", 4, again.token, SIG) is Begun.STALE  # the copy, after it
+
+    def test_each_republication_of_an_unbegun_stage_waits_twice_as_long(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        """Leases of 0.3, 0.6, 1.2 s ... up to 16 leases: a long queue gets a few copies, not one a lease."""
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 0, SIG)
+        leases = []
+        for _ in range(6):
+            conn.zadd(AGENDA, {"t1": 0})  # due now, as if its lease had lapsed
+            (due,) = agenda.claim_due()
+            leases.append(_leases_left(conn, "t1", 300))
+        assert leases == [1, 2, 4, 8, 16, 16]
+        assert agenda.begin("t1", "d1", 4, due.token, SIG) is Begun.RUN
+        agenda.wait("t1", "d1", due.token, 0, SIG)
+        (fresh,) = agenda.claim_due()  # a new wait is a new publication: a new token, one lease
+        assert fresh.token != due.token
+        assert _leases_left(conn, "t1", 300) == 1
+
+    def test_a_copy_of_a_publication_that_already_ran_is_dropped(self, agenda: Agenda) -> None:
+        """Its run waits again (or hands over): a late copy of the same publication does not run it twice."""
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 0, SIG)
+        (due,) = agenda.claim_due()
+        assert agenda.begin("t1", "d1", 4, due.token, SIG) is Begun.RUN
+        agenda.wait("t1", "d1", due.token, 60, SIG)
+        assert agenda.begin("t1", "d1", 4, due.token, SIG) is Begun.STALE
+        agenda.hand_over("t1", "d1", due.token, SIG)
+        assert agenda.begin("t1", "d1", 4, due.token, SIG) is Begun.STALE
+
+    def test_a_copy_of_an_entry_publication_runs_once(self, agenda: Agenda) -> None:
+        """An entry the agenda published twice (its first copy queued past its lease) runs once."""
+        agenda.lease_entry("e1", "", ENTRY)
+        agenda.wait("e1", "d1", "", 0, ENTRY)  # waits for the service lock
+        (first,) = agenda.claim_due()
+        assert agenda.lease_entry("e1", first.token, ENTRY)
+        assert not agenda.lease_entry("e1", first.token, ENTRY)
 
     def test_a_stale_keeper_does_not_renew_a_lease_it_lost(self, agenda: Agenda) -> None:
         """The old copy's renewals stop counting once a dispatcher re-published its stage."""

@@ -26,7 +26,9 @@ An entry task (``deploy_agent.deploy``/``rollback``) is leased the same way from
 either. A message on the broker's queue needs no lease (Redis keeps it); only a run does.
 
 Modes: ``running`` (leased), ``waiting`` (due at its time), ``dispatched`` (published, not started
-yet: leased too, so a dispatcher that dies before publishing loses nothing), ``handover`` (done, the
+yet: leased too, so a dispatcher that dies before publishing loses nothing; published again with
+the same token, each lease twice the one before, so a copy waiting behind a long queue still runs
+and only copies of it come up stale), ``handover`` (done, the
 chain publishes the next stage; leased until Celery has sent that stage's message, then dropped:
 ``handed_over``, so a kill in between loses nothing and a long queue does not make it run twice).
 Every script reads the time from Redis (``TIME``): hosts' clocks never meet. A record's week of
@@ -74,8 +76,10 @@ local index = tonumber(ARGV[3])
 local dep = redis.call('hmget', KEYS[3], 'index', 'task')
 local current, previous = dep[1], dep[2]
 if current and tonumber(current) > index then return 0 end
-local token = redis.call('hget', KEYS[2], 'token')
+local record = redis.call('hmget', KEYS[2], 'token', 'mode')
+local token = record[1]
 if (token or '') ~= ARGV[4] then return 0 end
+if token and token ~= '' and record[2] ~= 'dispatched' then return 0 end
 if ARGV[9] ~= '' and not redis.call('set', KEYS[4], ARGV[9], 'NX', 'PX', ARGV[6]) then return 2 end
 if previous ~= ARGV[1] then
   if previous then
@@ -128,17 +132,28 @@ return renewed
 )
 
 #: KEYS: agenda, sequence. ARGV: limit, lease ms, task prefix. Returns task id, token, sig, ...
+#: A record still ``dispatched`` (published, not begun when its lease lapsed) is most likely still
+#: on the broker's queue, behind a long one: it is published again with the *same* token, so
+#: whichever copy comes first runs (``_BEGIN`` drops the others), and its lease doubles with each
+#: such claim (up to 16 leases). A new token would make the queued copy stale, and behind a queue
+#: longer than a lease every copy would be stale before it came up.
 _CLAIM = (
     _NOW
     + """
 local out = {}
 for _, id in ipairs(redis.call('zrangebyscore', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))) do
   local key = ARGV[3] .. id
-  local sig = redis.call('hget', key, 'sig')
+  local record = redis.call('hmget', key, 'sig', 'mode', 'token', 'claims')
+  local sig = record[1]
   if sig then
-    local token = 'd' .. redis.call('incr', KEYS[2])
-    redis.call('hset', key, 'token', token, 'mode', 'dispatched', 'woken', '0')
-    redis.call('zadd', KEYS[1], now + tonumber(ARGV[2]), id)
+    local token, claims = record[3], 0
+    if record[2] ~= 'dispatched' or not token or token == '' then
+      token = 'd' .. redis.call('incr', KEYS[2])
+    else
+      claims = math.min(tonumber(record[4] or '0') + 1, 4)
+    end
+    redis.call('hset', key, 'token', token, 'mode', 'dispatched', 'woken', '0', 'claims', claims)
+    redis.call('zadd', KEYS[1], now + tonumber(ARGV[2]) * 2 ^ claims, id)
     out[#out + 1] = id
     out[#out + 1] = token
     out[#out + 1] = sig
@@ -193,8 +208,10 @@ return 1
 _LEASE_ENTRY = (
     _NOW
     + """
-local token = redis.call('hget', KEYS[2], 'token')
+local record = redis.call('hmget', KEYS[2], 'token', 'mode')
+local token = record[1]
 if token and token ~= ARGV[2] then return 0 end
+if token and token ~= '' and record[2] ~= 'dispatched' then return 0 end
 redis.call('hset', KEYS[2], 'sig', ARGV[3], 'token', ARGV[2], 'mode', 'running', 'woken', '0')
 redis.call('expire', KEYS[2], ARGV[5])
 redis.call('zadd', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
