@@ -412,6 +412,7 @@ class TestEntryRunsTheFirstStage:
         assert task.published == []
         assert sent(app) == []
         assert entry._chain_published(rt, "A")
+        assert not rt.store.is_chain_published("A")  # no marker written: the stage's record says so
         assert rt.agenda.pending() == 1  # the first stage, waiting: the entry's own lease is gone
         assert agenda_record(rt, "t1") == {}
         dep = {k.decode(): v.decode() for k, v in rt.redis.hgetall(DEP + "A").items()}  # type: ignore[union-attr]
@@ -519,6 +520,24 @@ class TestEntryRunsTheFirstStage:
         assert task.published == []
         assert result is not None
         assert result["outcome"] == "superseded"
+
+    def test_an_entry_redelivered_after_its_deployment_succeeded_returns_its_result(
+        self, rt: Runtime, app: Celery
+    ) -> None:
+        """Redis redelivers the entry (its host died before the ack) after the deployment succeeded
+        and let its lock go: the stored result comes back; nothing calls it superseded."""
+        ended = state_for("A", entry_task_id="t1", chain_started=True, phase=Phase.DONE)
+        result = {"deployment_id": "A", "outcome": "succeeded"}
+        rt.store.save_final("A", result, ended.model_dump(mode="json"))
+        service_lock = rt.lock("c1", "web", "us-east-1")
+        assert service_lock.acquire("A")
+        assert service_lock.release("A")
+        history, stored = rt.store.events("A"), rt.store.load("A")
+
+        again = entry._accept_and_run(FakeEntryTask("t1", app), rt, state_for("A"), self.STAGES, "")
+
+        assert again == result
+        assert (rt.store.events("A"), rt.store.load("A")) == (history, stored)
 
 
 def test_local_redis_is_not_the_shared_one(server: LocalRedis) -> None:

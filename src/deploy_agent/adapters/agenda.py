@@ -346,6 +346,10 @@ class Agenda:
         woken = int(cast(int, self._wake_holder(keys=[AGENDA, lock_key], args=[TASK, DEP])))
         return None if woken < 0 else bool(woken)
 
+    def has_begun(self, deployment_id: str) -> bool:
+        """Return whether a stage of ``deployment_id`` ever began (its record outlives its end a week)."""
+        return bool(self._r.exists(DEP + deployment_id))
+
     def pending(self) -> int:
         """Return how many stages the agenda holds (waiting, running, dispatched or handed over)."""
         return int(cast(int, self._r.zcard(AGENDA)))

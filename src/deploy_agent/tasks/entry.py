@@ -250,6 +250,8 @@ def _accept_and_run(
         if recorded.phase is Phase.DONE:
             return store.result(deployment_id)
         raise _wait(self, rt, deployment_id, token)
+    if recorded.phase is Phase.DONE:
+        return store.result(deployment_id)  # redelivered after the end (Redis's visibility timeout)
     if recorded.chain_started and _chain_published(rt, deployment_id):
         raise Ignore()  # this entry task was redelivered after it had already handed over
     lock = rt.lock(recorded.cluster, recorded.service, recorded.region)
@@ -295,8 +297,8 @@ def _accept_and_run(
     links = [dict(sig) for sig in reversed(signatures)]  # as Celery carries a chain: the next stage last
     first = begin_chain_inline(rt, deployment_id, links, self.request.id)
     if first is not None:
-        # This run goes on with the first stage: its lease covers the deployment from here.
-        _mark_chain_published(rt, deployment_id)
+        # This run goes on with the first stage: its lease covers the deployment from here, and its
+        # record on the agenda says the chain was handed on (``_chain_published``).
         rt.agenda.drop(self.request.id, token)
         try:
             run_chain_inline(rt, self.app, deployment_id, links, self.request.id, first)
@@ -337,15 +339,15 @@ def _take_cluster_slot(rt: Runtime, state: PipelineState, lock_key: str) -> bool
 
 
 def _chain_published(rt: Runtime, deployment_id: str) -> bool:
-    """Return whether this deployment's chain was handed on: its first stage begun on the agenda
-    (marked before the entry runs it) or the chain on the broker (marked right after publishing).
+    """Return whether this deployment's chain was handed on: a stage of it begun on the agenda (the
+    entry runs the first one) or the chain on the broker (marked right after publishing).
 
     A kill after recording ``chain_started`` but before this left a deployment that never ran: its
     redelivered entry task hands the chain on. A kill in between hands it on twice; the stages step
     one copy at a time (``StepMutex``), a copy the agenda published since fences the older one out
     (its token), and a copy that finds its stage done moves on, so the second only repeats looks.
     """
-    return rt.store.is_chain_published(deployment_id)
+    return rt.agenda.has_begun(deployment_id) or rt.store.is_chain_published(deployment_id)
 
 
 def _mark_chain_published(rt: Runtime, deployment_id: str) -> None:

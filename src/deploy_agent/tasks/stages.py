@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from celery import Celery, Task, shared_task, signature, states
+from celery import Celery, Task, shared_task, signature
 from celery.exceptions import Ignore
 from kombu.utils import json as kombu_json
 
@@ -41,6 +41,7 @@ from deploy_agent.strategies.registry import PIPELINE_ORDER
 from deploy_agent.tasks import finish, metrics, retries, steps
 from deploy_agent.tasks.fence import LOCK_LOST, LockLost
 from deploy_agent.tasks.preflight import preflight
+from deploy_agent.tasks.results import store_final_result
 from deploy_agent.tasks.runtime import Runtime, get_runtime
 from deploy_agent.tasks.wiring import make_run
 
@@ -217,7 +218,7 @@ def _finish_inline(
     the agenda, and ``finish`` returns the stored result the second time.
     """
     result = finish.finish(rt, deployment_id, None if state is None else _as_stored(state))
-    backend.store_result(turn.task_id, result, states.SUCCESS)
+    store_final_result(backend, turn.task_id, result)
     rt.agenda.finish(turn.task_id, deployment_id, turn.token)
 
 
