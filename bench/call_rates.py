@@ -130,3 +130,25 @@ def format_rates(
             f"    {name:28s} {calls:6d} calls  peak {peak:5.0f}/s  mean {mean:7.2f}/s  {limit:24s} {verdict}"
         )
     return lines
+
+
+def most_used_quota(
+    rates: CallRates, share: float, overrides: dict[str, tuple[float, float]], own: dict[str, int]
+) -> tuple[str, float, float, float] | None:
+    """Return the bucket whose token bucket the workers used most of over the run: (name, share
+    used, its sustained rate, the workers' mean rate); None when no bucket has a quota.
+
+    A token bucket lets ``burst + rate * span`` calls through in ``span`` seconds; a share near 1
+    means the fleet's limiter, not the worker or the sandbox, set the pace.
+    """
+    span, best = rates.span(), None
+    for name, (calls, _peak, _mean) in rates.by_bucket().items():
+        quota = overrides.get(name) or quota_of(name, share)
+        if quota is None:
+            continue
+        rate, burst = quota
+        workers = calls - own.get(name, 0)
+        used = workers / (burst + rate * span)
+        if best is None or used > best[1]:
+            best = (name, used, rate, workers / span)
+    return best

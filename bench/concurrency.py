@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from call_rates import CallRates, format_rates
+from call_rates import CallRates, format_rates, most_used_quota
 from common import (
     BROKER_DB,
     RESULT_DB,
@@ -341,7 +341,15 @@ def main(argv: list[str] | None = None) -> int:
         describe_rate = report.calls[("ecs", "DescribeServices")] / report.wall
         worker_busy, sandbox_busy = report.worker_cpu / report.wall, report.sandbox_cpu / report.wall
         cores = os.cpu_count() or 1
-        if median(report.probe_ms) > 50 or describe_rate > 0.7 * MOTO_DESCRIBE_CEILING:
+        own = {"ecs:service_read": len(report.probe_ms)}
+        quota = most_used_quota(report.rates, share, overrides, own) if report.rates is not None else None
+        if quota is not None and quota[1] > 0.85:
+            name, used, rate, mean = quota
+            limit = (
+                f"AWS's quota for {name}: the workers' {mean:.1f} calls/s used {used:.0%} of what its "
+                f"token bucket ({rate:g}/s) let through in {report.wall:.0f} s"
+            )
+        elif median(report.probe_ms) > 50 or describe_rate > 0.7 * MOTO_DESCRIBE_CEILING:
             limit = (
                 f"the sandbox (moto): {describe_rate:.0f} DescribeServices/s "
                 f"(ceiling ~{MOTO_DESCRIBE_CEILING:.0f}/s), p50 latency {median(report.probe_ms):.0f} ms"
