@@ -65,7 +65,7 @@ class TestWaiting:
         key = _held_by(conn, "d1")
         agenda.begin("t1", "d1", 4, "", SIG)
         agenda.wait("t1", "d1", "", 60, SIG)
-        assert agenda.wake_holder(key) is True
+        assert agenda.wake_holder(key) == "woken"
         assert [d.task_id for d in agenda.claim_due()] == ["t1"]
 
     def test_a_wake_while_the_stage_runs_makes_its_next_wait_zero(
@@ -74,7 +74,7 @@ class TestWaiting:
         """An event that comes while the stage runs is not lost: its next wait is cut to nothing."""
         key = _held_by(conn, "d1")
         agenda.begin("t1", "d1", 4, "", SIG)
-        assert agenda.wake_holder(key) is False
+        assert agenda.wake_holder(key) == "running"
         agenda.wait("t1", "d1", "", 60, SIG)
         assert [d.task_id for d in agenda.claim_due()] == ["t1"]
 
@@ -87,8 +87,29 @@ class TestWaiting:
 
     def test_waking_an_unknown_deployment_does_nothing(self, agenda: Agenda, conn: redis.Redis) -> None:
         """An event for a deployment the agenda does not hold wakes nothing."""
-        assert agenda.wake_holder(_held_by(conn, "nobody")) is False
+        assert agenda.wake_holder(_held_by(conn, "nobody")) == "running"
         assert agenda.pending() == 0
+
+    def test_a_stage_waiting_for_service_news_sleeps_through_a_task_s(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        """A wait with ``quiet_tasks``: a task's news leaves it due in 60 s; a deployment's wakes it."""
+        key = _held_by(conn, "d1")
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 60, SIG, quiet_tasks=True)
+        assert agenda.wake_holder(key, about_tasks=True) == "ignored"
+        assert agenda.claim_due() == []
+        assert agenda.wake_holder(key) == "woken"
+        assert [d.task_id for d in agenda.claim_due()] == ["t1"]
+
+    def test_a_plain_wait_is_woken_by_a_task_s_news(self, agenda: Agenda, conn: redis.Redis) -> None:
+        """Without ``quiet_tasks`` (a green service's tasks starting, say) a task's news wakes it."""
+        key = _held_by(conn, "d1")
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 60, SIG, quiet_tasks=True)
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 60, SIG)  # the next wait is a plain one again
+        assert agenda.wake_holder(key, about_tasks=True) == "woken"
 
 
 class TestLeases:

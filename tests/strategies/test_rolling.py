@@ -119,6 +119,14 @@ class TestDeploy:
         assert len(ecs.updates) == 1
         assert run.state.ecs_deployment_id == "ecs-svc/1"
 
+    def test_following_the_rollout_is_not_woken_by_a_task_s_news(self) -> None:
+        """The verdict is in the deployments, whose own state changes wake the stage: while it
+        follows ECS's rollout a task starting or stopping (a crash loop's) does not."""
+        run, _, _, _ = make_run()
+        ROLLING.deploy(run)
+        following = ROLLING.deploy(run)
+        assert (following.done, following.quiet_tasks) == (False, True)
+
     def test_completed_moves_to_verifying(self) -> None:
         """Our deployment COMPLETED ends the deploy stage and starts verification."""
         run, ecs, _, _ = make_run()

@@ -68,7 +68,9 @@ def _lock(conn: redis.Redis, service: str) -> ServiceLock:
 
 def _waker(conn: redis.Redis, agenda: Agenda) -> Any:
     """The worker's waker: the agenda wakes whoever holds the service's lock."""
-    return lambda _region, _cluster, service: agenda.wake_holder(_lock(conn, service).key)
+    return lambda _region, _cluster, service, about_tasks: agenda.wake_holder(
+        _lock(conn, service).key, about_tasks
+    )
 
 
 class TestClusterWatcher:

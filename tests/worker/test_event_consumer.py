@@ -6,6 +6,7 @@ import json
 import threading
 from typing import Any
 
+from deploy_agent.adapters.agenda import Wake
 from deploy_agent.adapters.ecs_events import Received
 from deploy_agent.core.errors import AwsError
 from deploy_agent.worker.event_consumer import EventConsumer
@@ -26,7 +27,7 @@ def _completed(service_arn: str = SERVICE_ARN) -> str:
     )
 
 
-def _pending_task() -> str:
+def _pending_task(status: str = "PENDING") -> str:
     return json.dumps(
         {
             "source": "aws.ecs",
@@ -36,7 +37,7 @@ def _pending_task() -> str:
             "detail": {
                 "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/app",
                 "group": "service:web",
-                "lastStatus": "PENDING",
+                "lastStatus": status,
             },
         }
     )
@@ -65,10 +66,14 @@ class FakeQueue:
 
 
 class Recorder:
-    def __init__(self, holders: dict[tuple[str, str, str], str], waiting: bool = True) -> None:
+    def __init__(
+        self, holders: dict[tuple[str, str, str], str], waiting: bool = True, quiet_tasks: bool = False
+    ) -> None:
         self.holders = holders
         self.waiting = waiting
+        self.quiet_tasks = quiet_tasks  # the holder's stage waits only for service-level news
         self.woken: list[str] = []
+        self.about_tasks: list[bool] = []
         self.counted: list[tuple[str, str]] = []
 
     def consumer(self, queue: Any, delete_after: float = 0.0, clock: Any = None) -> EventConsumer:
@@ -83,12 +88,15 @@ class Recorder:
             **({"clock": clock} if clock is not None else {}),
         )
 
-    def wake_holder(self, region: str, cluster: str, service: str) -> bool | None:
+    def wake_holder(self, region: str, cluster: str, service: str, about_tasks: bool) -> Wake | None:
         deployment_id = self.holders.get((region, cluster, service))
         if deployment_id is None:
             return None
+        self.about_tasks.append(about_tasks)
+        if about_tasks and self.quiet_tasks:
+            return "ignored"
         self.woken.append(deployment_id)
-        return self.waiting
+        return "woken" if self.waiting else "running"
 
 
 class TestConsumeOnce:
@@ -106,6 +114,23 @@ class TestConsumeOnce:
         recorder = Recorder({("us-east-1", "app", "web"): "dep-1"}, waiting=False)
         assert recorder.consumer(FakeQueue([_completed()])).consume_once() == 0
         assert recorder.counted == [("ECS Deployment State Change", "running")]
+
+    def test_a_task_event_says_it_is_only_a_task_s_news(self) -> None:
+        """A task that stopped wakes the holder as news about a task; a deployment's is not."""
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
+        queue = FakeQueue([_pending_task("STOPPED"), _completed()])
+        assert recorder.consumer(queue).consume_once() == 2
+        assert recorder.about_tasks == [True, False]
+
+    def test_a_stage_that_waits_for_service_news_is_not_woken_by_a_task(self) -> None:
+        """The holder's stage follows a rolling deployment: a task's news is counted as ignored."""
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"}, quiet_tasks=True)
+        queue = FakeQueue([_pending_task("RUNNING"), _completed()])
+        assert recorder.consumer(queue).consume_once() == 1
+        assert recorder.counted == [
+            ("ECS Task State Change", "ignored"),
+            ("ECS Deployment State Change", "woken"),
+        ]
 
     def test_malformed_unrelated_and_unmatched_events_are_deleted_and_counted(self) -> None:
         """Nothing is woken, every message is deleted, each is counted by what became of it."""

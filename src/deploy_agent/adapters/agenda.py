@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import redis
 
@@ -60,9 +60,12 @@ RECORD_TTL_SECONDS = 7 * 24 * 3600
 #: the stage index a finished deployment records: every stage of it is earlier, hence stale
 FINISHED_INDEX = 1000
 
-#: wakes the deployment that holds a service (region, cluster, service): whether its stage was
-#: waiting, None when no deployment holds it (``Agenda.wake_holder`` behind the service's lock key)
-WakeHolder = Callable[[str, str, str], "bool | None"]
+#: what a wake did: made the waiting stage due now, marked the running stage (its next wait is
+#: zero), or left a stage that waits only for service-level news alone (the news was a task's)
+Wake = Literal["woken", "running", "ignored"]
+#: wakes the deployment that holds a service (region, cluster, service, whether the news is only
+#: about a task): what the wake did, None when no deployment holds it (``Agenda.wake_holder``)
+WakeHolder = Callable[[str, str, str, bool], "Wake | None"]
 
 _NOW = "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
@@ -97,17 +100,18 @@ return 1
 )
 
 #: KEYS: agenda, task record[, step mutex to release]. ARGV: task id, token, delay ms, sig,
-#: deployment, ttl, mode[, mutex owner]
+#: deployment, ttl, mode, quiet ('1': a task's news does not wake it)[, mutex owner]
 _SCHEDULE = (
     _NOW
     + """
-if KEYS[3] and redis.call('get', KEYS[3]) == ARGV[8] then redis.call('del', KEYS[3]) end
+if KEYS[3] and redis.call('get', KEYS[3]) == ARGV[9] then redis.call('del', KEYS[3]) end
 local record = redis.call('hmget', KEYS[2], 'token', 'woken')
 local token = record[1]
 if token and token ~= ARGV[2] then return 0 end
 local delay = tonumber(ARGV[3])
 if record[2] == '1' and ARGV[7] == 'waiting' then delay = 0 end
-redis.call('hset', KEYS[2], 'sig', ARGV[4], 'token', ARGV[2], 'mode', ARGV[7], 'dep', ARGV[5], 'woken', '0')
+redis.call('hset', KEYS[2], 'sig', ARGV[4], 'token', ARGV[2], 'mode', ARGV[7], 'dep', ARGV[5], 'woken', '0',
+  'quiet', ARGV[8])
 if not token then redis.call('expire', KEYS[2], ARGV[6]) end
 redis.call('zadd', KEYS[1], now + delay, ARGV[1])
 return 1
@@ -165,12 +169,15 @@ return out
 """
 )
 
-#: KEYS: agenda, dep record. ARGV: task prefix. Wakes the deployment's waiting stage now.
+#: KEYS: agenda, dep record. ARGV: task prefix, dep prefix, whether the news is only a task's.
+#: Wakes the deployment's waiting stage now, unless it waits only for service-level news (-2).
 _WAKE_DEP = """
 local id = redis.call('hget', dep, 'task')
 if not id then return 0 end
 local key = ARGV[1] .. id
-local mode = redis.call('hget', key, 'mode')
+local record = redis.call('hmget', key, 'mode', 'quiet')
+local mode = record[1]
+if ARGV[3] == '1' and record[2] == '1' then return -2 end
 if mode == 'waiting' then
   redis.call('zadd', KEYS[1], 'XX', 'LT', now, id)
   return 1
@@ -179,8 +186,9 @@ if mode then redis.call('hset', key, 'woken', '1') end
 return 0
 """
 
-#: KEYS: agenda, a service's lock. ARGV: task prefix, dep prefix. Makes the lock holder's waiting
-#: stage due now (1), or marks its running stage woken (0); -1 when no deployment holds the lock.
+#: KEYS: agenda, a service's lock. ARGV: task prefix, dep prefix, '1' for a task's news. Makes the
+#: lock holder's waiting stage due now (1), or marks its running stage woken (0); -1 when no
+#: deployment holds the lock, -2 when its stage waits only for service-level news.
 #: One round trip where reading the holder first took two.
 _WAKE_HOLDER = (
     _NOW
@@ -226,6 +234,9 @@ redis.call('zrem', KEYS[1], ARGV[1])
 redis.call('del', KEYS[2])
 return 1
 """
+
+
+_WAKES: dict[int, Wake] = {1: "woken", 0: "running", -2: "ignored"}
 
 
 class Begun(enum.IntEnum):
@@ -292,22 +303,37 @@ class Agenda:
         delay: float,
         signature: str,
         mutex: Mutex | None = None,
+        *,
+        quiet_tasks: bool = False,
     ) -> bool:
-        """Make the stage due after ``delay`` seconds (at once if woken meanwhile); release ``mutex``."""
-        return self._put(task_id, deployment_id, token, int(delay * 1000), signature, "waiting", mutex)
+        """Make the stage due after ``delay`` seconds (at once if woken meanwhile); release ``mutex``.
+
+        ``quiet_tasks``: news about a single task (ECS's task state changes) does not wake it; what
+        it waits for shows in the service's deployments, whose own news does.
+        """
+        quiet = "1" if quiet_tasks else "0"
+        return self._put(task_id, deployment_id, token, int(delay * 1000), signature, "waiting", mutex, quiet)
 
     def hand_over(
         self, task_id: str, deployment_id: str, token: str, signature: str, mutex: Mutex | None = None
     ) -> bool:
         """Lease a finished stage until the next stage begins (a kill in between re-runs it, a no-op)."""
-        return self._put(task_id, deployment_id, token, self.lease_ms, signature, "handover", mutex)
+        return self._put(task_id, deployment_id, token, self.lease_ms, signature, "handover", mutex, "0")
 
     def _put(
-        self, task_id: str, dep: str, token: str, delay_ms: int, sig: str, mode: str, mutex: Mutex | None
+        self,
+        task_id: str,
+        dep: str,
+        token: str,
+        delay_ms: int,
+        sig: str,
+        mode: str,
+        mutex: Mutex | None,
+        quiet: str,
     ) -> bool:
         """Write the task's record and due time, releasing ``mutex`` when it is still ours, in one step."""
         keys = [AGENDA, TASK + task_id]
-        args: list[str | int] = [task_id, token, delay_ms, sig, dep, RECORD_TTL_SECONDS, mode]
+        args: list[str | int] = [task_id, token, delay_ms, sig, dep, RECORD_TTL_SECONDS, mode, quiet]
         if mutex is not None:
             keys.append(mutex.key)
             args.append(mutex.owner)
@@ -340,11 +366,13 @@ class Agenda:
         values = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
         return [Due(values[i], values[i + 1], values[i + 2]) for i in range(0, len(values), 3)]
 
-    def wake_holder(self, lock_key: str) -> bool | None:
+    def wake_holder(self, lock_key: str, about_tasks: bool = False) -> Wake | None:
         """Wake the deployment that holds the service lock at ``lock_key`` (``ServiceLock.key``);
-        return whether its stage was waiting, None when no deployment holds the lock."""
-        woken = int(cast(int, self._wake_holder(keys=[AGENDA, lock_key], args=[TASK, DEP])))
-        return None if woken < 0 else bool(woken)
+        return what the wake did, None when no deployment holds the lock. ``about_tasks``: the news
+        is a single task's, which a stage waiting with ``quiet_tasks`` does not need."""
+        args = [TASK, DEP, "1" if about_tasks else "0"]
+        woken = int(cast(int, self._wake_holder(keys=[AGENDA, lock_key], args=args)))
+        return _WAKES.get(woken)
 
     def has_begun(self, deployment_id: str) -> bool:
         """Return whether a stage of ``deployment_id`` ever began (its record outlives its end a week)."""

@@ -44,6 +44,9 @@ class Progress:
     done: bool
     wait_seconds: float = 0.0
     skipped: bool = False
+    #: while it waits, ECS's news about a single task (started, stopped) does not wake the stage:
+    #: what it waits for shows in the service's deployments, whose own news does
+    quiet_tasks: bool = False
 
     @classmethod
     def finished(cls) -> Progress:
@@ -55,8 +58,8 @@ class Progress:
         return cls(True, skipped=True)
 
     @classmethod
-    def wait(cls, seconds: float) -> Progress:
-        return cls(False, seconds)
+    def wait(cls, seconds: float, *, quiet_tasks: bool = False) -> Progress:
+        return cls(False, seconds, quiet_tasks=quiet_tasks)
 
 
 def _no_count(kind: str, result: str) -> None:

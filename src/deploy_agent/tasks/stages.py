@@ -21,7 +21,7 @@ from celery import Celery, Task, shared_task, signature
 from celery.exceptions import Ignore
 from kombu.utils import json as kombu_json
 
-from deploy_agent.adapters.agenda import Begun, Mutex
+from deploy_agent.adapters.agenda import Agenda, Begun, Mutex
 from deploy_agent.adapters.redis_client import BROKER_PUBLISH_ERRORS
 from deploy_agent.adapters.redis_locks import StepMutex
 from deploy_agent.adapters.redis_store import events_with_next_save
@@ -90,7 +90,7 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
     )
     if not progress.done:
         # A stage begun inline waits under its own signature, which carries the rest of the chain.
-        agenda.wait(turn.task_id, deployment_id, turn.token, progress.wait_seconds, turn.signature, mutex)
+        _wait(agenda, deployment_id, turn, progress, mutex)
         raise Ignore()  # acknowledged; the agenda publishes it again when due or woken
     # Leased until Celery has sent the next stage's message (finalize: until the result is
     # stored), so a kill in between publishes this stage again, which finds itself done and moves on.
@@ -100,6 +100,19 @@ def run_stage(task: Task, deployment_id: str, stage: str, step: StepFn, token: s
     elif turn.stage != "finalize":
         _HANDING_OVER[task_id] = (turn.task_id, turn.token)
     return deployment_id
+
+
+def _wait(agenda: Agenda, deployment_id: str, turn: _Turn, progress: Progress, mutex: Mutex) -> None:
+    """Put ``turn``'s stage on the agenda as ``progress`` asks, giving back ``mutex`` with it."""
+    agenda.wait(
+        turn.task_id,
+        deployment_id,
+        turn.token,
+        progress.wait_seconds,
+        turn.signature,
+        mutex,
+        quiet_tasks=progress.quiet_tasks,
+    )
 
 
 @dataclass(frozen=True)
@@ -142,7 +155,7 @@ def run_chain_inline(
     )
     agenda, mutex = rt.agenda, first.mutex
     if not progress.done:
-        agenda.wait(turn.task_id, deployment_id, turn.token, progress.wait_seconds, turn.signature, mutex)
+        _wait(agenda, deployment_id, turn, progress, mutex)
         return
     agenda.hand_over(turn.task_id, deployment_id, turn.token, turn.signature, mutex)
     if turn.stage == "finalize":

@@ -108,7 +108,7 @@ class ClusterWatcher:
         for name in changed:
             if name not in before:
                 continue  # first look: its deployment looks by itself
-            if self._wake_holder(region, cluster, name):
+            if self._wake_holder(region, cluster, name, False) == "woken":
                 woken += 1
         self._remember(keys=[key], args=[3600, *(part for pair in now.items() for part in pair)])
         return woken

@@ -30,7 +30,7 @@ import redis
 
 from deploy_agent.adapters.agenda import WakeHolder
 from deploy_agent.adapters.ecs_events import Received
-from deploy_agent.core.ecs_events import EcsEvent, decide_wake, parse_event
+from deploy_agent.core.ecs_events import TASK_STATE_CHANGE, EcsEvent, decide_wake, parse_event
 from deploy_agent.core.errors import DeployError
 
 log = logging.getLogger("deploy_agent.events")
@@ -128,10 +128,9 @@ class EventConsumer:
             return "ignored"
         assert event.cluster is not None
         assert event.service is not None
-        woken = self._wake_holder(event.region, event.cluster, event.service)
-        if woken is None:
-            return "unmatched"
-        return "woken" if woken else "running"
+        about_tasks = event.detail_type == TASK_STATE_CHANGE
+        woken = self._wake_holder(event.region, event.cluster, event.service, about_tasks)
+        return "unmatched" if woken is None else woken
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -22,6 +22,8 @@ from celery.worker.consumer import Consumer
 from deploy_agent.worker.logging import configure_logging
 
 if TYPE_CHECKING:
+    from deploy_agent.adapters.agenda import Wake, WakeHolder
+    from deploy_agent.tasks.runtime import Runtime
     from deploy_agent.worker.cluster_watch import ClusterWatcher
     from deploy_agent.worker.dispatcher import Dispatcher
     from deploy_agent.worker.event_consumer import EventConsumer
@@ -145,12 +147,19 @@ def _start_event_consumer(**_: Any) -> None:
     queue = EventQueue(rt.aws(queue_region(url, rt.settings.aws_region)), url)
     _event_consumer = EventConsumer(
         queue,
-        wake_holder=lambda region, cluster, service: rt.agenda.wake_holder(
-            rt.lock(cluster, service, region).key
-        ),
+        wake_holder=_wake_holder(rt),
         count=lambda detail_type, result: metrics.ECS_EVENTS.labels(detail_type, result).inc(),
     ).start()
     log.info("waking deployments on ECS events from %s", url)
+
+
+def _wake_holder(rt: Runtime) -> WakeHolder:
+    """Return what wakes the deployment holding a service: the agenda, behind that service's lock."""
+
+    def wake(region: str, cluster: str, service: str, about_tasks: bool) -> Wake | None:
+        return rt.agenda.wake_holder(rt.lock(cluster, service, region).key, about_tasks)
+
+    return wake
 
 
 @worker_shutdown.connect
@@ -174,7 +183,7 @@ def _start_watcher(**_: Any) -> None:
     _watcher = ClusterWatcher(
         rt.redis,
         rt.services,
-        lambda region, cluster, service: rt.agenda.wake_holder(rt.lock(cluster, service, region).key),
+        _wake_holder(rt),
         rt.settings.watch_interval_seconds,
     ).start()
 

@@ -83,7 +83,10 @@ def update_and_follow(run: Run[ServiceUpdateMemory], settings: RolloutSettings) 
         return run.fail("rollout_failed", reason, Trigger.CIRCUIT_BREAKER)
     if verdict.state is RolloutState.REPLACED:
         return run.fail("rollout_failed", verdict.reason, Trigger.ERROR)
-    return Progress.wait(run.next_poll(changed))
+    # The verdict turns on the deployments' rolloutState and status, which ECS announces with a
+    # deployment state change of its own; a task starting or stopping moves only the counts (shown
+    # at the next look). In a crash loop each task's news cost a DescribeServices.
+    return Progress.wait(run.next_poll(changed), quiet_tasks=True)
 
 
 def ecs_rollout_seconds(deployment: Mapping[str, Any] | None) -> float | None:
