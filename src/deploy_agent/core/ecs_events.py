@@ -28,7 +28,8 @@ TASK_STATE_CHANGE = "ECS Task State Change"
 DETAIL_TYPES = (DEPLOYMENT_STATE_CHANGE, SERVICE_ACTION, TASK_STATE_CHANGE)
 #: what the worker's consumer makes of an event (the metric's ``result`` label): it woke the
 #: waiting stage, the stage was running (it looks again as soon as it ends), the event changes no
-#: verdict, no deployment holds its service, or the message is no ECS event
+#: verdict (or it is a task's, and the stage waits only for its deployments' news), no deployment
+#: holds its service, or the message is no ECS event
 EVENT_RESULTS = ("woken", "running", "ignored", "unmatched", "malformed")
 
 #: service actions that can change what DescribeServices says of a deployment
