@@ -8,6 +8,7 @@ test profile's time scale (0.02: a minute is 1.2 s).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,27 +79,71 @@ def native_request(
     }
 
 
-def production_weights(setup: NativeSetup) -> dict[str, int]:
+def production_weights(setup: NativeSetup, elbv2: Any = None) -> dict[str, int]:
     """The production rule's forward weights, by target group ARN."""
-    rule = boto3.client("elbv2").describe_rules(RuleArns=[setup.production_rule_arn])["Rules"][0]
+    elbv2 = elbv2 or boto3.client("elbv2")
+    rule = elbv2.describe_rules(RuleArns=[setup.production_rule_arn])["Rules"][0]
     groups = rule["Actions"][0]["ForwardConfig"]["TargetGroups"]
     return {g["TargetGroupArn"]: g["Weight"] for g in groups}
 
 
-def shares_per_step(load: Load, deployment_id: str) -> list[tuple[float, float, int]]:
-    """Return (expected %, observed % of v2, requests) for each production step the worker let ECS take.
+class WeightWatch:
+    """Samples the production rule's share on the new revision's target group every 50 ms.
 
-    A step's traffic runs from the worker's CONTINUE at one hook to the next hook's firing.
+    ECS shifts a step's traffic at one of its own ticks after the worker's CONTINUE, not at once (the
+    sandbox's ticks come later still on a busy host): these samples say when each share took hold.
+    """
+
+    def __init__(self, setup: NativeSetup) -> None:
+        self._setup = setup
+        self.changes: list[tuple[float, float]] = []  # (time.time(), percent on the new revision)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> WeightWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        elbv2 = boto3.client("elbv2")
+        while not self._stop.wait(0.05):
+            weights = production_weights(self._setup, elbv2)
+            total = sum(weights.values())
+            share = 100.0 * weights.get(self._setup.alternate_target_group_arn, 0) / total if total else 0.0
+            if not self.changes or self.changes[-1][1] != share:
+                self.changes.append((time.time(), share))
+
+    def shifted_to(self, percent: float, after: float) -> float | None:
+        """Return when the share first stood at ``percent`` from ``after`` on, None if it never did."""
+        at_percent = (at for at, share in self.changes if at >= after and round(share) == round(percent))
+        return next(at_percent, None)
+
+
+def shares_per_step(
+    load: Load, deployment_id: str, watch: WeightWatch
+) -> list[tuple[float, float, int, float | None]]:
+    """Return (expected %, observed % of v2, requests, seconds from the CONTINUE to ECS's shift or
+    None when none was seen) for each production step the worker let ECS take.
+
+    A step's traffic runs from ECS's shift after the worker's CONTINUE at one hook to the next
+    hook's firing.
     """
     seen = events(deployment_id)
     answered = [e for e in seen if e["event"] == "hook_answered" and e["action"] == "CONTINUE"]
     reached = [e for e in seen if e["event"] == "hook_reached"]
     out = []
     for after, nxt in zip(answered[1:], reached[2:], strict=False):
-        start = datetime.fromisoformat(after["at"]).timestamp() + 0.4
+        percent = float(nxt["traffic_percent"] or 0.0)
+        continued = datetime.fromisoformat(after["at"]).timestamp()
+        shifted = watch.shifted_to(percent, continued)
+        start = (shifted if shifted is not None else continued) + 0.2  # requests already in flight
         end = datetime.fromisoformat(nxt["at"]).timestamp() - 0.1
         share, n = load.share("v2", start, end)
-        out.append((float(nxt["traffic_percent"] or 0.0), share * 100, n))
+        out.append((percent, share * 100, n, None if shifted is None else shifted - continued))
     return out
 
 
@@ -170,15 +215,17 @@ class TestNativeShares:
         cluster, service = "native", unique("sh")
         setup = provision_native(sandbox, cluster, service, image=push_app("v1"), strategy="BLUE_GREEN")
         request = native_request(setup, cluster, service, push_app("v2"), **dict(strategy))
-        with Load(f"{setup.url}/version", rate=120, threads=4) as load:
+        with WeightWatch(setup) as watch, Load(f"{setup.url}/version", rate=120, threads=4) as load:
             result = publish(request)
         assert result["outcome"] == "succeeded", (result["error"], result["service_deployment"])
         assert load.failures == []
-        shares = shares_per_step(load, request["deployment_id"])
-        for want, seen, n in shares[:-1]:
-            print(f"\n{strategy['type']} step at {want:g}%: observed {seen:.1f}% of {n} requests")
+        shares = shares_per_step(load, request["deployment_id"], watch)
+        for want, seen, n, lag in shares[:-1]:
+            shift = "no shift seen" if lag is None else f"ECS shifted {lag:.2f} s after the CONTINUE"
+            print(f"\n{strategy['type']} step at {want:g}%: observed {seen:.1f}% of {n} requests; {shift}")
         assert [round(s[0]) for s in shares] == [round(w) for w in expected]
-        for want, seen, n in shares[:-1]:  # the last step is ECS's 100%, bake and clean-up
+        for want, seen, n, lag in shares[:-1]:  # the last step is ECS's 100%, bake and clean-up
+            assert lag is not None, f"the rule never stood at {want}% ({watch.changes})"
             assert n > 50, n
             assert abs(seen - want) <= 10, (want, seen, n)
 
