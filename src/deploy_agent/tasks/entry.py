@@ -245,13 +245,13 @@ def _accept_and_run(
             existing = store.load(deployment_id)
     assert existing is not None
     recorded = PipelineState.model_validate(existing)
+    if recorded.phase is Phase.DONE:
+        # A duplicate message for a deployment that ended, or this entry redelivered after the end
+        # (Redis's visibility timeout): the result it came to, nothing decided again.
+        return store.result(deployment_id)
     if recorded.entry_task_id != self.request.id:
         # A duplicate message for a deployment id we know: never deploy it twice.
-        if recorded.phase is Phase.DONE:
-            return store.result(deployment_id)
         raise _wait(self, rt, deployment_id, token)
-    if recorded.phase is Phase.DONE:
-        return store.result(deployment_id)  # redelivered after the end (Redis's visibility timeout)
     if recorded.chain_started and _chain_published(rt, deployment_id):
         raise Ignore()  # this entry task was redelivered after it had already handed over
     lock = rt.lock(recorded.cluster, recorded.service, recorded.region)
