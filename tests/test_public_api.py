@@ -10,7 +10,7 @@ import pytest
 import deploy_agent
 from deploy_agent.cli import main
 from deploy_agent.settings import Settings
-from deploy_agent.worker.app import celery_config
+from deploy_agent.worker.app import celery_config, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +43,31 @@ class TestCeleryConfig:
         assert conf["task_reject_on_worker_lost"] is True
         assert conf["worker_prefetch_multiplier"] == 1
         assert conf["task_default_queue"] == "deploy"
+
+    def test_work_for_started_deployments_goes_to_the_stage_queue_taken_first(self) -> None:
+        """Next stages and notifications go to ``<queue>.stages``, new deployments to the queue; a worker
+        takes its queues in the order it names them (``-Q stages,queue``), not in turns."""
+        settings = Settings(queue="builds")
+        app = create_app(settings, set_as_current=False)
+
+        def queue_of(task: str) -> str:
+            return str(app.amqp.router.route({}, task)["queue"].name)
+
+        assert settings.stage_queue == "builds.stages"
+        assert (
+            queue_of("deploy_agent.stage.deploy")
+            == queue_of("deploy_agent.stage.finalize")
+            == "builds.stages"
+        )
+        assert queue_of("deploy_agent.notify") == "builds.stages"
+        for entry in (
+            "deploy_agent.deploy",
+            "deploy_agent.rollback",
+            "deploy_agent.approve",
+            "deploy_agent.plan",
+        ):
+            assert queue_of(entry) == "builds"
+        assert celery_config(settings)["broker_transport_options"]["queue_order_strategy"] == "priority"
 
     def test_visibility_timeout_exceeds_task_time_limit_everywhere(self) -> None:
         """The Redis visibility timeout is above the task limit, for broker and result backend alike."""

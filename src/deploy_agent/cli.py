@@ -38,10 +38,11 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     from deploy_agent.worker.app import app
 
+    settings = Settings()
     argv = [
         "worker",
         "-Q",
-        Settings().queue,
+        f"{settings.stage_queue},{settings.queue}",  # in this order: see worker.app's task_routes
         "--concurrency",
         str(args.concurrency),
         "--loglevel",

@@ -177,3 +177,9 @@ class Settings(BaseSettings):
         description="With events_queue_url: longest wait between two looks at ECS while no event "
         "comes (a lost or late event costs at most this).",
     )
+
+    @property
+    def stage_queue(self) -> str:
+        """The queue of the started deployments' own work (their next stages, notifications): the
+        worker takes from it before ``queue``, so a deployment under way is not held behind new ones."""
+        return f"{self.queue}.stages"

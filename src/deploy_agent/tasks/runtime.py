@@ -7,6 +7,7 @@ open Docker or AWS connections.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,6 +57,10 @@ class Runtime:
     _agenda: Agenda | None = None
     _lease_keeper: LeaseKeeper | None = None
     _policy_loaded: bool = False
+    #: held while a lazily made part is made: the main process's threads (dispatcher, cluster watcher,
+    #: event consumer, HTTP server) share this runtime, and two made at once would be two lease
+    #: keepers, two sets of boto3 clients, two Docker clients
+    _making: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     @property
     def policy(self) -> Policy | None:
@@ -108,17 +113,18 @@ class Runtime:
     @property
     def lease_keeper(self) -> LeaseKeeper:
         """This process's lease keeper (one thread, started with the first stage run it holds)."""
-        if self._lease_keeper is None:
-            lease_ms = self.agenda.lease_ms
+        with self._making:
+            if self._lease_keeper is None:
+                lease_ms = self.agenda.lease_ms
 
-            def extend(keys: list[str]) -> None:
-                with self.redis.pipeline(transaction=False) as pipe:
-                    for key in keys:
-                        pipe.pexpire(key, lease_ms)
-                    pipe.execute()
+                def extend(keys: list[str]) -> None:
+                    with self.redis.pipeline(transaction=False) as pipe:
+                        for key in keys:
+                            pipe.pexpire(key, lease_ms)
+                        pipe.execute()
 
-            self._lease_keeper = LeaseKeeper(self.agenda, extend)
-        return self._lease_keeper
+                self._lease_keeper = LeaseKeeper(self.agenda, extend)
+            return self._lease_keeper
 
     @property
     def store(self) -> DeploymentStore:
@@ -128,6 +134,13 @@ class Runtime:
         return ServiceLock(self.redis, cluster, service, self.settings.lock_ttl_seconds, region)
 
     def aws(self, region: str) -> AwsClients:
+        clients = self._aws.get(region)
+        if clients is not None:
+            return clients
+        with self._making:
+            return self._make_aws(region)
+
+    def _make_aws(self, region: str) -> AwsClients:
         if region not in self._aws:
             from deploy_agent.adapters.rate_limit import RedisRateLimiter
             from deploy_agent.core.quotas import parse_overrides
@@ -178,14 +191,15 @@ class Runtime:
     @property
     def traffic_watch(self) -> TrafficWatch:
         """This process's zero-downtime watches (one per process: it holds their probe threads)."""
-        if self._traffic_watch is None:
-            self._traffic_watch = TrafficWatch(
-                self.redis,
-                self.traffic_probe,
-                on_report=lambda report: metrics.ZERO_DOWNTIME.labels(
-                    "failed" if report.failures else "ok"
-                ).inc(),
-            )
+        with self._making:
+            if self._traffic_watch is None:
+                self._traffic_watch = TrafficWatch(
+                    self.redis,
+                    self.traffic_probe,
+                    on_report=lambda report: metrics.ZERO_DOWNTIME.labels(
+                        "failed" if report.failures else "ok"
+                    ).inc(),
+                )
         return self._traffic_watch
 
     def traffic_probe(self, url: str) -> TrafficProbe:
@@ -195,8 +209,9 @@ class Runtime:
 
     @property
     def docker(self) -> DockerBuilder:
-        if self._docker is None:
-            self._docker = DockerBuilder.connect(network=self.settings.build_network)
+        with self._making:
+            if self._docker is None:
+                self._docker = DockerBuilder.connect(network=self.settings.build_network)
         return self._docker
 
 

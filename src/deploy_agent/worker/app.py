@@ -41,7 +41,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         # Redis redelivers unacked messages after the visibility timeout: keep it above any task's run.
-        "broker_transport_options": {**visibility, **broker_sentinel},
+        # A worker consumes the stage queue and then the queue (``-Q stages,queue``) always in that
+        # order ("priority"; kombu's default takes them in turn).
+        "broker_transport_options": {**visibility, **broker_sentinel, "queue_order_strategy": "priority"},
         # Give up on a lost result backend after a few seconds (celery's default is about 20 s per call);
         # behind sentinels, only once a failover has had about a minute.
         "result_backend_transport_options": {
@@ -60,7 +62,15 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_soft_time_limit": settings.task_time_limit_seconds
         - min(60.0, settings.task_time_limit_seconds * 0.1),
         "task_default_queue": settings.queue,
-        "task_routes": {"deploy_agent.*": {"queue": settings.queue}},
+        # What the workers publish for deployments already under way goes to the stage queue, which
+        # they take from first: at 500 deployments at once, a stage woken by ECS's news waited behind
+        # every entry still queued (a minute), adding it to a started deployment's time, while
+        # starting another deployment sooner helps no one whose deployment is already running.
+        "task_routes": {
+            "deploy_agent.stage.*": {"queue": settings.stage_queue},
+            "deploy_agent.notify": {"queue": settings.stage_queue},
+            "deploy_agent.*": {"queue": settings.queue},
+        },
         # No STARTED result while a deployment runs (a GET and a MULTI of SETEX and PUBLISH, five
         # commands per deployment): its progress is in its events (``deploy-agent status``).
         "task_track_started": False,
