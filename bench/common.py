@@ -263,6 +263,31 @@ class Stack:
 
 
 @contextlib.contextmanager
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in this process's environment for the block, then put it back as it was."""
+    saved = dict(os.environ)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def events_queue(config: StackConfig, endpoint_url: str, region: str) -> str:
+    """Make ECS's events rule and queue in the sandbox as ``deploy-agent events setup`` does; return
+    the queue URL (for a worker's ``DEPLOY_AGENT_EVENTS_QUEUE_URL``)."""
+    from deploy_agent.adapters.aws import AwsClients
+    from deploy_agent.adapters.ecs_events import EventQueueMaker
+
+    # The worker's own environment (the sandbox's credentials), whatever this script's caller has.
+    with patched_environ(config.env()):
+        clients = AwsClients(region, endpoint_url=endpoint_url)
+        made = EventQueueMaker(clients).setup("deploy-agent-bench-events", "deploy-agent-bench-events")
+    return str(made.queue_url)
+
+
+@contextlib.contextmanager
 def open_stack(
     workdir: Path | None = None,
     concurrency: int = 2,

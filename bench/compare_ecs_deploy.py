@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from common import events_queue, patched_environ
 from profiles import add_profile_arguments, describe_profile, profile_knobs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -390,14 +391,7 @@ class Bench:
 
     def _events_queue(self) -> str:
         """Make ECS's events rule and queue as ``deploy-agent events setup`` does; return the queue URL."""
-        from deploy_agent.adapters.aws import AwsClients
-        from deploy_agent.adapters.ecs_events import EventQueueMaker
-
-        # The worker's own environment (the sandbox's credentials): this script cleared the caller's.
-        with patched_environ(self.config.env()):
-            clients = AwsClients(self.region, endpoint_url=self.box.aws_endpoint_url)
-            made = EventQueueMaker(clients).setup("deploy-agent-bench-events", "deploy-agent-bench-events")
-        return str(made.queue_url)
+        return events_queue(self.config, self.box.aws_endpoint_url, self.region)
 
     # -- one deployment
     @contextlib.contextmanager
@@ -502,17 +496,6 @@ class Bench:
         self.box.client("ecs").update_service(cluster=CLUSTER, service=SERVICE, taskDefinition=arn)
         time.sleep(0.3)
         wait_settled(self.region)
-
-
-@contextlib.contextmanager
-def patched_environ(values: dict[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 # ----------------------------------------------------------------------------------------- report

@@ -59,6 +59,7 @@ from common import (
     RESULT_DB,
     Stack,
     calls_since,
+    events_queue,
     median,
     open_stack,
     percentile,
@@ -104,6 +105,10 @@ class RunReport:
     trace: Trace | None = None
     #: the PSS (MB) of each of the worker's processes when their sum peaked, the main process first
     pss_at_peak: list[float] = field(default_factory=list)
+    #: the overhead's two parts: started_at -> ECS created our deployment (inside UpdateService), and
+    #: ECS's COMPLETED -> finished_at
+    before_update: list[float] = field(default_factory=list)
+    after_completed: list[float] = field(default_factory=list)
 
 
 def _epoch(text: str) -> float:
@@ -210,6 +215,8 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
         deploy = next(s for s in result["stages"] if s["name"] == "deploy")
         report.ecs_times.append(ecs_time)
         report.overheads.append(took - ecs_time)
+        report.before_update.append(created[name] - _epoch(result["started_at"]))
+        report.after_completed.append(_epoch(result["finished_at"]) - completed[name])
         report.e2e.append(_epoch(result["finished_at"]) - published)
         report.detects.append(_epoch(deploy["finished_at"]) - completed[name])
     return report
@@ -262,6 +269,12 @@ def main(argv: list[str] | None = None) -> int:
         "(the account's raised quotas)",
     )
     parser.add_argument(
+        "--events",
+        action="store_true",
+        help="wake deployments on ECS's events (the sandbox's EventBridge rule -> SQS queue, made as "
+        "`deploy-agent events setup` does; the cluster watcher is then off)",
+    )
+    parser.add_argument(
         "--worker-env", action="append", default=[], help="extra NAME=VALUE for the worker (repeatable)"
     )
     add_profile_arguments(parser)
@@ -296,6 +309,10 @@ def main(argv: list[str] | None = None) -> int:
         virtual_tasks=True,
         **profile_knobs(args),
     ) as stack:
+        if args.events:
+            url = events_queue(stack.config, stack.sandbox.aws_endpoint_url, stack.sandbox.region)
+            stack.config.extra_env["DEPLOY_AGENT_EVENTS_QUEUE_URL"] = url
+            print(f"events: {url}", flush=True)
         for count in counts:
             print(f"... N={count}", file=sys.stderr, flush=True)
             reports.append(run_once(stack, count, args.timeout))
@@ -311,6 +328,13 @@ def main(argv: list[str] | None = None) -> int:
             f"Celery task runs {report.stage_runs} ({report.stage_runs / report.count:.1f}/deployment); "
             f"Redis commands {report.redis_commands} ({report.redis_commands / report.count:.0f}/deployment)"
         )
+        if report.before_update:
+            before, after = report.before_update, report.after_completed
+            print(
+                f"N={report.count}: overhead = start -> UpdateService p50 {median(before):.2f} / "
+                f"p95 {percentile(before, 95):.2f} s + ECS's COMPLETED -> result p50 "
+                f"{median(after):.2f} / p95 {percentile(after, 95):.2f} s"
+            )
         if report.redis_by_command:
             per = ", ".join(
                 f"{name} {n / report.count:.0f}" for name, n in report.redis_by_command.most_common(10)

@@ -162,6 +162,20 @@ class TestFreshness:
         assert one.describe_service(CLUSTER, "web")["taskDefinition"] == "td:2"
         assert len(ecs.batches) == 2
 
+    def test_a_deployment_that_ends_leaves_no_snapshot_for_the_next_one(self, conn: redis.Redis) -> None:
+        """Untracking a service (its deployment ended) drops its snapshot: the next deployment of the
+        service starts from a DescribeServices of its own, not from a look taken during the last one."""
+        ecs = Ecs("web", "api")
+        one = reader(ecs, conn)
+        one.track(CLUSTER, "web")
+        one.track(CLUSTER, "api")
+        one.describe_service(CLUSTER, "web")  # describes api too
+        one.untrack(CLUSTER, "web")
+        one.describe_service(CLUSTER, "api")
+        assert len(ecs.batches) == 1  # the other service's snapshot stays
+        one.describe_service(CLUSTER, "web")
+        assert len(ecs.batches) == 2
+
     def test_an_unwritten_service_keeps_its_snapshot(self, conn: redis.Redis) -> None:
         """A write to one service leaves the other services' snapshots in use."""
         ecs = Ecs("web", "api")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -104,6 +106,47 @@ class TestClusterWatcher:
         calls = len(ecs.batches)
         assert reader.describe_service("prod", "s1")["serviceName"] == "s1"
         assert len(ecs.batches) == calls
+
+    def test_the_looks_snapshots_last_until_the_next_look_whatever_the_readers_ttl(
+        self, conn: redis.Redis
+    ) -> None:
+        """The stages' own snapshots serve a fast poll (a quarter second); the watcher's serve until its
+        next look, so a stage it woke that runs half a second later still reads the look that woke it."""
+        ecs = Ecs(3)
+        reader = BatchedServiceReader(ecs, conn, REGION, 0.25)  # type: ignore[arg-type]
+        for i in range(3):
+            reader.track("prod", f"s{i}")
+        watcher = ClusterWatcher(conn, lambda _region: reader, lambda *_: None, 2.0)
+        watcher.watch_once()
+        ttl_ms = conn.pttl(f"deploy-agent:svc:{REGION}:prod/s1")
+        assert 1500 < ttl_ms <= 2000
+        calls = len(ecs.batches)
+        reader.describe_service("prod", "s1")
+        assert len(ecs.batches) == calls
+
+    def test_the_looks_are_an_interval_apart_from_start_to_start(self, conn: redis.Redis) -> None:
+        """A look that takes most of the interval does not push the next one a whole interval later."""
+        ecs = Ecs(1)
+        reader = BatchedServiceReader(ecs, conn, REGION, 0.25)  # type: ignore[arg-type]
+        reader.track("prod", "s0")
+        starts: list[float] = []
+
+        def slow_refresh(cluster: str, ttl_seconds: float | None = None) -> dict[str, dict[str, Any]]:
+            starts.append(time.monotonic())
+            time.sleep(0.3)
+            return {}
+
+        reader.refresh = slow_refresh  # type: ignore[method-assign]
+        watcher = ClusterWatcher(conn, lambda _region: reader, lambda *_: None, 0.4).start()
+        try:
+            deadline = time.monotonic() + 10
+            while len(starts) < 6 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            watcher.stop()
+        gaps = sorted(b - a for a, b in itertools.pairwise(starts))
+        # 0.4 s from start to start; waiting the interval after each look's end would make it 0.7 s
+        assert 0.35 < gaps[len(gaps) // 2] < 0.55, gaps
 
     def test_one_host_leads_at_a_time(self, conn: redis.Redis) -> None:
         """Two hosts' watchers: only one holds the lease."""

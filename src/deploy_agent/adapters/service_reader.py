@@ -75,9 +75,11 @@ redis.call('sadd', KEYS[1], ARGV[2])
 return redis.call('sadd', KEYS[2], ARGV[1])
 """
 
-#: as ``_TRACK``; the cluster leaves the watched set only while nothing of it is in flight
+#: as ``_TRACK``; the cluster leaves the watched set only while nothing of it is in flight; KEYS[3]
+#: the service's snapshot, dropped: the next deployment of the service starts from a look of its own
 _UNTRACK = """
 redis.call('srem', KEYS[1], ARGV[2])
+redis.call('del', KEYS[3])
 if redis.call('scard', KEYS[1]) == 0 then return redis.call('srem', KEYS[2], ARGV[1]) end
 return 0
 """
@@ -115,18 +117,28 @@ class BatchedServiceReader:
         self._track(keys=[self._inflight(cluster), WATCHED], args=[f"{self._region}:{cluster}", service])
 
     def untrack(self, cluster: str, service: str) -> None:
-        self._untrack(keys=[self._inflight(cluster), WATCHED], args=[f"{self._region}:{cluster}", service])
+        self._untrack(
+            keys=[self._inflight(cluster), WATCHED, self._snapshot(cluster, service)],
+            args=[f"{self._region}:{cluster}", service],
+        )
 
     def in_flight(self, cluster: str) -> list[str]:
         """Return the services of ``cluster`` with a deployment in flight."""
         return sorted(m.decode() for m in cast(set[bytes], self._r.smembers(self._inflight(cluster))))
 
-    def refresh(self, cluster: str) -> dict[str, dict[str, Any]]:
-        """Describe every in-flight service of ``cluster`` (10 per call), store the snapshots; return them."""
+    def refresh(self, cluster: str, ttl_seconds: float | None = None) -> dict[str, dict[str, Any]]:
+        """Describe every in-flight service of ``cluster`` (10 per call), store the snapshots; return them.
+
+        ``ttl_seconds`` (default: the reader's) is how long the snapshots serve: the cluster watcher's
+        last until its next look, so the stages it wakes read the look that woke them instead of
+        describing their service again (with a fast poll's quarter second, most woken stages of a
+        busy host came after it and spent a DescribeServices each).
+        """
         names = self.in_flight(cluster)
         if not names:
             return {}
-        return self._describe_batch(cluster, self._generations(cluster, names[0]))
+        ttl_ms = self._ttl_ms if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
+        return self._describe_batch(cluster, self._generations(cluster, names[0]), ttl_ms=ttl_ms)
 
     # --- reads ----------------------------------------------------------------------------------
     def describe_service(self, cluster: str, service: str) -> dict[str, Any]:
@@ -143,7 +155,7 @@ class BatchedServiceReader:
         return described[service]
 
     def _describe_batch(
-        self, cluster: str, generations: dict[str, int], first: str | None = None
+        self, cluster: str, generations: dict[str, int], first: str | None = None, ttl_ms: int | None = None
     ) -> dict[str, dict[str, Any]]:
         """Describe the services of ``generations`` in batches of 10 and store their snapshots."""
         names = [*([first] if first else []), *sorted(name for name in generations if name != first)]
@@ -156,7 +168,7 @@ class BatchedServiceReader:
                 json.dumps({"generation": generations[name], "service": found}, default=str)
                 for name, found in described.items()
             ]
-            self._store(keys=keys, args=[self._ttl_ms, *entries])
+            self._store(keys=keys, args=[ttl_ms or self._ttl_ms, *entries])
         return described
 
     def _cached(self, cluster: str, service: str) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import cast
@@ -99,7 +100,7 @@ class ClusterWatcher:
         return woken
 
     def _watch_cluster(self, region: str, cluster: str) -> int:
-        described = self._reader_for(region).refresh(cluster)
+        described = self._reader_for(region).refresh(cluster, ttl_seconds=self.interval)
         key = f"{PREFIX}watch:{region}:{cluster}"
         now = {name: fingerprint_service(service) for name, service in described.items()}
         before = {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], self._r.hgetall(key)).items()}
@@ -114,7 +115,14 @@ class ClusterWatcher:
         return woken
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        # A look every ``interval`` from the start of the one before, not ``interval`` after its end: a
+        # look at a busy cluster takes a while (a DescribeServices per 10 services), and waiting the
+        # whole interval after it left ECS's news that much longer unseen. After a look that took
+        # longer than the interval, a quarter of it still passes, so the looks never take all of the
+        # account's DescribeServices quota from the stages.
+        due = time.monotonic() + self.interval
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            started = time.monotonic()
             try:
                 if self.leads():
                     self.watch_once()
@@ -122,3 +130,4 @@ class ClusterWatcher:
                 log.warning("the cluster watcher cannot reach Redis; retrying", exc_info=True)
             except Exception:  # the watcher only saves latency: it must never die
                 log.exception("the cluster watcher failed a look; retrying")
+            due = max(started + self.interval, time.monotonic() + self.interval / 4)
