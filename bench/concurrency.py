@@ -51,6 +51,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, cast
 
 from call_rates import CallRates, format_rates, most_used_quota
@@ -277,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--worker-env", action="append", default=[], help="extra NAME=VALUE for the worker (repeatable)"
     )
+    parser.add_argument("--keep", type=Path, default=None, help="keep the worker logs and sandbox files here")
     add_profile_arguments(parser)
     args = parser.parse_args(argv)
     counts = [int(c) for c in args.counts.split(",") if c.strip()]
@@ -301,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     if worker_env:
         print(f"worker settings: {worker_env}", flush=True)
     with open_stack(
+        args.keep,
         concurrency=args.concurrency,
         poll_interval_seconds=args.poll_interval,
         worker_env=worker_env,

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from kombu.utils.scheduling import cycle_by_name
 
 import deploy_agent
 from deploy_agent.cli import main
@@ -67,7 +68,14 @@ class TestCeleryConfig:
             "deploy_agent.plan",
         ):
             assert queue_of(entry) == "builds"
-        assert celery_config(settings)["broker_transport_options"]["queue_order_strategy"] == "priority"
+        strategy = celery_config(settings)["broker_transport_options"]["queue_order_strategy"]
+        # kombu keeps a channel's queues in a set: whatever order they come in, the stages go first
+        for queues in (["builds", "builds.stages"], ["builds.stages", "builds"]):
+            order = cycle_by_name(strategy)()
+            order.update(queues)
+            assert order.consume(2) == ["builds.stages", "builds"]
+            order.rotate("builds.stages")  # a message came from it: the order stays
+            assert order.consume(2) == ["builds.stages", "builds"]
 
     def test_visibility_timeout_exceeds_task_time_limit_everywhere(self) -> None:
         """The Redis visibility timeout is above the task limit, for broker and result backend alike."""

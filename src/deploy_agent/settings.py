@@ -10,6 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from deploy_agent.core.quotas import check_overrides
 
+#: the stage queue of a queue is named after it with this suffix (``Settings.stage_queue``)
+STAGE_QUEUE_SUFFIX = ".stages"
+
 
 class Settings(BaseSettings):
     """Everything a worker (and a publisher) needs to know. Defaults suit a local machine."""
@@ -182,4 +185,4 @@ class Settings(BaseSettings):
     def stage_queue(self) -> str:
         """The queue of the started deployments' own work (their next stages, notifications): the
         worker takes from it before ``queue``, so a deployment under way is not held behind new ones."""
-        return f"{self.queue}.stages"
+        return f"{self.queue}{STAGE_QUEUE_SUFFIX}"

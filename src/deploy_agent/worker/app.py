@@ -6,11 +6,13 @@ the ``deploy`` queue; see README "Publishing from another language".
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from celery import Celery
+from kombu.utils.scheduling import priority_cycle
 
-from deploy_agent.settings import Settings
+from deploy_agent.settings import STAGE_QUEUE_SUFFIX, Settings
 
 TASK_MODULES = [
     "deploy_agent.tasks.entry",
@@ -19,6 +21,23 @@ TASK_MODULES = [
     "deploy_agent.tasks.approval",
     "deploy_agent.tasks.plan",
 ]
+
+
+class StagesFirst(priority_cycle):  # type: ignore[misc]
+    """The order a worker's BRPOP names its queues in: the stage queues first, then the rest.
+
+    kombu's Redis transport keeps a channel's queues in a set, so its "priority" strategy (queues
+    in the order given) follows the hash order of their names, which changes with each process's
+    hash seed: half the workers asked ``deploy`` first. "sorted" puts ``deploy`` before
+    ``deploy.stages``; its default, "round_robin", alternates.
+    """
+
+    def update(self, it: Iterable[str]) -> None:
+        self.items[:] = sorted(it, key=lambda queue: (not queue.endswith(STAGE_QUEUE_SUFFIX), queue))
+
+
+#: ``broker_transport_options["queue_order_strategy"]``: kombu imports the class by this name
+STAGES_FIRST = f"{__name__}:StagesFirst"
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -41,9 +60,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         # Redis redelivers unacked messages after the visibility timeout: keep it above any task's run.
-        # A worker consumes the stage queue and then the queue (``-Q stages,queue``) always in that
-        # order ("priority"; kombu's default takes them in turn).
-        "broker_transport_options": {**visibility, **broker_sentinel, "queue_order_strategy": "priority"},
+        # A worker asks the stage queue before the queue, always (``StagesFirst``).
+        "broker_transport_options": {**visibility, **broker_sentinel, "queue_order_strategy": STAGES_FIRST},
         # Give up on a lost result backend after a few seconds (celery's default is about 20 s per call);
         # behind sentinels, only once a failover has had about a minute.
         "result_backend_transport_options": {
