@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from deploy_agent.core.watch import decide_changed, fingerprint_service
+from deploy_agent.core.watch import decide_changed, fingerprint_service, task_news
 
 
 def service(**changes: Any) -> dict[str, Any]:
@@ -54,6 +54,25 @@ MOVES = [
     ),
     ("the service was deleted", {"status": "INACTIVE"}),
 ]
+
+
+#: the moves a stage waiting only for ECS's verdict sleeps through (as ECS's task state change events)
+TASK_MOVES = {"a task started", "a new service event was written", "a task failed"}
+
+
+@pytest.mark.parametrize(("case", "change"), MOVES, ids=[m[0] for m in MOVES])
+def test_a_tasks_move_is_task_news_and_the_services_own_is_not(case: str, change: dict[str, Any]) -> None:
+    """Counts, failed tasks and service events move the task part only; the rollout's state, the
+    revision and the service's status move the service part (what wakes a quiet wait)."""
+    before, now = fingerprint_service(service()), fingerprint_service(service(**change))
+    assert task_news(before, now) is (case in TASK_MOVES), case
+
+
+def test_an_unchanged_or_older_digest_is_not_task_news() -> None:
+    """No move is no news; a digest from before the two parts (no dot) counts as the service's news."""
+    digest = fingerprint_service(service())
+    assert not task_news(digest, digest)
+    assert not task_news("0123456789abcdef", digest)
 
 
 @pytest.mark.parametrize(("case", "change"), MOVES, ids=[m[0] for m in MOVES])

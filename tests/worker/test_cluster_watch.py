@@ -88,6 +88,20 @@ class TestClusterWatcher:
         assert watcher.watch_once() == 2
         assert sorted(d.task_id for d in agenda.claim_due()) == ["t17", "t3"]
 
+    def test_a_stage_waiting_for_ecss_verdict_sleeps_through_its_tasks_moves(self, conn: redis.Redis) -> None:
+        """A quiet wait (a rolling deployment following its rollout) is not woken when only task
+        counts moved, and is woken when the rollout's state did."""
+        ecs, agenda, watcher, _ = setup(conn, 1)
+        ecs.services["s0"]["deployments"] = [{"id": "ecs-svc/1", "rolloutState": "IN_PROGRESS"}]
+        agenda.wait("t0", "d0", "", 60, SIG, quiet_tasks=True)
+        watcher.watch_once()
+        ecs.services["s0"]["runningCount"] = 1
+        assert watcher.watch_once() == 0
+        assert agenda.claim_due() == []
+        ecs.services["s0"]["deployments"] = [{"id": "ecs-svc/1", "rolloutState": "COMPLETED"}]
+        assert watcher.watch_once() == 1
+        assert [d.task_id for d in agenda.claim_due()] == ["t0"]
+
     def test_a_service_no_deployment_holds_wakes_nothing(self, conn: redis.Redis) -> None:
         """A moved service whose lock was let go (its deployment ended) wakes nobody."""
         ecs, agenda, watcher, _ = setup(conn, 2)

@@ -30,7 +30,7 @@ from deploy_agent.adapters.agenda import WakeHolder
 from deploy_agent.adapters.redis_store import PREFIX
 from deploy_agent.adapters.service_reader import WATCHED, BatchedServiceReader
 from deploy_agent.core.errors import DeployError
-from deploy_agent.core.watch import decide_changed, fingerprint_service
+from deploy_agent.core.watch import decide_changed, fingerprint_service, task_news
 
 log = logging.getLogger("deploy_agent.watcher")
 
@@ -109,7 +109,7 @@ class ClusterWatcher:
         for name in changed:
             if name not in before:
                 continue  # first look: its deployment looks by itself
-            if self._wake_holder(region, cluster, name, False) == "woken":
+            if self._wake_holder(region, cluster, name, task_news(before[name], now[name])) == "woken":
                 woken += 1
         self._remember(keys=[key], args=[3600, *(part for pair in now.items() for part in pair)])
         return woken
