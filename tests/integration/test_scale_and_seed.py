@@ -102,7 +102,8 @@ def _max_overlap(results: list[dict[str, Any]]) -> int:
 def test_one_worker_process_tracks_twenty_deployments(
     sandbox: Sandbox, push_app: Any, tmp_path: Path
 ) -> None:
-    """One worker process (-c 1) carries 20 deployments of different services at once; all finish."""
+    """One worker process (-c 1) carries many deployments of different services at once (a waiting one
+    does not hold it), and finishes those it started before starting the last ones; all finish."""
     count = 20
     services = [
         provision_service(sandbox, "scale", unique(f"s{i}"), image=push_app("v1"), desired_count=1)
@@ -144,5 +145,10 @@ def test_one_worker_process_tracks_twenty_deployments(
 
     assert [r["outcome"] for r in results] == ["succeeded"] * count, [r["error"] for r in results]
     assert {requests.get(f"{svc.url}/version", timeout=5).text.strip() for svc in services} == {"v9"}
-    # All twenty were in flight together at some moment, on one worker process.
-    assert _max_overlap(results) == count
+    # Several were in flight together on one worker process: a deployment waiting on ECS holds no
+    # process (waiting in the process, one at a time, the overlap would be 1). Not all twenty: the
+    # worker takes a started deployment's next stage (queue deploy.stages) before a new deployment.
+    assert _max_overlap(results) >= 3
+    first_finished = min(datetime.fromisoformat(r["finished_at"]) for r in results)
+    last_started = max(datetime.fromisoformat(r["started_at"]) for r in results)
+    assert first_finished < last_started
