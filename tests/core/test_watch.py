@@ -1,4 +1,4 @@
-"""``fingerprint_service`` and ``decide_changed``: what makes the cluster watcher wake a deployment."""
+"""What makes the cluster watcher wake a deployment: fingerprints, marks, verdict news."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from deploy_agent.core.watch import decide_changed, fingerprint_service, task_news
+from deploy_agent.core.watch import (
+    decide_wake,
+    fingerprint_service,
+    is_verdict_news,
+    read_updated_mark,
+    task_news,
+    updated_mark,
+)
 
 
 def service(**changes: Any) -> dict[str, Any]:
@@ -88,15 +95,98 @@ def test_fields_that_cannot_change_a_verdict_leave_it_alone() -> None:
     )
 
 
-class TestDecideChanged:
-    def test_it_names_the_services_whose_digest_moved(self) -> None:
-        """Only b moved."""
-        assert decide_changed({"a": "1", "b": "2"}, {"a": "1", "b": "3"}) == ["b"]
+OURS = {"id": "ecs-svc/new", "status": "PRIMARY", "rolloutState": "IN_PROGRESS"}
+OLD = {"id": "ecs-svc/old", "status": "ACTIVE", "rolloutState": "COMPLETED"}
+ROLLBACK_REASON = "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/old"
+ROLLBACK = {
+    "id": "ecs-svc/rb",
+    "status": "PRIMARY",
+    "rolloutState": "IN_PROGRESS",
+    "rolloutStateReason": ROLLBACK_REASON,
+}
+#: case -> (deployments, service status, our deployment id, is it news)
+VERDICT_NEWS = {
+    "our rollout under way is what the update made": ([OURS, OLD], "ACTIVE", "ecs-svc/new", False),
+    "a read from before the update (ours not listed yet)": (
+        [{**OLD, "status": "PRIMARY"}],
+        "ACTIVE",
+        "ecs-svc/new",
+        False,
+    ),
+    "our rollout done before the look": (
+        [{**OURS, "rolloutState": "COMPLETED"}],
+        "ACTIVE",
+        "ecs-svc/new",
+        True,
+    ),
+    "ours failed": (
+        [{**OURS, "status": "ACTIVE", "rolloutState": "FAILED"}, OLD],
+        "ACTIVE",
+        "ecs-svc/new",
+        True,
+    ),
+    "ECS rolling back": ([ROLLBACK, {**OURS, "status": "ACTIVE"}], "ACTIVE", "ecs-svc/new", True),
+    "another deployment took over": (
+        [{**OURS, "id": "ecs-svc/3"}, {**OURS, "status": "ACTIVE"}],
+        "ACTIVE",
+        "ecs-svc/new",
+        True,
+    ),
+    "no PRIMARY (task sets)": ([], "ACTIVE", "ecs-svc/new", True),
+    "the service going away": ([OURS], "DRAINING", "ecs-svc/new", True),
+    "unnamed ours, a PRIMARY under way": ([OURS, OLD], "ACTIVE", "", False),
+    "unnamed ours, a COMPLETED PRIMARY": ([{**OLD, "status": "PRIMARY"}], "ACTIVE", "", True),
+}
 
-    def test_a_service_seen_for_the_first_time_counts_as_changed(self) -> None:
-        """A new in-flight service has no earlier digest."""
-        assert decide_changed({}, {"a": "1"}) == ["a"]
 
-    def test_nothing_moved_wakes_nobody(self) -> None:
-        """Same digests: empty."""
-        assert decide_changed({"a": "1"}, {"a": "1"}) == []
+@pytest.mark.parametrize("case", VERDICT_NEWS)
+def test_only_more_than_our_own_rollout_under_way_is_verdict_news(case: str) -> None:
+    deployments, status, ours, news = VERDICT_NEWS[case]
+    assert is_verdict_news({"status": status, "deployments": deployments}, ours) is news, case
+
+
+UNDER_WAY = {"status": "ACTIVE", "deployments": [OURS, OLD]}
+DONE = {"status": "ACTIVE", "deployments": [{**OURS, "rolloutState": "COMPLETED"}]}
+MARK = updated_mark("ecs-svc/new")
+#: case -> (what the last look kept, the service now, its fingerprint now, the wake, what is kept)
+WAKES: dict[str, tuple[str | None, dict[str, Any], str, bool | None, str]] = {
+    "a first look only learns": (None, UNDER_WAY, "a.b", None, "a.b"),
+    "nothing moved: no wake": ("a.b", UNDER_WAY, "a.b", None, "a.b"),
+    "the service's own move": ("a.b", UNDER_WAY, "c.b", False, "c.b"),
+    "a task's move": ("a.b", UNDER_WAY, "a.c", True, "a.c"),
+    "after our update, our rollout under way: a task's news, the mark kept": (
+        MARK,
+        UNDER_WAY,
+        "a.b",
+        True,
+        updated_mark("ecs-svc/new", "a.b"),
+    ),
+    "marked, nothing moved since the last look": (
+        updated_mark("ecs-svc/new", "a.b"),
+        UNDER_WAY,
+        "a.b",
+        None,
+        updated_mark("ecs-svc/new", "a.b"),
+    ),
+    "marked, a task moved": (
+        updated_mark("ecs-svc/new", "a.b"),
+        UNDER_WAY,
+        "a.c",
+        True,
+        updated_mark("ecs-svc/new", "a.c"),
+    ),
+    "marked, the verdict: the service's news, the fingerprint kept": (MARK, DONE, "d.e", False, "d.e"),
+}
+
+
+@pytest.mark.parametrize("case", WAKES)
+def test_decide_wake(case: str) -> None:
+    before, described, fingerprint, wake, kept = WAKES[case]
+    assert decide_wake(before, described, fingerprint) == (wake, kept), case
+
+
+def test_a_mark_reads_back_and_a_fingerprint_is_no_mark() -> None:
+    """The mark carries our deployment id and the last look's fingerprint; a digest is not a mark."""
+    assert read_updated_mark(updated_mark("ecs-svc/1", "a.b")) == ("ecs-svc/1", "a.b")
+    assert read_updated_mark(updated_mark("")) == ("", "")
+    assert read_updated_mark(fingerprint_service(service())) is None

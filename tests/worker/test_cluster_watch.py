@@ -36,6 +36,17 @@ class Ecs:
         self.batches.append(list(names))
         return {name: dict(self.services[name]) for name in names}
 
+    def update_service(self, cluster: str, name: str, *_: Any) -> dict[str, Any]:
+        """Starts a new PRIMARY deployment, IN_PROGRESS, as ECS's UpdateService does."""
+        service = self.services[name]
+        old = [{**d, "status": "ACTIVE"} for d in service.get("deployments") or []]
+        ours = {"id": "ecs-svc/new", "status": "PRIMARY", "rolloutState": "IN_PROGRESS"}
+        service["deployments"] = [ours, *old]
+        return dict(service)
+
+
+STEADY = [{"id": "ecs-svc/old", "status": "PRIMARY", "rolloutState": "COMPLETED"}]
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
@@ -100,6 +111,71 @@ class TestClusterWatcher:
         assert agenda.claim_due() == []
         ecs.services["s0"]["deployments"] = [{"id": "ecs-svc/1", "rolloutState": "COMPLETED"}]
         assert watcher.watch_once() == 1
+        assert [d.task_id for d in agenda.claim_due()] == ["t0"]
+
+    def test_a_stages_own_update_service_is_no_news_to_it_and_the_verdict_is(self, conn: redis.Redis) -> None:
+        """The look after a deployment's UpdateService sees the new PRIMARY it made: a stage waiting for
+        ECS's verdict sleeps on (waking it cost every deployment a task run); COMPLETED wakes it."""
+        ecs, agenda, watcher, reader = setup(conn, 1)
+        ecs.services["s0"]["deployments"] = STEADY
+        watcher.watch_once()  # the fingerprint from before the update
+        reader.update_service("prod", "s0")
+        agenda.wait("t0", "d0", "", 60, SIG, quiet_tasks=True)
+        assert watcher.watch_once() == 0
+        assert agenda.claim_due() == []
+        ecs.services["s0"]["deployments"][0]["rolloutState"] = "COMPLETED"
+        assert watcher.watch_once() == 1
+        assert [d.task_id for d in agenda.claim_due()] == ["t0"]
+
+    def test_a_rollout_done_before_the_watchers_first_look_wakes_its_stage(self, conn: redis.Redis) -> None:
+        """A service updated before the watcher ever looked at it, whose rollout ended before that look:
+        the look wakes its stage (it used to only learn the fingerprint, and the stage slept on until
+        its safety poll)."""
+        ecs, agenda, watcher, reader = setup(conn, 1)
+        ecs.services["s0"]["deployments"] = STEADY
+        reader.update_service("prod", "s0")
+        agenda.wait("t0", "d0", "", 60, SIG, quiet_tasks=True)
+        ecs.services["s0"]["deployments"][0]["rolloutState"] = "COMPLETED"
+        assert watcher.watch_once() == 1
+        assert [d.task_id for d in agenda.claim_due()] == ["t0"]
+
+    def test_a_read_from_before_the_update_is_no_news_either(self, conn: redis.Redis) -> None:
+        """ECS's reads are eventually consistent: a look that still shows the old PRIMARY does not wake
+        the stage, and the mark stays, so the next look's new deployment is no news either."""
+        ecs, agenda, watcher, reader = setup(conn, 1)
+        ecs.services["s0"]["deployments"] = STEADY
+        watcher.watch_once()
+        stale = [dict(d) for d in STEADY]
+        reader.update_service("prod", "s0")
+        fresh, ecs.services["s0"]["deployments"] = ecs.services["s0"]["deployments"], stale
+        agenda.wait("t0", "d0", "", 60, SIG, quiet_tasks=True)
+        assert watcher.watch_once() == 0
+        ecs.services["s0"]["deployments"] = fresh
+        assert watcher.watch_once() == 0
+        assert agenda.claim_due() == []
+        fresh[0]["rolloutState"] = "COMPLETED"
+        assert watcher.watch_once() == 1
+
+    def test_an_update_marked_while_a_look_runs_keeps_its_mark(self, conn: redis.Redis) -> None:
+        """A service updated after the look described it: the look stores the others' fingerprints but
+        keeps that service's mark (storing the fingerprint from before the update made the new
+        deployment news at the next look)."""
+        ecs, agenda, _, reader = setup(conn, 2)
+        for name in ("s0", "s1"):
+            ecs.services[name]["deployments"] = [dict(d) for d in STEADY]
+        waker = _waker(conn, agenda)
+
+        def wake_and_update(region: str, cluster: str, service: str, about_tasks: bool) -> Any:
+            if service == "s0":
+                reader.update_service("prod", "s1")  # lands between the look's read and its store
+            return waker(region, cluster, service, about_tasks)
+
+        watcher = ClusterWatcher(conn, lambda _region: reader, wake_and_update, 1.0)
+        watcher.watch_once()
+        ecs.services["s0"]["runningCount"] = 1
+        assert watcher.watch_once() == 1  # s0 moved; s1 was updated during the look
+        agenda.wait("t1", "d1", "", 60, SIG, quiet_tasks=True)
+        assert watcher.watch_once() == 0
         assert [d.task_id for d in agenda.claim_due()] == ["t0"]
 
     def test_a_service_no_deployment_holds_wakes_nothing(self, conn: redis.Redis) -> None:

@@ -19,6 +19,8 @@ Keys (under ``deploy-agent:``)::
     inflight-clusters                  set of "<region>:<cluster>" with a deployment in flight
     svc:<region>:<cluster>/<svc>       JSON {"generation": n, "service": DescribeServices entry}
     svc-gen:<region>:<cluster>/<svc>   the service's write generation (missing reads as 0)
+    watch:<region>:<cluster>           the cluster watcher's fingerprints (``worker.cluster_watch``);
+                                       an UpdateService marks its service's (``updated_mark``)
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ import redis
 
 from deploy_agent.adapters.ecs import EcsApi
 from deploy_agent.adapters.redis_store import PREFIX
+from deploy_agent.core.rollout import primary_deployment
+from deploy_agent.core.watch import updated_mark
 
 BATCH = 10
 #: "<region>:<cluster>" of every cluster with a deployment in flight (the cluster watcher's list)
@@ -37,6 +41,10 @@ WATCHED = f"{PREFIX}inflight-clusters"
 #: how long a generation is kept after the last write: far beyond any snapshot's TTL, so a
 #: counter that lapsed and restarted cannot come back to a value a live snapshot recorded
 GENERATION_TTL_SECONDS = 24 * 3600
+#: the cluster watcher's fingerprints of a cluster's services: ``FINGERPRINTS + "<region>:<cluster>"``
+FINGERPRINTS = f"{PREFIX}watch:"
+#: how long a cluster's fingerprints outlive the watcher's last look
+FINGERPRINTS_TTL_SECONDS = 3600
 
 #: KEYS[1] the cluster's in-flight set; ARGV[1] the generation key prefix, ARGV[2] the service
 #: asked for, ARGV[3] how many others (0: all). Returns name, generation, name, generation, ... for
@@ -98,6 +106,16 @@ redis.call('expire', KEYS[1], ARGV[1])
 return generation
 """
 
+#: as ``_MARK_WRITTEN``; KEYS[2] the cluster's fingerprints, ARGV[2] the service, ARGV[3] its
+#: fingerprint from now, ARGV[4] the fingerprints' TTL (s)
+_MARK_UPDATED = (
+    _MARK_WRITTEN.replace("return generation", "")
+    + """redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
+redis.call('expire', KEYS[2], ARGV[4])
+return generation
+"""
+)
+
 
 class BatchedServiceReader:
     """The ``EcsPort`` the strategies use: batched, briefly cached reads; writes pass straight through."""
@@ -111,6 +129,7 @@ class BatchedServiceReader:
         self._untrack = client.register_script(_UNTRACK)
         self._store = client.register_script(_STORE)
         self._mark = client.register_script(_MARK_WRITTEN)
+        self._mark_updated = client.register_script(_MARK_UPDATED)
 
     # --- in-flight bookkeeping (called by the entry task and finish) ----------------------------
     def track(self, cluster: str, service: str) -> None:
@@ -196,7 +215,14 @@ class BatchedServiceReader:
     def update_service(self, cluster: str, service: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
         self._mark_written(cluster, service)
         result = self._ecs.update_service(cluster, service, *args, **kwargs)
-        self._mark_written(cluster, service)
+        # In the same round trip: the watcher's next look judges the service by what the update
+        # could not have made itself (``core.watch.is_verdict_news``); with the fingerprint from
+        # before the update, the new deployment woke the stage that had just made it.
+        ours = str((primary_deployment(result) or {}).get("id") or "")
+        self._mark_updated(
+            keys=[self._generation(cluster, service), f"{FINGERPRINTS}{self._region}:{cluster}"],
+            args=[GENERATION_TTL_SECONDS, service, updated_mark(ours), FINGERPRINTS_TTL_SECONDS],
+        )
         return result
 
     def create_service(

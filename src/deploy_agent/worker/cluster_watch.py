@@ -12,7 +12,9 @@ successor to see (and wake) again rather than recorded and never acted on.
 Keys (under ``deploy-agent:``)::
 
     watcher-leader                     the host id that watches now (PX lease)
-    watch:<region>:<cluster>           hash: service -> fingerprint at the last look
+    watch:<region>:<cluster>           hash: service -> fingerprint at the last look; after an
+                                       UpdateService its mark (``core.watch.updated_mark``) until a
+                                       look shows ECS's verdict
 """
 
 from __future__ import annotations
@@ -28,9 +30,14 @@ import redis
 
 from deploy_agent.adapters.agenda import WakeHolder
 from deploy_agent.adapters.redis_store import PREFIX
-from deploy_agent.adapters.service_reader import WATCHED, BatchedServiceReader
+from deploy_agent.adapters.service_reader import (
+    FINGERPRINTS,
+    FINGERPRINTS_TTL_SECONDS,
+    WATCHED,
+    BatchedServiceReader,
+)
 from deploy_agent.core.errors import DeployError
-from deploy_agent.core.watch import decide_changed, fingerprint_service, task_news
+from deploy_agent.core.watch import UPDATED, decide_wake, fingerprint_service
 
 log = logging.getLogger("deploy_agent.watcher")
 
@@ -41,12 +48,23 @@ if holder == ARGV[1] or not holder then
   redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0
 """
-#: KEYS[1] a cluster's fingerprints; ARGV: TTL (s), then service, fingerprint pairs. Replaced whole,
-#: in one step and one round trip.
+#: KEYS[1] a cluster's fingerprints; ARGV: TTL (s), the marks' prefix, then service, what to keep,
+#: what the look read.
+#: Replaced whole, in one step and one round trip, except the services an UpdateService marked
+#: while the look ran (their mark differs from what the look read): the look may predate the update.
 _REMEMBER = """
+local keep = {}
+for i = 3, #ARGV, 3 do
+  local current = redis.call('hget', KEYS[1], ARGV[i])
+  local value = ARGV[i + 1]
+  local marked = current and string.sub(current, 1, #ARGV[2]) == ARGV[2]
+  if marked and current ~= ARGV[i + 2] then value = current end
+  keep[#keep + 1] = ARGV[i]
+  keep[#keep + 1] = value
+end
 redis.call('del', KEYS[1])
-if #ARGV > 1 then
-  redis.call('hset', KEYS[1], unpack(ARGV, 2))
+if #keep > 0 then
+  redis.call('hset', KEYS[1], unpack(keep))
   redis.call('expire', KEYS[1], ARGV[1])
 end
 return 1
@@ -101,17 +119,18 @@ class ClusterWatcher:
 
     def _watch_cluster(self, region: str, cluster: str) -> int:
         described = self._reader_for(region).refresh(cluster, ttl_seconds=self.interval)
-        key = f"{PREFIX}watch:{region}:{cluster}"
-        now = {name: fingerprint_service(service) for name, service in described.items()}
+        key = f"{FINGERPRINTS}{region}:{cluster}"
+        # Read after the look: an UpdateService that ECS had applied when it was described has most
+        # likely marked its service by now (the reader marks right after the reply).
         before = {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], self._r.hgetall(key)).items()}
-        changed = decide_changed(before, now)
+        kept: list[str] = []
         woken = 0
-        for name in changed:
-            if name not in before:
-                continue  # first look: its deployment looks by itself
-            if self._wake_holder(region, cluster, name, task_news(before[name], now[name])) == "woken":
+        for name, service in described.items():
+            wake, keep = decide_wake(before.get(name), service, fingerprint_service(service))
+            kept += [name, keep, before.get(name, "")]
+            if wake is not None and self._wake_holder(region, cluster, name, wake) == "woken":
                 woken += 1
-        self._remember(keys=[key], args=[3600, *(part for pair in now.items() for part in pair)])
+        self._remember(keys=[key], args=[FINGERPRINTS_TTL_SECONDS, UPDATED, *kept])
         return woken
 
     def _loop(self) -> None:

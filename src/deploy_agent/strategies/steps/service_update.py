@@ -175,7 +175,8 @@ def _start_update(run: Run[ServiceUpdateMemory], settings: RolloutSettings) -> P
         task_definition_arn=state.task_definition_arn,
         ecs_deployment_hint=memory.ecs_deployment_hint,
     )
-    return Progress.wait(run.next_poll(True))
+    # Like the follow-up's: the rollout this update began is no news (``core.watch.is_verdict_news``).
+    return Progress.wait(run.next_poll(True), quiet_tasks=True)
 
 
 def plan_hint(reply: Mapping[str, Any], task_definition_arn: str) -> tuple[str | None, list[str]]:
