@@ -274,6 +274,30 @@ class TestDispatcher:
         assert conn.zcard(AGENDA) == 50  # each one leased until its run begins
 
 
+    def test_a_poke_publishes_a_stage_due_now_without_waiting_for_the_interval(
+        self, conn: redis.Redis
+    ) -> None:
+        """A wake on this host pokes the dispatcher: the stage goes out at once, not a minute later."""
+        agenda = Agenda(conn, lease_seconds=30)
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 600, SIG)
+        published: list[Due] = []
+        dispatcher = Dispatcher(agenda, published.append, 60.0).start()
+        lock = ServiceLock(conn, "prod", "web", 600, "us-east-1")
+        assert lock.acquire("d1")
+        try:
+            assert agenda.wake_holder(lock.key) == "woken"
+            dispatcher.poke()
+            deadline = time.monotonic() + 2
+            while not published and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert [d.task_id for d in published] == ["t1"]
+        finally:
+            started = time.monotonic()
+            dispatcher.stop()
+            assert time.monotonic() - started < 1  # stopping does not wait out the interval either
+
+
 class TestStepMutex:
     def test_begin_takes_the_step_mutex_and_a_second_copy_finds_it_busy(self, agenda: Agenda) -> None:
         """Two copies of one deployment: the second is told BUSY, and runs once the first waits."""

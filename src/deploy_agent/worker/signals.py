@@ -157,7 +157,10 @@ def _wake_holder(rt: Runtime) -> WakeHolder:
     """Return what wakes the deployment holding a service: the agenda, behind that service's lock."""
 
     def wake(region: str, cluster: str, service: str, about_tasks: bool) -> Wake | None:
-        return rt.agenda.wake_holder(rt.lock(cluster, service, region).key, about_tasks)
+        woken = rt.agenda.wake_holder(rt.lock(cluster, service, region).key, about_tasks)
+        if woken == "woken" and _dispatcher is not None:
+            _dispatcher.poke()  # publish the stage now, not at the dispatcher's next look
+        return woken
 
     return wake
 
