@@ -12,6 +12,7 @@ import redis
 
 from deploy_agent.adapters.agenda import AGENDA, DEP, TASK, Agenda, Begun, Due, LeaseKeeper, Mutex
 from deploy_agent.adapters.redis_locks import ServiceLock
+from deploy_agent.core.watch import updated_mark
 from deploy_agent.worker.dispatcher import Dispatcher
 from sandbox_harness.redis_server import LocalRedis
 
@@ -100,6 +101,20 @@ class TestWaiting:
         assert agenda.wake_holder(key, about_tasks=True) == "ignored"
         assert agenda.claim_due() == []
         assert agenda.wake_holder(key) == "woken"
+        assert [d.task_id for d in agenda.claim_due()] == ["t1"]
+
+    def test_the_start_of_the_deployment_its_own_update_made_is_no_news_to_a_quiet_stage(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        """ECS's IN_PROGRESS for the deployment the stage's UpdateService started (the service carries
+        its mark) leaves a quiet wait alone; the start of another (ECS rolling back) wakes it."""
+        key = _held_by(conn, "d1")
+        conn.hset("watch:r:prod", "web", updated_mark("ecs-svc/1", "a.b"))
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 60, SIG, quiet_tasks=True)
+        assert agenda.wake_holder(key, own=("watch:r:prod", "web", updated_mark("ecs-svc/1"))) == "ignored"
+        assert agenda.claim_due() == []
+        assert agenda.wake_holder(key, own=("watch:r:prod", "web", updated_mark("ecs-svc/2"))) == "woken"
         assert [d.task_id for d in agenda.claim_due()] == ["t1"]
 
     def test_a_plain_wait_is_woken_by_a_task_s_news(self, agenda: Agenda, conn: redis.Redis) -> None:
@@ -272,7 +287,6 @@ class TestDispatcher:
         second.stop()
         assert sorted(d.task_id for d in published) == sorted(f"t{i}" for i in range(50))
         assert conn.zcard(AGENDA) == 50  # each one leased until its run begins
-
 
     def test_a_poke_publishes_a_stage_due_now_without_waiting_for_the_interval(
         self, conn: redis.Redis

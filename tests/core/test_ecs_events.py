@@ -104,7 +104,14 @@ TASK = "ECS Task State Change"
     [
         (
             _deployment("SERVICE_DEPLOYMENT_IN_PROGRESS", "INFO", "ECS deployment ecs-svc/123 in progress."),
-            EcsEvent(DEPLOYMENT, "SERVICE_DEPLOYMENT_IN_PROGRESS", "us-west-2", "default", "servicetest"),
+            EcsEvent(
+                DEPLOYMENT,
+                "SERVICE_DEPLOYMENT_IN_PROGRESS",
+                "us-west-2",
+                "default",
+                "servicetest",
+                "ecs-svc/123",
+            ),
             True,
         ),
         (

@@ -15,14 +15,14 @@ from tests.support import ManualClock, wait_until
 SERVICE_ARN = "arn:aws:ecs:us-east-1:123456789012:service/app/web"
 
 
-def _completed(service_arn: str = SERVICE_ARN) -> str:
+def _completed(service_arn: str = SERVICE_ARN, name: str = "SERVICE_DEPLOYMENT_COMPLETED") -> str:
     return json.dumps(
         {
             "source": "aws.ecs",
             "detail-type": "ECS Deployment State Change",
             "region": "us-east-1",
             "resources": [service_arn],
-            "detail": {"eventType": "INFO", "eventName": "SERVICE_DEPLOYMENT_COMPLETED", "deploymentId": "x"},
+            "detail": {"eventType": "INFO", "eventName": name, "deploymentId": "x"},
         }
     )
 
@@ -74,6 +74,7 @@ class Recorder:
         self.quiet_tasks = quiet_tasks  # the holder's stage waits only for service-level news
         self.woken: list[str] = []
         self.about_tasks: list[bool] = []
+        self.started: list[str] = []
         self.counted: list[tuple[str, str]] = []
 
     def consumer(self, queue: Any, delete_after: float = 0.0, clock: Any = None) -> EventConsumer:
@@ -88,11 +89,14 @@ class Recorder:
             **({"clock": clock} if clock is not None else {}),
         )
 
-    def wake_holder(self, region: str, cluster: str, service: str, about_tasks: bool) -> Wake | None:
+    def wake_holder(
+        self, region: str, cluster: str, service: str, about_tasks: bool, started: str = ""
+    ) -> Wake | None:
         deployment_id = self.holders.get((region, cluster, service))
         if deployment_id is None:
             return None
         self.about_tasks.append(about_tasks)
+        self.started.append(started)
         if about_tasks and self.quiet_tasks:
             return "ignored"
         self.woken.append(deployment_id)
@@ -100,6 +104,14 @@ class Recorder:
 
 
 class TestConsumeOnce:
+    def test_a_deployments_start_names_it_so_its_own_stage_can_tell(self) -> None:
+        """IN_PROGRESS passes the deployment it started to the wake (its own UpdateService's start is
+        no news to the stage that sent it); COMPLETED passes none."""
+        queue = FakeQueue([_completed(name="SERVICE_DEPLOYMENT_IN_PROGRESS"), _completed()])
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
+        recorder.consumer(queue).consume_once()
+        assert recorder.started == ["x", ""]
+
     def test_an_event_wakes_the_deployment_holding_its_service(self) -> None:
         """COMPLETED for app/web wakes the lock holder of us-east-1 app/web; the message is deleted."""
         queue = FakeQueue([_completed()])

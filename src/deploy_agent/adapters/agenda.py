@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 import redis
 
@@ -63,9 +63,17 @@ FINISHED_INDEX = 1000
 #: what a wake did: made the waiting stage due now, marked the running stage (its next wait is
 #: zero), or left a stage that waits only for service-level news alone (the news was a task's)
 Wake = Literal["woken", "running", "ignored"]
-#: wakes the deployment that holds a service (region, cluster, service, whether the news is only
-#: about a task): what the wake did, None when no deployment holds it (``Agenda.wake_holder``)
-WakeHolder = Callable[[str, str, str, bool], "Wake | None"]
+
+
+class WakeHolder(Protocol):
+    """Wakes the deployment that holds a service: what the wake did, None when no deployment holds
+    it (``Agenda.wake_holder``). ``about_tasks``: the news is only a task's; ``started``: the news is
+    that the ECS deployment so named started, no news to the stage whose UpdateService started it."""
+
+    def __call__(
+        self, region: str, cluster: str, service: str, about_tasks: bool, started: str = ""
+    ) -> Wake | None: ...
+
 
 _NOW = "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
@@ -186,9 +194,11 @@ if mode then redis.call('hset', key, 'woken', '1') end
 return 0
 """
 
-#: KEYS: agenda, a service's lock. ARGV: task prefix, dep prefix, '1' for a task's news. Makes the
-#: lock holder's waiting stage due now (1), or marks its running stage woken (0); -1 when no
-#: deployment holds the lock, -2 when its stage waits only for service-level news.
+#: KEYS: agenda, a service's lock[, the cluster's watch fingerprints]. ARGV: task prefix, dep prefix,
+#: '1' for a task's news[, the service, the mark of the update that started the deployment the news
+#: is about: when the service carries it, the news is the stage's own doing, as quiet as a task's].
+#: Makes the lock holder's waiting stage due now (1), or marks its running stage woken (0); -1 when
+#: no deployment holds the lock, -2 when its stage waits only for service-level news.
 #: One round trip where reading the holder first took two.
 _WAKE_HOLDER = (
     _NOW
@@ -196,6 +206,10 @@ _WAKE_HOLDER = (
 local holder = redis.call('get', KEYS[2])
 if not holder then return -1 end
 local dep = ARGV[2] .. holder
+if KEYS[3] then
+  local mark = redis.call('hget', KEYS[3], ARGV[4])
+  if mark and string.sub(mark, 1, #ARGV[5]) == ARGV[5] then ARGV[3] = '1' end
+end
 """
     + _WAKE_DEP
 )
@@ -366,12 +380,19 @@ class Agenda:
         values = [v.decode() if isinstance(v, bytes) else str(v) for v in raw]
         return [Due(values[i], values[i + 1], values[i + 2]) for i in range(0, len(values), 3)]
 
-    def wake_holder(self, lock_key: str, about_tasks: bool = False) -> Wake | None:
+    def wake_holder(
+        self, lock_key: str, about_tasks: bool = False, own: tuple[str, str, str] | None = None
+    ) -> Wake | None:
         """Wake the deployment that holds the service lock at ``lock_key`` (``ServiceLock.key``);
         return what the wake did, None when no deployment holds the lock. ``about_tasks``: the news
-        is a single task's, which a stage waiting with ``quiet_tasks`` does not need."""
-        args = [TASK, DEP, "1" if about_tasks else "0"]
-        woken = int(cast(int, self._wake_holder(keys=[AGENDA, lock_key], args=args)))
+        is a single task's, which a stage waiting with ``quiet_tasks`` does not need. ``own``: (the
+        cluster's watch fingerprints key, the service, a mark): the news is as quiet as a task's
+        when the service's fingerprint starts with the mark (its stage's own UpdateService)."""
+        keys, args = [AGENDA, lock_key], [TASK, DEP, "1" if about_tasks else "0"]
+        if own is not None:
+            keys.append(own[0])
+            args += [own[1], own[2]]
+        woken = int(cast(int, self._wake_holder(keys=keys, args=args)))
         return _WAKES.get(woken)
 
     def has_begun(self, deployment_id: str) -> bool:

@@ -51,6 +51,8 @@ class EcsEvent:
     region: str
     cluster: str | None  # None when neither the ARN nor the detail names it
     service: str | None  # None when the event is about no service (a task run by hand)
+    #: the deployment a SERVICE_DEPLOYMENT_IN_PROGRESS announces ("" for any other event)
+    started: str = ""
 
 
 def parse_event(body: str) -> EcsEvent | None:
@@ -80,7 +82,9 @@ def parse_event(body: str) -> EcsEvent | None:
     # The long ARN format (the default since 2021) is service/<cluster>/<service>; the old one has no cluster.
     path = service_arn.split(":service/", 1)[1].split("/")
     service, cluster = path[-1], (path[0] if len(path) == 2 else cluster)
-    return EcsEvent(detail_type, str(detail.get("eventName") or ""), region, cluster or None, service or None)
+    name = str(detail.get("eventName") or "")
+    started = str(detail.get("deploymentId") or "") if name == "SERVICE_DEPLOYMENT_IN_PROGRESS" else ""
+    return EcsEvent(detail_type, name, region, cluster or None, service or None, started)
 
 
 def decide_wake(event: EcsEvent) -> bool:

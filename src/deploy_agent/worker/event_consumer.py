@@ -129,7 +129,9 @@ class EventConsumer:
         assert event.cluster is not None
         assert event.service is not None
         about_tasks = event.detail_type == TASK_STATE_CHANGE
-        woken = self._wake_holder(event.region, event.cluster, event.service, about_tasks)
+        # A deployment's start is news to its stage only when another made it (ECS rolling back):
+        # the stage that sent UpdateService knows (the wake compares with the update's mark).
+        woken = self._wake_holder(event.region, event.cluster, event.service, about_tasks, event.started)
         return "unmatched" if woken is None else woken
 
     def _loop(self) -> None:
