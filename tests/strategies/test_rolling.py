@@ -177,6 +177,17 @@ class TestRollback:
         assert ROLLING.rollback(run).done
         assert run.state.rollback_done
 
+    def test_a_rollback_settling_is_not_woken_by_its_tasks_news(self) -> None:
+        """Settled is the previous revision's deployment COMPLETED and alone, which ECS announces: the
+        rollback's tasks coming and going (a crash loop's too) do not wake the wait."""
+        run, _, _, _ = make_run()
+        ROLLING.deploy(run)
+        run.state.fail("health_check_failed", "500", Trigger.HEALTH_CHECK)
+        ROLLING.rollback(run)
+        settling = ROLLING.rollback(run)
+        assert (settling.done, settling.quiet_tasks) == (False, True)
+        assert ROLLING.deploy(make_run()[0]).quiet_tasks  # and so is the first wait after UpdateService
+
     def test_ecs_rollback_is_only_awaited(self) -> None:
         """When ECS rolled back by itself, the worker sends no UpdateService of its own."""
         run, ecs, _, _ = make_run()

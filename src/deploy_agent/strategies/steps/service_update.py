@@ -150,7 +150,9 @@ def revert_service(run: Run[ServiceUpdateMemory]) -> Progress:
         state.rollback_failure = why
         run.emit("rollback_failed", reason=why)
         return Progress.finished()
-    return Progress.wait(run.tunables.settle_poll_seconds)
+    # Settled is the revision's deployment COMPLETED and alone: ECS announces it (a deployment state
+    # change; the watcher sees the deployments change), so the rollback's tasks need not wake it.
+    return Progress.wait(run.tunables.settle_poll_seconds, quiet_tasks=True)
 
 
 def _start_update(run: Run[ServiceUpdateMemory], settings: RolloutSettings) -> Progress:
