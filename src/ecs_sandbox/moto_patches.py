@@ -5,7 +5,7 @@ this module only, when its moto server starts (``MotoServer.start`` calls ``appl
 changes nothing). Each replacement calls moto's original and adds nothing until the sandbox asks:
 the ECS scheduler and the target health book register ``hooks``, and the AWS rules run only while
 ``aws_rules`` is switched on (realism profile ``enforce_aws_rules``). Patches 1, 4, 14 and 15 fix moto
-bugs and are always on; patch 8 adds operations moto does not have.
+bugs and patch 16 cuts moto's costs, always on; patch 8 adds operations moto does not have.
 
 ECS (``moto.ecs``):
 
@@ -56,6 +56,13 @@ EventBridge (``moto.events``):
 14. ``Rule.send_to_targets`` delivers nothing while the rule is DISABLED ("a disabled rule doesn't
     match any events", EventBridge API reference, DisableRule); moto delivers through disabled rules.
 
+SQS and EventBridge costs (``moto_speed``, always on):
+
+16. ``Queue.messages``, ``Queue.approximate_number_of_messages*``,
+    ``SQSBackend.is_message_valid_based_on_retention_period`` and jsonpath_ng's ``ext.parse`` answer
+    as moto's do at a cost that no longer grows with the queue's depth (moto's ReceiveMessage of 10
+    took 3.5 s with 3,000 messages queued, so a fleet's ECS events swamped the sandbox).
+
 Not patches, so they live elsewhere: ``moto_server`` subclasses moto's ``ThreadedMotoServer`` (its
 WSGI app counts, fails and delays calls before moto sees them) and pins ECS task transitions with
 moto's own ``state_manager`` API; ``consistency`` answers at the server's door; the scheduler,
@@ -75,7 +82,7 @@ from moto.ecs.responses import EC2ContainerServiceResponse
 from moto.elbv2.models import ELBv2Backend, FakeAction, FakeHealthStatus, FakeTargetGroup
 from moto.events.models import Rule as EventRule
 
-from . import aws_rules
+from . import aws_rules, moto_speed
 
 if TYPE_CHECKING:  # native_api reaches the scheduler's modules, which import this one: imported late
     from .native_controller import NativeController
@@ -316,4 +323,5 @@ def apply() -> None:
     FakeTargetGroup.deregister = _deregister  # type: ignore[method-assign]
     ELBv2Backend.describe_target_health = _describe_target_health  # type: ignore[method-assign]
     EventRule.send_to_targets = _send_to_targets  # type: ignore[method-assign]
+    moto_speed.apply()
     _applied = True
