@@ -144,10 +144,10 @@ def _redis_by_command(stack: Stack) -> Counter[str]:
     return Counter({name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()})
 
 
-def _purge_events(stack: Stack, queue_url: str) -> None:
+def _drain_events(stack: Stack, queue_url: str) -> None:
     """Read and delete what provisioning put in the events queue, saying how much that was.
 
-    Provisioning N services sends ECS's events of their first deployments (about 6 each) before the
+    Provisioning N services sends ECS's events of their first deployments (5 each) before the
     worker starts; no deployment of the run is about them, and a worker reading them first woke
     every deployment of the first minute at 500 after its 15-s safety poll instead of at ECS's
     COMPLETED. The run starts with the queue a worker that consumed all along would leave. (Not
@@ -169,7 +169,7 @@ def run_once(stack: Stack, count: int, timeout: float) -> RunReport:
     names = provision_many(stack.sandbox, cluster, count, f"{IMAGE}:v1", desired_count=1, virtual=True)
     queue_url = stack.config.extra_env.get("DEPLOY_AGENT_EVENTS_QUEUE_URL")
     if queue_url:
-        _purge_events(stack, queue_url)
+        _drain_events(stack, queue_url)
     stack.restart_worker()
     assert stack.rss is not None
     time.sleep(1.0)  # let the prefork children settle before the idle reading
