@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy_agent.core.polling import PollPolicy, expected_duration, plan_next_poll
+from deploy_agent.core.polling import PollPolicy, decide_quiet_streak, expected_duration, plan_next_poll
 
 P = PollPolicy(fast=0.5, slow=5.0, burst_window=2.0, growth=2.0, budget=100)
 
@@ -51,8 +51,8 @@ E = PollPolicy(fast=0.5, slow=5.0, burst_window=2.0, growth=2.0, budget=100, saf
         (0.0, 0, 1, None, 15.0),
         (0.0, 0, 9, None, 15.0),
         (0.0, 0, 3, 20.0, 15.0),
-        (15.0, 1, 5, None, 15.0),
-        (40.0, 3, 5, None, 15.0),
+        (15.0, 0, 5, None, 15.0),
+        (40.0, 0, 5, None, 15.0),
         (2.0, 1, 5, None, 0.5),
         (2.5, 2, 6, None, 1.0),
         (3.5, 3, 7, None, 2.0),
@@ -77,6 +77,34 @@ def test_plan_next_poll_with_events(
 ) -> None:
     """With ECS's events waking the stage, polling is the safety net (``PollPolicy.safety``)."""
     assert plan_next_poll(E, 10.0, since_change, quiet, calls, expected) == pytest.approx(wait)
+
+
+@pytest.mark.parametrize(
+    ("streak", "changed", "woken", "after"),
+    [
+        (0, True, True, 0),
+        (0, False, True, 1),
+        (0, False, False, 0),
+        (1, False, False, 2),
+        (2, False, True, 3),
+        (3, True, False, 0),
+        (6, False, False, 0),
+        (6, False, True, 1),
+    ],
+    ids=[
+        "a look that saw the change ends any streak",
+        "a woken look that saw nothing starts a backoff",
+        "a look at its own safety time saw nothing owed: no backoff",
+        "within a backoff a look at its own time that still sees nothing backs off further",
+        "so does a woken one",
+        "the change seen at last ends the backoff",
+        "a backoff grown to the safety interval is over: its look owed nothing",
+        "a new wake after it starts a new backoff (it used to wait the safety interval: a missed verdict)",
+    ],
+)
+def test_decide_quiet_streak(streak: int, changed: bool, woken: bool, after: int) -> None:
+    """The woken looks in a row that saw nothing, with events (``PollPolicy.safety``) 15 s, fast 0.5 s."""
+    assert decide_quiet_streak(streak, changed, woken, E) == after
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from deploy_agent.core.watch import (
+    UPDATING,
     decide_wake,
     fingerprint_service,
     is_verdict_news,
@@ -154,13 +155,14 @@ WAKES: dict[str, tuple[str | None, dict[str, Any], str, bool | None, str]] = {
     "nothing moved: no wake": ("a.b", UNDER_WAY, "a.b", None, "a.b"),
     "the service's own move": ("a.b", UNDER_WAY, "c.b", False, "c.b"),
     "a task's move": ("a.b", UNDER_WAY, "a.c", True, "a.c"),
-    "after our update, our rollout under way: a task's news, the mark kept": (
+    "the first look after our update sees what it made: no wake, the mark kept": (
         MARK,
         UNDER_WAY,
         "a.b",
-        True,
+        None,
         updated_mark("ecs-svc/new", "a.b"),
     ),
+    "while our update is on its way nothing is news": (UPDATING, DONE, "d.e", None, UPDATING),
     "marked, nothing moved since the last look": (
         updated_mark("ecs-svc/new", "a.b"),
         UNDER_WAY,

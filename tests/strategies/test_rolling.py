@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -126,6 +127,31 @@ class TestDeploy:
         ROLLING.deploy(run)
         following = ROLLING.deploy(run)
         assert (following.done, following.quiet_tasks) == (False, True)
+
+    def test_a_woken_look_that_reads_the_rollout_before_its_verdict_looks_again_soon(self) -> None:
+        """With events: woken by COMPLETED at 8 s, the look still reads IN_PROGRESS, one task up (a read
+        from just before). It looks again at the fast poll, backing off, instead of waiting the
+        15-s safety interval for news it has already had (8.6% of deployments at 500 did)."""
+        run, ecs, clock, _ = make_run()
+        run = replace(run, tunables=Tunables(poll=PollPolicy(fast=0.5, slow=5.0, safety=15.0)))
+        assert ROLLING.deploy(run).wait_seconds == 15.0  # UpdateService: the verdict will be news
+        clock.advance(8)
+        ecs.deployments[0]["runningCount"] = 1  # counts moved, no verdict yet
+        assert ROLLING.deploy(run).wait_seconds == 0.5
+        clock.advance(0.5)
+        assert ROLLING.deploy(run).wait_seconds == 1.0
+        ecs.settle()
+        clock.advance(1)
+        assert ROLLING.deploy(run).done
+
+    def test_a_look_at_its_own_safety_time_owes_nothing(self) -> None:
+        """With events, a look that comes when its wait is up and sees the rollout going on waits the
+        safety interval again: no news was missed."""
+        run, _, clock, _ = make_run()
+        run = replace(run, tunables=Tunables(poll=PollPolicy(fast=0.5, slow=5.0, safety=15.0)))
+        ROLLING.deploy(run)
+        clock.advance(15)
+        assert ROLLING.deploy(run).wait_seconds == 15.0
 
     def test_completed_moves_to_verifying(self) -> None:
         """Our deployment COMPLETED ends the deploy stage and starts verification."""

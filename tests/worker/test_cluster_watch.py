@@ -14,6 +14,7 @@ import redis
 from deploy_agent.adapters.agenda import Agenda
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.adapters.service_reader import WATCHED, BatchedServiceReader
+from deploy_agent.core.watch import UPDATING
 from deploy_agent.worker.cluster_watch import ClusterWatcher
 from sandbox_harness.redis_server import LocalRedis
 
@@ -177,6 +178,27 @@ class TestClusterWatcher:
         agenda.wait("t1", "d1", "", 60, SIG, quiet_tasks=True)
         assert watcher.watch_once() == 0
         assert [d.task_id for d in agenda.claim_due()] == ["t0"]
+
+    def test_while_an_update_is_on_its_way_the_service_reads_updating_and_a_failed_one_drops_it(
+        self, conn: redis.Redis
+    ) -> None:
+        """During UpdateService the service's fingerprint reads UPDATING (a look then wakes nothing); when
+        the call fails the mark is dropped, so the next look learns the service afresh."""
+        ecs, _, watcher, reader = setup(conn, 1)
+        ecs.services["s0"]["deployments"] = STEADY
+        watcher.watch_once()
+        key = f"deploy-agent:watch:{REGION}:prod"
+        seen: list[bytes | None] = []
+
+        def failing_update(*_: Any) -> dict[str, Any]:
+            seen.append(conn.hget(key, "s0"))
+            raise RuntimeError("throttled")
+
+        ecs.update_service = failing_update  # type: ignore[method-assign]
+        with pytest.raises(RuntimeError):
+            reader.update_service("prod", "s0")
+        assert seen == [UPDATING.encode()]
+        assert conn.hget(key, "s0") is None
 
     def test_a_service_no_deployment_holds_wakes_nothing(self, conn: redis.Redis) -> None:
         """A moved service whose lock was let go (its deployment ended) wakes nobody."""

@@ -49,6 +49,7 @@ from typing import Any, Literal, Protocol, cast
 import redis
 
 from deploy_agent.adapters.redis_store import PREFIX
+from deploy_agent.core.watch import UPDATING
 
 log = logging.getLogger("deploy_agent.agenda")
 
@@ -196,7 +197,8 @@ return 0
 
 #: KEYS: agenda, a service's lock[, the cluster's watch fingerprints]. ARGV: task prefix, dep prefix,
 #: '1' for a task's news[, the service, the mark of the update that started the deployment the news
-#: is about: when the service carries it, the news is the stage's own doing, as quiet as a task's].
+#: is about, the mark of an update on its way: when the service carries either, the news is the
+#: stage's own doing and wakes nothing, running or waiting (-2)].
 #: Makes the lock holder's waiting stage due now (1), or marks its running stage woken (0); -1 when
 #: no deployment holds the lock, -2 when its stage waits only for service-level news.
 #: One round trip where reading the holder first took two.
@@ -208,7 +210,7 @@ if not holder then return -1 end
 local dep = ARGV[2] .. holder
 if KEYS[3] then
   local mark = redis.call('hget', KEYS[3], ARGV[4])
-  if mark and string.sub(mark, 1, #ARGV[5]) == ARGV[5] then ARGV[3] = '1' end
+  if mark and (mark == ARGV[6] or string.sub(mark, 1, #ARGV[5]) == ARGV[5]) then return -2 end
 end
 """
     + _WAKE_DEP
@@ -386,12 +388,13 @@ class Agenda:
         """Wake the deployment that holds the service lock at ``lock_key`` (``ServiceLock.key``);
         return what the wake did, None when no deployment holds the lock. ``about_tasks``: the news
         is a single task's, which a stage waiting with ``quiet_tasks`` does not need. ``own``: (the
-        cluster's watch fingerprints key, the service, a mark): the news is as quiet as a task's
-        when the service's fingerprint starts with the mark (its stage's own UpdateService)."""
+        cluster's watch fingerprints key, the service, a mark): the news wakes nothing when the
+        service's fingerprint starts with the mark, or reads ``UPDATING`` (its stage's own
+        UpdateService made it; its stage may still be running)."""
         keys, args = [AGENDA, lock_key], [TASK, DEP, "1" if about_tasks else "0"]
         if own is not None:
             keys.append(own[0])
-            args += [own[1], own[2]]
+            args += [own[1], own[2], UPDATING]
         woken = int(cast(int, self._wake_holder(keys=keys, args=args)))
         return _WAKES.get(woken)
 

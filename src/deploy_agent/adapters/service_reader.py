@@ -20,7 +20,8 @@ Keys (under ``deploy-agent:``)::
     svc:<region>:<cluster>/<svc>       JSON {"generation": n, "service": DescribeServices entry}
     svc-gen:<region>:<cluster>/<svc>   the service's write generation (missing reads as 0)
     watch:<region>:<cluster>           the cluster watcher's fingerprints (``worker.cluster_watch``);
-                                       an UpdateService marks its service's (``updated_mark``)
+                                       an UpdateService marks its service's (``UPDATING``, then
+                                       ``updated_mark``)
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import redis
 from deploy_agent.adapters.ecs import EcsApi
 from deploy_agent.adapters.redis_store import PREFIX
 from deploy_agent.core.rollout import primary_deployment
-from deploy_agent.core.watch import updated_mark
+from deploy_agent.core.watch import UPDATING, updated_mark
 
 BATCH = 10
 #: "<region>:<cluster>" of every cluster with a deployment in flight (the cluster watcher's list)
@@ -107,10 +108,11 @@ return generation
 """
 
 #: as ``_MARK_WRITTEN``; KEYS[2] the cluster's fingerprints, ARGV[2] the service, ARGV[3] its
-#: fingerprint from now, ARGV[4] the fingerprints' TTL (s)
+#: fingerprint from now ('': none), ARGV[4] the fingerprints' TTL (s)
 _MARK_UPDATED = (
     _MARK_WRITTEN.replace("return generation", "")
-    + """redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
+    + """if ARGV[3] == '' then redis.call('hdel', KEYS[2], ARGV[2]) return generation end
+redis.call('hset', KEYS[2], ARGV[2], ARGV[3])
 redis.call('expire', KEYS[2], ARGV[4])
 return generation
 """
@@ -213,16 +215,18 @@ class BatchedServiceReader:
 
     # --- writes: pass through, and move the generation so older snapshots are refused -----------
     def update_service(self, cluster: str, service: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        self._mark_written(cluster, service)
-        result = self._ecs.update_service(cluster, service, *args, **kwargs)
-        # In the same round trip: the watcher's next look judges the service by what the update
-        # could not have made itself (``core.watch.is_verdict_news``); with the fingerprint from
-        # before the update, the new deployment woke the stage that had just made it.
+        # With the generation, in the same round trips: the service's watch fingerprint reads
+        # "updating" until the reply, then carries the deployment the update started, so neither the
+        # watcher's looks nor ECS's events wake the stage for what the update made itself
+        # (``core.watch.is_verdict_news``): its new deployment woke the stage that had just made it.
+        self._mark_fingerprint(cluster, service, UPDATING)
+        try:
+            result = self._ecs.update_service(cluster, service, *args, **kwargs)
+        except BaseException:
+            self._mark_fingerprint(cluster, service, "")  # no update: the next look learns afresh
+            raise
         ours = str((primary_deployment(result) or {}).get("id") or "")
-        self._mark_updated(
-            keys=[self._generation(cluster, service), f"{FINGERPRINTS}{self._region}:{cluster}"],
-            args=[GENERATION_TTL_SECONDS, service, updated_mark(ours), FINGERPRINTS_TTL_SECONDS],
-        )
+        self._mark_fingerprint(cluster, service, updated_mark(ours))
         return result
 
     def create_service(
@@ -250,6 +254,13 @@ class BatchedServiceReader:
         return getattr(self._ecs, name)  # every other call is the adapter's own
 
     # --- keys -------------------------------------------------------------------------------------
+    def _mark_fingerprint(self, cluster: str, service: str, mark: str) -> None:
+        """Move the service's write generation and set its watch fingerprint to ``mark`` ("": drop it)."""
+        self._mark_updated(
+            keys=[self._generation(cluster, service), f"{FINGERPRINTS}{self._region}:{cluster}"],
+            args=[GENERATION_TTL_SECONDS, service, mark, FINGERPRINTS_TTL_SECONDS],
+        )
+
     def _mark_written(self, cluster: str, service: str) -> None:
         self._mark(keys=[self._generation(cluster, service)], args=[GENERATION_TTL_SECONDS])
 

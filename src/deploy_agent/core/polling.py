@@ -6,11 +6,12 @@ fast right after a change catches the burst's end with little delay; backing off
 spends few calls; and when earlier rollouts of the same service say how long they take, the first
 look is aimed just before that moment. A budget caps the calls one deployment may spend.
 
-With ECS's events (``safety`` set) the events say when something moved: each one wakes the waiting
-stage, so polling is only a safety net for an event lost or late. A look that saw a change waits
-``safety``. A look that saw nothing although it came before ``safety`` was up was woken by an event
-whose change DescribeServices does not show yet (ECS is eventually consistent, and the worker's
-snapshot of the service may be a moment old): it looks again soon, backing off from ``fast``.
+With ECS's events or the cluster watcher (``safety`` set) the news says when something moved: it
+wakes the waiting stage, so polling is only a safety net for news lost or late. A look that saw a
+change waits ``safety``. A look that saw nothing although it came before its wait was up was woken
+by news that DescribeServices does not show yet (ECS is eventually consistent, and the worker's
+snapshot of the service may be a moment old): it looks again soon, backing off from ``fast``
+(``decide_quiet_streak``), and the backoff goes on until a look sees the change or reaches ``safety``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,27 @@ class PollPolicy:
     safety: float | None = None
 
 
+#: a look that comes this long before its wait was up was woken (a look at its own time comes late,
+#: never early; the margin covers clocks of two hosts that differ a little)
+WOKEN_MARGIN_SECONDS = 0.5
+
+
+def decide_quiet_streak(streak: int, changed: bool, woken: bool, policy: PollPolicy) -> int:
+    """Return the woken looks in a row that saw nothing, after this look (woken by news, or not).
+
+    A look that saw a change ends the streak. Within a backoff (its last wait shorter than
+    ``safety``) each look that still sees nothing backs off further, woken or not: the news that
+    woke the first is still owed. Otherwise a woken look that saw nothing starts a backoff, and a
+    look at its own safety time starts none (no news was owed).
+    """
+    assert policy.safety is not None
+    if changed:
+        return 0
+    if streak > 0 and min(policy.fast, policy.slow) * policy.growth ** (streak - 1) < policy.safety:
+        return streak + 1
+    return 1 if woken else 0
+
+
 def plan_next_poll(
     policy: PollPolicy,
     elapsed: float,
@@ -52,23 +74,16 @@ def plan_next_poll(
     if calls >= policy.budget:
         return max(policy.slow * 4, policy.safety or 0.0)
     if policy.safety is not None:
-        return _plan_event_driven_poll(policy.safety, fast, policy.growth, since_change, quiet_polls)
+        # ``quiet_polls``: here the streak of woken looks that saw nothing (``decide_quiet_streak``)
+        if quiet_polls == 0:
+            return policy.safety
+        return min(policy.safety, fast * policy.growth ** (quiet_polls - 1))
     if since_change < policy.burst_window:
         return fast
     if expected is not None and elapsed < expected - fast:
         # Aim just before the expected end, but never sleep longer than ``slow``: a failure can come early.
         return max(fast, min(policy.slow, expected - fast - elapsed))
     return min(policy.slow, fast * policy.growth ** max(0, quiet_polls))
-
-
-def _plan_event_driven_poll(
-    safety: float, fast: float, growth: float, since_change: float, quiet_polls: int
-) -> float:
-    """Return the wait while ECS's events wake the stage: ``safety``, unless a woken look saw nothing."""
-    woken_early = quiet_polls > 0 and since_change < safety
-    if not woken_early:
-        return safety
-    return min(safety, fast * growth ** (quiet_polls - 1))
 
 
 def expected_duration(history: Sequence[float]) -> float | None:

@@ -118,6 +118,8 @@ class PipelineState(BaseModel):
     polls: int = 0
     quiet_polls: int = 0
     last_change_at: datetime | None = None
+    #: when the last look's wait ends (a look before it was woken)
+    next_look_at: datetime | None = None
     expected_rollout_seconds: float | None = None
     rollout_completed_at: datetime | None = None
     #: ECS's own time for the rollout (its deployment's createdAt to COMPLETED), for later aims

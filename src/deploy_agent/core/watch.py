@@ -17,6 +17,9 @@ from deploy_agent.core.rollout import is_ecs_rollback, primary_deployment
 #: how a service's fingerprint starts after a deployment's own UpdateService (``updated_mark``): until
 #: a look shows ECS's verdict, the watcher judges that service by ``is_verdict_news``
 UPDATED = "updated:"
+#: what a service's fingerprint reads while a deployment's UpdateService is on its way: nothing is
+#: news until its reply marks the service (``updated_mark``)
+UPDATING = "updating"
 #: fields of each entry of ``deployments`` that say where a rollout stands: ECS's own verdict
 _DEPLOYMENT_FIELDS = ("id", "status", "taskDefinition", "desiredCount", "rolloutState", "rolloutStateReason")
 #: fields of each entry of ``deployments`` that move as its tasks come and go
@@ -60,16 +63,20 @@ def decide_wake(before: str | None, service: Mapping[str, Any], fingerprint: str
 
     The first of the pair is None (no wake), False (the service's own news: wakes any stage) or True
     (a task's news only: a stage waiting for ECS's verdict sleeps on). After our UpdateService the
-    mark is kept, and only ``is_verdict_news`` is the service's news, until a look shows it.
+    mark is kept, and only ``is_verdict_news`` is the service's news, until a look shows it; while
+    the update is on its way (``UPDATING``) nothing is.
     """
     if before is None:
         return None, fingerprint
+    if before == UPDATING:
+        return None, before
     mark = read_updated_mark(before)
     if mark is not None:
         ours, last = mark
         if is_verdict_news(service, ours):
             return False, fingerprint
-        return (True if fingerprint != last else None), updated_mark(ours, fingerprint)
+        # The first look after the update sees what it made; later moves are its tasks'.
+        return (True if last and fingerprint != last else None), updated_mark(ours, fingerprint)
     if before == fingerprint:
         return None, fingerprint
     return task_news(before, fingerprint), fingerprint

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from deploy_agent.core.outcome import Trigger
-from deploy_agent.core.polling import PollPolicy, plan_next_poll
+from deploy_agent.core.polling import WOKEN_MARGIN_SECONDS, PollPolicy, decide_quiet_streak, plan_next_poll
 from deploy_agent.core.ports import (
     AlarmsPort,
     ApprovalPort,
@@ -168,21 +168,30 @@ class Run(Generic[M]):
         self.state.fail(type_, message, trigger)
         return Progress.finished()
 
-    def next_poll(self, changed: bool, woken_on_change: bool = True) -> float:
+    def next_poll(self, changed: bool, woken_on_change: bool = True, verdict_only: bool = False) -> float:
         """Note a look at ECS (``changed``: it saw something move) and return when to look again.
 
         ``woken_on_change=False``: what this look waits for is not seen by ECS's events or the
         cluster watcher (a native deployment's hooks), so it polls on its own schedule.
+        ``verdict_only``: the wait is woken only by ECS's verdict (``Progress.wait(quiet_tasks=True)``),
+        so with events or the watcher a look without one is no news, whatever counts moved.
         """
         state, now = self.state, self.now()
         state.polls += 1
-        if changed or state.last_change_at is None:
+        policy = self.tunables.poll if woken_on_change else replace(self.tunables.poll, safety=None)
+        if policy.safety is not None:
+            changed = changed and not verdict_only
+            due = state.next_look_at
+            woken = due is not None and (due - now).total_seconds() > WOKEN_MARGIN_SECONDS
+            state.quiet_polls = decide_quiet_streak(state.quiet_polls, changed, woken, policy)
+            if changed or state.last_change_at is None:
+                state.last_change_at = now
+        elif changed or state.last_change_at is None:
             state.last_change_at, state.quiet_polls = now, 0
         else:
             state.quiet_polls += 1
         began = state.update_requested_at or state.started_at
-        policy = self.tunables.poll if woken_on_change else replace(self.tunables.poll, safety=None)
-        return plan_next_poll(
+        wait = plan_next_poll(
             policy,
             (now - began).total_seconds(),
             (now - state.last_change_at).total_seconds(),
@@ -190,6 +199,8 @@ class Run(Generic[M]):
             state.polls,
             state.expected_rollout_seconds,
         )
+        state.next_look_at = now + timedelta(seconds=wait)
+        return wait
 
 
 class Strategy(Protocol[MemoryT]):

@@ -86,7 +86,7 @@ def update_and_follow(run: Run[ServiceUpdateMemory], settings: RolloutSettings) 
     # The verdict turns on the deployments' rolloutState and status, which ECS announces with a
     # deployment state change of its own; a task starting or stopping moves only the counts (shown
     # at the next look). In a crash loop each task's news cost a DescribeServices.
-    return Progress.wait(run.next_poll(changed), quiet_tasks=True)
+    return Progress.wait(run.next_poll(changed, verdict_only=True), quiet_tasks=True)
 
 
 def ecs_rollout_seconds(deployment: Mapping[str, Any] | None) -> float | None:
