@@ -113,6 +113,18 @@ class TestBatching:
         assert ecs.batches[0][0] == "svc05"
         assert len(set(ecs.batches[0])) == 10
 
+    def test_a_reader_whose_stages_are_woken_describes_the_asking_service_alone(
+        self, conn: redis.Redis
+    ) -> None:
+        """With the watcher or ECS's events waking the stages (``others=0``), a stage's look is one call
+        for its own service, still kept as a snapshot; the watcher's refresh still takes them all."""
+        names, ecs, _ = twelve_in_flight(conn)
+        alone = BatchedServiceReader(ecs, conn, REGION, 5.0, others=0)  # type: ignore[arg-type]
+        alone.describe_service(CLUSTER, "svc05")
+        alone.describe_service(CLUSTER, "svc05")
+        assert ecs.batches == [["svc05"]]
+        assert sorted(alone.refresh(CLUSTER)) == names
+
     def test_the_watchers_refresh_describes_every_service_ten_at_a_time(self, conn: redis.Redis) -> None:
         """Twelve services in flight take two calls for the watcher, and every one gets a snapshot."""
         names, ecs, one = twelve_in_flight(conn)

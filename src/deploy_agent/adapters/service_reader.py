@@ -3,9 +3,11 @@
 Every deployment in flight is listed per cluster in Redis. When a stage needs its service, the
 reader serves it from a snapshot if there is a usable one; otherwise one DescribeServices call
 describes it with up to nine other in-flight services of the cluster, picked at random, and stores
-their snapshots for them. Only the cluster watcher describes every in-flight service (``refresh``):
-a stage that swept 500 services (50 calls) would spend a DescribeServices quota of 20 a second on
-one look.
+their snapshots for them (``others``). Where the cluster watcher or ECS's events wake the stages, a
+stage's own look describes its service alone: the others' snapshots (a fast poll's quarter second)
+served almost none of them there, and ten descriptions cost ECS and the worker ten times the reply.
+Only the cluster watcher describes every in-flight service (``refresh``): a stage that swept 500
+services (50 calls) would spend a DescribeServices quota of 20 a second on one look.
 
 Freshness never compares clocks of different hosts. Each service has a write generation, a Redis
 counter that every write (UpdateService, CreateService, DeleteService) increments before its call
@@ -122,8 +124,11 @@ return generation
 class BatchedServiceReader:
     """The ``EcsPort`` the strategies use: batched, briefly cached reads; writes pass straight through."""
 
-    def __init__(self, ecs: EcsApi, client: redis.Redis, region: str, ttl_seconds: float) -> None:
+    def __init__(
+        self, ecs: EcsApi, client: redis.Redis, region: str, ttl_seconds: float, others: int = BATCH - 1
+    ) -> None:
         self._ecs = ecs
+        self._others = max(0, min(BATCH - 1, others))
         self._r = client
         self._region = region
         self._ttl_ms = max(1, int(ttl_seconds * 1000))
@@ -167,8 +172,12 @@ class BatchedServiceReader:
         if cached is not None:
             return cached
         # Before the describe (see the module note); nine others at most, as one call describes ten.
-        generations = self._generations(cluster, service, others=BATCH - 1)
-        others = [name for name in generations if name != service][: BATCH - 1]
+        if self._others:
+            generations = self._generations(cluster, service, others=self._others)
+        else:  # only this one: one GET, not the script that picks others
+            raw = cast(bytes | None, self._r.get(self._generation(cluster, service)))
+            generations = {service: int(raw or 0)}
+        others = [name for name in generations if name != service][: self._others]
         batch = {name: generations[name] for name in (service, *others)}
         described = self._describe_batch(cluster, batch, first=service)
         if service not in described or described[service].get("status") == "INACTIVE":

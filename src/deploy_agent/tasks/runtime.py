@@ -27,7 +27,7 @@ from deploy_agent.adapters.prometheus import PrometheusApi
 from deploy_agent.adapters.redis_client import Redis, redis_client
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.adapters.redis_store import DeploymentStore
-from deploy_agent.adapters.service_reader import BatchedServiceReader
+from deploy_agent.adapters.service_reader import BATCH, BatchedServiceReader
 from deploy_agent.adapters.traffic_probe import TrafficProbe
 from deploy_agent.adapters.traffic_watch import TrafficWatch
 from deploy_agent.adapters.webhook import WebhookSender
@@ -174,7 +174,10 @@ class Runtime:
 
     def services(self, region: str) -> BatchedServiceReader:
         """ECS as the strategies see it: batched, briefly cached DescribeServices."""
-        return BatchedServiceReader(self.ecs(region), self.redis, region, self.settings.poll_fast_seconds)
+        settings = self.settings
+        woken = bool(settings.events_queue_url) or settings.watch_interval_seconds > 0
+        others = 0 if woken else BATCH - 1  # stages that poll by themselves share their looks
+        return BatchedServiceReader(self.ecs(region), self.redis, region, settings.poll_fast_seconds, others)
 
     def ecr(self, region: str) -> EcrRegistry:
         return EcrRegistry(self.aws(region))
