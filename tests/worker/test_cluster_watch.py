@@ -14,7 +14,7 @@ import redis
 from deploy_agent.adapters.agenda import Agenda
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.adapters.service_reader import WATCHED, BatchedServiceReader
-from deploy_agent.core.watch import UPDATING
+from deploy_agent.core.watch import UPDATING, updated_mark
 from deploy_agent.worker.cluster_watch import ClusterWatcher
 from sandbox_harness.redis_server import LocalRedis
 
@@ -178,6 +178,29 @@ class TestClusterWatcher:
         agenda.wait("t1", "d1", "", 60, SIG, quiet_tasks=True)
         assert watcher.watch_once() == 0
         assert [d.task_id for d in agenda.claim_due()] == ["t0"]
+
+    def test_a_service_that_came_in_flight_during_a_look_keeps_its_mark(self, conn: redis.Redis) -> None:
+        """A deployment tracked and updated after the look described the cluster is not in the look: its
+        mark stays (the look's store dropped it; the next look then learned the rollout as a first
+        look, and a later move of its service woke the stage for nothing)."""
+        ecs, agenda, _, reader = setup(conn, 3)
+        for name in ("s0", "s1", "s2"):
+            ecs.services[name]["deployments"] = [dict(d) for d in STEADY]
+        reader.untrack("prod", "s2")
+        waker = _waker(conn, agenda)
+
+        def wake_and_start(region: str, cluster: str, service: str, about_tasks: bool) -> Any:
+            if service == "s0":  # s2's deployment begins while the look runs
+                reader.track("prod", "s2")
+                reader.update_service("prod", "s2")
+            return waker(region, cluster, service, about_tasks)
+
+        watcher = ClusterWatcher(conn, lambda _region: reader, wake_and_start, 1.0)
+        watcher.watch_once()
+        ecs.services["s0"]["runningCount"] = 1
+        watcher.watch_once()
+        key = f"deploy-agent:watch:{REGION}:prod"
+        assert conn.hget(key, "s2") == updated_mark("ecs-svc/new").encode()
 
     def test_while_an_update_is_on_its_way_the_service_reads_updating_and_a_failed_one_drops_it(
         self, conn: redis.Redis

@@ -37,7 +37,7 @@ from deploy_agent.adapters.service_reader import (
     BatchedServiceReader,
 )
 from deploy_agent.core.errors import DeployError
-from deploy_agent.core.watch import UPDATED, decide_wake, fingerprint_service
+from deploy_agent.core.watch import UPDATED, UPDATING, decide_wake, fingerprint_service
 
 log = logging.getLogger("deploy_agent.watcher")
 
@@ -48,13 +48,24 @@ if holder == ARGV[1] or not holder then
   redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
 return 0
 """
-#: KEYS[1] a cluster's fingerprints; ARGV: TTL (s), the marks' prefix, then service, what to keep,
-#: what the look read.
+#: KEYS[1] a cluster's fingerprints; ARGV: TTL (s), the marks' prefix, the update-on-its-way mark,
+#: then service, what to keep, what the look read.
 #: Replaced whole, in one step and one round trip, except the services an UpdateService marked
-#: while the look ran (their mark differs from what the look read): the look may predate the update.
+#: while the look ran (their mark differs from what the look read): the look may predate the update;
+#: a service the look did not describe (it came in flight after the look began) keeps its mark.
 _REMEMBER = """
 local keep = {}
-for i = 3, #ARGV, 3 do
+local looked = {}
+for i = 4, #ARGV, 3 do looked[ARGV[i]] = true end
+local current = redis.call('hgetall', KEYS[1])
+for i = 1, #current, 2 do
+  local value = current[i + 1]
+  if not looked[current[i]] and (value == ARGV[3] or string.sub(value, 1, #ARGV[2]) == ARGV[2]) then
+    keep[#keep + 1] = current[i]
+    keep[#keep + 1] = value
+  end
+end
+for i = 4, #ARGV, 3 do
   local current = redis.call('hget', KEYS[1], ARGV[i])
   local value = ARGV[i + 1]
   local marked = current and string.sub(current, 1, #ARGV[2]) == ARGV[2]
@@ -130,7 +141,7 @@ class ClusterWatcher:
             kept += [name, keep, before.get(name, "")]
             if wake is not None and self._wake_holder(region, cluster, name, wake) == "woken":
                 woken += 1
-        self._remember(keys=[key], args=[FINGERPRINTS_TTL_SECONDS, UPDATED, *kept])
+        self._remember(keys=[key], args=[FINGERPRINTS_TTL_SECONDS, UPDATED, UPDATING, *kept])
         return woken
 
     def _loop(self) -> None:
