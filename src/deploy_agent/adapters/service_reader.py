@@ -44,8 +44,7 @@ WATCHED = f"{PREFIX}inflight-clusters"
 #: how long a generation is kept after the last write: far beyond any snapshot's TTL, so a
 #: counter that lapsed and restarted cannot come back to a value a live snapshot recorded
 GENERATION_TTL_SECONDS = 24 * 3600
-#: the cluster watcher's fingerprints of a cluster's services: ``FINGERPRINTS + "<region>:<cluster>"``
-FINGERPRINTS = f"{PREFIX}watch:"
+_FINGERPRINTS = f"{PREFIX}watch:"
 #: how long a cluster's fingerprints outlive the watcher's last look
 FINGERPRINTS_TTL_SECONDS = 3600
 
@@ -119,6 +118,11 @@ redis.call('expire', KEYS[2], ARGV[4])
 return generation
 """
 )
+
+
+def fingerprints_key(region: str, cluster: str) -> str:
+    """Return the key of the cluster watcher's fingerprints (and the updates' marks) of a cluster."""
+    return f"{_FINGERPRINTS}{region}:{cluster}"
 
 
 class BatchedServiceReader:
@@ -266,7 +270,7 @@ class BatchedServiceReader:
     def _mark_fingerprint(self, cluster: str, service: str, mark: str) -> None:
         """Move the service's write generation and set its watch fingerprint to ``mark`` ("": drop it)."""
         self._mark_updated(
-            keys=[self._generation(cluster, service), f"{FINGERPRINTS}{self._region}:{cluster}"],
+            keys=[self._generation(cluster, service), fingerprints_key(self._region, cluster)],
             args=[GENERATION_TTL_SECONDS, service, mark, FINGERPRINTS_TTL_SECONDS],
         )
 

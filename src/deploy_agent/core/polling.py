@@ -51,9 +51,14 @@ def decide_quiet_streak(streak: int, changed: bool, woken: bool, policy: PollPol
     assert policy.safety is not None
     if changed:
         return 0
-    if streak > 0 and min(policy.fast, policy.slow) * policy.growth ** (streak - 1) < policy.safety:
+    if streak > 0 and _woken_backoff(policy, streak) < policy.safety:
         return streak + 1
     return 1 if woken else 0
+
+
+def _woken_backoff(policy: PollPolicy, streak: int) -> float:
+    """Return the wait after the ``streak``-th woken look in a row that saw nothing (uncapped)."""
+    return min(policy.fast, policy.slow) * policy.growth ** (streak - 1)
 
 
 def plan_next_poll(
@@ -75,9 +80,7 @@ def plan_next_poll(
         return max(policy.slow * 4, policy.safety or 0.0)
     if policy.safety is not None:
         # ``quiet_polls``: here the streak of woken looks that saw nothing (``decide_quiet_streak``)
-        if quiet_polls == 0:
-            return policy.safety
-        return min(policy.safety, fast * policy.growth ** (quiet_polls - 1))
+        return policy.safety if quiet_polls == 0 else min(policy.safety, _woken_backoff(policy, quiet_polls))
     if since_change < policy.burst_window:
         return fast
     if expected is not None and elapsed < expected - fast:

@@ -184,12 +184,12 @@ class Run(Generic[M]):
             due = state.next_look_at
             woken = due is not None and (due - now).total_seconds() > WOKEN_MARGIN_SECONDS
             state.quiet_polls = decide_quiet_streak(state.quiet_polls, changed, woken, policy)
-            if changed or state.last_change_at is None:
-                state.last_change_at = now
         elif changed or state.last_change_at is None:
-            state.last_change_at, state.quiet_polls = now, 0
+            state.quiet_polls = 0
         else:
             state.quiet_polls += 1
+        if changed or state.last_change_at is None:
+            state.last_change_at = now
         began = state.update_requested_at or state.started_at
         wait = plan_next_poll(
             policy,

@@ -31,10 +31,10 @@ import redis
 from deploy_agent.adapters.agenda import WakeHolder
 from deploy_agent.adapters.redis_store import PREFIX
 from deploy_agent.adapters.service_reader import (
-    FINGERPRINTS,
     FINGERPRINTS_TTL_SECONDS,
     WATCHED,
     BatchedServiceReader,
+    fingerprints_key,
 )
 from deploy_agent.core.errors import DeployError
 from deploy_agent.core.watch import UPDATED, UPDATING, decide_wake, fingerprint_service
@@ -54,24 +54,23 @@ return 0
 #: while the look ran (their mark differs from what the look read): the look may predate the update;
 #: a service the look did not describe (it came in flight after the look began) keeps its mark.
 _REMEMBER = """
+local function marked(value) return value == ARGV[3] or string.sub(value, 1, #ARGV[2]) == ARGV[2] end
+local current = {}
+local flat = redis.call('hgetall', KEYS[1])
+for i = 1, #flat, 2 do current[flat[i]] = flat[i + 1] end
 local keep = {}
-local looked = {}
-for i = 4, #ARGV, 3 do looked[ARGV[i]] = true end
-local current = redis.call('hgetall', KEYS[1])
-for i = 1, #current, 2 do
-  local value = current[i + 1]
-  if not looked[current[i]] and (value == ARGV[3] or string.sub(value, 1, #ARGV[2]) == ARGV[2]) then
-    keep[#keep + 1] = current[i]
-    keep[#keep + 1] = value
-  end
-end
 for i = 4, #ARGV, 3 do
-  local current = redis.call('hget', KEYS[1], ARGV[i])
-  local value = ARGV[i + 1]
-  local marked = current and string.sub(current, 1, #ARGV[2]) == ARGV[2]
-  if marked and current ~= ARGV[i + 2] then value = current end
+  local now, value = current[ARGV[i]], ARGV[i + 1]
+  if now and now ~= ARGV[i + 2] and marked(now) then value = now end
   keep[#keep + 1] = ARGV[i]
   keep[#keep + 1] = value
+  current[ARGV[i]] = nil
+end
+for service, value in pairs(current) do
+  if marked(value) then
+    keep[#keep + 1] = service
+    keep[#keep + 1] = value
+  end
 end
 redis.call('del', KEYS[1])
 if #keep > 0 then
@@ -130,7 +129,7 @@ class ClusterWatcher:
 
     def _watch_cluster(self, region: str, cluster: str) -> int:
         described = self._reader_for(region).refresh(cluster, ttl_seconds=self.interval)
-        key = f"{FINGERPRINTS}{region}:{cluster}"
+        key = fingerprints_key(region, cluster)
         # Read after the look: an UpdateService that ECS had applied when it was described has most
         # likely marked its service by now (the reader marks right after the reply).
         before = {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], self._r.hgetall(key)).items()}

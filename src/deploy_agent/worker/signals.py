@@ -155,11 +155,11 @@ def _start_event_consumer(**_: Any) -> None:
 
 def _wake_holder(rt: Runtime) -> WakeHolder:
     """Return what wakes the deployment holding a service: the agenda, behind that service's lock."""
-    from deploy_agent.adapters.service_reader import FINGERPRINTS
+    from deploy_agent.adapters.service_reader import fingerprints_key
     from deploy_agent.core.watch import updated_mark
 
     def wake(region: str, cluster: str, service: str, about_tasks: bool, started: str = "") -> Wake | None:
-        own = (f"{FINGERPRINTS}{region}:{cluster}", service, updated_mark(started)) if started else None
+        own = (fingerprints_key(region, cluster), service, updated_mark(started)) if started else None
         woken = rt.agenda.wake_holder(rt.lock(cluster, service, region).key, about_tasks, own)
         if woken == "woken" and _dispatcher is not None:
             _dispatcher.poke()  # publish the stage now, not at the dispatcher's next look
