@@ -90,11 +90,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--failure-runs", type=int, default=3, help="crashing deployments per tool (default 3)"
     )
     add_profile_arguments(parser)
+    parser.add_argument(
+        "--tools",
+        type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
+        default=TOOLS,
+        help=f"comma-separated, of: {', '.join(TOOLS)} (default: all)",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="print when each of a deployment's AWS calls came (read from the endpoint's counts every 50 ms)",
+    )
     parser.add_argument("--ecs", type=Path, default=ROOT / ".bench-peer/bin/ecs", help="the ecs-deploy CLI")
     parser.add_argument(
         "--state-dir", type=Path, default=None, help="sandbox, Redis and logs (default: a temp dir)"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    unknown = [t for t in args.tools if t not in TOOLS]
+    if unknown or not args.tools:
+        parser.error(f"--tools: unknown {unknown}; known: {', '.join(TOOLS)}")
+    return args
 
 
 # ---------------------------------------------------------------------------------------- machine
@@ -145,6 +160,7 @@ class Run:
     after_td: str = ""
     previous_active: bool | None = None
     transitions: list[tuple[float, str, str]] = field(default_factory=list)  # (at, deployment id, state)
+    moments: list[tuple[float, str]] = field(default_factory=list)  # (at, action) with --trace
 
     @property
     def wall(self) -> float:
@@ -172,6 +188,10 @@ class Run:
             name = "ours" if created.index(deployment) == 0 else f"dep{created.index(deployment) + 1}"
             marks.append(f"{name} {state} +{at - self.started:.1f}")
         return ", ".join(marks)
+
+    def call_story(self) -> str:
+        """Return when each AWS call came, from the request on (``--trace``; 50-ms resolution)."""
+        return ", ".join(f"{action} +{at - self.started:.1f}" for at, action in self.moments)
 
     def latency(self, states: tuple[str, ...] = ("COMPLETED", "FAILED"), which: int = 0) -> float | None:
         ended = self.ended_at(states, which)
@@ -399,10 +419,15 @@ class Bench:
         wait_settled(self.region)
         before = Counter(self.box.moto.api_calls(CALLER[tool]))
         run = Run(tool, image, started=time.time(), before_td=service_td(self.region))
+        stop = threading.Event()
+        if self.args.trace:
+            sampler = threading.Thread(target=self._sample, args=(run, before, stop), daemon=True)
+            sampler.start()
         yield run
         if not run.finished:
             run.finished = time.time()
         time.sleep(SETTLE_SECONDS)
+        stop.set()
         run.calls = Counter(self.box.moto.api_calls(CALLER[tool])) - before
         run.transitions = [
             (e[0], e[3], e[4])
@@ -413,6 +438,15 @@ class Bench:
         run.after_td = service_td(self.region)
         status = self.box.client("ecs").describe_task_definition(taskDefinition=run.before_td)
         run.previous_active = status["taskDefinition"]["status"] == "ACTIVE"
+
+    def _sample(self, run: Run, before: Counter[tuple[str, str]], stop: threading.Event) -> None:
+        """Note each call of ``run``'s tool as it shows in the endpoint's counts (--trace)."""
+        seen = Counter(before)
+        while not stop.wait(0.05):
+            now = Counter(self.box.moto.api_calls(CALLER[run.tool]))
+            for (_, action), n in sorted((now - seen).items()):
+                run.moments.extend((time.time(), action) for _ in range(n))
+            seen = now
 
     def ecs_deploy(self, image: str) -> Run:
         command = [str(self.args.ecs), "deploy", CLUSTER, SERVICE, "--image", "app", image]
@@ -524,6 +558,8 @@ def print_run(run: Run, story: bool = False) -> None:
     )
     if story:
         print(f"  {'':<20} ECS (s after the request): {run.ecs_story()}", flush=True)
+    if run.moments:
+        print(f"  {'':<20} calls (s after the request): {run.call_story()}", flush=True)
 
 
 def breakdown(calls: Counter[tuple[str, str]]) -> str:
@@ -531,12 +567,12 @@ def breakdown(calls: Counter[tuple[str, str]]) -> str:
     return ", ".join(f"{action} {n}" for (_, action), n in ordered)
 
 
-def report_success(runs: list[Run]) -> None:
-    print(f"\n== success: medians over {len(runs) // len(TOOLS)} deployments per tool (min-max)", flush=True)
+def report_success(runs: list[Run], tools: tuple[str, ...]) -> None:
+    print(f"\n== success: medians over {len(runs) // len(tools)} deployments per tool (min-max)", flush=True)
     heads = (("wall s", 8), ("(range)", 14), ("AWS calls", 11), ("(range)", 10))
     heads += (("detection s", 13), ("(range)", 13))
     print(f"{'tool':<21}" + "".join(f"{h:>{w}}" for h, w in heads))
-    for tool in TOOLS:
+    for tool in tools:
         mine = [r for r in runs if r.tool == tool]
         walls = [r.wall for r in mine]
         calls = [float(r.total_calls) for r in mine]
@@ -548,14 +584,14 @@ def report_success(runs: list[Run]) -> None:
             f"{spread(calls).replace('.00', ''):>10}{fmt(median(latency)):>13}{spread(latency):>13}{note}"
         )
     print("\nAWS calls of one deployment per tool (the last pair's):")
-    for tool in TOOLS:
+    for tool in tools:
         last = [r for r in runs if r.tool == tool][-1]
         print(f"  {tool:<20} {last.total_calls:3d}: {breakdown(last.calls)}")
 
 
-def report_failure(runs: list[Run]) -> None:
+def report_failure(runs: list[Run], tools: tuple[str, ...]) -> None:
     print("\n== failure: the new image's container exits at start; ECS's circuit breaker fails, rolls back")
-    for tool in TOOLS:
+    for tool in tools:
         mine = [r for r in runs if r.tool == tool]
         if not mine:
             continue
@@ -579,7 +615,7 @@ def report_failure(runs: list[Run]) -> None:
         for said in sorted({r.detail for r in mine}):
             print(f"{'':<21} said: {said}")
     print("\nAWS calls of one failed deployment per tool (the last one):")
-    for tool in TOOLS:
+    for tool in tools:
         mine = [r for r in runs if r.tool == tool]
         if mine:
             print(f"  {tool:<20} {mine[-1].total_calls:3d}: {breakdown(mine[-1].calls)}")
@@ -630,14 +666,14 @@ def main(argv: list[str] | None = None) -> int:
 
         success: list[Run] = []
         for pair in range(args.pairs):
-            order = TOOLS[pair % len(TOOLS) :] + TOOLS[: pair % len(TOOLS)]
+            order = args.tools[pair % len(args.tools) :] + args.tools[: pair % len(args.tools)]
             print(f"pair {pair + 1}/{args.pairs}", flush=True)
             for tool in order:
                 run = bench.by_tool(tool)(bench.fresh_uri(built_ok, "ok"))
                 success.append(run)
                 print_run(run)
         if success:
-            report_success(success)
+            report_success(success, args.tools)
 
         if args.failure and args.virtual:
             print("\n== failure case skipped: virtual tasks run no container, so none can crash")
@@ -646,14 +682,14 @@ def main(argv: list[str] | None = None) -> int:
             failures: list[Run] = []
             print(f"\nfailure runs ({args.failure_runs} per tool)", flush=True)
             for round_ in range(args.failure_runs):
-                order = TOOLS[round_ % len(TOOLS) :] + TOOLS[: round_ % len(TOOLS)]
+                order = args.tools[round_ % len(args.tools) :] + args.tools[: round_ % len(args.tools)]
                 for tool in order:
                     if not bench.current_td_active():
                         bench.refresh(built_ok)
                     run = bench.by_tool(tool)(bench.fresh_uri(built_crash, "crash"))
                     failures.append(run)
                     print_run(run, story=True)
-            report_failure(failures)
+            report_failure(failures, args.tools)
     if temp is not None:
         temp.cleanup()
     return 0

@@ -79,6 +79,63 @@ class TestWaiting:
         agenda.wait("t1", "d1", "", 60, SIG)
         assert [d.task_id for d in agenda.claim_due()] == ["t1"]
 
+    def test_a_wake_while_a_stage_runs_cuts_the_first_wait_of_the_stage_after_it(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        """News that comes while the deploy stage runs its last look is the rollback stage's too."""
+        key = _held_by(conn, "d1")
+        agenda.begin("t1", "d1", 4, "", SIG)
+        assert agenda.wake_holder(key) == "running"
+        assert agenda.begin("t2", "d1", 6, "", SIG) is Begun.RUN  # the next stage, begun inline
+        agenda.wait("t2", "d1", "", 60, SIG, quiet_tasks=True)
+        assert [d.task_id for d in agenda.claim_due()] == ["t2"]
+
+    def test_a_wake_during_a_hand_over_is_kept_for_the_next_stage(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        """Between a stage's end and the next one's start (its message on the broker) news is kept."""
+        key = _held_by(conn, "d1")
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.hand_over("t1", "d1", "", SIG)
+        assert agenda.wake_holder(key) == "running"
+        agenda.begin("t2", "d1", 6, "", SIG)
+        agenda.wait("t2", "d1", "", 60, SIG)
+        assert [d.task_id for d in agenda.claim_due()] == ["t2"]
+
+    def test_a_stage_after_one_nobody_woke_waits_its_time(self, agenda: Agenda, conn: redis.Redis) -> None:
+        """No news in between: the next stage's first wait is as long as it asks (and one woken
+        wait's news is spent by that wait, not carried on)."""
+        key = _held_by(conn, "d1")
+        agenda.begin("t1", "d1", 4, "", SIG)
+        assert agenda.wake_holder(key) == "running"
+        agenda.wait("t1", "d1", "", 0, SIG)  # the news cut this wait
+        assert [d.task_id for d in agenda.claim_due()] == ["t1"]
+        agenda.begin("t1", "d1", 4, conn.hget(TASK + "t1", "token").decode(), SIG)  # type: ignore[union-attr]
+        agenda.hand_over("t1", "d1", conn.hget(TASK + "t1", "token").decode(), SIG)  # type: ignore[union-attr]
+        agenda.begin("t2", "d1", 6, "", SIG)
+        agenda.wait("t2", "d1", "", 60, SIG)
+        assert agenda.claim_due() == []
+
+    def test_news_of_a_deployment_whose_verdict_the_wait_knows_wakes_nothing(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        """A rollback settling knows ours failed: its FAILED is ignored, the rollback's end wakes."""
+        key = _held_by(conn, "d1")
+        agenda.begin("t1", "d1", 6, "", SIG)
+        agenda.wait("t1", "d1", "", 60, SIG, quiet_tasks=True, known="ecs-svc/ours")
+        assert agenda.wake_holder(key, deployment="ecs-svc/ours") == "ignored"
+        assert agenda.claim_due() == []
+        assert agenda.wake_holder(key, deployment="ecs-svc/rollback") == "woken"
+        assert [d.task_id for d in agenda.claim_due()] == ["t1"]
+
+    def test_a_wait_that_knows_no_verdict_is_woken_by_any_deployment_s_news(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        key = _held_by(conn, "d1")
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 60, SIG, quiet_tasks=True)
+        assert agenda.wake_holder(key, deployment="ecs-svc/ours") == "woken"
+
     def test_waking_a_service_no_deployment_holds_says_so(self, agenda: Agenda, conn: redis.Redis) -> None:
         """wake_holder() of a service whose lock nobody holds answers None and wakes nothing."""
         agenda.begin("t1", "d1", 4, "", SIG)

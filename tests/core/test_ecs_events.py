@@ -97,6 +97,8 @@ def _with(event: dict[str, Any], **changes: Any) -> dict[str, Any]:
 DEPLOYMENT = "ECS Deployment State Change"
 ACTION = "ECS Service Action"
 TASK = "ECS Task State Change"
+#: the deployment every deployment event of these examples is about (as in AWS's examples)
+ID = "ecs-svc/123"
 
 
 @pytest.mark.parametrize(
@@ -111,19 +113,29 @@ TASK = "ECS Task State Change"
                 "default",
                 "servicetest",
                 "ecs-svc/123",
+                "ecs-svc/123",
             ),
             True,
         ),
         (
             _deployment("SERVICE_DEPLOYMENT_COMPLETED", "INFO", "ECS deployment ecs-svc/123 completed."),
-            EcsEvent(DEPLOYMENT, "SERVICE_DEPLOYMENT_COMPLETED", "us-west-2", "default", "servicetest"),
+            EcsEvent(
+                DEPLOYMENT,
+                "SERVICE_DEPLOYMENT_COMPLETED",
+                "us-west-2",
+                "default",
+                "servicetest",
+                deployment=ID,
+            ),
             True,
         ),
         (
             _deployment(
                 "SERVICE_DEPLOYMENT_FAILED", "ERROR", "ECS deployment circuit breaker: task failed to start."
             ),
-            EcsEvent(DEPLOYMENT, "SERVICE_DEPLOYMENT_FAILED", "us-west-2", "default", "servicetest"),
+            EcsEvent(
+                DEPLOYMENT, "SERVICE_DEPLOYMENT_FAILED", "us-west-2", "default", "servicetest", deployment=ID
+            ),
             True,
         ),
         (
@@ -156,7 +168,9 @@ TASK = "ECS Task State Change"
                 _deployment("SERVICE_DEPLOYMENT_COMPLETED", "INFO", "done"),
                 resources=["arn:aws:ecs:us-west-2:111122223333:service/servicetest"],
             ),
-            EcsEvent(DEPLOYMENT, "SERVICE_DEPLOYMENT_COMPLETED", "us-west-2", None, "servicetest"),
+            EcsEvent(
+                DEPLOYMENT, "SERVICE_DEPLOYMENT_COMPLETED", "us-west-2", None, "servicetest", deployment=ID
+            ),
             False,
         ),
         (
@@ -169,7 +183,14 @@ TASK = "ECS Task State Change"
         ),
         (
             _with(_deployment("SERVICE_DEPLOYMENT_COMPLETED", "INFO", "done"), region=None),
-            EcsEvent(DEPLOYMENT, "SERVICE_DEPLOYMENT_COMPLETED", "us-west-2", "default", "servicetest"),
+            EcsEvent(
+                DEPLOYMENT,
+                "SERVICE_DEPLOYMENT_COMPLETED",
+                "us-west-2",
+                "default",
+                "servicetest",
+                deployment=ID,
+            ),
             True,
         ),
     ],
@@ -221,6 +242,24 @@ def test_parse_and_decide(event: dict[str, Any], parsed: EcsEvent, wakes: bool) 
 def test_what_is_not_an_ecs_event_we_read(body: str) -> None:
     """Anything else parses to None (the consumer deletes it and counts it malformed)."""
     assert parse_event(body) is None
+
+
+@pytest.mark.parametrize(
+    ("event", "about_tasks"),
+    [
+        (_task("STOPPED"), True),
+        (_service_action("SERVICE_TASK_START_IMPAIRED", "WARN"), True),
+        (_service_action("SERVICE_STEADY_STATE", "INFO"), False),
+        (_deployment("SERVICE_DEPLOYMENT_FAILED", "ERROR", "circuit breaker"), False),
+    ],
+    ids=["a task's state", "tasks failing to start", "the service's steady state", "a deployment's end"],
+)
+def test_news_of_tasks_alone_is_told_apart(event: dict[str, Any], about_tasks: bool) -> None:
+    """A stage waiting for ECS's verdict sleeps through tasks' news: a task's state, and ECS saying
+    it cannot start the service's tasks (a crash loop's), which moves no deployment's state."""
+    parsed = parse_event(json.dumps(event))
+    assert parsed is not None
+    assert parsed.about_tasks is about_tasks
 
 
 def test_the_rule_asks_for_the_three_kinds_from_ecs() -> None:

@@ -125,10 +125,17 @@ class TestRollingRollback:
         """A release whose container exits trips the circuit breaker: rolled_back, never succeeded."""
         cluster, service = "itest", unique("crash")
         svc = provision_service(sandbox, cluster, service, image=push_app("v1"), desired_count=2)
+        before = boto3.client("ecs").describe_services(cluster=cluster, services=[service])["services"][0]
+        provisioning = {e["message"] for e in before["events"] if "(task " in e["message"]}
+        assert provisioning, before["events"]  # the first tasks' "has started ..." names them
         result = publish(build_request(svc, cluster, service, "v3", mode="crash"))
 
         assert result["outcome"] == "rolled_back", result
         assert result["rollback"]["trigger"] == "circuit_breaker"
+        events = result["diagnostics"]["service_events"]
+        assert any("deployment failed: tasks failed to start" in e for e in events), events
+        assert any("rolling back to deployment" in e for e in events), events
+        assert not provisioning & set(events), "only the events since the deployment started"
         reasons = {t["stopped_reason"] for t in result["diagnostics"]["stopped_tasks"]}
         assert any("Essential container in task exited" in r for r in reasons), result["diagnostics"]
         stopped = result["diagnostics"]["stopped_tasks"]

@@ -214,6 +214,34 @@ class TestRollback:
         assert (settling.done, settling.quiet_tasks) == (False, True)
         assert ROLLING.deploy(make_run()[0]).quiet_tasks  # and so is the first wait after UpdateService
 
+    def test_with_events_the_rollback_s_first_wait_is_for_news_not_a_look_soon(self) -> None:
+        """ECS rolling back (or our own UpdateService sent): the next thing worth a look is ECS's
+        announcement that the service settled, so the first wait is the quiet safety wait (news that
+        came meanwhile is carried over by the agenda); without events it is the slow poll."""
+        for ecs_rolled_back in (True, False):
+            run, _, _, _ = make_run()
+            run = replace(run, tunables=Tunables(poll=PollPolicy(fast=0.5, slow=5.0, safety=15.0)))
+            ROLLING.deploy(run)
+            run.state.ecs_rolled_back = ecs_rolled_back
+            run.state.fail("rollout_failed", "ECS failed it", Trigger.CIRCUIT_BREAKER)
+            first = ROLLING.rollback(run)
+            assert (first.done, first.wait_seconds, first.quiet_tasks) == (False, 15.0, True)
+        run, _, _, _ = make_run()
+        ROLLING.deploy(run)
+        run.state.fail("health_check_failed", "500", Trigger.HEALTH_CHECK)
+        assert ROLLING.rollback(run).wait_seconds == 0.5  # the slow poll of make_run's policy
+
+    def test_a_rollback_settling_knows_ours_failed(self) -> None:
+        """News of our deployment (ECS marking it FAILED as its rollback ends) does not wake the settling:
+        each wait names it as known; the rollback's own news does wake it."""
+        run, ecs, _, _ = make_run()
+        ROLLING.deploy(run)
+        ecs_rolls_back(ecs, ours_listed=True)
+        ROLLING.deploy(run)
+        assert run.state.ecs_deployment_id == "ecs-svc/1"
+        first, settling = ROLLING.rollback(run), ROLLING.rollback(run)
+        assert (first.known, settling.known) == ("ecs-svc/1", "ecs-svc/1")
+
     def test_ecs_rollback_is_only_awaited(self) -> None:
         """When ECS rolled back by itself, the worker sends no UpdateService of its own."""
         run, ecs, _, _ = make_run()

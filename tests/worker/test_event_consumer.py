@@ -75,6 +75,7 @@ class Recorder:
         self.woken: list[str] = []
         self.about_tasks: list[bool] = []
         self.started: list[str] = []
+        self.deployments: list[str] = []
         self.counted: list[tuple[str, str]] = []
 
     def consumer(self, queue: Any, delete_after: float = 0.0, clock: Any = None) -> EventConsumer:
@@ -90,13 +91,20 @@ class Recorder:
         )
 
     def wake_holder(
-        self, region: str, cluster: str, service: str, about_tasks: bool, started: str = ""
+        self,
+        region: str,
+        cluster: str,
+        service: str,
+        about_tasks: bool,
+        started: str = "",
+        deployment: str = "",
     ) -> Wake | None:
         deployment_id = self.holders.get((region, cluster, service))
         if deployment_id is None:
             return None
         self.about_tasks.append(about_tasks)
         self.started.append(started)
+        self.deployments.append(deployment)
         if about_tasks and self.quiet_tasks:
             return "ignored"
         self.woken.append(deployment_id)
@@ -111,6 +119,36 @@ class TestConsumeOnce:
         recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
         recorder.consumer(queue).consume_once()
         assert recorder.started == ["x", ""]
+
+    def test_a_deployment_s_end_names_it_so_a_wait_that_knows_its_verdict_can_tell(self) -> None:
+        """FAILED and COMPLETED pass the deployment they end (a rollback's settling already knows
+        ours failed); a task's news names none."""
+        queue = FakeQueue(
+            [_completed(name="SERVICE_DEPLOYMENT_FAILED"), _completed(), _pending_task("STOPPED")]
+        )
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
+        recorder.consumer(queue).consume_once()
+        assert recorder.deployments == ["x", "x", ""]
+
+    def test_tasks_failing_to_start_are_tasks_news(self) -> None:
+        """SERVICE_TASK_START_IMPAIRED (a crash loop) does not wake a stage waiting for the verdict."""
+        impaired = json.dumps(
+            {
+                "source": "aws.ecs",
+                "detail-type": "ECS Service Action",
+                "region": "us-east-1",
+                "resources": [SERVICE_ARN],
+                "detail": {
+                    "eventType": "WARN",
+                    "eventName": "SERVICE_TASK_START_IMPAIRED",
+                    "clusterArn": "arn:aws:ecs:us-east-1:123456789012:cluster/app",
+                },
+            }
+        )
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"}, quiet_tasks=True)
+        assert recorder.consumer(FakeQueue([impaired])).consume_once() == 0
+        assert recorder.about_tasks == [True]
+        assert recorder.counted == [("ECS Service Action", "ignored")]
 
     def test_an_event_wakes_the_deployment_holding_its_service(self) -> None:
         """COMPLETED for app/web wakes the lock holder of us-east-1 app/web; the message is deleted."""

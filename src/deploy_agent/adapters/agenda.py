@@ -68,11 +68,19 @@ Wake = Literal["woken", "running", "ignored"]
 
 class WakeHolder(Protocol):
     """Wakes the deployment that holds a service: what the wake did, None when no deployment holds
-    it (``Agenda.wake_holder``). ``about_tasks``: the news is only a task's; ``started``: the news is
-    that the ECS deployment so named started, no news to the stage whose UpdateService started it."""
+    it (``Agenda.wake_holder``). ``about_tasks``: the news is only tasks'; ``started``: the news is
+    that the ECS deployment so named started, no news to the stage whose UpdateService started it;
+    ``deployment``: the ECS deployment the news is about, no news to a wait that already knows its
+    verdict (``Agenda.wait(known=...)``)."""
 
     def __call__(
-        self, region: str, cluster: str, service: str, about_tasks: bool, started: str = ""
+        self,
+        region: str,
+        cluster: str,
+        service: str,
+        about_tasks: bool,
+        started: str = "",
+        deployment: str = "",
     ) -> Wake | None: ...
 
 
@@ -80,7 +88,8 @@ _NOW = "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.fl
 
 #: KEYS: agenda, task record, dep record, step mutex. ARGV: task id, deployment, index, token, sig,
 #: lease ms, ttl, task prefix, mutex owner. Returns 1 (begun, mutex held), 0 (stale), 2 (another
-#: copy steps the deployment right now)
+#: copy steps the deployment right now). A stage that follows another takes over its wake: news
+#: that came while the previous stage ran or handed over cuts the new stage's first wait to zero.
 _BEGIN = (
     _NOW
     + """
@@ -93,8 +102,10 @@ local token = record[1]
 if (token or '') ~= ARGV[4] then return 0 end
 if token and token ~= '' and record[2] ~= 'dispatched' then return 0 end
 if ARGV[9] ~= '' and not redis.call('set', KEYS[4], ARGV[9], 'NX', 'PX', ARGV[6]) then return 2 end
+local carried = false
 if previous ~= ARGV[1] then
-  if previous then
+  if previous and previous ~= '' then
+    carried = redis.call('hget', ARGV[8] .. previous, 'woken') == '1'
     redis.call('zrem', KEYS[1], previous)
     redis.call('del', ARGV[8] .. previous)
   end
@@ -102,6 +113,7 @@ if previous ~= ARGV[1] then
   if not current then redis.call('expire', KEYS[3], ARGV[7]) end
 end
 redis.call('hset', KEYS[2], 'sig', ARGV[5], 'token', ARGV[4], 'mode', 'running', 'dep', ARGV[2])
+if carried then redis.call('hset', KEYS[2], 'woken', '1') end
 if not token then redis.call('expire', KEYS[2], ARGV[7]) end
 redis.call('zadd', KEYS[1], now + tonumber(ARGV[6]), ARGV[1])
 return 1
@@ -109,18 +121,22 @@ return 1
 )
 
 #: KEYS: agenda, task record[, step mutex to release]. ARGV: task id, token, delay ms, sig,
-#: deployment, ttl, mode, quiet ('1': a task's news does not wake it)[, mutex owner]
+#: deployment, ttl, mode, quiet ('1': a task's news does not wake it), known (an ECS deployment
+#: whose news does not wake it)[, mutex owner]. A wait that was woken meanwhile is due at once; a
+#: handover keeps the wake for the next stage (``_BEGIN``).
 _SCHEDULE = (
     _NOW
     + """
-if KEYS[3] and redis.call('get', KEYS[3]) == ARGV[9] then redis.call('del', KEYS[3]) end
+if KEYS[3] and redis.call('get', KEYS[3]) == ARGV[10] then redis.call('del', KEYS[3]) end
 local record = redis.call('hmget', KEYS[2], 'token', 'woken')
 local token = record[1]
 if token and token ~= ARGV[2] then return 0 end
 local delay = tonumber(ARGV[3])
 if record[2] == '1' and ARGV[7] == 'waiting' then delay = 0 end
-redis.call('hset', KEYS[2], 'sig', ARGV[4], 'token', ARGV[2], 'mode', ARGV[7], 'dep', ARGV[5], 'woken', '0',
-  'quiet', ARGV[8])
+local woken = '0'
+if record[2] == '1' and ARGV[7] == 'handover' then woken = '1' end
+redis.call('hset', KEYS[2], 'sig', ARGV[4], 'token', ARGV[2], 'mode', ARGV[7], 'dep', ARGV[5], 'woken', woken,
+  'quiet', ARGV[8], 'known', ARGV[9])
 if not token then redis.call('expire', KEYS[2], ARGV[6]) end
 redis.call('zadd', KEYS[1], now + delay, ARGV[1])
 return 1
@@ -178,15 +194,17 @@ return out
 """
 )
 
-#: KEYS: agenda, dep record. ARGV: task prefix, dep prefix, whether the news is only a task's.
-#: Wakes the deployment's waiting stage now, unless it waits only for service-level news (-2).
+#: KEYS: agenda, dep record. ARGV: task prefix, dep prefix, whether the news is only a task's, the
+#: ECS deployment the news is about. Wakes the deployment's waiting stage now, unless it waits only
+#: for service-level news (-2) or already knows that ECS deployment's verdict (-2).
 _WAKE_DEP = """
 local id = redis.call('hget', dep, 'task')
 if not id then return 0 end
 local key = ARGV[1] .. id
-local record = redis.call('hmget', key, 'mode', 'quiet')
+local record = redis.call('hmget', key, 'mode', 'quiet', 'known')
 local mode = record[1]
 if ARGV[3] == '1' and record[2] == '1' then return -2 end
+if ARGV[4] ~= '' and record[3] == ARGV[4] then return -2 end
 if mode == 'waiting' then
   redis.call('zadd', KEYS[1], 'XX', 'LT', now, id)
   return 1
@@ -196,9 +214,9 @@ return 0
 """
 
 #: KEYS: agenda, a service's lock[, the cluster's watch fingerprints]. ARGV: task prefix, dep prefix,
-#: '1' for a task's news[, the service, the mark of the update that started the deployment the news
-#: is about, the mark of an update on its way: when the service carries either, the news is the
-#: stage's own doing and wakes nothing, running or waiting (-2)].
+#: '1' for a task's news, the ECS deployment the news is about (or '')[, the service, the mark of the
+#: update that started the deployment the news is about, the mark of an update on its way: when the
+#: service carries either, the news is the stage's own doing and wakes nothing, running or waiting (-2)].
 #: Makes the lock holder's waiting stage due now (1), or marks its running stage woken (0); -1 when
 #: no deployment holds the lock, -2 when its stage waits only for service-level news.
 #: One round trip where reading the holder first took two.
@@ -209,8 +227,8 @@ local holder = redis.call('get', KEYS[2])
 if not holder then return -1 end
 local dep = ARGV[2] .. holder
 if KEYS[3] then
-  local mark = redis.call('hget', KEYS[3], ARGV[4])
-  if mark and (mark == ARGV[6] or string.sub(mark, 1, #ARGV[5]) == ARGV[5]) then return -2 end
+  local mark = redis.call('hget', KEYS[3], ARGV[5])
+  if mark and (mark == ARGV[7] or string.sub(mark, 1, #ARGV[6]) == ARGV[6]) then return -2 end
 end
 """
     + _WAKE_DEP
@@ -321,14 +339,17 @@ class Agenda:
         mutex: Mutex | None = None,
         *,
         quiet_tasks: bool = False,
+        known: str = "",
     ) -> bool:
         """Make the stage due after ``delay`` seconds (at once if woken meanwhile); release ``mutex``.
 
-        ``quiet_tasks``: news about a single task (ECS's task state changes) does not wake it; what
-        it waits for shows in the service's deployments, whose own news does.
+        ``quiet_tasks``: news about tasks alone (ECS's task state changes) does not wake it; what
+        it waits for shows in the service's deployments, whose own news does. ``known``: an ECS
+        deployment whose verdict the stage has; news of it (its end) does not wake it either.
         """
         quiet = "1" if quiet_tasks else "0"
-        return self._put(task_id, deployment_id, token, int(delay * 1000), signature, "waiting", mutex, quiet)
+        delay_ms = int(delay * 1000)
+        return self._put(task_id, deployment_id, token, delay_ms, signature, "waiting", mutex, quiet, known)
 
     def hand_over(
         self, task_id: str, deployment_id: str, token: str, signature: str, mutex: Mutex | None = None
@@ -346,10 +367,11 @@ class Agenda:
         mode: str,
         mutex: Mutex | None,
         quiet: str,
+        known: str = "",
     ) -> bool:
         """Write the task's record and due time, releasing ``mutex`` when it is still ours, in one step."""
         keys = [AGENDA, TASK + task_id]
-        args: list[str | int] = [task_id, token, delay_ms, sig, dep, RECORD_TTL_SECONDS, mode, quiet]
+        args: list[str | int] = [task_id, token, delay_ms, sig, dep, RECORD_TTL_SECONDS, mode, quiet, known]
         if mutex is not None:
             keys.append(mutex.key)
             args.append(mutex.owner)
@@ -383,15 +405,20 @@ class Agenda:
         return [Due(values[i], values[i + 1], values[i + 2]) for i in range(0, len(values), 3)]
 
     def wake_holder(
-        self, lock_key: str, about_tasks: bool = False, own: tuple[str, str, str] | None = None
+        self,
+        lock_key: str,
+        about_tasks: bool = False,
+        own: tuple[str, str, str] | None = None,
+        deployment: str = "",
     ) -> Wake | None:
         """Wake the deployment that holds the service lock at ``lock_key`` (``ServiceLock.key``);
         return what the wake did, None when no deployment holds the lock. ``about_tasks``: the news
-        is a single task's, which a stage waiting with ``quiet_tasks`` does not need. ``own``: (the
+        is tasks' alone, which a stage waiting with ``quiet_tasks`` does not need. ``own``: (the
         cluster's watch fingerprints key, the service, a mark): the news wakes nothing when the
         service's fingerprint starts with the mark, or reads ``UPDATING`` (its stage's own
-        UpdateService made it; its stage may still be running)."""
-        keys, args = [AGENDA, lock_key], [TASK, DEP, "1" if about_tasks else "0"]
+        UpdateService made it; its stage may still be running). ``deployment``: the ECS deployment
+        the news is about; a wait that ``known`` names it sleeps on."""
+        keys, args = [AGENDA, lock_key], [TASK, DEP, "1" if about_tasks else "0", deployment]
         if own is not None:
             keys.append(own[0])
             args += [own[1], own[2], UPDATING]

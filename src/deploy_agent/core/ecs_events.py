@@ -53,6 +53,16 @@ class EcsEvent:
     service: str | None  # None when the event is about no service (a task run by hand)
     #: the deployment a SERVICE_DEPLOYMENT_IN_PROGRESS announces ("" for any other event)
     started: str = ""
+    #: the deployment a deployment state change is about ("" for the other kinds)
+    deployment: str = ""
+
+    @property
+    def about_tasks(self) -> bool:
+        """Is this news of tasks alone (one task's state; ECS failing to start a service's tasks)?
+        It moves counts, never a deployment's state: a stage waiting for ECS's verdict sleeps
+        through it (a crash loop's SERVICE_TASK_START_IMPAIRED woke it, and the look that found no
+        verdict backed off looking again, five DescribeServices for nothing)."""
+        return self.detail_type == TASK_STATE_CHANGE or self.name == "SERVICE_TASK_START_IMPAIRED"
 
 
 def parse_event(body: str) -> EcsEvent | None:
@@ -83,8 +93,9 @@ def parse_event(body: str) -> EcsEvent | None:
     path = service_arn.split(":service/", 1)[1].split("/")
     service, cluster = path[-1], (path[0] if len(path) == 2 else cluster)
     name = str(detail.get("eventName") or "")
-    started = str(detail.get("deploymentId") or "") if name == "SERVICE_DEPLOYMENT_IN_PROGRESS" else ""
-    return EcsEvent(detail_type, name, region, cluster or None, service or None, started)
+    deployment = str(detail.get("deploymentId") or "") if detail_type == DEPLOYMENT_STATE_CHANGE else ""
+    started = deployment if name == "SERVICE_DEPLOYMENT_IN_PROGRESS" else ""
+    return EcsEvent(detail_type, name, region, cluster or None, service or None, started, deployment)
 
 
 def decide_wake(event: EcsEvent) -> bool:

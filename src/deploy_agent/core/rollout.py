@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -50,6 +51,18 @@ class RolloutVerdict:
     @property
     def is_terminal(self) -> bool:
         return self.state in (RolloutState.COMPLETED, RolloutState.FAILED, RolloutState.REPLACED)
+
+
+def ecs_time(value: object) -> datetime | None:
+    """Return a time ECS answered (boto3 gives datetimes; a stored snapshot ISO strings), or None."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
 
 
 def _deployments(service: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:

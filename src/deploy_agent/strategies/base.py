@@ -44,9 +44,12 @@ class Progress:
     done: bool
     wait_seconds: float = 0.0
     skipped: bool = False
-    #: while it waits, ECS's news about a single task (started, stopped) does not wake the stage:
-    #: what it waits for shows in the service's deployments, whose own news does
+    #: while it waits, ECS's news about tasks alone (one started or stopped, tasks failing to
+    #: start) does not wake the stage: what it waits for shows in the service's deployments, whose
+    #: own news does
     quiet_tasks: bool = False
+    #: an ECS deployment whose verdict the stage already has: news of it does not wake the wait
+    known: str = ""
 
     @classmethod
     def finished(cls) -> Progress:
@@ -58,8 +61,8 @@ class Progress:
         return cls(True, skipped=True)
 
     @classmethod
-    def wait(cls, seconds: float, *, quiet_tasks: bool = False) -> Progress:
-        return cls(False, seconds, quiet_tasks=quiet_tasks)
+    def wait(cls, seconds: float, *, quiet_tasks: bool = False, known: str | None = None) -> Progress:
+        return cls(False, seconds, quiet_tasks=quiet_tasks, known=known or "")
 
 
 def _no_count(kind: str, result: str) -> None:

@@ -14,6 +14,7 @@ from deploy_agent.core.errors import RequestRejected
 from deploy_agent.core.outcome import Phase
 from deploy_agent.core.state import PipelineState
 from deploy_agent.models import DeploymentResult
+from deploy_agent.settings import Settings
 from deploy_agent.tasks import finish
 from deploy_agent.tasks.entry import plan_deployment
 from deploy_agent.tasks.events import deliver_now, record_event
@@ -24,6 +25,13 @@ from deploy_agent.tasks.wiring import chain_for
 EventSink = Callable[[dict[str, Any]], None]
 
 
+def without_wakes(settings: Settings) -> Settings:
+    """Return the settings of a process where nothing wakes a wait: no dispatcher, cluster watcher or
+    event consumer runs in ``deploy-agent run``, so each wait polls on its own schedule, not on the
+    safety net of a worker that news wakes (a 15-s safety poll made its verdicts 15 s late)."""
+    return settings.model_copy(update={"watch_interval_seconds": 0.0, "events_queue_url": None})
+
+
 def run_locally(
     request: Any,
     rt: Runtime | None = None,
@@ -32,6 +40,7 @@ def run_locally(
 ) -> dict[str, Any]:
     """Run a deployment to its end in this process and return its ``DeploymentResult`` as JSON."""
     rt = rt or get_runtime()
+    rt.settings = without_wakes(rt.settings)
     try:
         state = plan_deployment(rt, request)
     except RequestRejected as exc:

@@ -112,6 +112,7 @@ def _wait(agenda: Agenda, deployment_id: str, turn: _Turn, progress: Progress, m
         turn.signature,
         mutex,
         quiet_tasks=progress.quiet_tasks,
+        known=progress.known,
     )
 
 

@@ -20,6 +20,7 @@ from deploy_agent.core.orchestration import plan_result
 from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.polling import expected_duration
 from deploy_agent.core.redact import mask_url
+from deploy_agent.core.rollout import ecs_time
 from deploy_agent.core.scrub import has_environment_values
 from deploy_agent.core.state import PipelineState, ProbeState
 from deploy_agent.core.taskdef import (
@@ -258,9 +259,15 @@ def healthcheck(rt: Runtime, run: Run[Any]) -> Progress:
 
 
 def collect_diagnostics(rt: Runtime, state: PipelineState) -> None:
-    """Gather stopped tasks and service events since the deployment started (best effort)."""
-    ecs = rt.ecs(state.region)
-    stopped = ecs.list_stopped_tasks(state.cluster, state.service, started_after=state.started_at)
+    """Gather stopped tasks and service events since the deployment started (best effort).
+
+    The events come through the stages' reader: the look that just settled the rollback (moments
+    ago, in this run) serves them unless a write moved the service since, one DescribeServices less.
+    """
+    service = rt.services(state.region).describe_service(state.cluster, state.service)
+    stopped = rt.ecs(state.region).list_stopped_tasks(
+        state.cluster, state.service, started_after=state.started_at
+    )
     state.diagnostics["stopped_tasks"] = [
         {
             "task_arn": t.get("taskArn", ""),
@@ -270,11 +277,10 @@ def collect_diagnostics(rt: Runtime, state: PipelineState) -> None:
         }
         for t in stopped
     ]
-    service = ecs.describe_service(state.cluster, state.service)
     events = []
     for event in service.get("events") or []:
-        created = event.get("createdAt")
-        if created is not None and hasattr(created, "timestamp") and created < state.started_at:
+        created = ecs_time(event.get("createdAt"))  # a snapshot's times are ISO strings
+        if created is not None and created < state.started_at:
             continue
         events.append(str(event.get("message", "")))
     state.diagnostics["service_events"] = events[:50]

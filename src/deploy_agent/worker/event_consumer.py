@@ -30,7 +30,7 @@ import redis
 
 from deploy_agent.adapters.agenda import WakeHolder
 from deploy_agent.adapters.ecs_events import Received
-from deploy_agent.core.ecs_events import TASK_STATE_CHANGE, EcsEvent, decide_wake, parse_event
+from deploy_agent.core.ecs_events import EcsEvent, decide_wake, parse_event
 from deploy_agent.core.errors import DeployError
 
 log = logging.getLogger("deploy_agent.events")
@@ -128,10 +128,12 @@ class EventConsumer:
             return "ignored"
         assert event.cluster is not None
         assert event.service is not None
-        about_tasks = event.detail_type == TASK_STATE_CHANGE
         # A deployment's start is news to its stage only when another made it (ECS rolling back):
-        # the stage that sent UpdateService knows (the wake compares with the update's mark).
-        woken = self._wake_holder(event.region, event.cluster, event.service, about_tasks, event.started)
+        # the stage that sent UpdateService knows (the wake compares with the update's mark). The
+        # end of a deployment whose verdict the stage already has wakes it neither (Progress.known).
+        woken = self._wake_holder(
+            event.region, event.cluster, event.service, event.about_tasks, event.started, event.deployment
+        )
         return "unmatched" if woken is None else woken
 
     def _loop(self) -> None:

@@ -158,9 +158,11 @@ def _wake_holder(rt: Runtime) -> WakeHolder:
     from deploy_agent.adapters.service_reader import fingerprints_key
     from deploy_agent.core.watch import updated_mark
 
-    def wake(region: str, cluster: str, service: str, about_tasks: bool, started: str = "") -> Wake | None:
+    def wake(
+        region: str, cluster: str, service: str, about_tasks: bool, started: str = "", deployment: str = ""
+    ) -> Wake | None:
         own = (fingerprints_key(region, cluster), service, updated_mark(started)) if started else None
-        woken = rt.agenda.wake_holder(rt.lock(cluster, service, region).key, about_tasks, own)
+        woken = rt.agenda.wake_holder(rt.lock(cluster, service, region).key, about_tasks, own, deployment)
         if woken == "woken" and _dispatcher is not None:
             _dispatcher.poke()  # publish the stage now, not at the dispatcher's next look
         return woken

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from deploy_agent.core.outcome import Phase, Trigger
@@ -15,6 +14,7 @@ from deploy_agent.core.rollout import (
     RolloutState,
     RolloutVerdict,
     assess_rollout,
+    ecs_time,
     find_deployment,
     is_ecs_rollback,
     is_settled_on,
@@ -93,21 +93,10 @@ def ecs_rollout_seconds(deployment: Mapping[str, Any] | None) -> float | None:
     """How long ECS itself took (createdAt to its last update, COMPLETED), from its own timestamps."""
     if not deployment:
         return None
-    created, updated = _moment(deployment.get("createdAt")), _moment(deployment.get("updatedAt"))
+    created, updated = ecs_time(deployment.get("createdAt")), ecs_time(deployment.get("updatedAt"))
     if created is None or updated is None or updated <= created:
         return None
     return (updated - created).total_seconds()
-
-
-def _moment(value: object) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
 
 
 def revert_service(run: Run[ServiceUpdateMemory]) -> Progress:
@@ -131,9 +120,14 @@ def revert_service(run: Run[ServiceUpdateMemory]) -> Progress:
             memory.rollback_update_sent = True
         else:
             run.emit("rollback_started", to_task_definition_arn=previous, by="ecs")
-        # With events, look once soon: ECS's own rollback may have moved on before this stage began.
-        poll = run.tunables.poll
-        return Progress.wait(poll.fast if poll.safety else run.poll_seconds)
+        if run.tunables.poll.safety is None:
+            return Progress.wait(run.poll_seconds, known=state.ecs_deployment_id)
+        # With events or the watcher, nothing to look at until ECS announces the settling: news that
+        # came since the verdict's look (while the deploy stage ran or handed over) is this stage's
+        # too and cuts the wait to nothing (``adapters.agenda``), so no look "once soon" in case.
+        return Progress.wait(
+            run.tunables.settle_poll_seconds, quiet_tasks=True, known=state.ecs_deployment_id
+        )
     service = run.ports.ecs.describe_service(state.cluster, state.service)
     if is_settled_on(service, previous):
         state.rollback_done = True
@@ -151,8 +145,10 @@ def revert_service(run: Run[ServiceUpdateMemory]) -> Progress:
         run.emit("rollback_failed", reason=why)
         return Progress.finished()
     # Settled is the revision's deployment COMPLETED and alone: ECS announces it (a deployment state
-    # change; the watcher sees the deployments change), so the rollback's tasks need not wake it.
-    return Progress.wait(run.tunables.settle_poll_seconds, quiet_tasks=True)
+    # change, the service's steady state; the watcher sees the deployments change), so the
+    # rollback's tasks need not wake it, nor the end of ours, which failed (ECS marks it FAILED a
+    # moment before its rollback completes: a look for nothing).
+    return Progress.wait(run.tunables.settle_poll_seconds, quiet_tasks=True, known=state.ecs_deployment_id)
 
 
 def _start_update(run: Run[ServiceUpdateMemory], settings: RolloutSettings) -> Progress:
