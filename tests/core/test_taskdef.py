@@ -295,6 +295,25 @@ def _awslogs(group: str, **extra: str) -> dict[str, Any]:
     }
 
 
+def test_groups_the_running_revision_writes_to_are_neither_created_nor_checked() -> None:
+    """The running revision logs to /team/web (the user's) and /ecs/web (ours, from the last
+    deployment): both are in use. A sidecar's group it does not name is still created, and the same
+    name in another Region proves nothing."""
+    user = _td(_awslogs("/team/web"), None)
+    planned = default_log_configuration(user, "us-east-1")
+    running = {**planned, "containerDefinitions": planned["containerDefinitions"][:1]}
+    assert plan_log_groups(user, planned, "us-east-1", running) == [
+        LogGroupPlan("/team/web", "us-east-1", create=False, in_use=True),
+        LogGroupPlan("/ecs/web", "us-east-1", create=True),
+    ]
+    assert plan_log_groups(user, planned, "us-east-1", planned) == [
+        LogGroupPlan("/team/web", "us-east-1", create=False, in_use=True),
+        LogGroupPlan("/ecs/web", "us-east-1", create=True, in_use=True),
+    ]
+    elsewhere = default_log_configuration(_td(None, None), "eu-west-1")
+    assert not any(p.in_use for p in plan_log_groups(user, planned, "us-east-1", elsewhere))
+
+
 @pytest.mark.parametrize(
     ("user", "plans"),
     [

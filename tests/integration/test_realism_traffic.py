@@ -170,6 +170,14 @@ class TestLogGroups:
         assert [g["logGroupName"] for g in groups] == [f"/ecs/{family}"]
         assert served_version(svc) == "v2"
 
+        # The next deployment's running revision writes to that group already: no Logs call at all.
+        logs_calls = sum(n for (api, _), n in sandbox.moto.api_calls().items() if api == "logs")
+        again = {"deployment_id": unique("log"), "cluster_name": cluster, "service_name": service}
+        result = publish({**again, "image": {"uri": push_app("v3")}, "timeout_seconds": 120})
+        assert result["outcome"] == "succeeded", result
+        assert sum(n for (api, _), n in sandbox.moto.api_calls().items() if api == "logs") == logs_calls
+        assert served_version(svc) == "v3"
+
 
 class TestImmutableTags:
     def test_a_hardened_repository_is_kept_and_a_taken_immutable_tag_fails_the_push_stage(

@@ -151,14 +151,21 @@ def _reuse_immutable_tag(rt: Runtime, run: Run[Any], repo: Repository, tag: str)
 
 
 def _ensure_log_groups(
-    rt: Runtime, user_kwargs: dict[str, Any], planned: dict[str, Any], region: str
+    rt: Runtime,
+    user_kwargs: dict[str, Any],
+    planned: dict[str, Any],
+    region: str,
+    running: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Return ``planned`` after creating the log groups it names for us and checking the user's.
+    """Return ``planned`` after creating the log groups it names for us and checking the user's,
+    but those the service's running revision (``running``, when known) writes to already.
 
     See ``plan_log_groups`` for why: a missing group stops every task of the rollout.
     """
-    for plan in plan_log_groups(user_kwargs, planned, region):
+    for plan in plan_log_groups(user_kwargs, planned, region, running):
         logs = rt.logs(plan.region)
+        if plan.in_use:
+            continue
         if plan.create:
             logs.ensure_log_group(plan.group)
         elif not logs.log_group_exists(plan.group):
@@ -181,6 +188,7 @@ def register(rt: Runtime, run: Run[Any]) -> Progress:
     service = rt.services(state.region).describe_service(state.cluster, state.service)
     state.previous_task_definition_arn = str(service["taskDefinition"])
     assert state.image_uri is not None
+    current: dict[str, Any] | None = None
     if request.task_definition is not None:
         kwargs = plan_from_spec(
             request.task_definition.to_register_kwargs(), state.image_uri, request.container_name
@@ -188,7 +196,8 @@ def register(rt: Runtime, run: Run[Any]) -> Progress:
     else:
         current = ecs.describe_task_definition(state.previous_task_definition_arn)
         kwargs = plan_task_definition(current, state.image_uri, request.container_name)
-    kwargs = _ensure_log_groups(rt, kwargs, default_log_configuration(kwargs, state.region), state.region)
+    planned = default_log_configuration(kwargs, state.region)
+    kwargs = _ensure_log_groups(rt, kwargs, planned, state.region, current)
     tags = [t for t in kwargs.get("tags") or [] if t.get("key") != DEPLOYMENT_TAG]
     kwargs["tags"] = [*tags, {"key": DEPLOYMENT_TAG, "value": state.deployment_id}]
     registered = ecs.register_task_definition(kwargs)
