@@ -10,7 +10,19 @@ from typing import cast
 import pytest
 import redis
 
-from deploy_agent.adapters.agenda import AGENDA, DEP, TASK, Agenda, Begun, Due, LeaseKeeper, Mutex
+from deploy_agent.adapters.agenda import (
+    AGENDA,
+    DEP,
+    STOPPED,
+    STOPPED_KEPT,
+    STOPPED_TTL_SECONDS,
+    TASK,
+    Agenda,
+    Begun,
+    Due,
+    LeaseKeeper,
+    Mutex,
+)
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.core.watch import UPDATING, updated_mark
 from deploy_agent.worker.dispatcher import Dispatcher
@@ -135,6 +147,25 @@ class TestWaiting:
         agenda.begin("t1", "d1", 4, "", SIG)
         agenda.wait("t1", "d1", "", 60, SIG, quiet_tasks=True)
         assert agenda.wake_holder(key, deployment="ecs-svc/ours") == "woken"
+
+    def test_a_stopped_task_goes_into_the_holder_s_book_whatever_the_wake_does(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        """The book keeps the newest tasks first, up to its size, even when the wake is ignored
+        (a quiet wait); a service nobody holds books nothing."""
+        key = _held_by(conn, "d1")
+        agenda.begin("t1", "d1", 4, "", SIG)
+        agenda.wait("t1", "d1", "", 60, SIG, quiet_tasks=True)
+        for n in range(STOPPED_KEPT + 2):
+            task = json.dumps({"taskArn": f"task/{n}", "stopCode": "EssentialContainerExited"})
+            assert agenda.wake_holder(key, about_tasks=True, stopped_task=task) == "ignored"
+        booked = agenda.stopped_tasks("d1")
+        assert len(booked) == STOPPED_KEPT
+        assert booked[0] == {"taskArn": f"task/{STOPPED_KEPT + 1}", "stopCode": "EssentialContainerExited"}
+        assert 0 < cast(int, conn.ttl(STOPPED + "d1")) <= STOPPED_TTL_SECONDS
+        nobody = ServiceLock(conn, "prod", "api", 600, "us-east-1").key
+        assert agenda.wake_holder(nobody, about_tasks=True, stopped_task='{"taskArn": "x"}') is None
+        assert agenda.stopped_tasks("d2") == []
 
     def test_waking_a_service_no_deployment_holds_says_so(self, agenda: Agenda, conn: redis.Redis) -> None:
         """wake_holder() of a service whose lock nobody holds answers None and wakes nothing."""

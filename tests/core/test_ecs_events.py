@@ -99,6 +99,12 @@ ACTION = "ECS Service Action"
 TASK = "ECS Task State Change"
 #: the deployment every deployment event of these examples is about (as in AWS's examples)
 ID = "ecs-svc/123"
+#: what the stopped-task book keeps of ``_task("STOPPED")``
+STOPPED_KEPT = {
+    "containers": [{"exitCode": 0, "name": "xray"}],
+    "createdAt": "2016-12-06T16:41:05.702Z",
+    "taskArn": "arn:aws:ecs:us-east-1:111122223333:task/b99d40b3-5176-4f71-9a52-9dbd6f1cebef",
+}
 
 
 @pytest.mark.parametrize(
@@ -154,7 +160,18 @@ ID = "ecs-svc/123"
             False,
         ),
         (_task("RUNNING"), EcsEvent(TASK, "RUNNING", "us-east-1", "default", "servicetest"), True),
-        (_task("STOPPED"), EcsEvent(TASK, "STOPPED", "us-east-1", "default", "servicetest"), True),
+        (
+            _task("STOPPED"),
+            EcsEvent(
+                TASK,
+                "STOPPED",
+                "us-east-1",
+                "default",
+                "servicetest",
+                stopped_task=json.dumps(STOPPED_KEPT, sort_keys=True),
+            ),
+            True,
+        ),
         (_task("PENDING"), EcsEvent(TASK, "PENDING", "us-east-1", "default", "servicetest"), False),
         (_task("DEACTIVATING"), EcsEvent(TASK, "DEACTIVATING", "us-east-1", "default", "servicetest"), False),
         (_task("STOPPING"), EcsEvent(TASK, "STOPPING", "us-east-1", "default", "servicetest"), False),
@@ -260,6 +277,35 @@ def test_news_of_tasks_alone_is_told_apart(event: dict[str, Any], about_tasks: b
     parsed = parse_event(json.dumps(event))
     assert parsed is not None
     assert parsed.about_tasks is about_tasks
+
+
+def test_a_stopped_task_keeps_what_the_diagnostics_show_and_nothing_else() -> None:
+    """Why and how it stopped, exit codes by container, its times; not its overrides (which may carry
+    environment values), attachments or anything else the event holds."""
+    event = _task("STOPPED")
+    event["detail"] |= {
+        "stoppedReason": "Essential container in task exited",
+        "stopCode": "EssentialContainerExited",
+        "startedAt": "2016-12-06T16:41:06.100Z",
+        "stoppedAt": "2016-12-06T16:42:00.000Z",
+        "overrides": {"containerOverrides": [{"name": "xray", "environment": [{"name": "K", "value": "v"}]}]},
+        "attachments": [{"type": "eni", "details": [{"name": "privateIPv4Address", "value": "10.0.0.1"}]}],
+    }
+    event["detail"]["containers"][0] |= {"exitCode": 3, "reason": "x", "networkInterfaces": []}
+    parsed = parse_event(json.dumps(event))
+    assert parsed is not None
+    assert json.loads(parsed.stopped_task) == {
+        "taskArn": "arn:aws:ecs:us-east-1:111122223333:task/b99d40b3-5176-4f71-9a52-9dbd6f1cebef",
+        "stoppedReason": "Essential container in task exited",
+        "stopCode": "EssentialContainerExited",
+        "createdAt": "2016-12-06T16:41:05.702Z",
+        "startedAt": "2016-12-06T16:41:06.100Z",
+        "stoppedAt": "2016-12-06T16:42:00.000Z",
+        "containers": [{"name": "xray", "exitCode": 3}],
+    }
+    running = parse_event(json.dumps(_task("RUNNING")))
+    assert running is not None
+    assert running.stopped_task == ""  # only a stopped task is booked
 
 
 def test_the_rule_asks_for_the_three_kinds_from_ecs() -> None:

@@ -168,10 +168,17 @@ class TestEventDrivenVerdicts:
         followed to its end; fewer DescribeServices than under polling."""
         svc, cluster, service = _provisioned(sandbox, push_app, "cb")
         request = _request(svc, cluster, service, push_app("v3", "crash"), health=False)
+        list_tasks = count_calls(sandbox, "ListTasks")
         result, latency, calls = _run(evented, sandbox, request)
         assert result["outcome"] == "rolled_back", result
         assert result["rollback"]["trigger"] == "circuit_breaker"
         assert latency < QUICK_SECONDS, latency
+        # The crashed tasks come from ECS's task events (the deployment's book), not ListTasks.
+        stopped = result["diagnostics"]["stopped_tasks"]
+        assert stopped, result["diagnostics"]
+        assert all(t["stop_code"] == "EssentialContainerExited" for t in stopped), stopped
+        assert all(3 in t["exit_codes"].values() for t in stopped), stopped
+        assert count_calls(sandbox, "ListTasks") == list_tasks
 
         svc, cluster, service = _provisioned(sandbox, push_app, "cbp")
         request = _request(svc, cluster, service, push_app("v3", "crash"), health=False)

@@ -76,6 +76,7 @@ class Recorder:
         self.about_tasks: list[bool] = []
         self.started: list[str] = []
         self.deployments: list[str] = []
+        self.stopped: list[str] = []
         self.counted: list[tuple[str, str]] = []
 
     def consumer(self, queue: Any, delete_after: float = 0.0, clock: Any = None) -> EventConsumer:
@@ -98,6 +99,7 @@ class Recorder:
         about_tasks: bool,
         started: str = "",
         deployment: str = "",
+        stopped_task: str = "",
     ) -> Wake | None:
         deployment_id = self.holders.get((region, cluster, service))
         if deployment_id is None:
@@ -105,6 +107,7 @@ class Recorder:
         self.about_tasks.append(about_tasks)
         self.started.append(started)
         self.deployments.append(deployment)
+        self.stopped.append(stopped_task)
         if about_tasks and self.quiet_tasks:
             return "ignored"
         self.woken.append(deployment_id)
@@ -129,6 +132,14 @@ class TestConsumeOnce:
         recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
         recorder.consumer(queue).consume_once()
         assert recorder.deployments == ["x", "x", ""]
+
+    def test_a_stopped_task_is_passed_on_for_the_holder_s_book(self) -> None:
+        """STOPPED carries the task (for the result's diagnostics); RUNNING and a deployment's none."""
+        queue = FakeQueue([_pending_task("STOPPED"), _pending_task("RUNNING"), _completed()])
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"}, quiet_tasks=True)
+        recorder.consumer(queue).consume_once()
+        assert [bool(s) for s in recorder.stopped] == [True, False, False]
+        assert json.loads(recorder.stopped[0])["containers"] == []
 
     def test_tasks_failing_to_start_are_tasks_news(self) -> None:
         """SERVICE_TASK_START_IMPAIRED (a crash loop) does not wake a stage waiting for the verdict."""

@@ -20,6 +20,7 @@ Keys (under ``deploy-agent:agenda``)::
     agenda                    sorted set: Celery task id -> when it is due (ms, Redis's clock)
     agenda:task:<task id>     hash: sig (JSON signature), token, mode, dep (deployment id), woken
     agenda:dep:<deployment>   hash: task (its current stage's task id), index (that stage's place)
+    agenda:stopped:<deployment>  list: the service's tasks ECS's events said stopped meanwhile (JSON)
 
 An entry task (``deploy_agent.deploy``/``rollback``) is leased the same way from its first moment
 (``lease_entry``), so a host that dies while it validates or publishes the chain loses nothing
@@ -38,6 +39,7 @@ expiry is set when it is made (every script that makes one sets it), not at each
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import threading
 import uuid
@@ -60,6 +62,12 @@ DEP = f"{AGENDA}:dep:"
 RECORD_TTL_SECONDS = 7 * 24 * 3600
 #: the stage index a finished deployment records: every stage of it is earlier, hence stale
 FINISHED_INDEX = 1000
+#: the tasks ECS's events said stopped while a deployment held its service (the result's diagnostics
+#: read them there instead of ListTasks and DescribeTasks), newest first, this many kept
+STOPPED = f"{AGENDA}:stopped:"
+STOPPED_KEPT = 50
+#: a book outlives its deployment's end by a day at most (finalize reads it at the end)
+STOPPED_TTL_SECONDS = 24 * 3600
 
 #: what a wake did: made the waiting stage due now, marked the running stage (its next wait is
 #: zero), or left a stage that waits only for service-level news alone (the news was a task's)
@@ -71,7 +79,8 @@ class WakeHolder(Protocol):
     it (``Agenda.wake_holder``). ``about_tasks``: the news is only tasks'; ``started``: the news is
     that the ECS deployment so named started, no news to the stage whose UpdateService started it;
     ``deployment``: the ECS deployment the news is about, no news to a wait that already knows its
-    verdict (``Agenda.wait(known=...)``)."""
+    verdict (``Agenda.wait(known=...)``); ``stopped_task``: the service's task that stopped (JSON),
+    for the holder's stopped-task book."""
 
     def __call__(
         self,
@@ -81,6 +90,7 @@ class WakeHolder(Protocol):
         about_tasks: bool,
         started: str = "",
         deployment: str = "",
+        stopped_task: str = "",
     ) -> Wake | None: ...
 
 
@@ -214,9 +224,11 @@ return 0
 """
 
 #: KEYS: agenda, a service's lock[, the cluster's watch fingerprints]. ARGV: task prefix, dep prefix,
-#: '1' for a task's news, the ECS deployment the news is about (or '')[, the service, the mark of the
+#: '1' for a task's news, the ECS deployment the news is about (or ''), a stopped task (JSON, or ''),
+#: the stopped-task book prefix, how many the book keeps, its ttl[, the service, the mark of the
 #: update that started the deployment the news is about, the mark of an update on its way: when the
 #: service carries either, the news is the stage's own doing and wakes nothing, running or waiting (-2)].
+#: A stopped task goes into the holder's book whatever the wake does (``Agenda.stopped_tasks``).
 #: Makes the lock holder's waiting stage due now (1), or marks its running stage woken (0); -1 when
 #: no deployment holds the lock, -2 when its stage waits only for service-level news.
 #: One round trip where reading the holder first took two.
@@ -226,9 +238,15 @@ _WAKE_HOLDER = (
 local holder = redis.call('get', KEYS[2])
 if not holder then return -1 end
 local dep = ARGV[2] .. holder
+if ARGV[5] ~= '' then
+  local book = ARGV[6] .. holder
+  redis.call('lpush', book, ARGV[5])
+  redis.call('ltrim', book, 0, tonumber(ARGV[7]) - 1)
+  redis.call('expire', book, ARGV[8])
+end
 if KEYS[3] then
-  local mark = redis.call('hget', KEYS[3], ARGV[5])
-  if mark and (mark == ARGV[7] or string.sub(mark, 1, #ARGV[6]) == ARGV[6]) then return -2 end
+  local mark = redis.call('hget', KEYS[3], ARGV[9])
+  if mark and (mark == ARGV[11] or string.sub(mark, 1, #ARGV[10]) == ARGV[10]) then return -2 end
 end
 """
     + _WAKE_DEP
@@ -410,6 +428,7 @@ class Agenda:
         about_tasks: bool = False,
         own: tuple[str, str, str] | None = None,
         deployment: str = "",
+        stopped_task: str = "",
     ) -> Wake | None:
         """Wake the deployment that holds the service lock at ``lock_key`` (``ServiceLock.key``);
         return what the wake did, None when no deployment holds the lock. ``about_tasks``: the news
@@ -417,13 +436,22 @@ class Agenda:
         cluster's watch fingerprints key, the service, a mark): the news wakes nothing when the
         service's fingerprint starts with the mark, or reads ``UPDATING`` (its stage's own
         UpdateService made it; its stage may still be running). ``deployment``: the ECS deployment
-        the news is about; a wait that ``known`` names it sleeps on."""
-        keys, args = [AGENDA, lock_key], [TASK, DEP, "1" if about_tasks else "0", deployment]
+        the news is about; a wait that ``known`` names it sleeps on. ``stopped_task``: a task of the
+        service stopped (JSON): it goes into the holder's stopped-task book, in the same step."""
+        keys = [AGENDA, lock_key]
+        args: list[str | int] = [TASK, DEP, "1" if about_tasks else "0", deployment, stopped_task, STOPPED]
+        args += [STOPPED_KEPT, STOPPED_TTL_SECONDS]
         if own is not None:
             keys.append(own[0])
             args += [own[1], own[2], UPDATING]
         woken = int(cast(int, self._wake_holder(keys=keys, args=args)))
         return _WAKES.get(woken)
+
+    def stopped_tasks(self, deployment_id: str) -> list[dict[str, Any]]:
+        """Return the tasks ECS's events said stopped while ``deployment_id`` held its service, newest
+        first, in DescribeTasks' shape (what ``core.ecs_events.stopped_task`` keeps); none without events."""
+        raw = cast(list[bytes], self._r.lrange(STOPPED + deployment_id, 0, -1))
+        return [json.loads(item) for item in raw]
 
     def has_begun(self, deployment_id: str) -> bool:
         """Return whether a stage of ``deployment_id`` ever began (its record outlives its end a week)."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from deploy_agent.adapters.aws import AwsClients, call
 from deploy_agent.adapters.ecs_deployments import ServiceDeploymentCalls
 from deploy_agent.core.errors import AwsNotFound
+from deploy_agent.core.rollout import started_since, stopped_order
 from deploy_agent.core.service_clone import plan_clone
 
 #: DescribeServices takes at most 10 names per call, DescribeTasks at most 100 ARNs.
@@ -190,31 +191,10 @@ class EcsApi(ServiceDeploymentCalls):
                 kwargs["nextToken"] = token
             page = call(ecs.list_tasks, **kwargs)
             for task in self.describe_tasks(cluster, page.get("taskArns", [])):
-                if task.get("group") == group and _started_after(task, started_after):
+                if task.get("group") == group and started_since(task, started_after):
                     matched.append(task)
             token = page.get("nextToken")
             if not token:
                 break
-        matched.sort(key=_stopped_sort_key, reverse=True)
+        matched.sort(key=stopped_order, reverse=True)
         return matched[:limit]
-
-
-def _started_after(task: dict[str, Any], moment: datetime | None) -> bool:
-    if moment is None:
-        return True
-    started = task.get("startedAt") or task.get("createdAt")
-    if not isinstance(started, datetime):
-        return True
-    return _as_utc(started) >= _as_utc(moment)
-
-
-def _as_utc(moment: datetime) -> datetime:
-    # boto3 gives aware times; a naive one from a caller is taken to be UTC
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _stopped_sort_key(task: dict[str, Any]) -> float:
-    stopped = (
-        task.get("stoppedAt") or task.get("stoppingAt") or task.get("startedAt") or task.get("createdAt")
-    )
-    return stopped.timestamp() if isinstance(stopped, datetime) else 0.0

@@ -55,6 +55,9 @@ class EcsEvent:
     started: str = ""
     #: the deployment a deployment state change is about ("" for the other kinds)
     deployment: str = ""
+    #: a stopped task of the service, as JSON in DescribeTasks' shape (only what the result's
+    #: diagnostics show: ``stopped_task``); "" for any other event
+    stopped_task: str = ""
 
     @property
     def about_tasks(self) -> bool:
@@ -85,7 +88,9 @@ def parse_event(body: str) -> EcsEvent | None:
     if detail_type == TASK_STATE_CHANGE:
         group = str(detail.get("group") or "")
         service = group.removeprefix("service:") if group.startswith("service:") else None
-        return EcsEvent(detail_type, str(detail.get("lastStatus") or ""), region, cluster, service)
+        status = str(detail.get("lastStatus") or "")
+        stopped = json.dumps(stopped_task(detail), sort_keys=True) if status == "STOPPED" and service else ""
+        return EcsEvent(detail_type, status, region, cluster, service, stopped_task=stopped)
     service_arn = next((r for r in resources if ":service/" in r), None)
     if service_arn is None:
         return None
@@ -96,6 +101,21 @@ def parse_event(body: str) -> EcsEvent | None:
     deployment = str(detail.get("deploymentId") or "") if detail_type == DEPLOYMENT_STATE_CHANGE else ""
     started = deployment if name == "SERVICE_DEPLOYMENT_IN_PROGRESS" else ""
     return EcsEvent(detail_type, name, region, cluster or None, service or None, started, deployment)
+
+
+def stopped_task(detail: dict[str, Any]) -> dict[str, Any]:
+    """Return what the result's diagnostics keep of a stopped task, from its state change's detail
+    (the task as DescribeTasks shows it): its ARN, why and how it stopped, its containers' exit
+    codes, and when it was created, started and stopped. Nothing else: no overrides, environment or
+    attachments."""
+    containers = [c for c in detail.get("containers") or [] if isinstance(c, dict)]
+    kept: dict[str, Any] = {
+        key: detail[key]
+        for key in ("taskArn", "stoppedReason", "stopCode", "createdAt", "startedAt", "stoppedAt")
+        if isinstance(detail.get(key), str)
+    }
+    kept["containers"] = [{"name": str(c.get("name", "")), "exitCode": c.get("exitCode")} for c in containers]
+    return kept
 
 
 def decide_wake(event: EcsEvent) -> bool:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -63,6 +63,28 @@ def ecs_time(value: object) -> datetime | None:
         except ValueError:
             return None
     return None
+
+
+def started_since(task: Mapping[str, Any], moment: datetime | None) -> bool:
+    """Did the task (DescribeTasks' shape) start (or, not started, get created) at ``moment`` or
+    after? A task with neither time counts as after."""
+    if moment is None:
+        return True
+    started = ecs_time(task.get("startedAt") or task.get("createdAt"))
+    return True if started is None else _as_utc(started) >= _as_utc(moment)
+
+
+def stopped_order(task: Mapping[str, Any]) -> float:
+    """Return a sort key for tasks by when they stopped (else stopping, started, created)."""
+    moment = ecs_time(
+        task.get("stoppedAt") or task.get("stoppingAt") or task.get("startedAt") or task.get("createdAt")
+    )
+    return moment.timestamp() if moment is not None else 0.0
+
+
+def _as_utc(moment: datetime) -> datetime:
+    # boto3 gives aware times; a naive one from a caller is taken to be UTC
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _deployments(service: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:

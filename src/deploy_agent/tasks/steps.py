@@ -20,7 +20,7 @@ from deploy_agent.core.orchestration import plan_result
 from deploy_agent.core.outcome import Phase, Trigger
 from deploy_agent.core.polling import expected_duration
 from deploy_agent.core.redact import mask_url
-from deploy_agent.core.rollout import ecs_time
+from deploy_agent.core.rollout import ecs_time, started_since, stopped_order
 from deploy_agent.core.scrub import has_environment_values
 from deploy_agent.core.state import PipelineState, ProbeState
 from deploy_agent.core.taskdef import (
@@ -267,16 +267,25 @@ def healthcheck(rt: Runtime, run: Run[Any]) -> Progress:
     return Progress.wait(float(spec.interval_seconds or rt.settings.health_interval_default_seconds))
 
 
+#: the stopped tasks a failed deployment's result names, most recently stopped first
+STOPPED_TASKS_SHOWN = 20
+
+
 def collect_diagnostics(rt: Runtime, state: PipelineState) -> None:
     """Gather stopped tasks and service events since the deployment started (best effort).
 
-    The events come through the stages' reader: the look that just settled the rollback (moments
+    The service events come through the stages' reader: the look that just settled the rollback (moments
     ago, in this run) serves them unless a write moved the service since, one DescribeServices less.
     """
     service = rt.services(state.region).describe_service(state.cluster, state.service)
-    stopped = rt.ecs(state.region).list_stopped_tasks(
-        state.cluster, state.service, started_after=state.started_at
-    )
+    # With ECS's events the tasks that stopped are in the deployment's book already; without them
+    # (or when they were lost) ListTasks and DescribeTasks find them.
+    booked = [t for t in rt.agenda.stopped_tasks(state.deployment_id) if started_since(t, state.started_at)]
+    stopped = sorted(booked, key=stopped_order, reverse=True)[:STOPPED_TASKS_SHOWN]
+    if not stopped:
+        stopped = rt.ecs(state.region).list_stopped_tasks(
+            state.cluster, state.service, started_after=state.started_at, limit=STOPPED_TASKS_SHOWN
+        )
     state.diagnostics["stopped_tasks"] = [
         {
             "task_arn": t.get("taskArn", ""),

@@ -131,8 +131,15 @@ class EventConsumer:
         # A deployment's start is news to its stage only when another made it (ECS rolling back):
         # the stage that sent UpdateService knows (the wake compares with the update's mark). The
         # end of a deployment whose verdict the stage already has wakes it neither (Progress.known).
+        # A stopped task goes into the holder's book for the result's diagnostics (no ListTasks then).
         woken = self._wake_holder(
-            event.region, event.cluster, event.service, event.about_tasks, event.started, event.deployment
+            event.region,
+            event.cluster,
+            event.service,
+            event.about_tasks,
+            event.started,
+            event.deployment,
+            event.stopped_task,
         )
         return "unmatched" if woken is None else woken
 

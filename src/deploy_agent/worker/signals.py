@@ -159,10 +159,17 @@ def _wake_holder(rt: Runtime) -> WakeHolder:
     from deploy_agent.core.watch import updated_mark
 
     def wake(
-        region: str, cluster: str, service: str, about_tasks: bool, started: str = "", deployment: str = ""
+        region: str,
+        cluster: str,
+        service: str,
+        about_tasks: bool,
+        started: str = "",
+        deployment: str = "",
+        stopped_task: str = "",
     ) -> Wake | None:
         own = (fingerprints_key(region, cluster), service, updated_mark(started)) if started else None
-        woken = rt.agenda.wake_holder(rt.lock(cluster, service, region).key, about_tasks, own, deployment)
+        lock_key = rt.lock(cluster, service, region).key
+        woken = rt.agenda.wake_holder(lock_key, about_tasks, own, deployment, stopped_task)
         if woken == "woken" and _dispatcher is not None:
             _dispatcher.poke()  # publish the stage now, not at the dispatcher's next look
         return woken
