@@ -309,8 +309,11 @@ def test_a_stopped_task_keeps_what_the_diagnostics_show_and_nothing_else() -> No
 
 
 def test_the_rule_asks_for_the_three_kinds_from_ecs() -> None:
-    """The rule's pattern: source aws.ecs, and exactly the three detail types the consumer reads."""
-    assert event_pattern() == {"source": ["aws.ecs"], "detail-type": list(DETAIL_TYPES)}
+    """The rule's pattern: source aws.ecs and, in its ``$or``, exactly the three detail types the
+    consumer reads (what each lets through: tests/sandbox/test_events_rule.py)."""
+    pattern = event_pattern()
+    assert pattern["source"] == ["aws.ecs"]
+    assert [kind for branch in pattern["$or"] for kind in branch["detail-type"]] == [DEPLOYMENT, ACTION, TASK]
     assert set(DETAIL_TYPES) == {DEPLOYMENT, ACTION, TASK}
 
 

@@ -130,8 +130,24 @@ def decide_wake(event: EcsEvent) -> bool:
 
 
 def event_pattern() -> dict[str, Any]:
-    """Return the EventBridge event pattern of the rule that sends ECS's three kinds to the queue."""
-    return {"source": [SOURCE], "detail-type": list(DETAIL_TYPES)}
+    """Return the EventBridge event pattern of the rule that sends ECS's three kinds to the queue:
+    every deployment state change, the service actions that may change a verdict, and only the task
+    state changes a wake acts on (a service's task RUNNING or STOPPED). A task passes through
+    PROVISIONING, PENDING, ACTIVATING, DEACTIVATING, STOPPING too: the queue carried about three
+    events for each one a worker used, each a share of a ReceiveMessage and a DeleteMessageBatch.
+    ``decide_wake`` still judges every event (an older, wider rule works the same). ``$or`` and
+    ``prefix``: docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html."""
+    return {
+        "source": [SOURCE],
+        "$or": [
+            {"detail-type": [DEPLOYMENT_STATE_CHANGE]},
+            {"detail-type": [SERVICE_ACTION], "detail": {"eventName": sorted(_SERVICE_ACTIONS_THAT_MATTER)}},
+            {
+                "detail-type": [TASK_STATE_CHANGE],
+                "detail": {"lastStatus": sorted(_TASK_STATES_THAT_MATTER), "group": [{"prefix": "service:"}]},
+            },
+        ],
+    }
 
 
 def queue_policy(queue_arn: str, rule_arn: str) -> dict[str, Any]:
