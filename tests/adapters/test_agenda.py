@@ -22,6 +22,7 @@ from deploy_agent.adapters.agenda import (
     Due,
     LeaseKeeper,
     Mutex,
+    WakeRequest,
 )
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.core.watch import UPDATING, updated_mark
@@ -166,6 +167,35 @@ class TestWaiting:
         nobody = ServiceLock(conn, "prod", "api", 600, "us-east-1").key
         assert agenda.wake_holder(nobody, about_tasks=True, stopped_task='{"taskArn": "x"}') is None
         assert agenda.stopped_tasks("d2") == []
+
+    def test_a_batch_of_news_wakes_each_holder_in_one_round_trip(
+        self, agenda: Agenda, conn: redis.Redis
+    ) -> None:
+        """Each piece of news gets its own answer, in order, from one script call: a waiting stage
+        woken, a quiet one that tasks' news leaves alone (its stopped task booked all the same), a
+        service nobody holds, a start its own update made."""
+        waiting, quiet = _held_by(conn, "d1"), ServiceLock(conn, "prod", "api", 600, "us-east-1")
+        assert quiet.acquire("d2")
+        for task_id, dep, is_quiet in (("t1", "d1", False), ("t2", "d2", True)):
+            agenda.begin(task_id, dep, 4, "", SIG)
+            agenda.wait(task_id, dep, "", 60, SIG, quiet_tasks=is_quiet)
+        conn.hset("watch:r:prod", "web", updated_mark("ecs-svc/9", "a.b"))
+        nobody = ServiceLock(conn, "prod", "db", 600, "us-east-1").key
+        calls = []
+        conn.set_response_callback("EVALSHA", lambda r, **kw: (calls.append(1), r)[1])
+        answers = agenda.wake_holders(
+            [
+                WakeRequest(quiet.key, about_tasks=True, stopped_task='{"taskArn": "task/1"}'),
+                WakeRequest(nobody),
+                WakeRequest(waiting, own=("watch:r:prod", "web", updated_mark("ecs-svc/9"))),
+                WakeRequest(waiting, deployment="ecs-svc/9"),
+            ]
+        )
+        assert answers == ["ignored", None, "ignored", "woken"]
+        assert len(calls) == 1
+        assert agenda.stopped_tasks("d2") == [{"taskArn": "task/1"}]
+        assert [d.task_id for d in agenda.claim_due()] == ["t1"]
+        assert agenda.wake_holders([]) == []
 
     def test_waking_a_service_no_deployment_holds_says_so(self, agenda: Agenda, conn: redis.Redis) -> None:
         """wake_holder() of a service whose lock nobody holds answers None and wakes nothing."""

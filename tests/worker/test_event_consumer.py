@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Sequence
 from typing import Any
 
-from deploy_agent.adapters.agenda import Wake
+from deploy_agent.adapters.agenda import News, Wake
 from deploy_agent.adapters.ecs_events import Received
 from deploy_agent.core.errors import AwsError
 from deploy_agent.worker.event_consumer import EventConsumer
@@ -77,19 +78,29 @@ class Recorder:
         self.started: list[str] = []
         self.deployments: list[str] = []
         self.stopped: list[str] = []
+        self.batches: list[int] = []
         self.counted: list[tuple[str, str]] = []
 
     def consumer(self, queue: Any, delete_after: float = 0.0, clock: Any = None) -> EventConsumer:
         """Return a consumer of ``queue``; ``delete_after`` 0 deletes each batch at once."""
         return EventConsumer(
             queue,
-            wake_holder=self.wake_holder,
+            wake_holders=self.wake_holders,
             count=lambda detail_type, result: self.counted.append((detail_type, result)),
             wait_seconds=0,
             error_pause_seconds=0.01,
             delete_after_seconds=delete_after,
             **({"clock": clock} if clock is not None else {}),
         )
+
+    def wake_holders(self, news: Sequence[News]) -> list[Wake | None]:
+        self.batches.append(len(news))
+        return [
+            self.wake_holder(
+                n.region, n.cluster, n.service, n.about_tasks, n.started, n.deployment, n.stopped_task
+            )
+            for n in news
+        ]
 
     def wake_holder(
         self,
@@ -132,6 +143,21 @@ class TestConsumeOnce:
         recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
         recorder.consumer(queue).consume_once()
         assert recorder.deployments == ["x", "x", ""]
+
+    def test_a_batch_of_events_wakes_in_one_call(self) -> None:
+        """The events of one receive that may change a verdict go to the agenda together (one round
+        trip), in order; the malformed and the ignored are counted without it."""
+        queue = FakeQueue([_completed(), "not json", _pending_task("PENDING"), _pending_task("STOPPED")])
+        recorder = Recorder({("us-east-1", "app", "web"): "dep-1"})
+        assert recorder.consumer(queue).consume_once() == 2
+        assert recorder.batches == [2]
+        assert recorder.about_tasks == [False, True]
+        assert recorder.counted == [
+            ("unknown", "malformed"),
+            ("ECS Task State Change", "ignored"),
+            ("ECS Deployment State Change", "woken"),
+            ("ECS Task State Change", "woken"),
+        ]
 
     def test_a_stopped_task_is_passed_on_for_the_holder_s_book(self) -> None:
         """STOPPED carries the task (for the result's diagnostics); RUNNING and a deployment's none."""

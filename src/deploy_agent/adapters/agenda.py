@@ -43,7 +43,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, cast
@@ -74,24 +74,45 @@ STOPPED_TTL_SECONDS = 24 * 3600
 Wake = Literal["woken", "running", "ignored"]
 
 
-class WakeHolder(Protocol):
-    """Wakes the deployment that holds a service: what the wake did, None when no deployment holds
-    it (``Agenda.wake_holder``). ``about_tasks``: the news is only tasks'; ``started``: the news is
-    that the ECS deployment so named started, no news to the stage whose UpdateService started it;
-    ``deployment``: the ECS deployment the news is about, no news to a wait that already knows its
-    verdict (``Agenda.wait(known=...)``); ``stopped_task``: the service's task that stopped (JSON),
-    for the holder's stopped-task book."""
+@dataclass(frozen=True)
+class WakeRequest:
+    """One piece of news for ``Agenda.wake_holders``: the arguments of ``Agenda.wake_holder``."""
 
-    def __call__(
-        self,
-        region: str,
-        cluster: str,
-        service: str,
-        about_tasks: bool,
-        started: str = "",
-        deployment: str = "",
-        stopped_task: str = "",
-    ) -> Wake | None: ...
+    lock_key: str
+    about_tasks: bool = False
+    own: tuple[str, str, str] | None = None
+    deployment: str = ""
+    stopped_task: str = ""
+
+
+@dataclass(frozen=True)
+class News:
+    """ECS's news about a service, for the deployment holding it. ``about_tasks``: tasks' alone;
+    ``started``: that the ECS deployment so named started, no news to the stage whose UpdateService
+    started it; ``deployment``: the ECS deployment it is about, no news to a wait that already knows
+    its verdict (``Agenda.wait(known=...)``); ``stopped_task``: the service's task that stopped
+    (JSON), for the holder's stopped-task book."""
+
+    region: str
+    cluster: str
+    service: str
+    about_tasks: bool = False
+    started: str = ""
+    deployment: str = ""
+    stopped_task: str = ""
+
+
+class WakeHolders(Protocol):
+    """Wakes the deployments holding the services a batch of news is about, in one round trip: what
+    each wake did, None when no deployment holds the service (``Agenda.wake_holders``)."""
+
+    def __call__(self, news: Sequence[News]) -> list[Wake | None]: ...
+
+
+class WakeHolder(Protocol):
+    """Wakes the deployment that holds a service, for one piece of news (``WakeHolders``)."""
+
+    def __call__(self, region: str, cluster: str, service: str, about_tasks: bool) -> Wake | None: ...
 
 
 _NOW = "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
@@ -204,52 +225,53 @@ return out
 """
 )
 
-#: KEYS: agenda, dep record. ARGV: task prefix, dep prefix, whether the news is only a task's, the
-#: ECS deployment the news is about. Wakes the deployment's waiting stage now, unless it waits only
-#: for service-level news (-2) or already knows that ECS deployment's verdict (-2).
-_WAKE_DEP = """
-local id = redis.call('hget', dep, 'task')
-if not id then return 0 end
-local key = ARGV[1] .. id
-local record = redis.call('hmget', key, 'mode', 'quiet', 'known')
-local mode = record[1]
-if ARGV[3] == '1' and record[2] == '1' then return -2 end
-if ARGV[4] ~= '' and record[3] == ARGV[4] then return -2 end
-if mode == 'waiting' then
-  redis.call('zadd', KEYS[1], 'XX', 'LT', now, id)
-  return 1
-end
-if mode then redis.call('hset', key, 'woken', '1') end
-return 0
-"""
-
-#: KEYS: agenda, a service's lock[, the cluster's watch fingerprints]. ARGV: task prefix, dep prefix,
-#: '1' for a task's news, the ECS deployment the news is about (or ''), a stopped task (JSON, or ''),
-#: the stopped-task book prefix, how many the book keeps, its ttl[, the service, the mark of the
-#: update that started the deployment the news is about, the mark of an update on its way: when the
-#: service carries either, the news is the stage's own doing and wakes nothing, running or waiting (-2)].
-#: A stopped task goes into the holder's book whatever the wake does (``Agenda.stopped_tasks``).
-#: Makes the lock holder's waiting stage due now (1), or marks its running stage woken (0); -1 when
-#: no deployment holds the lock, -2 when its stage waits only for service-level news.
-#: One round trip where reading the holder first took two.
-_WAKE_HOLDER = (
+#: KEYS: agenda, then for each piece of news: the lock of the service it is about, and the cluster's
+#: watch fingerprints (or the agenda key: no such check). ARGV: task prefix, dep prefix, stopped-task
+#: book prefix, how many a book keeps, its ttl, the mark of an update on its way; then five for each
+#: piece of news: '1' when it is tasks' alone, the ECS deployment it is about (or ''), a stopped task
+#: (JSON, or ''), the service ('': no own check), the mark of the update that started the deployment
+#: it is about.
+#: For each: -1 when no deployment holds the lock; else a stopped task goes into the holder's book,
+#: and the holder's waiting stage is made due now (1), or its running stage marked woken (0); -2 when
+#: the news is nothing to it: the service carries the update's mark or the mark of an update on its
+#: way (the stage's own doing), its wait takes no tasks' news, or already knows that deployment's
+#: verdict. One round trip for a whole batch of ECS's events.
+_WAKE_HOLDERS = (
     _NOW
     + """
-local holder = redis.call('get', KEYS[2])
-if not holder then return -1 end
-local dep = ARGV[2] .. holder
-if ARGV[5] ~= '' then
-  local book = ARGV[6] .. holder
-  redis.call('lpush', book, ARGV[5])
-  redis.call('ltrim', book, 0, tonumber(ARGV[7]) - 1)
-  redis.call('expire', book, ARGV[8])
+local function wake(lock, marks, about, deployment, stopped, service, own)
+  local holder = redis.call('get', lock)
+  if not holder then return -1 end
+  if stopped ~= '' then
+    local book = ARGV[3] .. holder
+    redis.call('lpush', book, stopped)
+    redis.call('ltrim', book, 0, tonumber(ARGV[4]) - 1)
+    redis.call('expire', book, ARGV[5])
+  end
+  if service ~= '' then
+    local mark = redis.call('hget', marks, service)
+    if mark and (mark == ARGV[6] or string.sub(mark, 1, #own) == own) then return -2 end
+  end
+  local id = redis.call('hget', ARGV[2] .. holder, 'task')
+  if not id then return 0 end
+  local key = ARGV[1] .. id
+  local record = redis.call('hmget', key, 'mode', 'quiet', 'known')
+  if about == '1' and record[2] == '1' then return -2 end
+  if deployment ~= '' and record[3] == deployment then return -2 end
+  if record[1] == 'waiting' then
+    redis.call('zadd', KEYS[1], 'XX', 'LT', now, id)
+    return 1
+  end
+  if record[1] then redis.call('hset', key, 'woken', '1') end
+  return 0
 end
-if KEYS[3] then
-  local mark = redis.call('hget', KEYS[3], ARGV[9])
-  if mark and (mark == ARGV[11] or string.sub(mark, 1, #ARGV[10]) == ARGV[10]) then return -2 end
+local out = {}
+for i = 1, (#KEYS - 1) / 2 do
+  local a = 6 + (i - 1) * 5
+  out[i] = wake(KEYS[2 * i], KEYS[2 * i + 1], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
 end
+return out
 """
-    + _WAKE_DEP
 )
 
 #: KEYS: agenda, task record, dep record. ARGV: task id, token, finished index, ttl
@@ -326,7 +348,7 @@ class Agenda:
         self._schedule = client.register_script(_SCHEDULE)
         self._renew = client.register_script(_RENEW)
         self._claim = client.register_script(_CLAIM)
-        self._wake_holder = client.register_script(_WAKE_HOLDER)
+        self._wake_holders = client.register_script(_WAKE_HOLDERS)
         self._finish = client.register_script(_FINISH)
         self._drop = client.register_script(_DROP)
         self._lease_entry = client.register_script(_LEASE_ENTRY)
@@ -438,14 +460,26 @@ class Agenda:
         UpdateService made it; its stage may still be running). ``deployment``: the ECS deployment
         the news is about; a wait that ``known`` names it sleeps on. ``stopped_task``: a task of the
         service stopped (JSON): it goes into the holder's stopped-task book, in the same step."""
-        keys = [AGENDA, lock_key]
-        args: list[str | int] = [TASK, DEP, "1" if about_tasks else "0", deployment, stopped_task, STOPPED]
-        args += [STOPPED_KEPT, STOPPED_TTL_SECONDS]
-        if own is not None:
-            keys.append(own[0])
-            args += [own[1], own[2], UPDATING]
-        woken = int(cast(int, self._wake_holder(keys=keys, args=args)))
-        return _WAKES.get(woken)
+        return self.wake_holders([WakeRequest(lock_key, about_tasks, own, deployment, stopped_task)])[0]
+
+    def wake_holders(self, requests: Sequence[WakeRequest]) -> list[Wake | None]:
+        """``wake_holder`` for each request, in one round trip; what each wake did, in order."""
+        if not requests:
+            return []
+        keys = [AGENDA]
+        args: list[str | int] = [TASK, DEP, STOPPED, STOPPED_KEPT, STOPPED_TTL_SECONDS, UPDATING]
+        for request in requests:
+            fingerprints, service, mark = request.own or (AGENDA, "", "")
+            keys += [request.lock_key, fingerprints]
+            args += [
+                "1" if request.about_tasks else "0",
+                request.deployment,
+                request.stopped_task,
+                service,
+                mark,
+            ]
+        woken = cast(list[int], self._wake_holders(keys=keys, args=args))
+        return [_WAKES.get(int(code)) for code in woken]
 
     def stopped_tasks(self, deployment_id: str) -> list[dict[str, Any]]:
         """Return the tasks ECS's events said stopped while ``deployment_id`` held its service, newest

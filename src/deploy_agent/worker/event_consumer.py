@@ -3,7 +3,9 @@
 With ``events_queue_url`` set, each host long-polls the SQS queue that EventBridge fills with ECS's
 events (``deploy-agent events setup``). For each event it finds the service's deployment (the holder
 of the service's lock) and wakes its waiting stage on the agenda, so the stage looks at ECS now
-instead of at its next poll; then it deletes the messages. Several hosts may read the same queue:
+instead of at its next poll, all the events of a receive (up to ten) in one Redis round trip
+(``Agenda.wake_holders``: in an account with many services most events concern no deployment, and
+each cost a round trip); then it deletes the messages. Several hosts may read the same queue:
 SQS gives each message to one of them, and any host may wake any deployment.
 
 An event that is malformed, about no service, or about a service no deployment holds is deleted and
@@ -28,7 +30,7 @@ from typing import Protocol
 
 import redis
 
-from deploy_agent.adapters.agenda import WakeHolder
+from deploy_agent.adapters.agenda import News, WakeHolders
 from deploy_agent.adapters.ecs_events import Received
 from deploy_agent.core.ecs_events import EcsEvent, decide_wake, parse_event
 from deploy_agent.core.errors import DeployError
@@ -63,7 +65,7 @@ class EventConsumer:
     def __init__(
         self,
         queue: Queue,
-        wake_holder: WakeHolder,
+        wake_holders: WakeHolders,
         count: CountEvent,
         wait_seconds: int = WAIT_SECONDS,
         error_pause_seconds: float = ERROR_PAUSE_SECONDS,
@@ -71,7 +73,7 @@ class EventConsumer:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._queue = queue
-        self._wake_holder = wake_holder
+        self._wake_holders = wake_holders
         self._count = count
         self._wait = wait_seconds
         self._error_pause = error_pause_seconds
@@ -97,7 +99,7 @@ class EventConsumer:
     def consume_once(self, wait_seconds: int | None = None) -> int:
         """Receive one batch and wake the deployments it concerns; delete what is due; return the wakes."""
         messages = self._queue.receive(self._wait if wait_seconds is None else wait_seconds)
-        woken = sum(self._handle(message) for message in messages)
+        woken = self._handle(messages)
         if messages and not self._handled:
             self._oldest_at = self._clock()
         self._handled += messages
@@ -113,35 +115,24 @@ class EventConsumer:
             if failed:  # SQS gives them again after the visibility timeout: handled twice, harmlessly
                 log.warning("SQS did not delete %d ECS event message(s)", failed)
 
-    def _handle(self, message: Received) -> bool:
-        event = parse_event(message.body)
-        if event is None:
-            self._count("unknown", "malformed")
-            return False
-        result = self._route(event)
-        self._count(event.detail_type, result)
-        return result == "woken"
-
-    def _route(self, event: EcsEvent) -> str:
-        """Return what became of the event (``core.ecs_events.EVENT_RESULTS``)."""
-        if not decide_wake(event):
-            return "ignored"
-        assert event.cluster is not None
-        assert event.service is not None
-        # A deployment's start is news to its stage only when another made it (ECS rolling back):
-        # the stage that sent UpdateService knows (the wake compares with the update's mark). The
-        # end of a deployment whose verdict the stage already has wakes it neither (Progress.known).
-        # A stopped task goes into the holder's book for the result's diagnostics (no ListTasks then).
-        woken = self._wake_holder(
-            event.region,
-            event.cluster,
-            event.service,
-            event.about_tasks,
-            event.started,
-            event.deployment,
-            event.stopped_task,
-        )
-        return "unmatched" if woken is None else woken
+    def _handle(self, messages: list[Received]) -> int:
+        """Count each message's event and wake, in one round trip, the deployments they concern;
+        return how many waiting stages were woken."""
+        news: list[tuple[str, News]] = []
+        for message in messages:
+            event = parse_event(message.body)
+            if event is None:
+                self._count("unknown", "malformed")
+            elif not decide_wake(event):
+                self._count(event.detail_type, "ignored")
+            else:
+                news.append((event.detail_type, _news_of(event)))
+        if not news:
+            return 0
+        results = self._wake_holders([n for _, n in news])
+        for (detail_type, _), woken in zip(news, results, strict=True):
+            self._count(detail_type, "unmatched" if woken is None else woken)
+        return results.count("woken")
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -157,3 +148,24 @@ class EventConsumer:
             self.flush()
         except DeployError:  # SQS shows them again later: one more wake each, harmless
             log.warning("could not delete the last ECS event messages", exc_info=True)
+
+
+def _news_of(event: EcsEvent) -> News:
+    """Return what the wake needs of an event that may change a verdict (``decide_wake``).
+
+    A deployment's start is news to its stage only when another made it (ECS rolling back): the
+    stage that sent UpdateService knows (the wake compares with the update's mark). The end of a
+    deployment whose verdict the stage already has wakes it neither (``Progress.known``). A stopped
+    task goes into the holder's book for the result's diagnostics (no ListTasks then).
+    """
+    assert event.cluster is not None
+    assert event.service is not None
+    return News(
+        event.region,
+        event.cluster,
+        event.service,
+        event.about_tasks,
+        event.started,
+        event.deployment,
+        event.stopped_task,
+    )

@@ -22,7 +22,9 @@ from celery.worker.consumer import Consumer
 from deploy_agent.worker.logging import configure_logging
 
 if TYPE_CHECKING:
-    from deploy_agent.adapters.agenda import Wake, WakeHolder
+    from collections.abc import Sequence
+
+    from deploy_agent.adapters.agenda import News, Wake, WakeHolder, WakeHolders
     from deploy_agent.tasks.runtime import Runtime
     from deploy_agent.worker.cluster_watch import ClusterWatcher
     from deploy_agent.worker.dispatcher import Dispatcher
@@ -147,32 +149,47 @@ def _start_event_consumer(**_: Any) -> None:
     queue = EventQueue(rt.aws(queue_region(url, rt.settings.aws_region)), url)
     _event_consumer = EventConsumer(
         queue,
-        wake_holder=_wake_holder(rt),
+        wake_holders=_wake_holders(rt),
         count=lambda detail_type, result: metrics.ECS_EVENTS.labels(detail_type, result).inc(),
     ).start()
     log.info("waking deployments on ECS events from %s", url)
 
 
-def _wake_holder(rt: Runtime) -> WakeHolder:
-    """Return what wakes the deployment holding a service: the agenda, behind that service's lock."""
+def _wake_holders(rt: Runtime) -> WakeHolders:
+    """Return what wakes the deployments holding services: the agenda, behind each service's lock."""
+    from deploy_agent.adapters.agenda import WakeRequest
     from deploy_agent.adapters.service_reader import fingerprints_key
     from deploy_agent.core.watch import updated_mark
 
-    def wake(
-        region: str,
-        cluster: str,
-        service: str,
-        about_tasks: bool,
-        started: str = "",
-        deployment: str = "",
-        stopped_task: str = "",
-    ) -> Wake | None:
-        own = (fingerprints_key(region, cluster), service, updated_mark(started)) if started else None
-        lock_key = rt.lock(cluster, service, region).key
-        woken = rt.agenda.wake_holder(lock_key, about_tasks, own, deployment, stopped_task)
-        if woken == "woken" and _dispatcher is not None:
-            _dispatcher.poke()  # publish the stage now, not at the dispatcher's next look
+    def wake(news: Sequence[News]) -> list[Wake | None]:
+        requests = [
+            WakeRequest(
+                rt.lock(n.cluster, n.service, n.region).key,
+                n.about_tasks,
+                (fingerprints_key(n.region, n.cluster), n.service, updated_mark(n.started))
+                if n.started
+                else None,
+                n.deployment,
+                n.stopped_task,
+            )
+            for n in news
+        ]
+        woken = rt.agenda.wake_holders(requests)
+        if "woken" in woken and _dispatcher is not None:
+            _dispatcher.poke()  # publish the stages now, not at the dispatcher's next look
         return woken
+
+    return wake
+
+
+def _wake_holder(rt: Runtime) -> WakeHolder:
+    """Return what wakes the deployment holding one service (the cluster watcher's)."""
+    from deploy_agent.adapters import agenda
+
+    wake_holders = _wake_holders(rt)
+
+    def wake(region: str, cluster: str, service: str, about_tasks: bool) -> Wake | None:
+        return wake_holders([agenda.News(region, cluster, service, about_tasks)])[0]
 
     return wake
 
