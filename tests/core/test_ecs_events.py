@@ -119,7 +119,6 @@ STOPPED_KEPT = {
                 "default",
                 "servicetest",
                 "ecs-svc/123",
-                "ecs-svc/123",
             ),
             True,
         ),

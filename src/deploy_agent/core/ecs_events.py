@@ -51,13 +51,16 @@ class EcsEvent:
     region: str
     cluster: str | None  # None when neither the ARN nor the detail names it
     service: str | None  # None when the event is about no service (a task run by hand)
-    #: the deployment a SERVICE_DEPLOYMENT_IN_PROGRESS announces ("" for any other event)
-    started: str = ""
     #: the deployment a deployment state change is about ("" for the other kinds)
     deployment: str = ""
     #: a stopped task of the service, as JSON in DescribeTasks' shape (only what the result's
     #: diagnostics show: ``stopped_task``); "" for any other event
     stopped_task: str = ""
+
+    @property
+    def started(self) -> str:
+        """Return the deployment a SERVICE_DEPLOYMENT_IN_PROGRESS announces ("" for any other event)."""
+        return self.deployment if self.name == "SERVICE_DEPLOYMENT_IN_PROGRESS" else ""
 
     @property
     def about_tasks(self) -> bool:
@@ -99,8 +102,7 @@ def parse_event(body: str) -> EcsEvent | None:
     service, cluster = path[-1], (path[0] if len(path) == 2 else cluster)
     name = str(detail.get("eventName") or "")
     deployment = str(detail.get("deploymentId") or "") if detail_type == DEPLOYMENT_STATE_CHANGE else ""
-    started = deployment if name == "SERVICE_DEPLOYMENT_IN_PROGRESS" else ""
-    return EcsEvent(detail_type, name, region, cluster or None, service or None, started, deployment)
+    return EcsEvent(detail_type, name, region, cluster or None, service or None, deployment)
 
 
 def stopped_task(detail: dict[str, Any]) -> dict[str, Any]:

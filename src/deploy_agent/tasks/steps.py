@@ -163,9 +163,9 @@ def _ensure_log_groups(
     See ``plan_log_groups`` for why: a missing group stops every task of the rollout.
     """
     for plan in plan_log_groups(user_kwargs, planned, region, running):
-        logs = rt.logs(plan.region)
         if plan.in_use:
             continue
+        logs = rt.logs(plan.region)
         if plan.create:
             logs.ensure_log_group(plan.group)
         elif not logs.log_group_exists(plan.group):
