@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from deploy_agent.adapters.agenda import Agenda
+from deploy_agent.adapters.agenda import Agenda, News, WakeRequest
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.adapters.service_reader import WATCHED, BatchedServiceReader
 from deploy_agent.core.watch import UPDATING, updated_mark
@@ -81,9 +81,9 @@ def _lock(conn: redis.Redis, service: str) -> ServiceLock:
 
 
 def _waker(conn: redis.Redis, agenda: Agenda) -> Any:
-    """The worker's waker: the agenda wakes whoever holds the service's lock."""
-    return lambda _region, _cluster, service, about_tasks: agenda.wake_holder(
-        _lock(conn, service).key, about_tasks
+    """The worker's waker: the agenda wakes whoever holds each service's lock, a look's news at once."""
+    return lambda news: agenda.wake_holders(
+        [WakeRequest(_lock(conn, n.service).key, n.about_tasks) for n in news]
     )
 
 
@@ -99,6 +99,50 @@ class TestClusterWatcher:
         ecs.services["s17"]["runningCount"] = 1
         assert watcher.watch_once() == 2
         assert sorted(d.task_id for d in agenda.claim_due()) == ["t17", "t3"]
+
+    def test_a_looks_wakes_go_in_one_call_and_the_look_is_reported(self, conn: redis.Redis) -> None:
+        """The services a look found moved are woken in one batch (one Redis round trip), and the look
+        reports its duration and how many services it described."""
+        ecs, agenda, _, reader = setup(conn, 25)
+        waker = _waker(conn, agenda)
+        batches: list[list[str]] = []
+        looks: list[tuple[float, int]] = []
+
+        def wake(news: list[News]) -> Any:
+            batches.append(sorted(n.service for n in news))
+            return waker(news)
+
+        watcher = ClusterWatcher(
+            conn, lambda _r: reader, wake, 1.0, observe=lambda s, n: looks.append((s, n))
+        )
+        watcher.watch_once()
+        for name in ("s3", "s17", "s21"):
+            ecs.services[name]["runningCount"] = 1
+        assert watcher.watch_once() == 3
+        assert batches == [["s17", "s21", "s3"]]  # the first look only learned: no call for it
+        assert [n for _, n in looks] == [25, 25]
+        assert all(s >= 0 for s, _ in looks)
+
+    def test_a_look_slower_than_two_intervals_warns_once(
+        self, conn: redis.Redis, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A look that took two intervals or more says so, with the way out (ECS's events), once for a
+        run of slow looks rather than at every look."""
+        _, agenda, _, reader = setup(conn, 3)
+
+        class Slow:
+            def refresh(self, cluster: str, ttl_seconds: float | None = None) -> dict[str, dict[str, Any]]:
+                time.sleep(0.12)
+                return reader.refresh(cluster, ttl_seconds)
+
+        watcher = ClusterWatcher(conn, lambda _r: Slow(), _waker(conn, agenda), 0.05)  # type: ignore[arg-type, return-value]
+        with caplog.at_level("WARNING", logger="deploy_agent.watcher"):
+            watcher.watch_once()
+            watcher.watch_once()
+        slow = [r.getMessage() for r in caplog.records if "took" in r.getMessage()]
+        assert len(slow) == 1
+        assert "3 in-flight services" in slow[0]
+        assert "deploy-agent events setup" in slow[0]
 
     def test_a_stage_waiting_for_ecss_verdict_sleeps_through_its_tasks_moves(self, conn: redis.Redis) -> None:
         """A quiet wait (a rolling deployment following its rollout) is not woken when only task
@@ -166,10 +210,10 @@ class TestClusterWatcher:
             ecs.services[name]["deployments"] = [dict(d) for d in STEADY]
         waker = _waker(conn, agenda)
 
-        def wake_and_update(region: str, cluster: str, service: str, about_tasks: bool) -> Any:
-            if service == "s0":
+        def wake_and_update(news: list[News]) -> Any:
+            if any(n.service == "s0" for n in news):
                 reader.update_service("prod", "s1")  # lands between the look's read and its store
-            return waker(region, cluster, service, about_tasks)
+            return waker(news)
 
         watcher = ClusterWatcher(conn, lambda _region: reader, wake_and_update, 1.0)
         watcher.watch_once()
@@ -189,11 +233,11 @@ class TestClusterWatcher:
         reader.untrack("prod", "s2")
         waker = _waker(conn, agenda)
 
-        def wake_and_start(region: str, cluster: str, service: str, about_tasks: bool) -> Any:
-            if service == "s0":  # s2's deployment begins while the look runs
+        def wake_and_start(news: list[News]) -> Any:
+            if any(n.service == "s0" for n in news):  # s2's deployment begins while the look runs
                 reader.track("prod", "s2")
                 reader.update_service("prod", "s2")
-            return waker(region, cluster, service, about_tasks)
+            return waker(news)
 
         watcher = ClusterWatcher(conn, lambda _region: reader, wake_and_start, 1.0)
         watcher.watch_once()
@@ -251,7 +295,7 @@ class TestClusterWatcher:
         reader = BatchedServiceReader(ecs, conn, REGION, 0.25)  # type: ignore[arg-type]
         for i in range(3):
             reader.track("prod", f"s{i}")
-        watcher = ClusterWatcher(conn, lambda _region: reader, lambda *_: None, 2.0)
+        watcher = ClusterWatcher(conn, lambda _region: reader, lambda news: [None] * len(news), 2.0)
         watcher.watch_once()
         ttl_ms = conn.pttl(f"deploy-agent:svc:{REGION}:prod/s1")
         assert 1500 < ttl_ms <= 2000
@@ -272,7 +316,7 @@ class TestClusterWatcher:
             return {}
 
         reader.refresh = slow_refresh  # type: ignore[method-assign]
-        watcher = ClusterWatcher(conn, lambda _region: reader, lambda *_: None, 0.4).start()
+        watcher = ClusterWatcher(conn, lambda _region: reader, lambda news: [None] * len(news), 0.4).start()
         try:
             deadline = time.monotonic() + 10
             while len(starts) < 6 and time.monotonic() < deadline:

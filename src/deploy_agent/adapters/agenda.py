@@ -109,12 +109,6 @@ class WakeHolders(Protocol):
     def __call__(self, news: Sequence[News]) -> list[Wake | None]: ...
 
 
-class WakeHolder(Protocol):
-    """Wakes the deployment that holds a service, for one piece of news (``WakeHolders``)."""
-
-    def __call__(self, region: str, cluster: str, service: str, about_tasks: bool) -> Wake | None: ...
-
-
 _NOW = "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
 #: KEYS: agenda, task record, dep record, step mutex. ARGV: task id, deployment, index, token, sig,

@@ -70,6 +70,14 @@ ECS_EVENTS = Counter(
     ["detail_type", "result"],
 )
 
+WATCHER_LOOK_SECONDS = Histogram(
+    "deploy_agent_watcher_look_seconds",
+    "Time one cluster watcher look at every in-flight service took (ten services per DescribeServices, "
+    "waits for the fleet's quota included); looks far above the watch interval mean ECS's events would "
+    "wake deployments sooner.",
+    buckets=(*LATENCY_BUCKETS, 20, 30, 60),
+)
+
 OUTCOMES = ("succeeded", "rolled_back", "failed", "timed_out", "rejected", "superseded", "denied")
 GATE_KINDS = ("health", "alarm", "latency", "prometheus")
 GATE_RESULTS = ("passed", "failed", "inconclusive")

@@ -2,7 +2,8 @@
 
 One worker host at a time (a Redis lease, ``watcher-leader``) describes the in-flight services of
 every cluster, ten per DescribeServices call, stores the snapshots the stages read
-(``BatchedServiceReader``) and wakes the deployments whose service changed (``Agenda.wake_holder``). A
+(``BatchedServiceReader``) and wakes the deployments whose service changed (``Agenda.wake_holders``,
+one round trip per look). A
 deployment waiting on ECS then runs when something moved, not on a timer of its own; its own slow
 poll stays as the safety net. Every host runs the loop; when the leader dies its lease
 (``3 * interval``) lapses and another host takes over within ``4 * interval``. Deployments are woken
@@ -28,7 +29,7 @@ from typing import cast
 
 import redis
 
-from deploy_agent.adapters.agenda import WakeHolder
+from deploy_agent.adapters.agenda import News, WakeHolders
 from deploy_agent.adapters.redis_store import PREFIX
 from deploy_agent.adapters.service_reader import (
     FINGERPRINTS_TTL_SECONDS,
@@ -42,6 +43,10 @@ from deploy_agent.core.watch import UPDATED, UPDATING, decide_wake, fingerprint_
 log = logging.getLogger("deploy_agent.watcher")
 
 LEADER = f"{PREFIX}watcher-leader"
+#: a look that takes this many intervals is worth an operator's attention (at most once per
+#: ``_SLOW_WARNING_SECONDS``): the quota or ECS's latency, not the interval, sets the pace
+_SLOW_LOOK_INTERVALS = 2
+_SLOW_WARNING_SECONDS = 600.0
 _LEAD = """
 local holder = redis.call('get', KEYS[1])
 if holder == ARGV[1] or not holder then
@@ -88,13 +93,16 @@ class ClusterWatcher:
         self,
         client: redis.Redis,
         reader_for: Callable[[str], BatchedServiceReader],
-        wake_holder: WakeHolder,
+        wake_holders: WakeHolders,
         interval: float,
+        observe: Callable[[float, int], None] | None = None,
     ) -> None:
         self._r = client
         self._reader_for = reader_for
-        self._wake_holder = wake_holder
+        self._wake_holders = wake_holders
         self.interval = interval
+        self._observe = observe or (lambda _seconds, _services: None)
+        self._warned_at: float | None = None
         self._id = uuid.uuid4().hex
         self._lead = client.register_script(_LEAD)
         self._remember = client.register_script(_REMEMBER)
@@ -118,30 +126,59 @@ class ClusterWatcher:
 
     def watch_once(self) -> int:
         """Look at every in-flight cluster once; return how many deployments were woken."""
-        woken = 0
+        started = time.monotonic()
+        woken = services = 0
         for raw in cast(set[bytes], self._r.smembers(WATCHED)):
             region, _, cluster = raw.decode().partition(":")
             try:
-                woken += self._watch_cluster(region, cluster)
+                described, woke = self._watch_cluster(region, cluster)
             except DeployError as exc:  # throttled or unreachable: the deployments' own polls go on
                 log.warning("could not look at cluster %s/%s: %s", region, cluster, exc.message)
+                continue
+            woken += woke
+            services += described
+        if services:
+            self._looked(time.monotonic() - started, services)
         return woken
 
-    def _watch_cluster(self, region: str, cluster: str) -> int:
+    def _looked(self, seconds: float, services: int) -> None:
+        """Report a look; warn when looks take so long that the interval no longer sets their pace."""
+        self._observe(seconds, services)
+        if seconds < _SLOW_LOOK_INTERVALS * self.interval:
+            return
+        now = time.monotonic()
+        if self._warned_at is not None and now - self._warned_at < _SLOW_WARNING_SECONDS:
+            return
+        self._warned_at = now
+        log.warning(
+            "the cluster watcher's look at %d in-flight services took %.1f s (its interval is %.1f s): "
+            "ECS's read quota and latency set its pace now (ten services per DescribeServices), and a "
+            "deployment's verdict waits up to a look. ECS's events wake deployments without looking: "
+            "`deploy-agent events setup`, then DEPLOY_AGENT_EVENTS_QUEUE_URL",
+            services,
+            seconds,
+            self.interval,
+        )
+
+    def _watch_cluster(self, region: str, cluster: str) -> tuple[int, int]:
+        """Look at one cluster; return how many services it described and deployments it woke."""
         described = self._reader_for(region).refresh(cluster, ttl_seconds=self.interval)
         key = fingerprints_key(region, cluster)
         # Read after the look: an UpdateService that ECS had applied when it was described has most
         # likely marked its service by now (the reader marks right after the reply).
         before = {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], self._r.hgetall(key)).items()}
         kept: list[str] = []
-        woken = 0
+        news: list[News] = []
         for name, service in described.items():
             wake, keep = decide_wake(before.get(name), service, fingerprint_service(service))
             kept += [name, keep, before.get(name, "")]
-            if wake is not None and self._wake_holder(region, cluster, name, wake) == "woken":
-                woken += 1
+            if wake is not None:
+                news.append(News(region, cluster, name, about_tasks=wake))
+        # One round trip for the look's wakes (one per moved service made them a look's most
+        # commands at 500 in flight), before the fingerprints are stored (see the module note).
+        woken = sum(1 for wake in self._wake_holders(news) if wake == "woken") if news else 0
         self._remember(keys=[key], args=[FINGERPRINTS_TTL_SECONDS, UPDATED, UPDATING, *kept])
-        return woken
+        return len(described), woken
 
     def _loop(self) -> None:
         # A look every ``interval`` from the start of the one before, not ``interval`` after its end: a

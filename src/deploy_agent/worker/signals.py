@@ -24,7 +24,7 @@ from deploy_agent.worker.logging import configure_logging
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from deploy_agent.adapters.agenda import News, Wake, WakeHolder, WakeHolders
+    from deploy_agent.adapters.agenda import News, Wake, WakeHolders
     from deploy_agent.tasks.runtime import Runtime
     from deploy_agent.worker.cluster_watch import ClusterWatcher
     from deploy_agent.worker.dispatcher import Dispatcher
@@ -182,18 +182,6 @@ def _wake_holders(rt: Runtime) -> WakeHolders:
     return wake
 
 
-def _wake_holder(rt: Runtime) -> WakeHolder:
-    """Return what wakes the deployment holding one service (the cluster watcher's)."""
-    from deploy_agent.adapters import agenda
-
-    wake_holders = _wake_holders(rt)
-
-    def wake(region: str, cluster: str, service: str, about_tasks: bool) -> Wake | None:
-        return wake_holders([agenda.News(region, cluster, service, about_tasks)])[0]
-
-    return wake
-
-
 @worker_shutdown.connect
 def _stop_event_consumer(**_: Any) -> None:
     global _event_consumer
@@ -205,6 +193,7 @@ def _stop_event_consumer(**_: Any) -> None:
 @worker_ready.connect
 def _start_watcher(**_: Any) -> None:
     """Run the cluster watcher's loop on this host (one host at a time watches: a Redis lease)."""
+    from deploy_agent.tasks import metrics
     from deploy_agent.tasks.runtime import get_runtime
     from deploy_agent.worker.cluster_watch import ClusterWatcher
 
@@ -215,8 +204,9 @@ def _start_watcher(**_: Any) -> None:
     _watcher = ClusterWatcher(
         rt.redis,
         rt.services,
-        _wake_holder(rt),
+        _wake_holders(rt),
         rt.settings.watch_interval_seconds,
+        observe=lambda seconds, _services: metrics.WATCHER_LOOK_SECONDS.observe(seconds),
     ).start()
 
 
