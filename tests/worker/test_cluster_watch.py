@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -15,7 +16,7 @@ from deploy_agent.adapters.agenda import Agenda, News, WakeRequest
 from deploy_agent.adapters.redis_locks import ServiceLock
 from deploy_agent.adapters.service_reader import WATCHED, BatchedServiceReader
 from deploy_agent.core.watch import UPDATING, updated_mark
-from deploy_agent.worker.cluster_watch import ClusterWatcher
+from deploy_agent.worker.cluster_watch import LOOK_CALLS_AT_ONCE, ClusterWatcher
 from sandbox_harness.redis_server import LocalRedis
 
 pytestmark = pytest.mark.integration
@@ -123,6 +124,30 @@ class TestClusterWatcher:
         assert [n for _, n in looks] == [25, 25]
         assert all(s >= 0 for s, _ in looks)
 
+    def test_a_looks_calls_run_side_by_side(self, conn: redis.Redis) -> None:
+        """A look at 40 services makes its 4 DescribeServices at once, not one after the other (50
+        calls of 100 ms took a look at 500 services far past its 1-s interval)."""
+        ecs, _, watcher, _ = setup(conn, 40)
+        in_flight, most = 0, 0
+        lock = threading.Lock()
+        describe = ecs.describe_services
+
+        def slow_describe(cluster: str, names: list[str]) -> dict[str, dict[str, Any]]:
+            nonlocal in_flight, most
+            with lock:
+                in_flight += 1
+                most = max(most, in_flight)
+            time.sleep(0.1)
+            with lock:
+                in_flight -= 1
+            return describe(cluster, names)
+
+        ecs.describe_services = slow_describe  # type: ignore[method-assign]
+        watcher.watch_once()
+        assert sorted(len(b) for b in ecs.batches) == [10, 10, 10, 10]
+        assert most == LOOK_CALLS_AT_ONCE
+        watcher.stop()
+
     def test_a_look_slower_than_two_intervals_warns_once(
         self, conn: redis.Redis, caplog: pytest.LogCaptureFixture
     ) -> None:
@@ -131,9 +156,9 @@ class TestClusterWatcher:
         _, agenda, _, reader = setup(conn, 3)
 
         class Slow:
-            def refresh(self, cluster: str, ttl_seconds: float | None = None) -> dict[str, dict[str, Any]]:
+            def refresh(self, cluster: str, ttl_seconds: float | None = None, **kw: Any) -> dict[str, Any]:
                 time.sleep(0.12)
-                return reader.refresh(cluster, ttl_seconds)
+                return reader.refresh(cluster, ttl_seconds, **kw)
 
         watcher = ClusterWatcher(conn, lambda _r: Slow(), _waker(conn, agenda), 0.05)  # type: ignore[arg-type, return-value]
         with caplog.at_level("WARNING", logger="deploy_agent.watcher"):
@@ -310,7 +335,9 @@ class TestClusterWatcher:
         reader.track("prod", "s0")
         starts: list[float] = []
 
-        def slow_refresh(cluster: str, ttl_seconds: float | None = None) -> dict[str, dict[str, Any]]:
+        def slow_refresh(
+            cluster: str, ttl_seconds: float | None = None, **_: Any
+        ) -> dict[str, dict[str, Any]]:
             starts.append(time.monotonic())
             time.sleep(0.3)
             return {}

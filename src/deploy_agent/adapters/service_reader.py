@@ -29,6 +29,7 @@ Keys (under ``deploy-agent:``)::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, cast
 
 import redis
@@ -39,6 +40,11 @@ from deploy_agent.core.rollout import primary_deployment
 from deploy_agent.core.watch import UPDATING, updated_mark
 
 BATCH = 10
+#: runs one function over many inputs and yields the results in order (``Executor.map``)
+MapCalls = Callable[
+    [Callable[[list[str]], dict[str, dict[str, Any]]], Iterable[list[str]]],
+    Iterator[dict[str, dict[str, Any]]],
+]
 #: "<region>:<cluster>" of every cluster with a deployment in flight (the cluster watcher's list)
 WATCHED = f"{PREFIX}inflight-clusters"
 #: how long a generation is kept after the last write: far beyond any snapshot's TTL, so a
@@ -156,19 +162,24 @@ class BatchedServiceReader:
         """Return the services of ``cluster`` with a deployment in flight."""
         return sorted(m.decode() for m in cast(set[bytes], self._r.smembers(self._inflight(cluster))))
 
-    def refresh(self, cluster: str, ttl_seconds: float | None = None) -> dict[str, dict[str, Any]]:
+    def refresh(
+        self, cluster: str, ttl_seconds: float | None = None, map_calls: MapCalls = map
+    ) -> dict[str, dict[str, Any]]:
         """Describe every in-flight service of ``cluster`` (10 per call), store the snapshots; return them.
 
         ``ttl_seconds`` (default: the reader's) is how long the snapshots serve: the cluster watcher's
         last until its next look, so the stages it wakes read the look that woke them instead of
         describing their service again (with a fast poll's quarter second, most woken stages of a
-        busy host came after it and spent a DescribeServices each).
+        busy host came after it and spent a DescribeServices each). ``map_calls`` runs the calls (a
+        thread pool's ``map`` runs them side by side; the fleet's quota still paces them).
         """
         names = self.in_flight(cluster)
         if not names:
             return {}
         ttl_ms = self._ttl_ms if ttl_seconds is None else max(1, int(ttl_seconds * 1000))
-        return self._describe_batch(cluster, self._generations(cluster, names[0]), ttl_ms=ttl_ms)
+        return self._describe_batch(
+            cluster, self._generations(cluster, names[0]), ttl_ms=ttl_ms, map_calls=map_calls
+        )
 
     # --- reads ----------------------------------------------------------------------------------
     def describe_service(self, cluster: str, service: str) -> dict[str, Any]:
@@ -189,13 +200,19 @@ class BatchedServiceReader:
         return described[service]
 
     def _describe_batch(
-        self, cluster: str, generations: dict[str, int], first: str | None = None, ttl_ms: int | None = None
+        self,
+        cluster: str,
+        generations: dict[str, int],
+        first: str | None = None,
+        ttl_ms: int | None = None,
+        map_calls: MapCalls = map,
     ) -> dict[str, dict[str, Any]]:
         """Describe the services of ``generations`` in batches of 10 and store their snapshots."""
         names = [*([first] if first else []), *sorted(name for name in generations if name != first)]
+        batches = [names[start : start + BATCH] for start in range(0, len(names), BATCH)]
         described: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(names), BATCH):
-            described.update(self._ecs.describe_services(cluster, names[start : start + BATCH]))
+        for found in map_calls(lambda batch: self._ecs.describe_services(cluster, batch), batches):
+            described.update(found)
         if described:
             keys = [self._snapshot(cluster, name) for name in described]
             entries = [

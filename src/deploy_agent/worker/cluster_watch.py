@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import cast
 
 import redis
@@ -47,6 +48,10 @@ LEADER = f"{PREFIX}watcher-leader"
 #: ``_SLOW_WARNING_SECONDS``): the quota or ECS's latency, not the interval, sets the pace
 _SLOW_LOOK_INTERVALS = 2
 _SLOW_WARNING_SECONDS = 600.0
+#: DescribeServices calls of one look in flight at once: a look at 500 services is 50 calls, about
+#: 100 ms each, so one after the other they took the look past its interval while ECS's read quota
+#: (20 a second, a burst of 100) had room; the fleet's rate limiter still paces them
+LOOK_CALLS_AT_ONCE = 4
 _LEAD = """
 local holder = redis.call('get', KEYS[1])
 if holder == ARGV[1] or not holder then
@@ -103,6 +108,7 @@ class ClusterWatcher:
         self.interval = interval
         self._observe = observe or (lambda _seconds, _services: None)
         self._warned_at: float | None = None
+        self._calls = ThreadPoolExecutor(LOOK_CALLS_AT_ONCE, thread_name_prefix="deploy-agent-watcher-look")
         self._id = uuid.uuid4().hex
         self._lead = client.register_script(_LEAD)
         self._remember = client.register_script(_REMEMBER)
@@ -118,6 +124,7 @@ class ClusterWatcher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        self._calls.shutdown(wait=False, cancel_futures=True)
 
     def leads(self) -> bool:
         """Take or keep the leader's lease; return whether this host watches now."""
@@ -162,7 +169,9 @@ class ClusterWatcher:
 
     def _watch_cluster(self, region: str, cluster: str) -> tuple[int, int]:
         """Look at one cluster; return how many services it described and deployments it woke."""
-        described = self._reader_for(region).refresh(cluster, ttl_seconds=self.interval)
+        described = self._reader_for(region).refresh(
+            cluster, ttl_seconds=self.interval, map_calls=self._calls.map
+        )
         key = fingerprints_key(region, cluster)
         # Read after the look: an UpdateService that ECS had applied when it was described has most
         # likely marked its service by now (the reader marks right after the reply).
