@@ -1,10 +1,10 @@
 """The cluster watcher: one batched look per cluster, shared by all deployments waiting on ECS.
 
 One worker host at a time (a Redis lease, ``watcher-leader``) describes the in-flight services of
-every cluster, ten per DescribeServices call, stores the snapshots the stages read
-(``BatchedServiceReader``) and wakes the deployments whose service changed (``Agenda.wake_holders``,
-one round trip per look). A
-deployment waiting on ECS then runs when something moved, not on a timer of its own; its own slow
+every cluster, ten per DescribeServices call and ``LOOK_CALLS_AT_ONCE`` calls at a time, stores the
+snapshots the stages read (``BatchedServiceReader``) and wakes the deployments whose service changed
+(``Agenda.wake_holders``, one round trip per look). A deployment waiting on ECS then runs when
+something moved, not on a timer of its own; its own slow
 poll stays as the safety net. Every host runs the loop; when the leader dies its lease
 (``3 * interval``) lapses and another host takes over within ``4 * interval``. Deployments are woken
 before the new fingerprints are stored, so a leader killed between the two leaves the change for its
