@@ -51,8 +51,9 @@ class Settings(BaseSettings):
         1.0,
         ge=0,
         description="How often one worker host (a leader) describes every in-flight service, ten per "
-        "DescribeServices call, and wakes the deployments whose service moved; their own polls "
-        "become a safety net (event_safety_poll_seconds). 0 turns the watcher off: each deployment polls.",
+        "DescribeServices call, four calls at a time, and wakes the deployments whose service moved; "
+        "their own polls become a safety net (event_safety_poll_seconds). 0 turns the watcher off: each "
+        "deployment polls.",
     )
     poll_budget: int = Field(
         600, gt=0, description="Looks at ECS one deployment may make before slowing down."
